@@ -1,0 +1,291 @@
+//! Types shared by the eBPF programs and the userspace loader.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding so that the byte layout written by the
+//! kernel side is exactly the layout read by userspace; sizes are asserted at compile time.
+#![no_std]
+
+/// Page type of the folio being walked, as the kernel dispatches in `rmap_walk()`
+/// (mm/rmap.c: `folio_test_ksm` → `rmap_walk_ksm`, `folio_test_anon` → `rmap_walk_anon`,
+/// else `rmap_walk_file`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PageType {
+    Ksm = 0,
+    Anon = 1,
+    File = 2,
+    /// The folio could not be classified (e.g. `folio->mapping` unreadable).
+    Unknown = 3,
+}
+
+/// Number of page types, including `Unknown`; the size of the per-type histogram table.
+pub const PAGE_TYPES: usize = 4;
+
+impl PageType {
+    pub const ALL: [PageType; PAGE_TYPES] =
+        [PageType::Ksm, PageType::Anon, PageType::File, PageType::Unknown];
+
+    pub const fn from_u32(v: u32) -> PageType {
+        match v {
+            0 => PageType::Ksm,
+            1 => PageType::Anon,
+            2 => PageType::File,
+            _ => PageType::Unknown,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            PageType::Ksm => "ksm",
+            PageType::Anon => "anon",
+            PageType::File => "file",
+            PageType::Unknown => "unknown",
+        }
+    }
+
+    /// Bit of this type in [`Config::type_mask`].
+    pub const fn mask_bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// Classifies a folio from the low bits of `folio->mapping`
+    /// (include/linux/page-flags.h: `PAGE_MAPPING_ANON` = 1, `PAGE_MAPPING_KSM` = 3).
+    pub const fn from_mapping(mapping: u64) -> PageType {
+        match mapping & 3 {
+            3 => PageType::Ksm,
+            1 => PageType::Anon,
+            _ => PageType::File,
+        }
+    }
+}
+
+/// Which kernel hook produced an event.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// raw_tp `rmap_walk_start`/`rmap_walk_end` (v5–v7 ABI).
+    RawTpPair = 0,
+    /// Classic tracepoint `rmap/rmap_walk_start`/`rmap_walk_end`.
+    TpPair = 1,
+    /// raw_tp `rmap_walk` with `duration_ns` (v4 ABI).
+    RawTpV4 = 2,
+    /// Classic tracepoint `rmap/rmap_walk` (v4 ABI).
+    TpV4 = 3,
+    /// fentry/fexit on a walker function.
+    Fentry = 4,
+    /// kprobe/kretprobe on a walker function.
+    Kprobe = 5,
+}
+
+impl Source {
+    pub const fn from_u32(v: u32) -> Option<Source> {
+        Some(match v {
+            0 => Source::RawTpPair,
+            1 => Source::TpPair,
+            2 => Source::RawTpV4,
+            3 => Source::TpV4,
+            4 => Source::Fentry,
+            5 => Source::Kprobe,
+            _ => return None,
+        })
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Source::RawTpPair => "raw_tp",
+            Source::TpPair => "tp",
+            Source::RawTpV4 => "raw_tp-v4",
+            Source::TpV4 => "tp-v4",
+            Source::Fentry => "fentry",
+            Source::Kprobe => "kprobe",
+        }
+    }
+}
+
+/// [`WalkEvent::flags`]: `offcpu_ns` was measured (the hook saw the walk's start).
+pub const FLAG_OFFCPU_VALID: u32 = 1;
+
+/// One reverse-mapping walk, sent through the ring buffer when it passes the filters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkEvent {
+    /// `bpf_ktime_get_ns()` at the start of the walk.
+    pub start_ns: u64,
+    /// Wall time of the walk, in ns.
+    pub duration_ns: u64,
+    /// Part of `duration_ns` the walking thread spent switched out (sched_switch).
+    pub offcpu_ns: u64,
+    /// Kernel address of the folio.
+    pub folio: u64,
+    /// Kernel address of the `struct rmap_walk_control`.
+    pub rwc: u64,
+    /// `rwc->rmap_one`: the per-VMA callback, which tells why the walk happened.
+    pub rmap_one: u64,
+    /// Thread id of the walker.
+    pub pid: u32,
+    /// Process id of the walker.
+    pub tgid: u32,
+    pub cpu: u32,
+    /// [`PageType`] as u32.
+    pub page_type: u32,
+    /// 1 when the caller already held the rmap lock (`rmap_walk_locked`).
+    pub locked: u32,
+    /// [`Source`] as u32.
+    pub source: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+}
+
+pub const WALK_EVENT_SIZE: usize = 96;
+const _: () = assert!(core::mem::size_of::<WalkEvent>() == WALK_EVENT_SIZE);
+const _: () = assert!(core::mem::align_of::<WalkEvent>() == 8);
+
+/// Indices into the per-CPU counter array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Walks that ended and passed the filters.
+    WalksSeen = 0,
+    /// Events written to the ring buffer.
+    EventsSent = 1,
+    /// `bpf_ringbuf_reserve` failures: events lost, counted here.
+    RingbufDrops = 2,
+    /// Walk ends with no matching start (or a start whose folio/rwc did not match).
+    Unpaired = 3,
+    /// Walk starts that found another walk in flight on the same thread (overwritten).
+    Overlapping = 4,
+    /// Walks that ended but were dropped by the pid/comm/type filters.
+    Filtered = 5,
+    /// Walks in flight that could not be recorded (in-flight map full).
+    InflightFull = 6,
+}
+
+pub const COUNTERS: usize = 7;
+
+impl Counter {
+    pub const ALL: [Counter; COUNTERS] = [
+        Counter::WalksSeen,
+        Counter::EventsSent,
+        Counter::RingbufDrops,
+        Counter::Unpaired,
+        Counter::Overlapping,
+        Counter::Filtered,
+        Counter::InflightFull,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::WalksSeen => "walks",
+            Counter::EventsSent => "events",
+            Counter::RingbufDrops => "ringbuf_drops",
+            Counter::Unpaired => "unpaired",
+            Counter::Overlapping => "overlapping",
+            Counter::Filtered => "filtered",
+            Counter::InflightFull => "inflight_full",
+        }
+    }
+}
+
+/// Buckets per page type of the in-kernel log2 histogram: bucket `i` counts durations `d` (ns)
+/// with `floor(log2(d)) == i` (bucket 0 also holds `d == 0`).
+pub const LOG2_BUCKETS: usize = 64;
+
+/// Index of a duration in the log2 histogram.
+#[inline(always)]
+pub const fn log2_bucket(ns: u64) -> u32 {
+    if ns == 0 { 0 } else { 63 - ns.leading_zeros() }
+}
+
+/// State of one walk in flight, keyed by thread id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Inflight {
+    pub start_ns: u64,
+    pub folio: u64,
+    pub rwc: u64,
+    /// `bpf_ktime_get_ns()` when the thread was switched out, 0 while it runs.
+    pub switched_out_ns: u64,
+    pub offcpu_ns: u64,
+    /// [`PageType`] known from the hook, or `Unknown` to classify from the folio.
+    pub page_type: u32,
+    pub locked: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Inflight>() == 48);
+
+/// Names of the load-time globals the eBPF object reads (set with `EbpfLoader::set_global`).
+pub mod globals {
+    /// u32: only walks of this tgid (0: all).
+    pub const FILTER_TGID: &str = "FILTER_TGID";
+    /// [u8; 16]: only walks whose comm equals this (all zero: all).
+    pub const FILTER_COMM: &str = "FILTER_COMM";
+    /// u32: bit set of [`super::PageType::mask_bit`] to record.
+    pub const TYPE_MASK: &str = "TYPE_MASK";
+    /// u64: walks shorter than this are counted but not sent.
+    pub const MIN_DURATION_NS: &str = "MIN_DURATION_NS";
+    /// u32: byte offset of `mapping` in `struct folio` (from BTF).
+    pub const FOLIO_MAPPING_OFF: &str = "FOLIO_MAPPING_OFF";
+    /// u32: byte offset of `rmap_one` in `struct rmap_walk_control` (from BTF).
+    pub const RWC_RMAP_ONE_OFF: &str = "RWC_RMAP_ONE_OFF";
+    /// [`super::TpLayout`]: field offsets of the classic tracepoints (from their format files).
+    pub const TP_LAYOUT: &str = "TP_LAYOUT";
+    /// u32: offset of `next_pid` in the `sched/sched_switch` record.
+    pub const SCHED_NEXT_PID_OFF: &str = "SCHED_NEXT_PID_OFF";
+}
+
+/// Field offsets of the classic `rmap` tracepoint records, parsed from
+/// `events/rmap/<event>/format` in userspace. An offset of `u32::MAX` means "absent".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TpLayout {
+    /// rmap_walk_start / rmap_walk_end (v5–v7).
+    pub pair_folio: u32,
+    pub pair_rwc: u32,
+    /// Offset of the `__data_loc char[] page_type` word.
+    pub pair_page_type: u32,
+    pub pair_locked: u32,
+    /// rmap_walk (v4).
+    pub v4_folio: u32,
+    pub v4_rwc: u32,
+    pub v4_duration: u32,
+    pub v4_page_type: u32,
+    pub v4_locked: u32,
+    pub _pad: u32,
+}
+
+impl TpLayout {
+    pub const ABSENT: u32 = u32::MAX;
+    pub const EMPTY: TpLayout = TpLayout {
+        pair_folio: Self::ABSENT,
+        pair_rwc: Self::ABSENT,
+        pair_page_type: Self::ABSENT,
+        pair_locked: Self::ABSENT,
+        v4_folio: Self::ABSENT,
+        v4_rwc: Self::ABSENT,
+        v4_duration: Self::ABSENT,
+        v4_page_type: Self::ABSENT,
+        v4_locked: Self::ABSENT,
+        _pad: 0,
+    };
+}
+
+const _: () = assert!(core::mem::size_of::<TpLayout>() == 40);
+
+/// Classifies the `page_type` string of the tracepoints ("ksm", "anon", "file").
+pub fn page_type_from_str(s: &[u8]) -> PageType {
+    match s {
+        [b'k', b's', b'm', ..] => PageType::Ksm,
+        [b'a', b'n', b'o', b'n', ..] => PageType::Anon,
+        [b'f', b'i', b'l', b'e', ..] => PageType::File,
+        _ => PageType::Unknown,
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain #[repr(C)] data with no padding and no invalid bit patterns.
+    unsafe impl aya::Pod for super::WalkEvent {}
+    unsafe impl aya::Pod for super::TpLayout {}
+    unsafe impl aya::Pod for super::Inflight {}
+}

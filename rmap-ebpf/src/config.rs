@@ -1,0 +1,21 @@
+//! Load-time options, set by userspace with `EbpfLoader::override_global` (names in
+//! `rmap_common::globals`). Read-only in the kernel, so the verifier can prune on them.
+use aya_ebpf::Global;
+use rmap_common::TpLayout;
+
+#[unsafe(no_mangle)]
+pub static FILTER_TGID: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static FILTER_COMM: Global<[u8; 16]> = Global::new([0; 16]);
+#[unsafe(no_mangle)]
+pub static TYPE_MASK: Global<u32> = Global::new(u32::MAX);
+#[unsafe(no_mangle)]
+pub static MIN_DURATION_NS: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static FOLIO_MAPPING_OFF: Global<u32> = Global::new(24);
+#[unsafe(no_mangle)]
+pub static RWC_RMAP_ONE_OFF: Global<u32> = Global::new(8);
+#[unsafe(no_mangle)]
+pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::EMPTY);
+#[unsafe(no_mangle)]
+pub static SCHED_NEXT_PID_OFF: Global<u32> = Global::new(56);

@@ -1,0 +1,71 @@
+//! kprobe/kretprobe on the walkers (same prototypes as in `fentry.rs`). The kretprobe cannot
+//! read arguments, so the entry saves them in `INFLIGHT` and one kretprobe serves every target.
+use aya_ebpf::{
+    macros::{kprobe, kretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+use rmap_common::{PageType, Source};
+
+use crate::walk;
+
+#[inline(always)]
+fn arg(ctx: &ProbeContext, n: usize) -> u64 {
+    ctx.arg::<u64>(n).unwrap_or(0)
+}
+
+#[kprobe]
+pub fn kprobe_ksm(ctx: ProbeContext) -> u32 {
+    walk::begin(arg(&ctx, 0), arg(&ctx, 1), PageType::Ksm, 0);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_anon(ctx: ProbeContext) -> u32 {
+    walk::begin(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        PageType::Anon,
+        (arg(&ctx, 2) & 1) as u32,
+    );
+    0
+}
+
+#[kprobe]
+pub fn kprobe_file(ctx: ProbeContext) -> u32 {
+    walk::begin(
+        arg(&ctx, 0),
+        arg(&ctx, 1),
+        PageType::File,
+        (arg(&ctx, 2) & 1) as u32,
+    );
+    0
+}
+
+#[kprobe]
+pub fn kprobe_file_inner(ctx: ProbeContext) -> u32 {
+    walk::begin(
+        arg(&ctx, 0),
+        arg(&ctx, 4),
+        PageType::File,
+        (arg(&ctx, 5) & 1) as u32,
+    );
+    0
+}
+
+#[kprobe]
+pub fn kprobe_walk(ctx: ProbeContext) -> u32 {
+    walk::begin(arg(&ctx, 0), arg(&ctx, 1), PageType::Unknown, 0);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_walk_locked(ctx: ProbeContext) -> u32 {
+    walk::begin(arg(&ctx, 0), arg(&ctx, 1), PageType::Unknown, 1);
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_walk(ctx: RetProbeContext) -> u32 {
+    walk::end(&ctx, 0, 0, false, Source::Kprobe);
+    0
+}

@@ -1,0 +1,38 @@
+//! In-kernel half of rmap-trace: one program family per attach mode, all feeding the same
+//! walk accounting (`walk.rs`), maps (`maps.rs`) and load-time options (`config.rs`).
+//!
+//! The crate is `no_std`/`no_main` only for the BPF target, so that `cargo check` of the
+//! workspace on the host does not see a second panic handler.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod config;
+#[cfg(target_arch = "bpf")]
+mod fentry;
+#[cfg(target_arch = "bpf")]
+mod kprobe;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod sched;
+#[cfg(target_arch = "bpf")]
+mod tracepoint;
+#[cfg(target_arch = "bpf")]
+mod walk;
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// The verifier requires a GPL-compatible license for the tracing helpers we use
+/// (bpf_probe_read_kernel, bpf_ktime_get_ns on raw_tp/fentry).
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

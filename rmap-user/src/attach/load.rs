@@ -1,0 +1,377 @@
+//! Loading the eBPF object with its load-time options and attaching the first mode of the
+//! plan that works. Programs of a mode that failed half-way are unloaded again, which
+//! detaches whatever they had attached.
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
+};
+use rmap_common::{TpLayout, globals};
+
+use super::{
+    errors::describe,
+    plan::{self, AttachChoice, Mode, ModeSpec, Outcome},
+    targets::{self, Target},
+};
+use crate::kernel::{
+    btf::Offsets,
+    kallsyms::Kallsyms,
+    tracefs::{self, Tracefs},
+};
+
+/// The eBPF object built by aya-build from rmap-ebpf.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rmap-trace"));
+
+/// Errors loading the object.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The object is the empty stub written when the eBPF build was skipped.
+    #[error(
+        "this rmap-trace was built without its eBPF object (AYA_BUILD_SKIP); rebuild with `cargo xtask build`"
+    )]
+    Stub,
+    /// aya could not parse or create the object's maps.
+    #[error("loading the eBPF object: {0}")]
+    Ebpf(#[from] aya::EbpfError),
+}
+
+/// Load-time options (`rmap_common::globals`).
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Only this process (0: all).
+    pub tgid: u32,
+    /// Only tasks with this comm (empty: all); at most 15 bytes.
+    pub comm: Option<String>,
+    /// Bit set of `PageType::mask_bit`.
+    pub type_mask: u32,
+    /// Walks shorter than this are counted but not sent to userspace.
+    pub min_duration_ns: u64,
+}
+
+/// Kernel facts the object needs.
+pub struct KernelFacts {
+    pub offsets: Offsets,
+    pub tracefs: Option<Tracefs>,
+    pub layout: TpLayout,
+    pub sched_next_pid: Option<u32>,
+    pub kallsyms: Option<Kallsyms>,
+    pub btf: Option<Btf>,
+    /// For fentry targets.
+    pub kernel_btf: Option<crate::kernel::btf::KernelBtf>,
+}
+
+impl KernelFacts {
+    /// Reads BTF offsets, tracepoint layouts and symbols. BTF is required (struct offsets).
+    pub fn read() -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let kernel_btf = crate::kernel::btf::KernelBtf::open(crate::kernel::btf::VMLINUX_BTF)
+            .context("kernel BTF is required for struct offsets")?;
+        let offsets = kernel_btf.offsets()?;
+        let tracefs = Tracefs::find_or_mount().ok();
+        let mut layout = TpLayout::EMPTY;
+        let mut sched_next_pid = None;
+        if let Some(t) = &tracefs {
+            if let Ok(f) = t.format("rmap", "rmap_walk_start") {
+                tracefs::pair_layout(&f, &mut layout)?;
+            }
+            if let Ok(f) = t.format("rmap", "rmap_walk") {
+                tracefs::v4_layout(&f, &mut layout)?;
+            }
+            sched_next_pid = t
+                .format("sched", "sched_switch")
+                .ok()
+                .and_then(|f| tracefs::sched_next_pid(&f).ok());
+        }
+        Ok(Self {
+            offsets,
+            tracefs,
+            layout,
+            sched_next_pid,
+            kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
+            btf: Btf::from_sys_fs().ok(),
+            kernel_btf: Some(kernel_btf),
+        })
+    }
+}
+
+/// Loads the object (maps created, programs not yet loaded) with the options set.
+pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadError> {
+    if OBJECT.is_empty() {
+        return Err(LoadError::Stub);
+    }
+    let mut comm = [0u8; 16];
+    if let Some(c) = &filters.comm {
+        let n = c.len().min(15);
+        comm[..n].copy_from_slice(&c.as_bytes()[..n]);
+    }
+    let (tgid, mask, min) = (filters.tgid, filters.type_mask, filters.min_duration_ns);
+    let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
+    let sched = facts.sched_next_pid.unwrap_or(0);
+    Ok(EbpfLoader::new()
+        .override_global(globals::FILTER_TGID, &tgid, true)
+        .override_global(globals::FILTER_COMM, &comm, true)
+        .override_global(globals::TYPE_MASK, &mask, true)
+        .override_global(globals::MIN_DURATION_NS, &min, true)
+        .override_global(globals::FOLIO_MAPPING_OFF, &mapping, true)
+        .override_global(globals::RWC_RMAP_ONE_OFF, &rmap_one, true)
+        .override_global(globals::TP_LAYOUT, &facts.layout, true)
+        .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
+        .load(OBJECT)?)
+}
+
+/// An attached mode.
+pub struct Attached {
+    pub mode: Mode,
+    pub outcome: Outcome,
+    /// Why off-CPU time is not measured, if it is not.
+    pub offcpu_unavailable: Option<String>,
+}
+
+/// Tries the plan's modes for `choice`; on success the programs stay attached in `ebpf` (and
+/// detach when it is dropped). On failure every mode's reason is in the outcome.
+pub fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, choice: AttachChoice) -> Result<Attached, Outcome> {
+    let mut outcome = Outcome::default();
+    for spec in plan::modes(choice) {
+        if outcome.chosen.is_some() {
+            outcome.not_tried.push(spec.name);
+            continue;
+        }
+        match try_mode(ebpf, facts, spec) {
+            Ok(points) => outcome.chosen = Some((spec.mode, points)),
+            Err(why) => outcome.skipped.push((spec.name, why)),
+        }
+    }
+    for spec in plan::PLAN
+        .iter()
+        .filter(|s| choice != AttachChoice::Auto && s.choice != choice)
+    {
+        outcome.not_tried.push(spec.name);
+    }
+    let Some((mode, _)) = outcome.chosen else {
+        return Err(outcome);
+    };
+    let offcpu_unavailable = if plan::spec(mode).has_start {
+        attach_sched(ebpf, facts).err()
+    } else {
+        Some("the v4 tracepoint reports whole walks only".into())
+    };
+    Ok(Attached {
+        mode,
+        outcome,
+        offcpu_unavailable,
+    })
+}
+
+/// Every mode's availability, each tried and detached again (for `rmap-trace probe`).
+pub fn probe_all(
+    facts: &KernelFacts,
+    filters: &Filters,
+) -> Result<Vec<(&'static str, Result<Vec<String>, String>)>, LoadError> {
+    let mut results = Vec::new();
+    for spec in &plan::PLAN {
+        // A fresh object per mode, so that each is tried from scratch; dropped = detached.
+        let mut ebpf = load_object(filters, facts)?;
+        results.push((spec.name, try_mode(&mut ebpf, facts, spec)));
+    }
+    Ok(results)
+}
+
+fn try_mode(ebpf: &mut Ebpf, facts: &KernelFacts, spec: &ModeSpec) -> Result<Vec<String>, String> {
+    match spec.mode {
+        Mode::TracepointPair => tracepoints(
+            ebpf,
+            facts,
+            &[
+                ("raw_rmap_walk_start", "tp_rmap_walk_start", "rmap_walk_start"),
+                ("raw_rmap_walk_end", "tp_rmap_walk_end", "rmap_walk_end"),
+            ],
+            facts.layout.pair_folio,
+        ),
+        Mode::TracepointV4 => tracepoints(
+            ebpf,
+            facts,
+            &[("raw_rmap_walk_v4", "tp_rmap_walk_v4", "rmap_walk")],
+            facts.layout.v4_folio,
+        ),
+        Mode::Fentry => fentry(ebpf, facts),
+        Mode::Kprobe => kprobe(ebpf, facts),
+    }
+}
+
+/// Unloads programs (detaching their links) after a mode failed half-way.
+fn unload_all(ebpf: &mut Ebpf, names: &[String]) {
+    for name in names {
+        if let Some(prog) = ebpf.program_mut(name) {
+            if let Err(e) = unload(prog) {
+                log::debug!("unloading {name}: {e}");
+            }
+        }
+    }
+}
+
+fn unload(prog: &mut aya::programs::Program) -> Result<(), ProgramError> {
+    use aya::programs::Program as P;
+    match prog {
+        P::RawTracePoint(p) => p.unload(),
+        P::TracePoint(p) => p.unload(),
+        P::FEntry(p) => p.unload(),
+        P::FExit(p) => p.unload(),
+        P::KProbe(p) => p.unload(),
+        _ => Ok(()),
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?;
+    prog.try_into().map_err(|e: ProgramError| format!("{name}: {e}"))
+}
+
+/// The rmap tracepoints: raw_tp first (arguments directly), else the classic tracepoint.
+fn tracepoints(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    events: &[(&str, &str, &str)],
+    layout_first: u32,
+) -> Result<Vec<String>, String> {
+    let exists = |ev: &str| {
+        facts.tracefs.as_ref().is_some_and(|t| t.has_event("rmap", ev))
+            || facts
+                .kernel_btf
+                .as_ref()
+                .is_some_and(|b| b.has_typedef(&format!("btf_trace_{ev}")))
+    };
+    let missing: Vec<_> = events
+        .iter()
+        .filter(|(_, _, ev)| !exists(ev))
+        .map(|(_, _, ev)| format!("rmap:{ev}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "no {} tracepoint in this kernel (it lacks the rmap tracepoint patch)",
+            missing.join("/")
+        ));
+    }
+    let mut touched = Vec::new();
+    let raw = (|| {
+        let mut points = Vec::new();
+        for (raw, _, ev) in events {
+            touched.push(raw.to_string());
+            let p: &mut RawTracePoint = program(ebpf, raw)?;
+            p.load().map_err(|e| describe(&e))?;
+            p.attach(ev).map_err(|e| describe(&e))?;
+            points.push(format!("raw_tp:{ev}"));
+        }
+        Ok::<_, String>(points)
+    })();
+    let raw_err = match raw {
+        Ok(points) => return Ok(points),
+        Err(e) => e,
+    };
+    unload_all(ebpf, &touched);
+    if layout_first == TpLayout::ABSENT {
+        return Err(format!("raw_tp: {raw_err}; tp: no format file in tracefs"));
+    }
+    touched.clear();
+    let classic = (|| {
+        let mut points = Vec::new();
+        for (_, tp, ev) in events {
+            touched.push(tp.to_string());
+            let p: &mut TracePoint = program(ebpf, tp)?;
+            p.load().map_err(|e| describe(&e))?;
+            p.attach("rmap", ev).map_err(|e| describe(&e))?;
+            points.push(format!("tp:rmap/{ev}"));
+        }
+        Ok::<_, String>(points)
+    })();
+    classic.map_err(|e| {
+        unload_all(ebpf, &touched);
+        format!("raw_tp: {raw_err}; tp: {e}")
+    })
+}
+
+fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
+    let btf = facts
+        .btf
+        .as_ref()
+        .ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
+    let kbtf = facts
+        .kernel_btf
+        .as_ref()
+        .ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
+    let targets = targets::resolve(|f| kbtf.has_function(f).then(|| f.to_string()))?;
+    let mut touched = Vec::new();
+    let result = (|| {
+        let mut points = Vec::new();
+        for Target { walker, symbol } in &targets {
+            let entry = format!("fentry_{}", walker.suffix());
+            touched.push(entry.clone());
+            let p: &mut FEntry = program(ebpf, &entry)?;
+            p.load(symbol, btf)
+                .map_err(|e| format!("{entry}: {}", describe(&e)))?;
+            p.attach().map_err(|e| format!("{entry}: {}", describe(&e)))?;
+            let exit = format!("fexit_{}", walker.suffix());
+            touched.push(exit.clone());
+            let p: &mut FExit = program(ebpf, &exit)?;
+            p.load(symbol, btf)
+                .map_err(|e| format!("{exit}: {}", describe(&e)))?;
+            p.attach().map_err(|e| format!("{exit}: {}", describe(&e)))?;
+            points.push(format!("fentry+fexit:{symbol}"));
+        }
+        Ok::<_, String>(points)
+    })();
+    result.map_err(|e| {
+        unload_all(ebpf, &touched);
+        e
+    })
+}
+
+fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
+    if !facts.tracefs.as_ref().is_some_and(Tracefs::has_kprobes)
+        && !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+    {
+        return Err(
+            "this kernel has no kprobes (no kprobe PMU, no kprobe_events: CONFIG_KPROBES unset?)".into(),
+        );
+    }
+    let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
+    let targets = targets::resolve(|f| kallsyms.clone_of(f).map(String::from))?;
+    let mut touched = vec!["kretprobe_walk".to_string()];
+    let result = (|| {
+        let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
+        ret.load()
+            .map_err(|e| format!("kretprobe_walk: {}", describe(&e)))?;
+        let mut points = Vec::new();
+        for Target { walker, symbol } in &targets {
+            let entry = format!("kprobe_{}", walker.suffix());
+            touched.push(entry.clone());
+            let p: &mut KProbe = program(ebpf, &entry)?;
+            p.load().map_err(|e| format!("{entry}: {}", describe(&e)))?;
+            p.attach(symbol, 0)
+                .map_err(|e| format!("kprobe {symbol}: {}", describe(&e)))?;
+            let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
+            ret.attach(symbol, 0)
+                .map_err(|e| format!("kretprobe {symbol}: {}", describe(&e)))?;
+            points.push(format!("kprobe+kretprobe:{symbol}"));
+        }
+        Ok::<_, String>(points)
+    })();
+    result.map_err(|e| {
+        unload_all(ebpf, &touched);
+        e
+    })
+}
+
+/// sched:sched_switch for off-CPU accounting; optional.
+fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
+    if facts.sched_next_pid.is_none() {
+        return Err("no sched/sched_switch format in tracefs".into());
+    }
+    let p: &mut TracePoint = program(ebpf, "sched_switch")?;
+    p.load().map_err(|e| describe(&e))?;
+    p.attach("sched", "sched_switch").map_err(|e| describe(&e))?;
+    Ok(())
+}

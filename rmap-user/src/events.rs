@@ -1,0 +1,65 @@
+//! Decoding ring-buffer records into `WalkEvent`s.
+use rmap_common::{WALK_EVENT_SIZE, WalkEvent};
+
+/// A record of the wrong size (an object/userspace mismatch).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("ring buffer record of {0} bytes, expected {WALK_EVENT_SIZE}")]
+pub struct BadRecord(pub usize);
+
+/// Copies the record out: ring-buffer data is only 8-byte aligned by convention, so never cast.
+pub fn decode(bytes: &[u8]) -> Result<WalkEvent, BadRecord> {
+    if bytes.len() < WALK_EVENT_SIZE {
+        return Err(BadRecord(bytes.len()));
+    }
+    // SAFETY: length checked; WalkEvent is plain old data valid for any bit pattern.
+    Ok(unsafe { bytes.as_ptr().cast::<WalkEvent>().read_unaligned() })
+}
+
+/// The comm as text (NUL-terminated in the kernel).
+pub fn comm(ev: &WalkEvent) -> String {
+    let end = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
+    String::from_utf8_lossy(&ev.comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source};
+
+    pub fn event(ty: PageType, duration_ns: u64, rmap_one: u64) -> WalkEvent {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"java");
+        WalkEvent {
+            start_ns: 1_000,
+            duration_ns,
+            offcpu_ns: duration_ns / 4,
+            folio: 0xffffea0000100000,
+            rwc: 0xffffc90000abcdef,
+            rmap_one,
+            pid: 4242,
+            tgid: 4240,
+            cpu: 1,
+            page_type: ty as u32,
+            locked: 0,
+            source: Source::Kprobe as u32,
+            flags: FLAG_OFFCPU_VALID,
+            _pad: 0,
+            comm,
+        }
+    }
+
+    #[test]
+    fn decodes_unaligned_bytes() {
+        let ev = event(PageType::Ksm, 532_041_586, 0xffffffff81234567);
+        // SAFETY: reading the bytes of a POD value.
+        let raw =
+            unsafe { std::slice::from_raw_parts((&ev as *const WalkEvent).cast::<u8>(), WALK_EVENT_SIZE) };
+        let mut buf = vec![0u8; WALK_EVENT_SIZE + 1];
+        buf[1..].copy_from_slice(raw);
+        let got = decode(&buf[1..]).unwrap();
+        assert_eq!(got, ev);
+        assert_eq!(comm(&got), "java");
+        assert_eq!(PageType::from_u32(got.page_type), PageType::Ksm);
+        assert_eq!(decode(&buf[..10]), Err(BadRecord(10)));
+    }
+}

@@ -1,0 +1,162 @@
+//! Struct member offsets from the kernel's BTF. Rust eBPF has no CO-RE field relocations, so
+//! the offsets the programs need are read here and passed in as load-time globals.
+use std::path::Path;
+
+use btf_rs::{Btf, Type};
+
+/// Where the kernel exposes its own BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Errors reading BTF.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    /// The BTF file could not be read or parsed.
+    #[error("reading BTF from {path}: {source}")]
+    Read { path: String, source: btf_rs::Error },
+    /// The struct is not in the BTF.
+    #[error("struct {0} not found in BTF")]
+    NoStruct(String),
+    /// The struct has no such member (also searched in anonymous unions/structs).
+    #[error("struct {strukt} has no member {member} in BTF")]
+    NoMember { strukt: String, member: String },
+    /// Resolving a type failed.
+    #[error("resolving BTF type: {0}")]
+    Resolve(#[from] btf_rs::Error),
+}
+
+/// The kernel's BTF, opened once.
+pub struct KernelBtf {
+    btf: Btf,
+}
+
+/// Offsets the eBPF programs need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Offsets {
+    /// `struct folio` → `mapping` (include/linux/mm_types.h).
+    pub folio_mapping: u32,
+    /// `struct rmap_walk_control` → `rmap_one` (include/linux/rmap.h).
+    pub rwc_rmap_one: u32,
+}
+
+impl KernelBtf {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, BtfError> {
+        let path = path.as_ref();
+        let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self { btf })
+    }
+
+    pub fn offsets(&self) -> Result<Offsets, BtfError> {
+        Ok(Offsets {
+            folio_mapping: self.member_offset("folio", "mapping")?,
+            rwc_rmap_one: self.member_offset("rmap_walk_control", "rmap_one")?,
+        })
+    }
+
+    /// Byte offset of `member` in `struct strukt`, descending into anonymous members (struct
+    /// folio wraps its page-overlay fields in an anonymous union of anonymous structs).
+    pub fn member_offset(&self, strukt: &str, member: &str) -> Result<u32, BtfError> {
+        let no_member = || BtfError::NoMember {
+            strukt: strukt.into(),
+            member: member.into(),
+        };
+        for ty in self.btf.resolve_types_by_name(strukt).unwrap_or_default() {
+            if let Type::Struct(s) = ty {
+                if s.members.is_empty() {
+                    continue; // a forward-declared or empty duplicate
+                }
+                return self.find_member(&s, member, 0)?.ok_or_else(no_member);
+            }
+        }
+        Err(BtfError::NoStruct(strukt.into()))
+    }
+
+    fn find_member(&self, s: &btf_rs::Struct, member: &str, base_bits: u32) -> Result<Option<u32>, BtfError> {
+        for m in &s.members {
+            let bits = base_bits + m.bit_offset();
+            let name = self.btf.resolve_name(m).unwrap_or_default();
+            if name == member {
+                return Ok(Some(bits / 8));
+            }
+            if name.is_empty() {
+                let mut ty = self.btf.resolve_chained_type(m)?;
+                // Anonymous members may sit behind const/volatile/typedef.
+                while let Type::Const(_) | Type::Volatile(_) | Type::Typedef(_) = ty {
+                    let Some(inner) = ty.as_btf_type() else { break };
+                    ty = self.btf.resolve_chained_type(inner)?;
+                }
+                if let Type::Struct(inner) | Type::Union(inner) = ty {
+                    if let Some(off) = self.find_member(&inner, member, bits)? {
+                        return Ok(Some(off));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a function of this name is in BTF (what fentry/fexit need to load).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(name)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| matches!(t, Type::Func(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> KernelBtf {
+        KernelBtf::open(VMLINUX_BTF).expect("host BTF at /sys/kernel/btf/vmlinux")
+    }
+
+    #[test]
+    fn folio_mapping_matches_page_mapping() {
+        let btf = host();
+        let folio = btf.member_offset("folio", "mapping").unwrap();
+        // struct folio overlays struct page: the kernel asserts FOLIO_MATCH(mapping, mapping).
+        let page = btf.member_offset("page", "mapping").unwrap();
+        assert_eq!(folio, page);
+        assert_eq!(folio % 8, 0);
+        assert!(folio > 0 && folio < 64, "folio.mapping at {folio}");
+    }
+
+    #[test]
+    fn rwc_rmap_one_is_a_pointer_slot() {
+        let off = host().offsets().unwrap().rwc_rmap_one;
+        // `void *arg` comes first; rmap_one is a function pointer, so 8-aligned and after it.
+        assert!(off >= 8 && off % 8 == 0 && off < 64, "rmap_one at {off}");
+    }
+
+    #[test]
+    fn missing_things_are_errors() {
+        let btf = host();
+        assert!(matches!(
+            btf.member_offset("folio", "no_such_member"),
+            Err(BtfError::NoMember { .. })
+        ));
+        assert!(matches!(
+            btf.member_offset("no_such_struct_xyz", "x"),
+            Err(BtfError::NoStruct(_))
+        ));
+        assert!(btf.has_function("folio_referenced"));
+        assert!(!btf.has_function("no_such_function_xyz"));
+    }
+}
+
+impl KernelBtf {
+    /// Whether a typedef of this name exists: every tracepoint has `btf_trace_<name>`, which is
+    /// what raw_tp programs are checked against.
+    pub fn has_typedef(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(name)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| matches!(t, Type::Typedef(_)))
+    }
+}

@@ -1,0 +1,78 @@
+//! What `rmap-trace probe` reports about the host besides attach modes.
+use std::{fs, path::Path};
+
+use serde::Serialize;
+
+const KSM: &str = "/sys/kernel/mm/ksm";
+
+#[derive(Debug, Serialize)]
+pub struct HostInfo {
+    pub kernel: String,
+    pub btf: bool,
+    pub tracefs: Option<String>,
+    /// KSM sysfs knobs and counters, `None` without CONFIG_KSM.
+    pub ksm: Option<Vec<(String, String)>>,
+    pub numa_nodes: Vec<u32>,
+    /// Swap devices from /proc/swaps.
+    pub swap: Vec<String>,
+}
+
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+}
+
+pub fn numa_nodes() -> Vec<u32> {
+    let mut nodes: Vec<u32> = fs::read_dir("/sys/devices/system/node")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
+        .collect();
+    nodes.sort_unstable();
+    nodes
+}
+
+impl HostInfo {
+    pub fn read() -> Self {
+        let ksm = Path::new(KSM).is_dir().then(|| {
+            [
+                "run",
+                "pages_to_scan",
+                "sleep_millisecs",
+                "max_page_sharing",
+                "merge_across_nodes",
+                "pages_shared",
+                "pages_sharing",
+                "full_scans",
+            ]
+            .iter()
+            .filter_map(|k| {
+                Some((
+                    k.to_string(),
+                    fs::read_to_string(Path::new(KSM).join(k))
+                        .ok()?
+                        .trim()
+                        .to_string(),
+                ))
+            })
+            .collect()
+        });
+        let swap = fs::read_to_string("/proc/swaps")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect();
+        Self {
+            kernel: kernel_release(),
+            btf: Path::new(super::btf::VMLINUX_BTF).exists(),
+            tracefs: super::tracefs::Tracefs::find_or_mount()
+                .ok()
+                .map(|t| t.root.display().to_string()),
+            ksm,
+            numa_nodes: numa_nodes(),
+            swap,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Symbolization of `rwc->rmap_one` through /proc/kallsyms, which names why a walk ran.
+use std::{collections::HashMap, fs, path::Path};
+
+/// Errors reading kallsyms.
+#[derive(Debug, thiserror::Error)]
+pub enum KallsymsError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// All addresses are zero: kptr_restrict hides them (run as root or set kernel.kptr_restrict=0).
+    #[error("{0} shows no addresses (kernel.kptr_restrict hides them; run as root)")]
+    Hidden(String),
+}
+
+/// Text symbols, sorted by address.
+pub struct Kallsyms {
+    syms: Vec<(u64, String)>,
+    by_name: HashMap<String, u64>,
+}
+
+impl Kallsyms {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, KallsymsError> {
+        let path = path.as_ref();
+        let text = fs::read_to_string(path).map_err(|source| KallsymsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let k = Self::parse(&text);
+        if k.syms.iter().all(|(a, _)| *a == 0) {
+            return Err(KallsymsError::Hidden(path.display().to_string()));
+        }
+        Ok(k)
+    }
+
+    /// Parses `address type name [module]` lines, keeping text (t/T) symbols.
+    pub fn parse(text: &str) -> Self {
+        let mut syms = Vec::new();
+        let mut by_name = HashMap::new();
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T") {
+                continue;
+            }
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            by_name.entry(name.to_string()).or_insert(addr);
+            syms.push((addr, name.to_string()));
+        }
+        syms.sort_unstable();
+        Self { syms, by_name }
+    }
+
+    /// The function containing `addr` (nearest symbol at or below it).
+    pub fn symbolize(&self, addr: u64) -> Option<&str> {
+        let i = self.syms.partition_point(|(a, _)| *a <= addr);
+        i.checked_sub(1).map(|i| self.syms[i].1.as_str())
+    }
+
+    pub fn address(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Whether `name` is a text symbol, also as a compiler clone (`name.isra.0`, `name.constprop.0`).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.clone_of(name).is_some()
+    }
+
+    /// The probe-able symbol for `name`: itself, or its first compiler clone.
+    pub fn clone_of(&self, name: &str) -> Option<&str> {
+        if let Some((n, _)) = self.by_name.get_key_value(name) {
+            return Some(n.as_str());
+        }
+        let prefix = format!("{name}.");
+        self.syms
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .find(|n| n.starts_with(&prefix))
+    }
+}
+
+/// Why a walk ran, from its `rmap_one` callback (mm/rmap.c, mm/migrate.c).
+pub fn purpose_of(symbol: &str) -> &str {
+    // Strip compiler clone suffixes such as ".isra.0".
+    let base = symbol.split('.').next().unwrap_or(symbol);
+    match base {
+        "try_to_migrate_one" => "migrate",
+        "remove_migration_pte" => "remove-migration",
+        "try_to_unmap_one" => "unmap",
+        "folio_referenced_one" | "page_referenced_one" => "referenced",
+        "page_mkclean_one" => "mkclean",
+        "page_idle_clear_pte_refs_one" => "idle",
+        "folio_lock_anon_vma_read" => "lock",
+        _ => symbol,
+    }
+}
+
+/// Caches purposes by callback address (a walk rate of thousands per second hits few callbacks).
+pub struct Purposes {
+    kallsyms: Option<Kallsyms>,
+    cache: HashMap<u64, String>,
+}
+
+impl Purposes {
+    pub fn new(kallsyms: Option<Kallsyms>) -> Self {
+        Self {
+            kallsyms,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn of(&mut self, rmap_one: u64) -> &str {
+        let kallsyms = &self.kallsyms;
+        self.cache
+            .entry(rmap_one)
+            .or_insert_with(|| match (rmap_one, kallsyms) {
+                (0, _) => "unknown".to_string(),
+                (addr, Some(k)) => k
+                    .symbolize(addr)
+                    .map_or_else(|| format!("{addr:#x}"), |s| purpose_of(s).to_string()),
+                (addr, None) => format!("{addr:#x}"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_from_real_kallsyms() {
+        let k = Kallsyms::load("/proc/kallsyms").expect("kallsyms readable as root");
+        let mut p = Purposes::new(Some(k));
+        let k = p.kallsyms.as_ref().unwrap();
+        let cases = [
+            ("try_to_migrate_one", "migrate"),
+            ("remove_migration_pte", "remove-migration"),
+            ("try_to_unmap_one", "unmap"),
+            ("folio_referenced_one", "referenced"),
+            ("page_mkclean_one", "mkclean"),
+        ];
+        let addrs: Vec<(u64, &str)> = cases
+            .iter()
+            .map(|(sym, want)| {
+                (
+                    k.clone_of(sym)
+                        .and_then(|s| k.address(s))
+                        .unwrap_or_else(|| panic!("{sym} in kallsyms")),
+                    *want,
+                )
+            })
+            .collect();
+        for (addr, want) in addrs {
+            assert_eq!(p.of(addr), want);
+            // An address inside the function (not only its entry) resolves the same.
+            assert_eq!(p.of(addr + 4), want);
+        }
+        // A callback with no special meaning is reported by its name.
+        let k = p.kallsyms.as_ref().unwrap();
+        let other = k.address("schedule").expect("schedule in kallsyms");
+        assert_eq!(p.of(other), "schedule");
+        assert_eq!(p.of(0), "unknown");
+    }
+
+    #[test]
+    fn parse_and_nearest() {
+        let k = Kallsyms::parse(
+            "ffffffff81000000 T _stext\nffffffff81000100 t foo.isra.0\nffffffff81000200 D data\nffffffff81000300 T bar [mod]\n",
+        );
+        assert_eq!(k.symbolize(0xffffffff81000150), Some("foo.isra.0"));
+        assert_eq!(k.symbolize(0xffffffff81000350), Some("bar"));
+        assert_eq!(k.symbolize(0x10), None);
+        assert!(k.has_function("foo"));
+        assert_eq!(k.clone_of("foo"), Some("foo.isra.0"));
+        assert!(!k.has_function("data"));
+        assert_eq!(purpose_of("try_to_migrate_one.isra.0"), "migrate");
+    }
+
+    #[test]
+    fn hidden_addresses_are_an_error() {
+        let dir = std::env::temp_dir().join(format!("rmap-kallsyms-{}", std::process::id()));
+        fs::write(&dir, "0000000000000000 T _stext\n0000000000000000 t foo\n").unwrap();
+        let err = Kallsyms::load(&dir).err().expect("hidden addresses rejected");
+        fs::remove_file(&dir).unwrap();
+        assert!(matches!(err, KallsymsError::Hidden(_)));
+    }
+}

@@ -1,0 +1,5 @@
+//! Facts read from the running kernel: BTF offsets, kallsyms, tracefs, host capabilities.
+pub mod btf;
+pub mod host;
+pub mod kallsyms;
+pub mod tracefs;

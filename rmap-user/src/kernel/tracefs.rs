@@ -1,0 +1,240 @@
+//! tracefs: where it is mounted, which events exist, and the record layout of an event from
+//! its `format` file (the classic tracepoint programs read fields at those offsets).
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use rmap_common::TpLayout;
+
+/// Errors about tracefs and event formats.
+#[derive(Debug, thiserror::Error)]
+pub enum TracefsError {
+    /// No tracefs mount was found.
+    #[error("tracefs not mounted (tried /sys/kernel/tracing and /sys/kernel/debug/tracing)")]
+    NotMounted,
+    /// tracefs was not mounted and mounting it failed.
+    #[error("tracefs not mounted and mounting it at /sys/kernel/tracing failed: {0}")]
+    Mount(std::io::Error),
+    /// The event's format file could not be read.
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The format file lacks a field the program needs.
+    #[error("event {event} has no field {field}")]
+    NoField { event: String, field: String },
+}
+
+/// One field of an event record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub decl: String,
+    pub offset: u32,
+    pub size: u32,
+}
+
+/// A tracefs mount.
+#[derive(Clone, Debug)]
+pub struct Tracefs {
+    pub root: PathBuf,
+}
+
+impl Tracefs {
+    pub fn find() -> Result<Self, TracefsError> {
+        ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("events").is_dir())
+            .map(|root| Self { root })
+            .ok_or(TracefsError::NotMounted)
+    }
+
+    /// Finds tracefs, mounting it at /sys/kernel/tracing when nothing is mounted (as systemd
+    /// would at boot; minimal hosts and initramfs guests often lack it). The mount is left in
+    /// place: it is the kernel's standard location, and attached classic tracepoints need it.
+    pub fn find_or_mount() -> Result<Self, TracefsError> {
+        if let Ok(t) = Self::find() {
+            return Ok(t);
+        }
+        let target = c"/sys/kernel/tracing";
+        // SAFETY: valid NUL-terminated strings; no data argument.
+        let rc = unsafe {
+            libc::mount(
+                c"nodev".as_ptr(),
+                target.as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(TracefsError::Mount(std::io::Error::last_os_error()));
+        }
+        log::info!("mounted tracefs at /sys/kernel/tracing");
+        Self::find()
+    }
+
+    pub fn has_event(&self, category: &str, name: &str) -> bool {
+        self.root
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format")
+            .is_file()
+    }
+
+    pub fn format(&self, category: &str, name: &str) -> Result<Vec<Field>, TracefsError> {
+        let path = self.root.join("events").join(category).join(name).join("format");
+        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(parse_format(&text))
+    }
+
+    /// Kprobe support as tracefs and sysfs show it (the kprobe PMU or `kprobe_events`).
+    pub fn has_kprobes(&self) -> bool {
+        self.root.join("kprobe_events").exists() || Path::new("/sys/bus/event_source/devices/kprobe").exists()
+    }
+
+    /// Whether `name` can be traced by ftrace (not inlined, not notrace).
+    pub fn filter_function(&self, name: &str) -> Option<bool> {
+        let text = fs::read_to_string(self.root.join("available_filter_functions")).ok()?;
+        Some(text.lines().any(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|f| f == name || f.starts_with(&format!("{name}.")))
+        }))
+    }
+}
+
+/// Parses the `field:` lines of an event `format` file.
+pub fn parse_format(text: &str) -> Vec<Field> {
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        let mut decl = None;
+        let (mut offset, mut size) = (None, None);
+        for part in line.trim().split(';') {
+            let part = part.trim();
+            if let Some(d) = part.strip_prefix("field:") {
+                decl = Some(d.trim().to_string());
+            } else if let Some(v) = part.strip_prefix("offset:") {
+                offset = v.trim().parse().ok();
+            } else if let Some(v) = part.strip_prefix("size:") {
+                size = v.trim().parse().ok();
+            }
+        }
+        let (Some(decl), Some(offset), Some(size)) = (decl, offset, size) else {
+            continue;
+        };
+        // The name is the last word of the declaration, without an array suffix:
+        // "__data_loc char[] page_type", "unsigned long folio_addr", "char prev_comm[16]".
+        let last = decl.split_whitespace().last().unwrap_or_default();
+        let name = last.split('[').next().unwrap_or_default().to_string();
+        fields.push(Field {
+            name,
+            decl,
+            offset,
+            size,
+        });
+    }
+    fields
+}
+
+fn offset_of(fields: &[Field], event: &str, name: &str) -> Result<u32, TracefsError> {
+    fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.offset)
+        .ok_or_else(|| TracefsError::NoField {
+            event: event.into(),
+            field: name.into(),
+        })
+}
+
+/// Record layout of `rmap_walk_start`/`rmap_walk_end` (one event class, one layout).
+pub fn pair_layout(start: &[Field], layout: &mut TpLayout) -> Result<(), TracefsError> {
+    let ev = "rmap/rmap_walk_start";
+    layout.pair_folio = offset_of(start, ev, "folio_addr")?;
+    layout.pair_rwc = offset_of(start, ev, "rwc_addr")?;
+    layout.pair_page_type = offset_of(start, ev, "page_type")?;
+    layout.pair_locked = offset_of(start, ev, "locked")?;
+    Ok(())
+}
+
+/// Record layout of the v4 `rmap_walk` event.
+pub fn v4_layout(fields: &[Field], layout: &mut TpLayout) -> Result<(), TracefsError> {
+    let ev = "rmap/rmap_walk";
+    layout.v4_folio = offset_of(fields, ev, "folio_addr")?;
+    layout.v4_rwc = offset_of(fields, ev, "rwc_addr")?;
+    layout.v4_duration = offset_of(fields, ev, "duration_ns")?;
+    layout.v4_page_type = offset_of(fields, ev, "page_type")?;
+    layout.v4_locked = offset_of(fields, ev, "locked")?;
+    Ok(())
+}
+
+/// Offset of `next_pid` in `sched/sched_switch`.
+pub fn sched_next_pid(fields: &[Field]) -> Result<u32, TracefsError> {
+    offset_of(fields, "sched/sched_switch", "next_pid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The format file the kernel generates for the series' `rmap_walk_template` class
+    /// (TP_STRUCT__entry: unsigned long folio_addr, unsigned long rwc_addr,
+    /// __string(page_type), bool locked).
+    const PAIR_FORMAT: &str = "name: rmap_walk_start
+ID: 1234
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:unsigned long folio_addr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:unsigned long rwc_addr;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:__data_loc char[] page_type;\toffset:24;\tsize:4;\tsigned:0;
+\tfield:bool locked;\toffset:28;\tsize:1;\tsigned:0;
+
+print fmt: \"folio=%lx rwc=%lx type=%s locked=%d\", REC->folio_addr, REC->rwc_addr, __get_str(page_type), REC->locked
+";
+
+    #[test]
+    fn parses_pair_format() {
+        let fields = parse_format(PAIR_FORMAT);
+        assert_eq!(fields.len(), 8);
+        let mut l = TpLayout::EMPTY;
+        pair_layout(&fields, &mut l).unwrap();
+        assert_eq!(
+            (l.pair_folio, l.pair_rwc, l.pair_page_type, l.pair_locked),
+            (8, 16, 24, 28)
+        );
+        assert_eq!(l.v4_folio, TpLayout::ABSENT);
+        let f = fields.iter().find(|f| f.name == "page_type").unwrap();
+        assert_eq!(f.decl, "__data_loc char[] page_type");
+    }
+
+    #[test]
+    fn v4_format_needs_duration() {
+        let mut l = TpLayout::EMPTY;
+        let err = v4_layout(&parse_format(PAIR_FORMAT), &mut l).unwrap_err();
+        assert_eq!(err.to_string(), "event rmap/rmap_walk has no field duration_ns");
+    }
+
+    #[test]
+    fn host_sched_switch_format() {
+        let t = Tracefs::find_or_mount().expect("tracefs mounted on the host");
+        let fields = t.format("sched", "sched_switch").unwrap();
+        let next = sched_next_pid(&fields).unwrap();
+        let prev = fields.iter().find(|f| f.name == "prev_pid").unwrap().offset;
+        let comm = fields.iter().find(|f| f.name == "next_comm").unwrap();
+        assert_eq!(comm.size, 16);
+        assert!(
+            next > prev && next > comm.offset,
+            "next_pid {next} after prev_pid {prev} and next_comm"
+        );
+        assert!(!t.has_event("rmap", "rmap_walk_no_such"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Rendering summaries: the text tables and the JSON document.
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::{agg::Row, counters::KernelCounts};
+use rmap_common::Counter;
+
+/// Human duration: ns, µs, ms or s with 3 significant-ish digits.
+pub fn fmt_ns(ns: u64) -> String {
+    let f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}us", f / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", f / 1e6)
+    } else {
+        format!("{:.3}s", f / 1e9)
+    }
+}
+
+/// A latency table with a title; off-CPU columns when `offcpu`.
+pub fn table(title: &str, rows: &[Row], offcpu: bool) -> String {
+    let mut out = String::new();
+    let width = rows
+        .iter()
+        .map(|r| r.key.len())
+        .max()
+        .unwrap_or(4)
+        .max(title.len());
+    let _ = write!(
+        out,
+        "{title:<width$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"
+    );
+    if offcpu {
+        let _ = write!(out, " {:>10} {:>10}", "offcpu", "offcpu-max");
+    }
+    out.push('\n');
+    for r in rows {
+        let _ = write!(
+            out,
+            "{:<width$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            r.key,
+            r.count,
+            fmt_ns(r.min_ns),
+            fmt_ns(r.p50_ns),
+            fmt_ns(r.p90_ns),
+            fmt_ns(r.p99_ns),
+            fmt_ns(r.p999_ns),
+            fmt_ns(r.max_ns),
+            fmt_ns(r.mean_ns)
+        );
+        if offcpu {
+            if r.offcpu_measured > 0 {
+                let _ = write!(
+                    out,
+                    " {:>10} {:>10}",
+                    fmt_ns(r.offcpu_total_ns),
+                    fmt_ns(r.offcpu_max_ns)
+                );
+            } else {
+                let _ = write!(out, " {:>10} {:>10}", "n/a", "n/a");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The kernel-side counters line; drops and unpaired ends are always printed.
+pub fn counters_line(k: &KernelCounts) -> String {
+    let mut s = format!(
+        "kernel: walks {} (ksm {}, anon {}, file {}), events {}, ringbuf drops {}, unpaired {}, overlapping {}, filtered {}",
+        k.get(Counter::WalksSeen),
+        k.walks_of(rmap_common::PageType::Ksm),
+        k.walks_of(rmap_common::PageType::Anon),
+        k.walks_of(rmap_common::PageType::File),
+        k.get(Counter::EventsSent),
+        k.get(Counter::RingbufDrops),
+        k.get(Counter::Unpaired),
+        k.get(Counter::Overlapping),
+        k.get(Counter::Filtered),
+    );
+    if k.get(Counter::InflightFull) > 0 {
+        let _ = write!(s, ", in-flight map full {}", k.get(Counter::InflightFull));
+    }
+    s
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+pub struct JsonSummary<'a> {
+    pub kernel: String,
+    pub attach: &'a crate::attach::plan::Outcome,
+    pub offcpu_unavailable: Option<&'a str>,
+    pub duration_s: f64,
+    pub types: Vec<Row>,
+    pub purposes: Vec<Row>,
+    pub processes: Vec<Row>,
+    pub kernel_counts: &'a KernelCounts,
+    pub decode_errors: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_ns(999), "999ns");
+        assert_eq!(fmt_ns(69_329), "69.3us");
+        assert_eq!(fmt_ns(705_119_858), "705.12ms");
+        assert_eq!(fmt_ns(1_500_000_000), "1.500s");
+    }
+
+    #[test]
+    fn table_has_offcpu_na() {
+        let r = Row {
+            key: "ksm".into(),
+            count: 4,
+            min_ns: 1,
+            p50_ns: 2,
+            p90_ns: 3,
+            p99_ns: 4,
+            p999_ns: 5,
+            max_ns: 6,
+            mean_ns: 3,
+            offcpu_total_ns: 0,
+            offcpu_max_ns: 0,
+            offcpu_measured: 0,
+            locked: 0,
+        };
+        let t = table("type", &[r], true);
+        let lines: Vec<_> = t.lines().collect();
+        assert!(lines[0].starts_with("type") && lines[0].ends_with("offcpu-max"));
+        assert!(lines[1].starts_with("ksm") && lines[1].ends_with("n/a"));
+    }
+}

@@ -1,0 +1,131 @@
+//! A tracing session: the object loaded with the filters, one mode attached, the ring buffer
+//! read through `AsyncFd`, and the aya-log channel polled. Dropping it detaches everything.
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{MapData, RingBuf},
+};
+use aya_log::EbpfLogger;
+use rmap_common::WalkEvent;
+use tokio::io::unix::AsyncFd;
+
+use crate::{
+    attach::{
+        load::{self, Attached, Filters, KernelFacts},
+        plan::{AttachChoice, Outcome},
+    },
+    counters::{self, KernelCounts},
+    events,
+    kernel::kallsyms::Purposes,
+};
+
+/// No attach mode worked; the outcome says why for each.
+#[derive(Debug, thiserror::Error)]
+#[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+pub struct AttachFailed(pub Outcome);
+
+pub struct Session {
+    // Field order matters for drop: the ring buffer and logger go before the object.
+    ring: AsyncFd<RingBuf<MapData>>,
+    logger: Option<tokio::task::JoinHandle<()>>,
+    pub ebpf: Ebpf,
+    pub attached: Attached,
+    pub purposes: Purposes,
+    pub decode_errors: u64,
+}
+
+impl Session {
+    /// Loads and attaches; prints the attach report (chosen mode, skipped modes).
+    pub fn start(filters: &Filters, choice: AttachChoice) -> anyhow::Result<Self> {
+        let mut facts = KernelFacts::read()?;
+        let mut ebpf = load::load_object(filters, &facts)?;
+        let attached = match load::attach(&mut ebpf, &facts, choice) {
+            Ok(a) => a,
+            Err(outcome) => return Err(AttachFailed(outcome).into()),
+        };
+        for line in attached.outcome.report() {
+            println!("{line}");
+        }
+        if let Some(why) = &attached.offcpu_unavailable {
+            println!("  off-CPU time not measured: {why}");
+        }
+        let logger = match EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(tokio::spawn(poll_logger(logger))),
+            Err(e) => {
+                log::warn!("eBPF log channel unavailable: {e}");
+                None
+            }
+        };
+        let map = ebpf
+            .take_map("EVENTS")
+            .context("map EVENTS missing from the eBPF object")?;
+        let ring = RingBuf::try_from(map).context("EVENTS is not a ring buffer")?;
+        // SAFETY: the AsyncFd owns the RingBuf, whose map fd stays open and the same until drop.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+            .context("polling the ring buffer")?;
+        Ok(Self {
+            ring,
+            logger,
+            ebpf,
+            attached,
+            purposes: Purposes::new(facts.kallsyms.take()),
+            decode_errors: 0,
+        })
+    }
+
+    /// Waits until the ring buffer has data, then hands every record to `f`.
+    pub async fn next_batch(&mut self, f: impl FnMut(&WalkEvent, &str)) -> anyhow::Result<()> {
+        let mut guard = self
+            .ring
+            .readable_mut()
+            .await
+            .context("waiting on the ring buffer")?;
+        guard.clear_ready();
+        drop(guard);
+        self.drain(f);
+        Ok(())
+    }
+
+    /// Hands every record now in the ring buffer to `f` with its purpose.
+    pub fn drain(&mut self, mut f: impl FnMut(&WalkEvent, &str)) {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            match events::decode(&item) {
+                Ok(ev) => f(&ev, self.purposes.of(ev.rmap_one)),
+                Err(e) => {
+                    self.decode_errors += 1;
+                    log::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    pub fn counts(&self) -> anyhow::Result<KernelCounts> {
+        Ok(counters::read(&self.ebpf)?)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = self.logger.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn poll_logger(logger: EbpfLogger<&'static dyn log::Log>) {
+    // SAFETY: the AsyncFd owns the logger, whose ring buffer fd stays open until drop.
+    let Ok(mut fd) = (unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) })
+    else {
+        log::warn!("cannot poll the eBPF log channel");
+        return;
+    };
+    loop {
+        let Ok(mut guard) = fd.readable_mut().await else {
+            return;
+        };
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+    }
+}
