@@ -29,6 +29,19 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Run only the workload (no tracing): a region split into one VMA per page, migrated to
+    /// another NUMA node with move_pages. Trace it from another shell with --attach-only.
+    Workload {
+        /// Page types, comma-separated, run in this order.
+        #[arg(long, value_delimiter = ',', default_value = "ksm,anon,file", value_parser = page_type)]
+        types: Vec<PageType>,
+        /// Pages (and VMAs) in the region.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+        pages: u64,
+        /// Seconds to wait for KSM to merge.
+        #[arg(long, default_value_t = 300.0, value_parser = positive_secs)]
+        merge_timeout: f64,
+    },
 }
 
 /// Options of a tracing session.

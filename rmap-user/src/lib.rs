@@ -9,3 +9,4 @@ pub mod live;
 pub mod probe;
 pub mod report;
 pub mod session;
+pub mod workload;

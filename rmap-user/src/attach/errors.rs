@@ -31,12 +31,14 @@ pub fn describe(err: &ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
+            log::debug!("verifier log:\n{log}");
+            // The verdict is the last line before the statistics the verifier appends.
             let last = log
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time"))
                 .unwrap_or("")
-                .trim()
                 .to_string();
             if last.is_empty() {
                 format!("BPF_PROG_LOAD: {}", io(io_error))

@@ -1,0 +1,88 @@
+//! KSM sysfs knobs: set aggressively for a run, restored on drop (also on error and signals,
+//! which end the run through normal unwinding of the async main).
+use std::{
+    fs,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+const KSM: &str = "/sys/kernel/mm/ksm";
+
+fn read(knob: &str) -> anyhow::Result<u64> {
+    let p = Path::new(KSM).join(knob);
+    let s = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    s.trim().parse().with_context(|| format!("parsing {}", p.display()))
+}
+
+fn write(knob: &str, v: u64) -> anyhow::Result<()> {
+    let p = Path::new(KSM).join(knob);
+    fs::write(&p, v.to_string()).with_context(|| format!("writing {v} to {}", p.display()))
+}
+
+/// The knobs we change, with their values before.
+const KNOBS: [&str; 4] = ["max_page_sharing", "sleep_millisecs", "pages_to_scan", "run"];
+
+pub struct KsmGuard {
+    saved: Vec<(&'static str, u64)>,
+    scans_at_start: u64,
+}
+
+impl KsmGuard {
+    /// One KSM page for the whole region (max_page_sharing ≥ pages, as the series measures),
+    /// scanning as fast as KSM can.
+    pub fn aggressive(pages: u64) -> anyhow::Result<Self> {
+        let saved = KNOBS.iter().map(|k| Ok((*k, read(k)?))).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut guard = Self { saved, scans_at_start: 0 };
+        // max_page_sharing can only change while no KSM pages exist: unmerge first (only when
+        // it must change: unmerging drops every other process's KSM sharing too).
+        if read("max_page_sharing")? < pages.max(2) {
+            write("run", 2)?;
+            write("max_page_sharing", pages.max(2))?;
+        }
+        write("sleep_millisecs", 0)?;
+        write("pages_to_scan", 10_000)?;
+        guard.scans_at_start = read("full_scans")?;
+        write("run", 1)?;
+        Ok(guard)
+    }
+
+    /// Waits until KSM has completed two full scans since the start and shares pages.
+    pub fn wait_merged(&self, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            let scans = read("full_scans")?;
+            let sharing = read("pages_sharing")?;
+            if scans >= self.scans_at_start + 2 && sharing > 0 {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!("KSM did not merge within {timeout:?} (full_scans {scans}, pages_sharing {sharing})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn restore(&self) -> anyhow::Result<()> {
+        // Unmerge only if max_page_sharing must change back, then restore (run last).
+        for (k, v) in self.saved.iter().filter(|(k, _)| *k != "run") {
+            if read(k)? != *v {
+                if *k == "max_page_sharing" {
+                    write("run", 2)?;
+                }
+                write(k, *v)?;
+            }
+        }
+        let run = self.saved.iter().find(|(k, _)| *k == "run").map_or(0, |(_, v)| *v);
+        write("run", run)
+    }
+}
+
+impl Drop for KsmGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            eprintln!("rmap-trace: error: restoring KSM settings: {e:#}");
+        }
+    }
+}
