@@ -92,7 +92,10 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
         // Rare by construction (walks do not nest); say which walk so it can be chased. Only
         // the saved (scalar) addresses: fexit arguments are typed BTF pointers, and the log
         // encoder's shifts on them are rejected by the verifier.
-        warn!(ctx, "unpaired walk end: started folio {:x} rwc {:x}", state.folio, state.rwc);
+        warn!(
+            ctx,
+            "unpaired walk end: started folio {:x} rwc {:x}", state.folio, state.rwc
+        );
         bump(Counter::Unpaired as u32);
         return;
     }

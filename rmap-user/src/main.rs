@@ -3,8 +3,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use rmap_user::{
     cli::{Cli, Command},
-    live, probe, workload,
+    live, probe,
     session::AttachFailed,
+    workload,
 };
 
 fn main() -> ExitCode {
@@ -20,10 +21,21 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Some(Command::Probe { json }) => probe::run(json.as_deref()),
-            Some(Command::Workload { types, pages, merge_timeout }) => {
+            Some(Command::Workload {
+                types,
+                pages,
+                merge_timeout,
+            }) => {
                 for ty in types {
-                    let ran = workload::run(*ty, *pages as usize, std::time::Duration::from_secs_f64(*merge_timeout))?;
-                    println!("workload: {} pages {} vmas {} migrated {} to node {}", ran.page_type, ran.pages, ran.vmas, ran.migrated, ran.target_node);
+                    let ran = workload::run(
+                        *ty,
+                        *pages as usize,
+                        std::time::Duration::from_secs_f64(*merge_timeout),
+                    )?;
+                    println!(
+                        "workload: {} pages {} vmas {} migrated {} to node {}",
+                        ran.page_type, ran.pages, ran.vmas, ran.migrated, ran.target_node
+                    );
                 }
                 Ok(())
             }

@@ -1,1 +1,48 @@
-fn main() {}
+//! Project tasks: `cargo xtask <command>`. One module per command; the guest harness in `guest/`.
+mod build;
+mod guest;
+mod run;
+mod setup;
+mod test;
+mod vm;
+mod vm_test;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "rmap-trace project tasks")]
+enum Xtask {
+    /// Check and install the prerequisites (nightly rust-src, LLVM 22, bpf-linker, QEMU).
+    Setup,
+    /// Build rmap-trace (with its eBPF object) for this host.
+    Build,
+    /// Build everything and run rmap-trace: on this host if it can attach to rmap walks,
+    /// else in the QEMU guest (and say so).
+    Run(run::Args),
+    /// All tests: unit tests, the real eBPF object on this host, and the guest suite.
+    Test(test::Args),
+    /// Run an rmap-trace command line in the QEMU guest: `cargo xtask vm -- probe`.
+    Vm(vm::Args),
+    /// The integration suite in the QEMU guest.
+    VmTest(vm_test::Args),
+}
+
+fn main() -> ExitCode {
+    let result = match Xtask::parse() {
+        Xtask::Setup => setup::ensure(),
+        Xtask::Build => setup::ensure().and_then(|()| build::host()),
+        Xtask::Run(args) => run::run(args),
+        Xtask::Test(args) => test::run(args),
+        Xtask::Vm(args) => vm::run(args),
+        Xtask::VmTest(args) => vm_test::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -37,7 +37,9 @@ pub fn describe(err: &ProgramError) -> String {
                 .lines()
                 .rev()
                 .map(str::trim)
-                .find(|l| !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time"))
+                .find(|l| {
+                    !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time")
+                })
                 .unwrap_or("")
                 .to_string();
             if last.is_empty() {

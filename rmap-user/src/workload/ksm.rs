@@ -13,7 +13,9 @@ const KSM: &str = "/sys/kernel/mm/ksm";
 fn read(knob: &str) -> anyhow::Result<u64> {
     let p = Path::new(KSM).join(knob);
     let s = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    s.trim().parse().with_context(|| format!("parsing {}", p.display()))
+    s.trim()
+        .parse()
+        .with_context(|| format!("parsing {}", p.display()))
 }
 
 fn write(knob: &str, v: u64) -> anyhow::Result<()> {
@@ -33,8 +35,14 @@ impl KsmGuard {
     /// One KSM page for the whole region (max_page_sharing ≥ pages, as the series measures),
     /// scanning as fast as KSM can.
     pub fn aggressive(pages: u64) -> anyhow::Result<Self> {
-        let saved = KNOBS.iter().map(|k| Ok((*k, read(k)?))).collect::<anyhow::Result<Vec<_>>>()?;
-        let mut guard = Self { saved, scans_at_start: 0 };
+        let saved = KNOBS
+            .iter()
+            .map(|k| Ok((*k, read(k)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut guard = Self {
+            saved,
+            scans_at_start: 0,
+        };
         // max_page_sharing can only change while no KSM pages exist: unmerge first (only when
         // it must change: unmerging drops every other process's KSM sharing too).
         if read("max_page_sharing")? < pages.max(2) {
@@ -58,10 +66,18 @@ impl KsmGuard {
                 return Ok(());
             }
             if start.elapsed() > timeout {
-                anyhow::bail!("KSM did not merge within {timeout:?} (full_scans {scans}, pages_sharing {sharing})");
+                anyhow::bail!(
+                    "KSM did not merge within {timeout:?} (full_scans {scans}, pages_sharing {sharing})"
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Stops ksmd (run=0 keeps merged pages): a scanning ksmd holds page locks, and migrating
+    /// a KSM page it is scanning fails with EBUSY.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        write("run", 0)
     }
 
     fn restore(&self) -> anyhow::Result<()> {
@@ -74,7 +90,11 @@ impl KsmGuard {
                 write(k, *v)?;
             }
         }
-        let run = self.saved.iter().find(|(k, _)| *k == "run").map_or(0, |(_, v)| *v);
+        let run = self
+            .saved
+            .iter()
+            .find(|(k, _)| *k == "run")
+            .map_or(0, |(_, v)| *v);
         write("run", run)
     }
 }

@@ -9,12 +9,29 @@ use super::region::Region;
 /// it shared pages (every KSM page) are silently skipped.
 const MPOL_MF_MOVE_ALL: i32 = 1 << 2;
 
-fn move_pages_raw(pages: &[*mut libc::c_void], nodes: Option<&[i32]>, status: &mut [i32], flags: i32) -> io::Result<()> {
+fn move_pages_raw(
+    pages: &[*mut libc::c_void],
+    nodes: Option<&[i32]>,
+    status: &mut [i32],
+    flags: i32,
+) -> io::Result<()> {
     // SAFETY: arrays of `pages.len()` entries.
     let rc = unsafe {
-        libc::syscall(libc::SYS_move_pages, 0, pages.len(), pages.as_ptr(), nodes.map_or(std::ptr::null(), |n| n.as_ptr()), status.as_mut_ptr(), flags)
+        libc::syscall(
+            libc::SYS_move_pages,
+            0,
+            pages.len(),
+            pages.as_ptr(),
+            nodes.map_or(std::ptr::null(), |n| n.as_ptr()),
+            status.as_mut_ptr(),
+            flags,
+        )
     };
-    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// The node a page is on (move_pages with no target nodes queries).
@@ -34,9 +51,17 @@ pub fn move_pages(region: &Region, count: usize, node: i32) -> anyhow::Result<us
     let pages: Vec<_> = (0..count).map(|p| region.addr(p).cast()).collect();
     let nodes = vec![node; count];
     let mut status = vec![0i32; count];
-    move_pages_raw(&pages, Some(&nodes), &mut status, MPOL_MF_MOVE_ALL).context("move_pages(MPOL_MF_MOVE_ALL)")?;
+    move_pages_raw(&pages, Some(&nodes), &mut status, MPOL_MF_MOVE_ALL)
+        .context("move_pages(MPOL_MF_MOVE_ALL)")?;
     if let Some((i, s)) = status.iter().enumerate().find(|(_, s)| **s != node) {
-        anyhow::bail!("page {i} was not moved to node {node}: status {s} ({})", if *s < 0 { io::Error::from_raw_os_error(-s).to_string() } else { format!("on node {s}") });
+        anyhow::bail!(
+            "page {i} was not moved to node {node}: status {s} ({})",
+            if *s < 0 {
+                io::Error::from_raw_os_error(-s).to_string()
+            } else {
+                format!("on node {s}")
+            }
+        );
     }
     Ok(count)
 }

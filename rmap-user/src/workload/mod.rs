@@ -36,15 +36,25 @@ pub fn run(ty: PageType, pages: usize, merge_timeout: Duration) -> anyhow::Resul
         let guard = ksm::KsmGuard::aggressive(pages as u64)?;
         region.madvise_mergeable()?;
         guard.wait_merged(merge_timeout)?;
+        guard.pause()?;
         Some(guard)
     } else {
         None
     };
     let here = migrate::node_of(region.addr(0))?;
-    let target = *nodes.iter().find(|&&n| n as i32 != here).context("no other NUMA node")? as i32;
+    let target = *nodes
+        .iter()
+        .find(|&&n| n as i32 != here)
+        .context("no other NUMA node")? as i32;
     // KSM: every address maps the same page, so the first move migrates it; the rest are
     // already there. Anon/file: a sample of pages, each walked once.
     let count = if ty == PageType::Ksm { pages } else { pages.min(64) };
     let migrated = migrate::move_pages(&region, count, target)?;
-    Ok(Ran { page_type: ty.name(), pages, vmas, migrated, target_node: target })
+    Ok(Ran {
+        page_type: ty.name(),
+        pages,
+        vmas,
+        migrated,
+        target_node: target,
+    })
 }

@@ -24,12 +24,30 @@ impl Region {
     pub fn anon(pages: usize, identical: bool) -> anyhow::Result<Self> {
         // SAFETY: fresh anonymous mapping.
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), pages * PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error()).context("mmap of the anonymous region");
         }
-        let r = Self { base: base.cast(), pages, _file: None };
+        let r = Self {
+            base: base.cast(),
+            pages,
+            _file: None,
+        };
+        // Base pages only: a THP would be split (with its own rmap walks) when the region is
+        // split or merged, mixing unrelated walks into the measurement.
+        // SAFETY: the whole mapping.
+        check(
+            unsafe { libc::madvise(base, pages * PAGE, libc::MADV_NOHUGEPAGE) },
+            "madvise(MADV_NOHUGEPAGE)",
+        )?;
         r.fill(identical);
         Ok(r)
     }
@@ -38,15 +56,34 @@ impl Region {
     pub fn file(pages: usize) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir();
         let path = dir.join(format!("rmap-trace-{}.data", std::process::id()));
-        let file = File::options().read(true).write(true).create_new(true).open(&path).with_context(|| format!("creating {}", path.display()))?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
         std::fs::remove_file(&path).with_context(|| format!("unlinking {}", path.display()))?;
-        file.set_len((pages * PAGE) as u64).context("sizing the temporary file")?;
+        file.set_len((pages * PAGE) as u64)
+            .context("sizing the temporary file")?;
         // SAFETY: mapping an open file of the right size.
-        let base = unsafe { libc::mmap(std::ptr::null_mut(), pages * PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error()).context("mmap of the file region");
         }
-        let r = Self { base: base.cast(), pages, _file: Some(file) };
+        let r = Self {
+            base: base.cast(),
+            pages,
+            _file: Some(file),
+        };
         r.fill(false);
         Ok(r)
     }
@@ -77,14 +114,20 @@ impl Region {
     pub fn split(&mut self) -> anyhow::Result<usize> {
         for p in (1..self.pages).step_by(2) {
             // SAFETY: inside the mapping.
-            check(unsafe { libc::mprotect(self.addr(p).cast(), PAGE, libc::PROT_READ) }, "mprotect split")?;
+            check(
+                unsafe { libc::mprotect(self.addr(p).cast(), PAGE, libc::PROT_READ) },
+                "mprotect split",
+            )?;
         }
         Ok(self.pages)
     }
 
     pub fn madvise_mergeable(&self) -> anyhow::Result<()> {
         // SAFETY: the whole mapping.
-        check(unsafe { libc::madvise(self.base.cast(), self.pages * PAGE, libc::MADV_MERGEABLE) }, "madvise(MADV_MERGEABLE)")
+        check(
+            unsafe { libc::madvise(self.base.cast(), self.pages * PAGE, libc::MADV_MERGEABLE) },
+            "madvise(MADV_MERGEABLE)",
+        )
     }
 }
 

@@ -1,0 +1,159 @@
+//! A newc cpio initramfs, written directly (no cpio tool): busybox, a static rmap-trace, the
+//! init script and the command script.
+use std::{fs, path::Path, process::Command};
+
+use anyhow::{Context as _, bail};
+
+use super::{cache, kernel};
+use crate::setup::status;
+
+/// Entries of the archive.
+#[derive(Default)]
+pub struct Archive {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Archive {
+    fn header(&mut self, name: &str, mode: u32, size: usize) {
+        self.ino += 1;
+        let namesize = name.len() + 1;
+        let fields = [
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            size as u32,
+            0,
+            0,
+            0,
+            0,
+            namesize as u32,
+            0,
+        ];
+        self.out.extend_from_slice(b"070701");
+        for f in fields {
+            self.out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while self.out.len() % 4 != 0 {
+            self.out.push(0);
+        }
+    }
+
+    pub fn dir(&mut self, name: &str) {
+        self.header(name, 0o040755, 0);
+    }
+
+    pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.header(name, 0o100000 | mode, data.len());
+        self.out.extend_from_slice(data);
+        self.pad();
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.header("TRAILER!!!", 0, 0);
+        self.out
+    }
+}
+
+/// busybox from Debian's busybox-static package, unpacked in the cache (not installed).
+pub fn busybox() -> anyhow::Result<std::path::PathBuf> {
+    let dir = cache::dir()?;
+    let bin = dir.join("busybox-static/bin/busybox");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    let deb = kernel::download(&dir, "busybox-static")?;
+    if !status(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(dir.join("busybox-static")),
+    )? {
+        bail!("dpkg-deb -x {} failed", deb.display());
+    }
+    Ok(bin)
+}
+
+/// What goes into the guest.
+pub struct Contents<'a> {
+    pub rmap_trace: &'a Path,
+    pub cmd: &'a str,
+    /// `lib/modules/<release>` of the kernel, for zram.
+    pub modules: Option<&'a Path>,
+}
+
+/// Builds the initramfs bytes.
+pub fn build(c: &Contents) -> anyhow::Result<Vec<u8>> {
+    let mut a = Archive::default();
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "etc",
+        "lib",
+        "lib/modules",
+    ] {
+        a.dir(d);
+    }
+    let busybox = busybox()?;
+    a.file(
+        "bin/busybox",
+        0o755,
+        &fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?,
+    );
+    a.file(
+        "bin/rmap-trace",
+        0o755,
+        &fs::read(c.rmap_trace).with_context(|| format!("reading {}", c.rmap_trace.display()))?,
+    );
+    a.file("init", 0o755, super::script::INIT.as_bytes());
+    a.file("cmd.sh", 0o644, c.cmd.as_bytes());
+    if let Some(modules) = c.modules {
+        // Only the modules the workloads may need (zram swap), not the whole tree.
+        for rel in ["kernel/mm/zsmalloc.ko", "kernel/drivers/block/zram/zram.ko"] {
+            let p = modules.join(rel);
+            if p.is_file() {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                a.file(&format!("lib/modules/{name}"), 0o644, &fs::read(&p)?);
+            }
+        }
+    }
+    Ok(a.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newc_layout() {
+        let mut a = Archive::default();
+        a.dir("bin");
+        a.file("bin/x", 0o755, b"hello");
+        let out = a.finish();
+        assert!(out.starts_with(b"070701"));
+        assert_eq!(out.len() % 4, 0);
+        // header (110) + "bin\0" padded to 4 → 116; file header 110 + "bin/x\0" → 116+116=232? check data.
+        let s = String::from_utf8_lossy(&out);
+        assert!(s.contains("bin/x\0"));
+        assert!(s.contains("hello"));
+        assert!(s.contains("TRAILER!!!"));
+        // mode of the file entry.
+        assert!(s.contains(&format!("{:08x}", 0o100755)));
+    }
+}

@@ -1,0 +1,145 @@
+//! Guest kernels: Debian's `linux-image-6.1.0-*-amd64` (downloaded once with `apt-get download`
+//! and unpacked with `dpkg-deb -x` into the cache), or a bzImage given with `--kernel`.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use super::cache;
+use crate::setup::status;
+
+/// The Debian 6.1 image known to work (KPROBES, BTF, KSM, NUMA); a newer ABI of the same
+/// series is used when this one is no longer in the archive.
+const DEFAULT_PACKAGE: &str = "linux-image-6.1.0-56-amd64";
+
+/// A kernel to boot and, where it has them, its modules.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub image: PathBuf,
+    /// `lib/modules/<release>`.
+    pub modules: Option<PathBuf>,
+    pub label: String,
+}
+
+pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<Kernel> {
+    if let Some(image) = kernel {
+        let meta = fs::metadata(image).with_context(|| format!("kernel image {}", image.display()))?;
+        if !meta.is_file() || meta.len() < 512 * 1024 {
+            bail!(
+                "kernel image {} is not a bzImage (not a file, or under 512 KiB)",
+                image.display()
+            );
+        }
+        let mut magic = [0u8; 4];
+        fs::File::open(image).and_then(|mut f| {
+            use std::io::{Read, Seek, SeekFrom};
+            f.seek(SeekFrom::Start(0x202))?;
+            f.read_exact(&mut magic)
+        })?;
+        if &magic != b"HdrS" {
+            bail!(
+                "kernel image {} has no x86 boot header (HdrS): not a bzImage",
+                image.display()
+            );
+        }
+        if let Some(m) = modules {
+            if !m.is_dir() {
+                bail!("modules directory {} does not exist", m.display());
+            }
+        }
+        return Ok(Kernel {
+            image: image.to_path_buf(),
+            modules: modules.map(Path::to_path_buf),
+            label: image.display().to_string(),
+        });
+    }
+    debian()
+}
+
+fn unpacked(root: &Path) -> Option<Kernel> {
+    let boot = root.join("boot");
+    let image = fs::read_dir(&boot).ok()?.flatten().map(|e| e.path()).find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+    })?;
+    let release = image
+        .file_name()?
+        .to_string_lossy()
+        .trim_start_matches("vmlinuz-")
+        .to_string();
+    let modules = root.join("lib/modules").join(&release);
+    Some(Kernel {
+        image,
+        modules: modules.is_dir().then_some(modules),
+        label: format!("Debian {release}"),
+    })
+}
+
+/// Debian's kernel from the cache, downloading and unpacking it on first use.
+pub fn debian() -> anyhow::Result<Kernel> {
+    let dir = cache::dir()?;
+    let root = dir.join("debian-kernel");
+    if let Some(k) = unpacked(&root) {
+        return Ok(k);
+    }
+    let deb = download(&dir, DEFAULT_PACKAGE).or_else(|e| {
+        eprintln!("xtask: {DEFAULT_PACKAGE}: {e:#}; looking for a newer 6.1 image");
+        download(&dir, &newest_61()?)
+    })?;
+    let tmp = dir.join("debian-kernel.tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    if !status(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))? {
+        bail!("dpkg-deb -x {} failed", deb.display());
+    }
+    fs::rename(&tmp, &root)?;
+    unpacked(&root).context("the kernel package has no boot/vmlinuz-*")
+}
+
+/// `apt-get download PACKAGE` into `dir` (as the `_apt` sandbox user cannot write there, apt
+/// warns and downloads as root; that is fine). Returns the .deb path.
+pub fn download(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
+    let find = || -> Option<PathBuf> {
+        fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with(&format!("{package}_"))
+                    && n.to_string_lossy().ends_with(".deb")
+            })
+        })
+    };
+    if let Some(deb) = find() {
+        return Ok(deb);
+    }
+    eprintln!("xtask: apt-get download {package}");
+    let ok = |cmd: &mut Command| cmd.current_dir(dir).output().is_ok_and(|o| o.status.success());
+    if !ok(Command::new("apt-get").args(["download", package])) {
+        // Lists may be missing on a fresh machine.
+        if !ok(Command::new("apt-get").arg("update"))
+            || !ok(Command::new("apt-get").args(["download", package]))
+        {
+            bail!("apt-get download {package} failed (run: apt-get update && apt-get download {package})");
+        }
+    }
+    find().with_context(|| format!("apt-get download {package} left no .deb in {}", dir.display()))
+}
+
+fn newest_61() -> anyhow::Result<String> {
+    let out = Command::new("apt-cache")
+        .args(["search", "--names-only", r"^linux-image-6\.1\.0-[0-9]+-amd64$"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .max_by_key(|n| {
+            n.trim_start_matches("linux-image-6.1.0-")
+                .trim_end_matches("-amd64")
+                .parse::<u32>()
+                .unwrap_or(0)
+        })
+        .map(String::from)
+        .context("no linux-image-6.1.0-*-amd64 in the apt lists")
+}

@@ -1,0 +1,99 @@
+//! The QEMU guest harness: a kernel (Debian's 6.1 by default), an initramfs with busybox and a
+//! static rmap-trace, and a QEMU run watched on the serial console for markers.
+pub mod cache;
+pub mod initramfs;
+pub mod kernel;
+pub mod qemu;
+pub mod script;
+
+use std::{path::PathBuf, time::Duration};
+
+/// Options shared by `vm`, `vm-test` and `run --vm`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GuestArgs {
+    /// Boot this bzImage instead of Debian's 6.1 kernel.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Kernel modules directory (lib/modules/<release>) for that kernel, where zram is a module.
+    #[arg(long)]
+    pub modules: Option<PathBuf>,
+    /// NUMA nodes in the guest (2 lets move_pages migrate).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub numa_nodes: u32,
+    /// Guest memory in MiB, split evenly over the nodes.
+    #[arg(long, default_value_t = 4096)]
+    pub memory_mib: u32,
+    /// Whole-run timeout in seconds.
+    #[arg(long, default_value_t = 1500)]
+    pub timeout: u64,
+    /// Accelerator: tcg (always works here), kvm, or auto (kvm if /dev/kvm works, falling back
+    /// to tcg when the guest does not boot in time).
+    #[arg(long, value_enum, default_value_t = qemu::Accel::Tcg)]
+    pub accel: qemu::Accel,
+}
+
+impl GuestArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+}
+
+/// Builds the static rmap-trace and the initramfs, boots the guest with `cmd` as /cmd.sh.
+pub fn boot(args: &GuestArgs, cmd: &str, echo: bool) -> anyhow::Result<qemu::GuestRun> {
+    use anyhow::Context as _;
+    let kernel = kernel::resolve(args.kernel.as_deref(), args.modules.as_deref())?;
+    let rmap_trace = crate::build::static_binary()?;
+    let image = initramfs::build(&initramfs::Contents {
+        rmap_trace: &rmap_trace,
+        cmd,
+        modules: kernel.modules.as_deref(),
+    })?;
+    let initrd = TempFile::new("initrd.cpio")?;
+    std::fs::write(&initrd.0, image).with_context(|| format!("writing {}", initrd.0.display()))?;
+    eprintln!(
+        "xtask: booting {} ({} NUMA nodes, {} MiB, {:?})",
+        kernel.label, args.numa_nodes, args.memory_mib, args.accel
+    );
+    qemu::Machine {
+        kernel: &kernel.image,
+        initrd: &initrd.0,
+        numa_nodes: args.numa_nodes,
+        memory_mib: args.memory_mib,
+        timeout: args.timeout(),
+        echo,
+    }
+    .run(args.accel)
+}
+
+/// A file under target/xtask removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        let dir = crate::build::workspace_root().join("target/xtask");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir.join(format!("{}-{name}", std::process::id()))))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("xtask: removing {}: {e}", self.0.display());
+            }
+        }
+    }
+}
+
+/// Quotes an argument for the guest's sh.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

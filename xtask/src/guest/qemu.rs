@@ -1,0 +1,228 @@
+//! Running QEMU and watching its serial console.
+use std::{
+    collections::{BTreeMap, VecDeque},
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use super::script::{EXIT, OUT_BEGIN, OUT_END, READY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+    Auto,
+}
+
+/// What a guest run produced.
+#[derive(Debug, Default)]
+pub struct GuestRun {
+    /// Console lines (after READY), without the marker blocks.
+    pub console: Vec<String>,
+    /// `RMAP-OUT-BEGIN name` blocks.
+    pub outputs: BTreeMap<String, String>,
+    /// Exit status of /cmd.sh.
+    pub status: i32,
+    pub elapsed: Duration,
+}
+
+pub struct Machine<'a> {
+    pub kernel: &'a Path,
+    pub initrd: &'a Path,
+    pub numa_nodes: u32,
+    pub memory_mib: u32,
+    pub timeout: Duration,
+    /// Print console lines as they come.
+    pub echo: bool,
+}
+
+impl Machine<'_> {
+    fn command(&self, accel: Accel) -> Command {
+        let mut c = Command::new("qemu-system-x86_64");
+        let kvm = accel == Accel::Kvm;
+        c.args([
+            "-accel",
+            if kvm { "kvm" } else { "tcg" },
+            "-cpu",
+            if kvm { "host" } else { "max" },
+        ]);
+        c.args([
+            "-m",
+            &format!("{}M", self.memory_mib),
+            "-smp",
+            &self.numa_nodes.max(2).to_string(),
+        ]);
+        let per_node = self.memory_mib / self.numa_nodes;
+        let cpus = self.numa_nodes.max(2);
+        for n in 0..self.numa_nodes {
+            c.args(["-object", &format!("memory-backend-ram,id=m{n},size={per_node}M")]);
+            // CPUs spread over nodes; node n gets cpu n (and the rest go to node 0).
+            let cpu_list = if n == 0 && cpus > self.numa_nodes {
+                format!("cpus=0,cpus={}-{}", self.numa_nodes, cpus - 1)
+            } else {
+                format!("cpus={n}")
+            };
+            c.args(["-numa", &format!("node,nodeid={n},{cpu_list},memdev=m{n}")]);
+        }
+        c.arg("-kernel").arg(self.kernel).arg("-initrd").arg(self.initrd);
+        // panic=-1: reboot at once on panic, which -no-reboot turns into an exit.
+        c.args([
+            "-append",
+            "console=ttyS0 loglevel=1 panic=-1 oops=panic",
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+        ]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Boots, runs /cmd.sh, returns its outputs. Timeouts, panics and a guest that stops
+    /// without the exit marker are errors carrying the last console lines.
+    pub fn run(&self, accel: Accel) -> anyhow::Result<GuestRun> {
+        match accel {
+            Accel::Auto if kvm_usable() => match self.run_with(Accel::Kvm, Some(Duration::from_secs(60))) {
+                Err(e) if e.to_string().contains("did not boot") => {
+                    eprintln!("xtask: KVM guest did not boot within 60 s; falling back to TCG");
+                    self.run_with(Accel::Tcg, None)
+                }
+                other => other,
+            },
+            Accel::Auto => self.run_with(Accel::Tcg, None),
+            other => self.run_with(other, None),
+        }
+    }
+
+    fn run_with(&self, accel: Accel, boot_timeout: Option<Duration>) -> anyhow::Result<GuestRun> {
+        let mut cmd = self.command(accel);
+        let mut child = cmd
+            .spawn()
+            .context("starting qemu-system-x86_64 (run: cargo xtask setup)")?;
+        let stdout = child.stdout.take().context("qemu stdout")?;
+        let stderr = child.stderr.take().context("qemu stderr")?;
+        let (tx, rx) = mpsc::channel::<String>();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                // Strip terminal escapes and CRs from the console.
+                let line = String::from_utf8_lossy(&line).replace('\r', "");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx2.send(format!("qemu: {line}")).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut last: VecDeque<String> = VecDeque::new();
+        let mut run = GuestRun::default();
+        let mut ready = false;
+        let mut block: Option<(String, String)> = None;
+        let result = loop {
+            let limit = if ready {
+                self.timeout
+            } else {
+                boot_timeout.unwrap_or(self.timeout)
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break Err(if ready {
+                    anyhow::anyhow!("guest timed out after {} s without {EXIT}", limit.as_secs())
+                } else {
+                    anyhow::anyhow!("guest did not boot within {} s (no {READY})", limit.as_secs())
+                });
+            }
+            let line = match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+                Ok(l) => l,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(anyhow::anyhow!("qemu exited without {EXIT}"));
+                }
+            };
+            if last.len() == 40 {
+                last.pop_front();
+            }
+            last.push_back(line.clone());
+            if line.contains("Kernel panic") {
+                // Let the panic text arrive, then report.
+                let until = Instant::now() + Duration::from_secs(2);
+                while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    last.push_back(l);
+                }
+                break Err(anyhow::anyhow!("guest kernel panicked"));
+            }
+            if let Some((name, buf)) = &mut block {
+                if line.trim_end() == format!("{OUT_END} {name}") {
+                    let (name, buf) = block.take().expect("in a block");
+                    run.outputs.insert(name, buf);
+                } else {
+                    buf.push_str(&line);
+                    buf.push('\n');
+                }
+                continue;
+            }
+            if let Some(name) = line.trim_end().strip_prefix(&format!("{OUT_BEGIN} ")) {
+                block = Some((name.to_string(), String::new()));
+                continue;
+            }
+            if !ready {
+                ready = line.contains(READY);
+                continue;
+            }
+            if let Some(code) = line.trim().strip_prefix(EXIT) {
+                run.status = code.trim().parse().unwrap_or(-1);
+                break Ok(());
+            }
+            if self.echo {
+                println!("{line}");
+            }
+            run.console.push(line);
+        };
+        if let Err(e) = child.kill() {
+            // Already exited (poweroff): nothing to stop.
+            log_debug(&format!("qemu kill: {e}"));
+        }
+        child.wait().context("waiting for qemu")?;
+        run.elapsed = started.elapsed();
+        match result {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                let tail: Vec<String> = last.into_iter().filter(|l| !l.trim().is_empty()).collect();
+                bail!(
+                    "{e}; last console lines:\n  {}",
+                    tail[tail.len().saturating_sub(15)..].join("\n  ")
+                )
+            }
+        }
+    }
+}
+
+fn log_debug(msg: &str) {
+    if std::env::var_os("XTASK_DEBUG").is_some() {
+        eprintln!("xtask: {msg}");
+    }
+}
+
+fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}

@@ -1,0 +1,28 @@
+//! What runs inside the guest: the init script and the marker protocol on the console.
+//!
+//! The guest prints `RMAP-GUEST-READY` once set up, `RMAP-OUT-BEGIN <name>` / `RMAP-OUT-END
+//! <name>` around files the host should parse, and `RMAP-GUEST-EXIT <status>` at the end.
+
+pub const READY: &str = "RMAP-GUEST-READY";
+pub const EXIT: &str = "RMAP-GUEST-EXIT";
+pub const OUT_BEGIN: &str = "RMAP-OUT-BEGIN";
+pub const OUT_END: &str = "RMAP-OUT-END";
+
+/// /init: mounts, turns NUMA balancing off (it migrates pages on its own), runs /cmd.sh.
+pub const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tracefs nodev /sys/kernel/tracing
+mount -t cgroup2 none /sys/fs/cgroup
+mount -t tmpfs tmp /tmp
+[ -f /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
+for m in /lib/modules/zsmalloc.ko /lib/modules/zram.ko; do [ -f $m ] && insmod $m; done
+emit() { echo "RMAP-OUT-BEGIN $1"; cat "$2"; echo; echo "RMAP-OUT-END $1"; }
+echo RMAP-GUEST-READY
+. /cmd.sh
+echo "RMAP-GUEST-EXIT $?"
+poweroff -f
+"#;

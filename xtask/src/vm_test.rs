@@ -1,0 +1,231 @@
+//! `cargo xtask vm-test`: the integration suite in the guest. The guest runs the scenarios and
+//! sends back JSON summaries between markers; the checks run here, on the host.
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::guest::{self, GuestArgs, qemu::GuestRun};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// Pages (and VMAs) of the KSM/anon/file layouts.
+    #[arg(long, default_value_t = 20_000)]
+    pub pages: u32,
+}
+
+/// The guest side: every forced attach mode traces the three workloads; the tgid filter sees
+/// only its process while another process walks too; KSM knobs are dumped before and after.
+fn script(pages: u32) -> String {
+    let small = (pages / 10).max(200);
+    format!(
+        r#"knobs() {{ for k in run pages_to_scan sleep_millisecs max_page_sharing merge_across_nodes use_zero_pages; do [ -f /sys/kernel/mm/ksm/$k ] && echo "$k=$(cat /sys/kernel/mm/ksm/$k)"; done; }}
+attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
+knobs > /tmp/ksm.before
+rmap-trace probe --json /tmp/probe.json > /tmp/probe.txt 2>&1
+emit probe /tmp/probe.json
+for m in fentry kprobe; do
+  rmap-trace --attach-only --attach-mode $m --comm rmap-trace --json /tmp/$m.json > /tmp/$m.txt 2>&1 &
+  T=$!
+  attached /tmp/$m.txt || echo "tracer $m did not attach"
+  rmap-trace workload --types ksm,anon,file --pages {pages} > /tmp/w-$m.txt 2>&1
+  echo "workload $m exit $?"
+  kill -TERM $T; wait $T; echo "tracer $m exit $?"
+  emit $m /tmp/$m.json
+  emit $m.txt /tmp/$m.txt
+  emit $m.workload /tmp/w-$m.txt
+done
+(sleep 5; exec rmap-trace workload --types ksm --pages {small}) > /tmp/w1.txt 2>&1 &
+W1=$!
+(sleep 5; exec rmap-trace workload --types anon --pages {small}) > /tmp/w2.txt 2>&1 &
+W2=$!
+rmap-trace --attach-only -p $W1 --json /tmp/filter.json > /tmp/filter.txt 2>&1 &
+T=$!
+wait $W1; echo "w1 exit $?"; wait $W2; echo "w2 exit $?"
+kill -TERM $T; wait $T; echo "tracer filter exit $?"
+echo $W1 > /tmp/w1.pid
+emit filter /tmp/filter.json
+emit filter.pid /tmp/w1.pid
+emit filter.w2 /tmp/w2.txt
+knobs > /tmp/ksm.after
+emit ksm.before /tmp/ksm.before
+emit ksm.after /tmp/ksm.after
+"#
+    )
+}
+
+fn json(run: &GuestRun, name: &str) -> anyhow::Result<Value> {
+    let text = run
+        .outputs
+        .get(name)
+        .with_context(|| format!("the guest sent no {name} output"))?;
+    serde_json::from_str(text).with_context(|| format!("parsing {name} JSON from the guest"))
+}
+
+fn row<'a>(rows: &'a Value, key: &str) -> Option<&'a Value> {
+    rows.as_array()?.iter().find(|r| r["key"] == key)
+}
+
+fn counter(doc: &Value, name: &str) -> u64 {
+    doc["kernel_counts"]["counters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|p| p[0] == name))
+        .and_then(|p| p[1].as_u64())
+        .unwrap_or(u64::MAX)
+}
+
+/// A named check; failures are collected so one run reports all of them.
+struct Checks {
+    failed: Vec<String>,
+    passed: usize,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, ok: bool, detail: String) {
+        if ok {
+            self.passed += 1;
+            println!("ok   {name}: {detail}");
+        } else {
+            println!("FAIL {name}: {detail}");
+            self.failed.push(name.to_string());
+        }
+    }
+}
+
+fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
+    let probe = json(run, "probe")?;
+    for mode in ["fentry", "kprobe"] {
+        let m = probe["modes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["mode"] == mode))
+            .cloned()
+            .unwrap_or(Value::Null);
+        c.check(
+            &format!("probe {mode}"),
+            m["available"] == true,
+            m["detail"].to_string(),
+        );
+    }
+    for mode in ["fentry", "kprobe"] {
+        let doc = json(run, mode)?;
+        if let Some(t) = run.outputs.get(&format!("{mode}.txt")) {
+            println!("--- guest output, --attach-mode {mode} ---\n{}", t.trim_end());
+        }
+        let chosen = &doc["attach"]["chosen"];
+        c.check(&format!("{mode} attached"), chosen[0] == mode, chosen.to_string());
+        for ty in ["ksm", "anon", "file"] {
+            let n = row(&doc["types"], ty)
+                .and_then(|r| r["count"].as_u64())
+                .unwrap_or(0);
+            c.check(&format!("{mode} sees {ty} walks"), n > 0, format!("{n} walks"));
+        }
+        for p in ["ksm/migrate", "ksm/remove-migration"] {
+            let n = row(&doc["purposes"], p)
+                .and_then(|r| r["count"].as_u64())
+                .unwrap_or(0);
+            c.check(&format!("{mode} purpose {p}"), n > 0, format!("{n} walks"));
+        }
+        let ksm = row(&doc["types"], "ksm")
+            .and_then(|r| r["max_ns"].as_u64())
+            .unwrap_or(0);
+        let anon = row(&doc["types"], "anon")
+            .and_then(|r| r["max_ns"].as_u64())
+            .unwrap_or(u64::MAX);
+        c.check(
+            &format!("{mode} ksm max >= 100x anon max"),
+            ksm >= anon.saturating_mul(100),
+            format!(
+                "ksm {ksm} ns, anon {anon} ns, ratio {:.0}",
+                ksm as f64 / anon.max(1) as f64
+            ),
+        );
+        let offcpu = row(&doc["types"], "ksm")
+            .and_then(|r| r["offcpu_measured"].as_u64())
+            .unwrap_or(0);
+        c.check(
+            &format!("{mode} measures off-CPU time"),
+            offcpu > 0,
+            format!("{offcpu} ksm walks with off-CPU measured"),
+        );
+        for k in ["ringbuf_drops", "unpaired"] {
+            let v = counter(&doc, k);
+            c.check(
+                &format!("{mode} {k} reported and zero"),
+                v == 0,
+                format!("{k} = {v}"),
+            );
+        }
+    }
+    let filter = json(run, "filter")?;
+    let w1: u64 = run
+        .outputs
+        .get("filter.pid")
+        .and_then(|s| s.trim().parse().ok())
+        .context("no workload pid from the guest")?;
+    let w2_ran = run
+        .outputs
+        .get("filter.w2")
+        .is_some_and(|s| s.contains("workload: anon"));
+    c.check(
+        "other process walked too",
+        w2_ran,
+        run.outputs
+            .get("filter.w2")
+            .cloned()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    );
+    let procs: Vec<String> = filter["processes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["key"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let only_w1 = !procs.is_empty() && procs.iter().all(|k| k.ends_with(&format!("/{w1}")));
+    c.check(
+        "tgid filter keeps only its process",
+        only_w1,
+        format!("processes {procs:?}, workload tgid {w1}"),
+    );
+    let anon = row(&filter["types"], "anon")
+        .and_then(|r| r["count"].as_u64())
+        .unwrap_or(0);
+    c.check(
+        "tgid filter drops the other process's anon walks",
+        anon == 0,
+        format!("{anon} anon walks"),
+    );
+    let (before, after) = (run.outputs.get("ksm.before"), run.outputs.get("ksm.after"));
+    c.check(
+        "KSM settings restored",
+        before.is_some() && before == after,
+        format!(
+            "before {:?} after {:?}",
+            before.map(|s| s.trim()),
+            after.map(|s| s.trim())
+        ),
+    );
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::setup::ensure()?;
+    let out = guest::boot(&args.guest, &script(args.pages), false)?;
+    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    for line in &out.console {
+        println!("guest: {line}");
+    }
+    let mut c = Checks {
+        failed: Vec::new(),
+        passed: 0,
+    };
+    verify(&out, &mut c)?;
+    println!("vm-test: {} passed, {} failed", c.passed, c.failed.len());
+    if !c.failed.is_empty() {
+        bail!("vm-test failed: {}", c.failed.join(", "));
+    }
+    Ok(())
+}
