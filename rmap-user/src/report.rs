@@ -1,6 +1,4 @@
 //! Rendering summaries: the text tables and the JSON document.
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use crate::{agg::Row, counters::KernelCounts};
@@ -29,18 +27,16 @@ pub fn table(title: &str, rows: &[Row], offcpu: bool) -> String {
         .max()
         .unwrap_or(4)
         .max(title.len());
-    let _ = write!(
-        out,
+    out.push_str(&format!(
         "{title:<width$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"
-    );
+    ));
     if offcpu {
-        let _ = write!(out, " {:>10} {:>10}", "offcpu", "offcpu-max");
+        out.push_str(&format!(" {:>10} {:>10}", "offcpu", "offcpu-max"));
     }
     out.push('\n');
     for r in rows {
-        let _ = write!(
-            out,
+        out.push_str(&format!(
             "{:<width$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             r.key,
             r.count,
@@ -51,17 +47,16 @@ pub fn table(title: &str, rows: &[Row], offcpu: bool) -> String {
             fmt_ns(r.p999_ns),
             fmt_ns(r.max_ns),
             fmt_ns(r.mean_ns)
-        );
+        ));
         if offcpu {
             if r.offcpu_measured > 0 {
-                let _ = write!(
-                    out,
+                out.push_str(&format!(
                     " {:>10} {:>10}",
                     fmt_ns(r.offcpu_total_ns),
                     fmt_ns(r.offcpu_max_ns)
-                );
+                ));
             } else {
-                let _ = write!(out, " {:>10} {:>10}", "n/a", "n/a");
+                out.push_str(&format!(" {:>10} {:>10}", "n/a", "n/a"));
             }
         }
         out.push('\n');
@@ -84,7 +79,7 @@ pub fn counters_line(k: &KernelCounts) -> String {
         k.get(Counter::Filtered),
     );
     if k.get(Counter::InflightFull) > 0 {
-        let _ = write!(s, ", in-flight map full {}", k.get(Counter::InflightFull));
+        s.push_str(&format!(", in-flight map full {}", k.get(Counter::InflightFull)));
     }
     s
 }
