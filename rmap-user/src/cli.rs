@@ -38,6 +38,9 @@ pub enum Command {
         /// Pages (and VMAs) in the region.
         #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
         pages: u64,
+        /// Mappings per KSM page (KSM's max_page_sharing; default: leave it as it is).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+        max_page_sharing: Option<u64>,
         /// Seconds to wait for KSM to merge.
         #[arg(long, default_value_t = 300.0, value_parser = positive_secs)]
         merge_timeout: f64,

@@ -24,14 +24,12 @@ fn main() -> ExitCode {
             Some(Command::Workload {
                 types,
                 pages,
+                max_page_sharing,
                 merge_timeout,
             }) => {
                 for ty in types {
-                    let ran = workload::run(
-                        *ty,
-                        *pages as usize,
-                        std::time::Duration::from_secs_f64(*merge_timeout),
-                    )?;
+                    let timeout = std::time::Duration::from_secs_f64(*merge_timeout);
+                    let ran = workload::run(*ty, *pages as usize, *max_page_sharing, timeout)?;
                     println!(
                         "workload: {} pages {} vmas {} migrated {} to node {}",
                         ran.page_type, ran.pages, ran.vmas, ran.migrated, ran.target_node

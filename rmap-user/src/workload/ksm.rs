@@ -32,9 +32,8 @@ pub struct KsmGuard {
 }
 
 impl KsmGuard {
-    /// One KSM page for the whole region (max_page_sharing ≥ pages, as the series measures),
-    /// scanning as fast as KSM can.
-    pub fn aggressive(pages: u64) -> anyhow::Result<Self> {
+    /// Scanning as fast as KSM can, with `max_page_sharing` mappings per KSM page if given.
+    pub fn aggressive(max_page_sharing: Option<u64>) -> anyhow::Result<Self> {
         let saved = KNOBS
             .iter()
             .map(|k| Ok((*k, read(k)?)))
@@ -45,9 +44,9 @@ impl KsmGuard {
         };
         // max_page_sharing can only change while no KSM pages exist: unmerge first (only when
         // it must change: unmerging drops every other process's KSM sharing too).
-        if read("max_page_sharing")? < pages.max(2) {
+        if let Some(want) = max_page_sharing.filter(|&w| read("max_page_sharing").is_ok_and(|cur| cur != w)) {
             write("run", 2)?;
-            write("max_page_sharing", pages.max(2))?;
+            write("max_page_sharing", want)?;
         }
         write("sleep_millisecs", 0)?;
         write("pages_to_scan", 10_000)?;

@@ -46,13 +46,23 @@ pub fn node_of(addr: *mut u8) -> anyhow::Result<i32> {
 
 /// Moves the first `count` pages to `node`; returns how many are on `node` afterwards. A page
 /// that could not be moved is an error (the seed benchmark ignored the status array).
-pub fn move_pages(region: &Region, count: usize, node: i32) -> anyhow::Result<usize> {
+///
+/// With `shared`, addresses may map the same page (KSM): one call per address, since within
+/// one call a page is isolated once and its other addresses report EBUSY
+/// (mm/migrate.c: `add_page_for_migration`); a later call finds it already on `node`.
+pub fn move_pages(region: &Region, count: usize, node: i32, shared: bool) -> anyhow::Result<usize> {
     let count = count.min(region.pages());
     let pages: Vec<_> = (0..count).map(|p| region.addr(p).cast()).collect();
     let nodes = vec![node; count];
     let mut status = vec![0i32; count];
-    move_pages_raw(&pages, Some(&nodes), &mut status, MPOL_MF_MOVE_ALL)
-        .context("move_pages(MPOL_MF_MOVE_ALL)")?;
+    let batch = if shared { 1 } else { count.max(1) };
+    for ((p, n), s) in pages
+        .chunks(batch)
+        .zip(nodes.chunks(batch))
+        .zip(status.chunks_mut(batch))
+    {
+        move_pages_raw(p, Some(n), s, MPOL_MF_MOVE_ALL).context("move_pages(MPOL_MF_MOVE_ALL)")?;
+    }
     if let Some((i, s)) = status.iter().enumerate().find(|(_, s)| **s != node) {
         anyhow::bail!(
             "page {i} was not moved to node {node}: status {s} ({})",

@@ -21,7 +21,15 @@ pub struct Ran {
 }
 
 /// Runs one scenario: build the region, (merge,) migrate; everything is undone on return.
-pub fn run(ty: PageType, pages: usize, merge_timeout: Duration) -> anyhow::Result<Ran> {
+/// `max_page_sharing`: mappings per KSM page (None: the kernel's current setting, 256 by
+/// default). One KSM page for 20,000 VMAs makes each walk quadratic (every rmap_item scans every
+/// VMA of the anon_vma): minutes under TCG.
+pub fn run(
+    ty: PageType,
+    pages: usize,
+    max_page_sharing: Option<u64>,
+    merge_timeout: Duration,
+) -> anyhow::Result<Ran> {
     let nodes = crate::kernel::host::numa_nodes();
     if nodes.len() < 2 {
         anyhow::bail!("move_pages needs two NUMA nodes; this host has {}", nodes.len());
@@ -33,7 +41,7 @@ pub fn run(ty: PageType, pages: usize, merge_timeout: Duration) -> anyhow::Resul
     };
     let vmas = region.split()?;
     let _ksm = if ty == PageType::Ksm {
-        let guard = ksm::KsmGuard::aggressive(pages as u64)?;
+        let guard = ksm::KsmGuard::aggressive(max_page_sharing)?;
         region.madvise_mergeable()?;
         guard.wait_merged(merge_timeout)?;
         guard.pause()?;
@@ -46,10 +54,10 @@ pub fn run(ty: PageType, pages: usize, merge_timeout: Duration) -> anyhow::Resul
         .iter()
         .find(|&&n| n as i32 != here)
         .context("no other NUMA node")? as i32;
-    // KSM: every address maps the same page, so the first move migrates it; the rest are
-    // already there. Anon/file: a sample of pages, each walked once.
+    // KSM: each KSM page is migrated once, through its first address; the others find it
+    // already moved. Anon/file: a sample of pages, each walked once.
     let count = if ty == PageType::Ksm { pages } else { pages.min(64) };
-    let migrated = migrate::move_pages(&region, count, target)?;
+    let migrated = migrate::move_pages(&region, count, target, ty == PageType::Ksm)?;
     Ok(Ran {
         page_type: ty.name(),
         pages,
