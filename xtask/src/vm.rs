@@ -7,6 +7,10 @@ use crate::guest::{self, GuestArgs};
 pub struct Args {
     #[command(flatten)]
     pub guest: GuestArgs,
+    /// Also run `rmap-trace workload <ARGS>` once the command has attached, e.g.
+    /// `--workload "--types ksm --pages 2000"`.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub workload: Option<String>,
     /// rmap-trace's arguments.
     #[arg(last = true)]
     pub rmap_args: Vec<String>,
@@ -15,7 +19,20 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
     let line: Vec<String> = args.rmap_args.iter().map(|a| guest::sh_quote(a)).collect();
-    let cmd = format!("rmap-trace {}\n", line.join(" "));
+    let cmd = match &args.workload {
+        None => format!("rmap-trace {}\n", line.join(" ")),
+        // The workload waits until the tracer printed its attach line, and reports at the end.
+        Some(w) => {
+            let w: Vec<String> = w.split_whitespace().map(guest::sh_quote).collect();
+            format!(
+                "(for i in $(seq 300); do grep -q '^attach:' /tmp/trace.txt 2>/dev/null && break; sleep 0.2; done; \
+                 rmap-trace workload {} > /tmp/workload.txt 2>&1; echo \"workload exit $?\" >> /tmp/workload.txt) &\n\
+                 set -o pipefail\nrmap-trace {} | tee /tmp/trace.txt\nS=$?\nwait\ncat /tmp/workload.txt\nexit $S\n",
+                w.join(" "),
+                line.join(" ")
+            )
+        }
+    };
     let out = guest::boot(&args.guest, &cmd, true)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     if out.status != 0 {

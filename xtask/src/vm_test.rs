@@ -211,8 +211,55 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The harness itself: a wrong kernel path, a guest that never finishes and a panicking guest
+/// each end in one error line within the timeout.
+fn harness_checks(args: &GuestArgs, c: &mut Checks) {
+    let err = crate::guest::kernel::resolve(Some(std::path::Path::new("/nonexistent/bzImage")), None).err();
+    c.check(
+        "broken kernel path is an error",
+        err.as_ref()
+            .is_some_and(|e| e.to_string().contains("/nonexistent/bzImage")),
+        format!("{err:?}"),
+    );
+    let short = GuestArgs {
+        timeout: 60,
+        ..args.clone()
+    };
+    let started = std::time::Instant::now();
+    let hung = guest::boot(&short, "sleep 100000\n", false);
+    let took = started.elapsed();
+    let msg = hung
+        .as_ref()
+        .err()
+        .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    c.check(
+        "hung guest times out",
+        msg.contains("timed out after 60 s") && took.as_secs() < 90,
+        format!("{msg} ({:.0} s)", took.as_secs_f64()),
+    );
+    let started = std::time::Instant::now();
+    let panicked = guest::boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n", false);
+    let took = started.elapsed();
+    let msg = panicked.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    c.check(
+        "panicking guest is reported",
+        msg.starts_with("guest kernel panicked") && took.as_secs() < 60,
+        format!(
+            "{} ({:.0} s)",
+            msg.lines().next().unwrap_or(""),
+            took.as_secs_f64()
+        ),
+    );
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
+    let mut c = Checks {
+        failed: Vec::new(),
+        passed: 0,
+    };
+    harness_checks(&args.guest, &mut c);
     let out = guest::boot(&args.guest, &script(args.pages), false)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     for line in &out.console {

@@ -119,7 +119,11 @@ pub fn build(c: &Contents) -> anyhow::Result<Vec<u8>> {
         &fs::read(c.rmap_trace).with_context(|| format!("reading {}", c.rmap_trace.display()))?,
     );
     a.file("init", 0o755, super::script::INIT.as_bytes());
-    a.file("cmd.sh", 0o644, c.cmd.as_bytes());
+    a.file(
+        "cmd.sh",
+        0o644,
+        format!("{}{}", super::script::PRELUDE, c.cmd).as_bytes(),
+    );
     if let Some(modules) = c.modules {
         // Only the modules the workloads may need (zram swap), not the whole tree.
         for rel in ["kernel/mm/zsmalloc.ko", "kernel/drivers/block/zram/zram.ko"] {

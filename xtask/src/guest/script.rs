@@ -8,6 +8,10 @@ pub const EXIT: &str = "RMAP-GUEST-EXIT";
 pub const OUT_BEGIN: &str = "RMAP-OUT-BEGIN";
 pub const OUT_END: &str = "RMAP-OUT-END";
 
+/// Prepended to every /cmd.sh (run by `sh`, so that `exit` ends the script, not init).
+pub const PRELUDE: &str = r#"emit() { echo "RMAP-OUT-BEGIN $1"; cat "$2"; echo; echo "RMAP-OUT-END $1"; }
+"#;
+
 /// /init: mounts, turns NUMA balancing off (it migrates pages on its own), runs /cmd.sh.
 pub const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -20,9 +24,8 @@ mount -t cgroup2 none /sys/fs/cgroup
 mount -t tmpfs tmp /tmp
 [ -f /proc/sys/kernel/numa_balancing ] && echo 0 > /proc/sys/kernel/numa_balancing
 for m in /lib/modules/zsmalloc.ko /lib/modules/zram.ko; do [ -f $m ] && insmod $m; done
-emit() { echo "RMAP-OUT-BEGIN $1"; cat "$2"; echo; echo "RMAP-OUT-END $1"; }
 echo RMAP-GUEST-READY
-. /cmd.sh
+sh /cmd.sh
 echo "RMAP-GUEST-EXIT $?"
 poweroff -f
 "#;
