@@ -219,7 +219,7 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
         "broken kernel path is an error",
         err.as_ref()
             .is_some_and(|e| e.to_string().contains("/nonexistent/bzImage")),
-        format!("{err:?}"),
+        err.as_ref().map_or_else(|| "no error".to_string(), |e| format!("{e:#}")),
     );
     let short = GuestArgs {
         timeout: 60,
@@ -265,10 +265,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for line in &out.console {
         println!("guest: {line}");
     }
-    let mut c = Checks {
-        failed: Vec::new(),
-        passed: 0,
-    };
     verify(&out, &mut c)?;
     println!("vm-test: {} passed, {} failed", c.passed, c.failed.len());
     if !c.failed.is_empty() {
