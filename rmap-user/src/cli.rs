@@ -6,7 +6,9 @@ use rmap_common::PageType;
 
 use crate::attach::plan::AttachChoice;
 
-/// Reverse-mapping walk latency (rmap_walk) per folio, through eBPF.
+/// Reverse-mapping walk latency (rmap_walk) per folio, through eBPF. Without a command it runs
+/// the benchmark: KSM, anon and file pages behind many VMAs, walked by a trigger, measured in
+/// the kernel for this process only.
 #[derive(Debug, Parser)]
 #[command(name = "rmap-trace", version, about)]
 pub struct Cli {
@@ -19,6 +21,38 @@ pub struct Cli {
 
     #[command(flatten)]
     pub trace: TraceArgs,
+
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+/// The workload of the benchmark (and of `rmap-trace workload`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Pages (and VMAs) of the split layout.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub pages: u64,
+    /// Layouts for anon and file pages (KSM is always split): the same split layout as KSM,
+    /// and one page shared by --sharers forked children.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "split,sharers")]
+    pub layouts: Vec<crate::workload::Layout>,
+    /// Children sharing the page in the sharers layout (default: as many mappings as one KSM
+    /// page gets with KSM's default max_page_sharing).
+    #[arg(long, default_value_t = 255, value_parser = clap::value_parser!(u64).range(1..=32_768))]
+    pub sharers: u64,
+    /// Mappings per KSM page (KSM's max_page_sharing; default: leave it as it is, 256 unless
+    /// changed). One KSM page for the whole region makes each walk quadratic in VMAs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    pub max_page_sharing: Option<u64>,
+    /// What makes the kernel walk.
+    #[arg(long, value_enum, default_value_t = crate::workload::trigger::TriggerChoice::Auto)]
+    pub trigger: crate::workload::trigger::TriggerChoice,
+    /// Create a temporary zram swap device for --trigger reclaim (removed afterwards).
+    #[arg(long)]
+    pub setup_swap: bool,
+    /// Seconds to wait for KSM to merge.
+    #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
+    pub merge_timeout: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,15 +69,8 @@ pub enum Command {
         /// Page types, comma-separated, run in this order.
         #[arg(long, value_delimiter = ',', default_value = "ksm,anon,file", value_parser = page_type)]
         types: Vec<PageType>,
-        /// Pages (and VMAs) in the region.
-        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
-        pages: u64,
-        /// Mappings per KSM page (KSM's max_page_sharing; default: leave it as it is).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
-        max_page_sharing: Option<u64>,
-        /// Seconds to wait for KSM to merge.
-        #[arg(long, default_value_t = 300.0, value_parser = positive_secs)]
-        merge_timeout: f64,
+        #[command(flatten)]
+        bench: BenchArgs,
     },
 }
 

@@ -1,6 +1,7 @@
 //! rmap-trace: latency of the kernel's reverse-mapping walks, per folio, through eBPF.
 pub mod agg;
 pub mod attach;
+pub mod bench;
 pub mod cli;
 pub mod counters;
 pub mod events;

@@ -2,10 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use rmap_user::{
+    bench,
     cli::{Cli, Command},
     live, probe,
     session::AttachFailed,
-    workload,
 };
 
 fn main() -> ExitCode {
@@ -21,26 +21,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Some(Command::Probe { json }) => probe::run(json.as_deref()),
-            Some(Command::Workload {
-                types,
-                pages,
-                max_page_sharing,
-                merge_timeout,
-            }) => {
-                for ty in types {
-                    let timeout = std::time::Duration::from_secs_f64(*merge_timeout);
-                    let ran = workload::run(*ty, *pages as usize, *max_page_sharing, timeout)?;
-                    println!(
-                        "workload: {} pages {} vmas {} migrated {} to node {}",
-                        ran.page_type, ran.pages, ran.vmas, ran.migrated, ran.target_node
-                    );
-                }
-                Ok(())
-            }
+            Some(Command::Workload { types, bench: b }) => bench::workload_only(types, b).await,
             None if cli.attach_only => live::run(&cli.trace).await,
-            None => anyhow::bail!(
-                "the benchmark workload is not available in this build yet; use --attach-only or `probe`"
-            ),
+            None => bench::run(&cli.trace, &cli.bench).await,
         }
     });
     match result {

@@ -219,7 +219,8 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
         "broken kernel path is an error",
         err.as_ref()
             .is_some_and(|e| e.to_string().contains("/nonexistent/bzImage")),
-        err.as_ref().map_or_else(|| "no error".to_string(), |e| format!("{e:#}")),
+        err.as_ref()
+            .map_or_else(|| "no error".to_string(), |e| format!("{e:#}")),
     );
     let short = GuestArgs {
         timeout: 60,

@@ -55,12 +55,14 @@ impl KsmGuard {
         Ok(guard)
     }
 
-    /// Waits until KSM has completed two full scans since the start and shares pages.
-    pub fn wait_merged(&self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until KSM has completed two full scans since the start and shares pages;
+    /// `progress` gets the pages merged so far. Cancellable.
+    pub fn wait_merged(&self, timeout: Duration, mut progress: impl FnMut(u64)) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
             let scans = read("full_scans")?;
             let sharing = read("pages_sharing")?;
+            progress(sharing + read("pages_shared")?);
             if scans >= self.scans_at_start + 2 && sharing > 0 {
                 return Ok(());
             }
@@ -69,8 +71,14 @@ impl KsmGuard {
                     "KSM did not merge within {timeout:?} (full_scans {scans}, pages_sharing {sharing})"
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
+            super::cancel::sleep(Duration::from_millis(100))?;
         }
+    }
+
+    /// Mappings per KSM page: (pages_sharing + pages_shared) / pages_shared.
+    pub fn mappings_per_page(&self) -> anyhow::Result<usize> {
+        let shared = read("pages_shared")?.max(1);
+        Ok(((read("pages_sharing")? + shared) / shared) as usize)
     }
 
     /// Stops ksmd (run=0 keeps merged pages): a scanning ksmd holds page locks, and migrating
