@@ -196,7 +196,7 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
-    print!("{}", report::table("layout/type/purpose", &purposes, true));
+    print!("{}", report::table("scenario type/purpose", &purposes, true));
     println!("{}", report::counters_line(&counts));
     println!(
         "kernel {}, attach {}, trigger {}",

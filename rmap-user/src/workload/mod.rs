@@ -16,7 +16,7 @@ pub mod trigger;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rmap_common::PageType;
 use serde::Serialize;
 
@@ -69,7 +69,8 @@ pub struct Ran {
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
+    // Redrawn twice a second at most: serial consoles (the QEMU guest) get every frame.
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(2));
     pb.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
