@@ -50,6 +50,18 @@ emit filter.w2 /tmp/w2.txt
 knobs > /tmp/ksm.after
 emit ksm.before /tmp/ksm.before
 emit ksm.after /tmp/ksm.after
+rm -f /tmp/*.json
+knobs > /tmp/sig.k1
+rmap-trace --types ksm --pages {pages} --trigger reclaim --setup-swap --max-page-sharing 512 > /tmp/sig.txt 2>&1 &
+P=$!
+for i in $(seq 600); do [ "$(cat /sys/kernel/mm/ksm/run)" = 1 ] && break; sleep 0.1; done
+sleep 1
+kill -TERM $P; wait $P; echo $? > /tmp/sig.rc
+knobs > /tmp/sig.k2
+grep -v '^Filename' /proc/swaps > /tmp/sig.swaps
+ls /sys/fs/cgroup | grep rmap-trace > /tmp/sig.cg
+ls -a /tmp | grep rmap-trace > /tmp/sig.tmp
+for f in rc txt k1 k2 swaps cg tmp; do emit sig.$f /tmp/sig.$f; done
 "#
     )
 }
@@ -208,6 +220,45 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
             after.map(|s| s.trim())
         ),
     );
+    let out = |n: &str| run.outputs.get(n).map(|s| s.trim().to_string()).unwrap_or_else(|| format!("<no {n}>"));
+    c.check("SIGTERM mid-merge exits non-zero, interrupted", out("sig.rc") != "0" && out("sig.txt").contains("interrupted"), format!("status {}, output: {}", out("sig.rc"), out("sig.txt").lines().last().unwrap_or("")));
+    c.check("SIGTERM: KSM knobs as before", out("sig.k1") == out("sig.k2") && !out("sig.k1").starts_with('<'), out("sig.k2").replace('\n', " "));
+    c.check("SIGTERM: zram swap removed", out("sig.swaps").is_empty(), out("sig.swaps"));
+    c.check("SIGTERM: cgroup removed", out("sig.cg").is_empty(), out("sig.cg"));
+    c.check("SIGTERM: no temp files left", out("sig.tmp").is_empty(), out("sig.tmp"));
+    Ok(())
+}
+
+/// One NUMA node: reclaim with a temporary zram swap walks KSM pages for `referenced`; without
+/// swap the run stops before touching KSM.
+fn one_node(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
+    let script = format!(
+rmap-trace --trigger reclaim --types ksm --pages {pages} > /tmp/noswap.txt 2>&1; echo $? >> /tmp/noswap.txt
+cat /sys/kernel/mm/ksm/full_scans >> /tmp/noswap.txt
+rmap-trace --trigger reclaim --setup-swap --types ksm,anon --layouts split --pages {pages} --json /tmp/reclaim.json > /tmp/reclaim.txt 2>&1
+echo "reclaim exit $?"
+emit noswap /tmp/noswap.txt
+emit reclaim /tmp/reclaim.json
+emit reclaim.txt /tmp/reclaim.txt
+"#
+    );
+    let one = GuestArgs { numa_nodes: 1, ..args.clone() };
+    let run = guest::boot(&one, &script, false)?;
+    let noswap = run.outputs.get("noswap").cloned().unwrap_or_default();
+    let lines: Vec<&str> = noswap.lines().collect();
+    c.check(
+        "one node, no swap: one clear line, non-zero, KSM untouched",
+        lines.len() == 3 && lines[0].contains("add --setup-swap") && lines[1] == "1" && lines[2] == "0",
+        noswap.replace('\n', " | "),
+    );
+    if let Some(t) = run.outputs.get("reclaim.txt") {
+        println!("--- guest output, one node, --trigger reclaim --setup-swap ---\n{}", t.trim_end());
+    }
+    let doc = json(&run, "reclaim")?;
+    let ksm = doc["scenarios"].as_array().and_then(|a| a.iter().find(|s| s["scenario"]["page_type"] == "ksm")).cloned().unwrap_or(Value::Null);
+    let referenced = row(&ksm["purposes"], "ksm/referenced").and_then(|r| r["count"].as_u64()).unwrap_or(0);
+    c.check("one node reclaim: ksm walks for referenced", referenced > 0, format!("{referenced} walks"));
+    c.check("one node reclaim: trigger", doc["trigger"] == "reclaim", doc["trigger"].to_string());
     Ok(())
 }
 
@@ -267,6 +318,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("guest: {line}");
     }
     verify(&out, &mut c)?;
+    one_node(&args.guest, 2000, &mut c)?;
     println!("vm-test: {} passed, {} failed", c.passed, c.failed.len());
     if !c.failed.is_empty() {
         bail!("vm-test failed: {}", c.failed.join(", "));
