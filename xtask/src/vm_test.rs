@@ -220,12 +220,37 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
             after.map(|s| s.trim())
         ),
     );
-    let out = |n: &str| run.outputs.get(n).map(|s| s.trim().to_string()).unwrap_or_else(|| format!("<no {n}>"));
-    c.check("SIGTERM mid-merge exits non-zero, interrupted", out("sig.rc") != "0" && out("sig.txt").contains("interrupted"), format!("status {}, output: {}", out("sig.rc"), out("sig.txt").lines().last().unwrap_or("")));
-    c.check("SIGTERM: KSM knobs as before", out("sig.k1") == out("sig.k2") && !out("sig.k1").starts_with('<'), out("sig.k2").replace('\n', " "));
-    c.check("SIGTERM: zram swap removed", out("sig.swaps").is_empty(), out("sig.swaps"));
+    let out = |n: &str| {
+        run.outputs
+            .get(n)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| format!("<no {n}>"))
+    };
+    c.check(
+        "SIGTERM mid-merge exits non-zero, interrupted",
+        out("sig.rc") != "0" && out("sig.txt").contains("interrupted"),
+        format!(
+            "status {}, output: {}",
+            out("sig.rc"),
+            out("sig.txt").lines().last().unwrap_or("")
+        ),
+    );
+    c.check(
+        "SIGTERM: KSM knobs as before",
+        out("sig.k1") == out("sig.k2") && !out("sig.k1").starts_with('<'),
+        out("sig.k2").replace('\n', " "),
+    );
+    c.check(
+        "SIGTERM: zram swap removed",
+        out("sig.swaps").is_empty(),
+        out("sig.swaps"),
+    );
     c.check("SIGTERM: cgroup removed", out("sig.cg").is_empty(), out("sig.cg"));
-    c.check("SIGTERM: no temp files left", out("sig.tmp").is_empty(), out("sig.tmp"));
+    c.check(
+        "SIGTERM: no temp files left",
+        out("sig.tmp").is_empty(),
+        out("sig.tmp"),
+    );
     Ok(())
 }
 
@@ -233,7 +258,7 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
 /// swap the run stops before touching KSM.
 fn one_node(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     let script = format!(
-rmap-trace --trigger reclaim --types ksm --pages {pages} > /tmp/noswap.txt 2>&1; echo $? >> /tmp/noswap.txt
+        r#"rmap-trace --trigger reclaim --types ksm --pages {pages} > /tmp/noswap.txt 2>&1; echo $? >> /tmp/noswap.txt
 cat /sys/kernel/mm/ksm/full_scans >> /tmp/noswap.txt
 rmap-trace --trigger reclaim --setup-swap --types ksm,anon --layouts split --pages {pages} --json /tmp/reclaim.json > /tmp/reclaim.txt 2>&1
 echo "reclaim exit $?"
@@ -242,7 +267,10 @@ emit reclaim /tmp/reclaim.json
 emit reclaim.txt /tmp/reclaim.txt
 "#
     );
-    let one = GuestArgs { numa_nodes: 1, ..args.clone() };
+    let one = GuestArgs {
+        numa_nodes: 1,
+        ..args.clone()
+    };
     let run = guest::boot(&one, &script, false)?;
     let noswap = run.outputs.get("noswap").cloned().unwrap_or_default();
     let lines: Vec<&str> = noswap.lines().collect();
@@ -252,13 +280,30 @@ emit reclaim.txt /tmp/reclaim.txt
         noswap.replace('\n', " | "),
     );
     if let Some(t) = run.outputs.get("reclaim.txt") {
-        println!("--- guest output, one node, --trigger reclaim --setup-swap ---\n{}", t.trim_end());
+        println!(
+            "--- guest output, one node, --trigger reclaim --setup-swap ---\n{}",
+            t.trim_end()
+        );
     }
     let doc = json(&run, "reclaim")?;
-    let ksm = doc["scenarios"].as_array().and_then(|a| a.iter().find(|s| s["scenario"]["page_type"] == "ksm")).cloned().unwrap_or(Value::Null);
-    let referenced = row(&ksm["purposes"], "ksm/referenced").and_then(|r| r["count"].as_u64()).unwrap_or(0);
-    c.check("one node reclaim: ksm walks for referenced", referenced > 0, format!("{referenced} walks"));
-    c.check("one node reclaim: trigger", doc["trigger"] == "reclaim", doc["trigger"].to_string());
+    let ksm = doc["scenarios"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["scenario"]["page_type"] == "ksm"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let referenced = row(&ksm["purposes"], "ksm/referenced")
+        .and_then(|r| r["count"].as_u64())
+        .unwrap_or(0);
+    c.check(
+        "one node reclaim: ksm walks for referenced",
+        referenced > 0,
+        format!("{referenced} walks"),
+    );
+    c.check(
+        "one node reclaim: trigger",
+        doc["trigger"] == "reclaim",
+        doc["trigger"].to_string(),
+    );
     Ok(())
 }
 
