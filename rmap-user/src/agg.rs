@@ -92,7 +92,7 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, comm: &str) {
+    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
         let ty = PageType::from_u32(ev.page_type);
         self.types.entry(ty).or_default().record(ev);
         // Look up before allocating: the key usually exists.
@@ -105,7 +105,7 @@ impl Aggregator {
                 .record(ev),
         }
         self.processes
-            .entry((ev.tgid, comm.to_string()))
+            .entry((ev.tgid, process.to_string()))
             .or_default()
             .record(ev);
     }

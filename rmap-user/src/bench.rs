@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     agg::{Aggregator, Row},
     cli::{BenchArgs, TraceArgs},
-    events, live,
+    live,
     report::{self, fmt_ns},
     session::Session,
     workload::{
@@ -98,7 +98,8 @@ async fn scenario(
     stop: &mut Stop,
 ) -> anyhow::Result<Ran> {
     let mut task = tokio::task::spawn_blocking(move || workload::run(&spec));
-    let mut record = |ev: &rmap_common::WalkEvent, purpose: &str| agg.record(ev, purpose, &events::comm(ev));
+    let mut record =
+        |ev: &rmap_common::WalkEvent, purpose: &str, process: &str| agg.record(ev, purpose, process);
     let ran = loop {
         tokio::select! {
             r = &mut task => break r.context("the workload task failed")?,

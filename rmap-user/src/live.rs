@@ -93,17 +93,17 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let record = |ev: &WalkEvent, purpose: &str, total: &mut Aggregator, interval: &mut Aggregator| {
-        let comm = events::comm(ev);
-        total.record(ev, purpose, &comm);
-        interval.record(ev, purpose, &comm);
-        if threshold_ns.is_some_and(|t| ev.duration_ns >= t) {
-            println!("{}", slow_line(&clock, ev, purpose));
-        }
-    };
+    let record =
+        |ev: &WalkEvent, purpose: &str, process: &str, total: &mut Aggregator, interval: &mut Aggregator| {
+            total.record(ev, purpose, process);
+            interval.record(ev, purpose, process);
+            if threshold_ns.is_some_and(|t| ev.duration_ns >= t) {
+                println!("{}", slow_line(&clock, ev, purpose));
+            }
+        };
     loop {
         tokio::select! {
-            r = session.next_batch(|ev, p| record(ev, p, &mut total, &mut interval)) => r?,
+            r = session.next_batch(|ev, p, n| record(ev, p, n, &mut total, &mut interval)) => r?,
             _ = tick.tick() => {
                 print_interval(&interval, started.elapsed());
                 interval = Aggregator::default();
@@ -113,7 +113,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             _ = sleep_until(deadline) => break,
         }
     }
-    session.drain(|ev, p| record(ev, p, &mut total, &mut interval));
+    session.drain(|ev, p, n| record(ev, p, n, &mut total, &mut interval));
     finish(&session, &total, started.elapsed(), args.json.as_deref())
 }
 

@@ -11,7 +11,13 @@ use rmap_user::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        // Workloads run on blocking threads: name them like the program, so that walks they
+        // cause carry the comm `rmap-trace` (and `--comm rmap-trace` finds them).
+        .thread_name("rmap-trace")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rmap-trace: error: starting the async runtime: {e}");

@@ -31,6 +31,7 @@ pub struct Session {
     pub ebpf: Ebpf,
     pub attached: Attached,
     pub purposes: Purposes,
+    pub processes: events::ProcessNames,
     pub decode_errors: u64,
 }
 
@@ -70,12 +71,14 @@ impl Session {
             ebpf,
             attached,
             purposes: Purposes::new(facts.kallsyms.take()),
+            processes: events::ProcessNames::default(),
             decode_errors: 0,
         })
     }
 
-    /// Waits until the ring buffer has data, then hands every record to `f`.
-    pub async fn next_batch(&mut self, f: impl FnMut(&WalkEvent, &str)) -> anyhow::Result<()> {
+    /// Waits until the ring buffer has data, then hands every record to `f` with its purpose
+    /// and process name.
+    pub async fn next_batch(&mut self, f: impl FnMut(&WalkEvent, &str, &str)) -> anyhow::Result<()> {
         let mut guard = self
             .ring
             .readable_mut()
@@ -88,11 +91,11 @@ impl Session {
     }
 
     /// Hands every record now in the ring buffer to `f` with its purpose.
-    pub fn drain(&mut self, mut f: impl FnMut(&WalkEvent, &str)) {
+    pub fn drain(&mut self, mut f: impl FnMut(&WalkEvent, &str, &str)) {
         let ring = self.ring.get_mut();
         while let Some(item) = ring.next() {
             match events::decode(&item) {
-                Ok(ev) => f(&ev, self.purposes.of(ev.rmap_one)),
+                Ok(ev) => f(&ev, self.purposes.of(ev.rmap_one), self.processes.name(&ev)),
                 Err(e) => {
                     self.decode_errors += 1;
                     log::warn!("{e}");

@@ -54,8 +54,7 @@ rm -f /tmp/*.json
 knobs > /tmp/sig.k1
 rmap-trace --types ksm --pages {pages} --trigger reclaim --setup-swap --max-page-sharing 512 > /tmp/sig.txt 2>&1 &
 P=$!
-for i in $(seq 600); do [ "$(cat /sys/kernel/mm/ksm/run)" = 1 ] && break; sleep 0.1; done
-sleep 1
+for i in $(seq 1200); do [ "$(cat /sys/kernel/mm/ksm/run)" = 1 ] && break; sleep 0.05; done
 kill -TERM $P; wait $P; echo $? > /tmp/sig.rc
 knobs > /tmp/sig.k2
 grep -v '^Filename' /proc/swaps > /tmp/sig.swaps
@@ -273,7 +272,7 @@ emit reclaim.txt /tmp/reclaim.txt
     };
     let run = guest::boot(&one, &script, false)?;
     let noswap = run.outputs.get("noswap").cloned().unwrap_or_default();
-    let lines: Vec<&str> = noswap.lines().collect();
+    let lines: Vec<&str> = noswap.trim().lines().collect();
     c.check(
         "one node, no swap: one clear line, non-zero, KSM untouched",
         lines.len() == 3 && lines[0].contains("add --setup-swap") && lines[1] == "1" && lines[2] == "0",
