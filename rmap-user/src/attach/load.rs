@@ -330,9 +330,7 @@ fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
 }
 
 fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
-    if !facts.tracefs.as_ref().is_some_and(Tracefs::has_kprobes)
-        && !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
-    {
+    if !tracefs::has_kprobes(facts.tracefs.as_ref()) {
         return Err(
             "this kernel has no kprobes (no kprobe PMU, no kprobe_events: CONFIG_KPROBES unset?)".into(),
         );

@@ -91,21 +91,12 @@ impl Tracefs {
         })?;
         Ok(parse_format(&text))
     }
+}
 
-    /// Kprobe support as tracefs and sysfs show it (the kprobe PMU or `kprobe_events`).
-    pub fn has_kprobes(&self) -> bool {
-        self.root.join("kprobe_events").exists() || Path::new("/sys/bus/event_source/devices/kprobe").exists()
-    }
-
-    /// Whether `name` can be traced by ftrace (not inlined, not notrace).
-    pub fn filter_function(&self, name: &str) -> Option<bool> {
-        let text = fs::read_to_string(self.root.join("available_filter_functions")).ok()?;
-        Some(text.lines().any(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|f| f == name || f.starts_with(&format!("{name}.")))
-        }))
-    }
+/// Kprobe support: the kprobe PMU (what perf_event_open kprobes use) or tracefs `kprobe_events`.
+pub fn has_kprobes(tracefs: Option<&Tracefs>) -> bool {
+    Path::new("/sys/bus/event_source/devices/kprobe").exists()
+        || tracefs.is_some_and(|t| t.root.join("kprobe_events").exists())
 }
 
 /// Parses the `field:` lines of an event `format` file.
