@@ -191,8 +191,10 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     let purposes: Vec<Row> = results
         .iter()
         .flat_map(|r| {
+            // "ksm/split anon/referenced": walks of the ksm/split scenario on anon folios.
+            let scenario = format!("{}/{}", r.scenario.page_type, r.scenario.layout);
             r.purposes.iter().map(move |p| Row {
-                key: format!("{}/{}", r.scenario.layout, p.key),
+                key: format!("{scenario} {}", p.key),
                 ..p.clone()
             })
         })
