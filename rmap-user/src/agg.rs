@@ -87,26 +87,26 @@ pub struct Row {
 #[derive(Clone, Debug, Default)]
 pub struct Aggregator {
     pub types: BTreeMap<PageType, Stats>,
-    pub purposes: BTreeMap<(PageType, String), Stats>,
-    pub processes: BTreeMap<(u32, String), Stats>,
+    /// By page type, then purpose: nested so that the per-event lookup borrows the purpose.
+    pub purposes: BTreeMap<PageType, BTreeMap<String, Stats>>,
+    /// By tgid, with the process name seen first.
+    pub processes: BTreeMap<u32, (String, Stats)>,
 }
 
 impl Aggregator {
+    /// Called per event: allocates only for a purpose or process not seen before.
     pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
         let ty = PageType::from_u32(ev.page_type);
         self.types.entry(ty).or_default().record(ev);
-        // Look up before allocating: the key usually exists.
-        match self.purposes.get_mut(&(ty, purpose.to_string())) {
+        let purposes = self.purposes.entry(ty).or_default();
+        match purposes.get_mut(purpose) {
             Some(s) => s.record(ev),
-            None => self
-                .purposes
-                .entry((ty, purpose.to_string()))
-                .or_default()
-                .record(ev),
+            None => purposes.entry(purpose.to_string()).or_default().record(ev),
         }
         self.processes
-            .entry((ev.tgid, process.to_string()))
-            .or_default()
+            .entry(ev.tgid)
+            .or_insert_with(|| (process.to_string(), Stats::default()))
+            .1
             .record(ev);
     }
 
@@ -124,7 +124,7 @@ impl Aggregator {
     pub fn purpose_rows(&self) -> Vec<Row> {
         self.purposes
             .iter()
-            .map(|((t, p), s)| s.row(format!("{}/{p}", t.name())))
+            .flat_map(|(t, by)| by.iter().map(move |(p, s)| s.row(format!("{}/{p}", t.name()))))
             .collect()
     }
 
@@ -133,7 +133,7 @@ impl Aggregator {
         let mut rows: Vec<Row> = self
             .processes
             .iter()
-            .map(|((tgid, comm), s)| s.row(format!("{comm}/{tgid}")))
+            .map(|(tgid, (name, s))| s.row(format!("{name}/{tgid}")))
             .collect();
         rows.sort_by(|a, b| b.max_ns.cmp(&a.max_ns).then_with(|| a.key.cmp(&b.key)));
         rows.truncate(limit);

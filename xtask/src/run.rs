@@ -40,12 +40,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "xtask: this host cannot attach to rmap walks (see `rmap-trace probe`); running in the QEMU guest"
     );
-    let line: Vec<String> = args.rmap_args.iter().map(|a| guest::sh_quote(a)).collect();
-    let cmd = format!("rmap-trace {}\n", line.join(" "));
-    let out = guest::boot(&args.guest, &cmd, true)?;
-    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
-    if out.status != 0 {
-        bail!("rmap-trace exited with status {} in the guest", out.status);
-    }
-    Ok(())
+    guest::run_echoed(
+        &args.guest,
+        &format!("{}\n", guest::rmap_trace_line(&args.rmap_args)),
+    )
 }

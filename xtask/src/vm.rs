@@ -1,5 +1,4 @@
 //! `cargo xtask vm -- <rmap-trace args>`: one rmap-trace command line in the guest.
-use anyhow::bail;
 
 use crate::guest::{self, GuestArgs};
 
@@ -18,25 +17,20 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
-    let line: Vec<String> = args.rmap_args.iter().map(|a| guest::sh_quote(a)).collect();
+    let line = guest::rmap_trace_line(&args.rmap_args);
     let cmd = match &args.workload {
-        None => format!("rmap-trace {}\n", line.join(" ")),
+        None => format!("{line}\n"),
         // The workload waits until the tracer printed its attach line, and reports at the end.
         Some(w) => {
             let w: Vec<String> = w.split_whitespace().map(guest::sh_quote).collect();
             format!(
                 "(for i in $(seq 300); do grep -q '^attach:' /tmp/trace.txt 2>/dev/null && break; sleep 0.2; done; \
                  rmap-trace workload {} > /tmp/workload.txt 2>&1; echo \"workload exit $?\" >> /tmp/workload.txt) &\n\
-                 set -o pipefail\nrmap-trace {} | tee /tmp/trace.txt\nS=$?\nwait\ncat /tmp/workload.txt\nexit $S\n",
+                 set -o pipefail\n{} | tee /tmp/trace.txt\nS=$?\nwait\ncat /tmp/workload.txt\nexit $S\n",
                 w.join(" "),
-                line.join(" ")
+                line
             )
         }
     };
-    let out = guest::boot(&args.guest, &cmd, true)?;
-    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
-    if out.status != 0 {
-        bail!("rmap-trace exited with status {} in the guest", out.status);
-    }
-    Ok(())
+    guest::run_echoed(&args.guest, &cmd)
 }

@@ -56,7 +56,7 @@ pub struct KernelFacts {
     pub kallsyms: Option<Kallsyms>,
     pub btf: Option<Btf>,
     /// For fentry targets.
-    pub kernel_btf: Option<crate::kernel::btf::KernelBtf>,
+    pub kernel_btf: crate::kernel::btf::KernelBtf,
 }
 
 impl KernelFacts {
@@ -88,7 +88,7 @@ impl KernelFacts {
             sched_next_pid,
             kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
             btf: Btf::from_sys_fs().ok(),
-            kernel_btf: Some(kernel_btf),
+            kernel_btf,
         })
     }
 }
@@ -230,6 +230,17 @@ where
     prog.try_into().map_err(|e: ProgramError| format!("{name}: {e}"))
 }
 
+/// Runs the steps of one attempt, which record every program they touch; when a step fails
+/// those programs are unloaded again (detaching what they attached), so that a failed attempt
+/// leaves nothing attached.
+fn all_or_nothing(
+    ebpf: &mut Ebpf,
+    steps: impl FnOnce(&mut Ebpf, &mut Vec<String>) -> Result<Vec<String>, String>,
+) -> Result<Vec<String>, String> {
+    let mut touched = Vec::new();
+    steps(ebpf, &mut touched).inspect_err(|_| unload_all(ebpf, &touched))
+}
+
 /// The rmap tracepoints: raw_tp first (arguments directly), else the classic tracepoint.
 fn tracepoints(
     ebpf: &mut Ebpf,
@@ -239,10 +250,7 @@ fn tracepoints(
 ) -> Result<Vec<String>, String> {
     let exists = |ev: &str| {
         facts.tracefs.as_ref().is_some_and(|t| t.has_event("rmap", ev))
-            || facts
-                .kernel_btf
-                .as_ref()
-                .is_some_and(|b| b.has_typedef(&format!("btf_trace_{ev}")))
+            || facts.kernel_btf.has_typedef(&format!("btf_trace_{ev}"))
     };
     let missing: Vec<_> = events
         .iter()
@@ -255,8 +263,7 @@ fn tracepoints(
             missing.join("/")
         ));
     }
-    let mut touched = Vec::new();
-    let raw = (|| {
+    let raw_err = match all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
         for (raw, _, ev) in events {
             touched.push(raw.to_string());
@@ -265,18 +272,15 @@ fn tracepoints(
             p.attach(ev).map_err(|e| describe(&e))?;
             points.push(format!("raw_tp:{ev}"));
         }
-        Ok::<_, String>(points)
-    })();
-    let raw_err = match raw {
+        Ok(points)
+    }) {
         Ok(points) => return Ok(points),
         Err(e) => e,
     };
-    unload_all(ebpf, &touched);
     if layout_first == TpLayout::ABSENT {
         return Err(format!("raw_tp: {raw_err}; tp: no format file in tracefs"));
     }
-    touched.clear();
-    let classic = (|| {
+    all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
         for (_, tp, ev) in events {
             touched.push(tp.to_string());
@@ -285,12 +289,9 @@ fn tracepoints(
             p.attach("rmap", ev).map_err(|e| describe(&e))?;
             points.push(format!("tp:rmap/{ev}"));
         }
-        Ok::<_, String>(points)
-    })();
-    classic.map_err(|e| {
-        unload_all(ebpf, &touched);
-        format!("raw_tp: {raw_err}; tp: {e}")
+        Ok(points)
     })
+    .map_err(|e| format!("raw_tp: {raw_err}; tp: {e}"))
 }
 
 fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
@@ -298,13 +299,9 @@ fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
         .btf
         .as_ref()
         .ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
-    let kbtf = facts
-        .kernel_btf
-        .as_ref()
-        .ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
+    let kbtf = &facts.kernel_btf;
     let targets = targets::resolve(|f| kbtf.has_function(f).then(|| f.to_string()))?;
-    let mut touched = Vec::new();
-    let result = (|| {
+    all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
         for Target { walker, symbol } in &targets {
             let entry = format!("fentry_{}", walker.suffix());
@@ -321,11 +318,7 @@ fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
             p.attach().map_err(|e| format!("{exit}: {}", describe(&e)))?;
             points.push(format!("fentry+fexit:{symbol}"));
         }
-        Ok::<_, String>(points)
-    })();
-    result.map_err(|e| {
-        unload_all(ebpf, &touched);
-        e
+        Ok(points)
     })
 }
 
@@ -337,8 +330,8 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
     }
     let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
     let targets = targets::resolve(|f| kallsyms.clone_of(f).map(String::from))?;
-    let mut touched = vec!["kretprobe_walk".to_string()];
-    let result = (|| {
+    all_or_nothing(ebpf, |ebpf, touched| {
+        touched.push("kretprobe_walk".to_string());
         let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
         ret.load()
             .map_err(|e| format!("kretprobe_walk: {}", describe(&e)))?;
@@ -355,11 +348,7 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
                 .map_err(|e| format!("kretprobe {symbol}: {}", describe(&e)))?;
             points.push(format!("kprobe+kretprobe:{symbol}"));
         }
-        Ok::<_, String>(points)
-    })();
-    result.map_err(|e| {
-        unload_all(ebpf, &touched);
-        e
+        Ok(points)
     })
 }
 

@@ -105,6 +105,16 @@ impl KernelBtf {
             .iter()
             .any(|t| matches!(t, Type::Func(_)))
     }
+
+    /// Whether a typedef of this name exists: every tracepoint has `btf_trace_<name>`, which is
+    /// what raw_tp programs are checked against.
+    pub fn has_typedef(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(name)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| matches!(t, Type::Typedef(_)))
+    }
 }
 
 #[cfg(test)]
@@ -146,17 +156,5 @@ mod tests {
         ));
         assert!(btf.has_function("folio_referenced"));
         assert!(!btf.has_function("no_such_function_xyz"));
-    }
-}
-
-impl KernelBtf {
-    /// Whether a typedef of this name exists: every tracepoint has `btf_trace_<name>`, which is
-    /// what raw_tp programs are checked against.
-    pub fn has_typedef(&self, name: &str) -> bool {
-        self.btf
-            .resolve_types_by_name(name)
-            .unwrap_or_default()
-            .iter()
-            .any(|t| matches!(t, Type::Typedef(_)))
     }
 }

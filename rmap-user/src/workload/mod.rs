@@ -104,7 +104,7 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
     let _sharers = match spec.layout {
         Layout::Sharers => {
             let pb = bar(spec.sharers as u64, "forking sharers");
-            let s = sharers::Sharers::fork(spec.sharers, &region, || pb.inc(1))?;
+            let s = sharers::Sharers::fork(spec.sharers, || pb.inc(1))?;
             pb.finish_and_clear();
             mappings = s.count() + 1;
             Some(s)

@@ -5,7 +5,7 @@ use std::io;
 
 use anyhow::Context as _;
 
-use super::{cancel, region::Region};
+use super::cancel;
 
 pub struct Sharers {
     children: Vec<libc::pid_t>,
@@ -14,8 +14,9 @@ pub struct Sharers {
 }
 
 impl Sharers {
-    /// Forks `k` children after `region`'s pages are faulted in; `tick` is called per child.
-    pub fn fork(k: usize, _region: &Region, mut tick: impl FnMut()) -> anyhow::Result<Self> {
+    /// Forks `k` children (call it once the shared page is faulted in, so they inherit it);
+    /// `tick` is called per child.
+    pub fn fork(k: usize, mut tick: impl FnMut()) -> anyhow::Result<Self> {
         let mut fds = [0; 2];
         // SAFETY: valid array of two ints.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -86,6 +86,22 @@ impl Drop for TempFile {
     }
 }
 
+/// `rmap-trace ARGS`, quoted for the guest's sh.
+pub fn rmap_trace_line(args: &[String]) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    format!("rmap-trace {}", quoted.join(" "))
+}
+
+/// Boots the guest with `cmd`, its console echoed; a non-zero status of `cmd` is an error.
+pub fn run_echoed(args: &GuestArgs, cmd: &str) -> anyhow::Result<()> {
+    let out = boot(args, cmd, true)?;
+    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    if out.status != 0 {
+        anyhow::bail!("rmap-trace exited with status {} in the guest", out.status);
+    }
+    Ok(())
+}
+
 /// Quotes an argument for the guest's sh.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
