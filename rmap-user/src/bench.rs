@@ -25,10 +25,11 @@ use crate::{
 pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
     let mut out = Vec::new();
     for &ty in types {
-        let layouts: Vec<Layout> = if ty == PageType::Ksm {
-            vec![Layout::Split]
-        } else {
-            b.layouts.clone()
+        let layouts: Vec<Layout> = match ty {
+            PageType::Ksm => vec![Layout::Split],
+            // A transparent huge page is anonymous: files here are on tmpfs without huge=.
+            PageType::File => b.layouts.iter().copied().filter(|&l| l != Layout::Thp).collect(),
+            _ => b.layouts.clone(),
         };
         for layout in layouts {
             out.push(Spec {
@@ -39,6 +40,7 @@ pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
                 max_page_sharing: b.max_page_sharing,
                 merge_timeout: Duration::from_secs_f64(b.merge_timeout),
                 trigger,
+                mremap: b.mremap,
             });
         }
     }
@@ -135,8 +137,16 @@ pub async fn workload_only(types: &[PageType], b: &BenchArgs) -> anyhow::Result<
     let _swap = swap_for(trigger, &caps, b, &specs)?;
     for spec in specs {
         let ran = scenario(spec, None, &mut Aggregator::default(), &mut stop).await?;
+        let moved = if ran.mremapped > 0 {
+            format!(
+                " after mremap of {} pages (KSM merged: {})",
+                ran.mremapped, ran.ksm_merged
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "workload: {} {} vmas {} mappings/page {} triggered {} by {}",
+            "workload: {} {} vmas {} mappings/page {} triggered {} by {}{moved}",
             ran.page_type, ran.layout, ran.vmas, ran.mappings_per_page, ran.pages_triggered, ran.trigger
         );
     }
@@ -149,7 +159,11 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     let (trigger, caps) = preflight(&trace.types, b)?;
     let specs = specs(&trace.types, b, trigger);
     let started = Instant::now();
-    let mut session = Session::start(&live::filters(trace, std::process::id()), trace.attach_mode)?;
+    let mut session = Session::start(
+        &live::filters(trace, std::process::id()),
+        trace.attach_mode,
+        trace.tracepoint_flavor,
+    )?;
     println!(
         "trigger: {} ({} NUMA node(s), swap {})",
         trigger.name(),

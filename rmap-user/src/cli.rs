@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use rmap_common::PageType;
 
-use crate::attach::plan::AttachChoice;
+use crate::attach::plan::{AttachChoice, TpFlavor};
 
 /// Reverse-mapping walk latency (rmap_walk) per folio, through eBPF. Without a command it runs
 /// the benchmark: KSM, anon and file pages behind many VMAs, walked by a trigger, measured in
@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// Seconds to wait for KSM to merge.
     #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
     pub merge_timeout: f64,
+    /// Before the trigger, move every page of the region to a new address with mremap (KSM
+    /// pages are unmerged by the move and merged again before the trigger): the pages keep
+    /// their page offsets while their addresses change, which a KSM rmap walk must still find.
+    #[arg(long)]
+    pub mremap: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +85,9 @@ pub struct TraceArgs {
     /// Attach mode; auto tries tracepoint, tracepoint-v4, fentry, kprobe in that order.
     #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
     pub attach_mode: AttachChoice,
+    /// For the tracepoint modes: raw_tp, the classic tracepoint, or auto (raw_tp, else classic).
+    #[arg(long, value_enum, default_value_t = TpFlavor::Auto)]
+    pub tracepoint_flavor: TpFlavor,
     /// Seconds between live table refreshes.
     #[arg(long, default_value_t = 1.0, value_parser = positive_secs)]
     pub interval: f64,

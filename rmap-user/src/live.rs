@@ -80,7 +80,11 @@ fn slow_line(clock: &Clock, ev: &WalkEvent, purpose: &str) -> String {
 }
 
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
-    let mut session = Session::start(&filters(args, args.pid.unwrap_or(0)), args.attach_mode)?;
+    let mut session = Session::start(
+        &filters(args, args.pid.unwrap_or(0)),
+        args.attach_mode,
+        args.tracepoint_flavor,
+    )?;
     let clock = Clock::new();
     let threshold_ns = args.threshold_ms.map(|ms| (ms * 1e6) as u64);
     let mut total = Aggregator::default();

@@ -12,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 use crate::{
     attach::{
         load::{self, Attached, Filters, KernelFacts},
-        plan::{AttachChoice, Outcome},
+        plan::{AttachChoice, Outcome, TpFlavor},
     },
     counters::{self, KernelCounts},
     events,
@@ -37,10 +37,10 @@ pub struct Session {
 
 impl Session {
     /// Loads and attaches; prints the attach report (chosen mode, skipped modes).
-    pub fn start(filters: &Filters, choice: AttachChoice) -> anyhow::Result<Self> {
+    pub fn start(filters: &Filters, choice: AttachChoice, flavor: TpFlavor) -> anyhow::Result<Self> {
         let mut facts = KernelFacts::read()?;
         let mut ebpf = load::load_object(filters, &facts)?;
-        let attached = match load::attach(&mut ebpf, &facts, choice) {
+        let attached = match load::attach(&mut ebpf, &facts, choice, flavor) {
             Ok(a) => a,
             Err(outcome) => return Err(AttachFailed(outcome).into()),
         };

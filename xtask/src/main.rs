@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <command>`. One module per command; the guest harness in `guest/`.
 mod build;
 mod guest;
+mod kbuild;
 mod run;
 mod setup;
 mod test;
@@ -23,6 +24,8 @@ enum Xtask {
     Run(run::Args),
     /// All tests: unit tests, the real eBPF object on this host, and the guest suite.
     Test(test::Args),
+    /// Build our guest kernel from Debian's linux-source-6.1 with patches of kernel/patches/.
+    Kernel(kbuild::Args),
     /// Run an rmap-trace command line in the QEMU guest: `cargo xtask vm -- probe`.
     Vm(vm::Args),
     /// The integration suite in the QEMU guest.
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Xtask::Build => setup::ensure().and_then(|()| build::host()),
         Xtask::Run(args) => run::run(args),
         Xtask::Test(args) => test::run(args),
+        Xtask::Kernel(args) => kbuild::run(args),
         Xtask::Vm(args) => vm::run(args),
         Xtask::VmTest(args) => vm_test::run(args),
     };

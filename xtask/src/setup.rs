@@ -65,11 +65,18 @@ pub fn ensure() -> anyhow::Result<()> {
         ]))
         .context("run: rustup toolchain install nightly --component rust-src")?;
     }
-    let missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !dpkg_installed(p))
-        .collect();
+    apt_install(&APT_PACKAGES)?;
+    if !have("bpf-linker") {
+        eprintln!("xtask: installing bpf-linker against LLVM 22 (a few minutes, once)");
+        run_ok(Command::new("cargo").args(["install", "--locked", "bpf-linker", "--no-default-features", "--features", "llvm-22"]).env("LLVM_PREFIX", LLVM_PREFIX))
+            .with_context(|| format!("run: LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker --no-default-features --features llvm-22"))?;
+    }
+    Ok(())
+}
+
+/// Installs the Debian packages of `packages` that are missing, or says what to run.
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
     if !missing.is_empty() {
         if !is_root() || !have("apt-get") {
             bail!(
@@ -99,11 +106,6 @@ pub fn ensure() -> anyhow::Result<()> {
             )
             .with_context(|| format!("run: apt-get install -y {}", missing.join(" ")))?;
         }
-    }
-    if !have("bpf-linker") {
-        eprintln!("xtask: installing bpf-linker against LLVM 22 (a few minutes, once)");
-        run_ok(Command::new("cargo").args(["install", "--locked", "bpf-linker", "--no-default-features", "--features", "llvm-22"]).env("LLVM_PREFIX", LLVM_PREFIX))
-            .with_context(|| format!("run: LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker --no-default-features --features llvm-22"))?;
     }
     Ok(())
 }

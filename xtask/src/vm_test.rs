@@ -318,9 +318,7 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
             .map_or_else(|| "no error".to_string(), |e| format!("{e:#}")),
     );
     // Build and fetch first, so that the timings below are the guest's alone.
-    if let Err(e) = crate::build::static_binary()
-        .and_then(|_| crate::guest::kernel::resolve(args.kernel.as_deref(), args.modules.as_deref()))
-    {
+    if let Err(e) = crate::build::static_binary().and_then(|_| crate::guest::kernel::for_guest(args)) {
         c.check("guest prerequisites", false, format!("{e:#}"));
         return;
     }

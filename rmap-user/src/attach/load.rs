@@ -9,7 +9,7 @@ use rmap_common::{TpLayout, globals};
 
 use super::{
     errors::describe,
-    plan::{self, AttachChoice, Mode, ModeSpec, Outcome},
+    plan::{self, AttachChoice, Mode, ModeSpec, Outcome, TpFlavor},
     targets::{self, Target},
 };
 use crate::kernel::{
@@ -128,22 +128,25 @@ pub struct Attached {
 
 /// Tries the plan's modes for `choice`; on success the programs stay attached in `ebpf` (and
 /// detach when it is dropped). On failure every mode's reason is in the outcome.
-pub fn attach(ebpf: &mut Ebpf, facts: &KernelFacts, choice: AttachChoice) -> Result<Attached, Outcome> {
+pub fn attach(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    choice: AttachChoice,
+    flavor: TpFlavor,
+) -> Result<Attached, Outcome> {
     let mut outcome = Outcome::default();
     for spec in plan::modes(choice) {
         if outcome.chosen.is_some() {
             outcome.not_tried.push(spec.name);
             continue;
         }
-        match try_mode(ebpf, facts, spec) {
+        match try_mode(ebpf, facts, spec, flavor) {
             Ok(points) => outcome.chosen = Some((spec.mode, points)),
             Err(why) => outcome.skipped.push((spec.name, why)),
         }
     }
-    for spec in plan::PLAN
-        .iter()
-        .filter(|s| choice != AttachChoice::Auto && s.choice != choice)
-    {
+    let selected: Vec<Mode> = plan::modes(choice).map(|s| s.mode).collect();
+    for spec in plan::PLAN.iter().filter(|s| !selected.contains(&s.mode)) {
         outcome.not_tried.push(spec.name);
     }
     let Some((mode, _)) = outcome.chosen else {
@@ -170,12 +173,17 @@ pub fn probe_all(
     for spec in &plan::PLAN {
         // A fresh object per mode, so that each is tried from scratch; dropped = detached.
         let mut ebpf = load_object(filters, facts)?;
-        results.push((spec.name, try_mode(&mut ebpf, facts, spec)));
+        results.push((spec.name, try_mode(&mut ebpf, facts, spec, TpFlavor::Auto)));
     }
     Ok(results)
 }
 
-fn try_mode(ebpf: &mut Ebpf, facts: &KernelFacts, spec: &ModeSpec) -> Result<Vec<String>, String> {
+fn try_mode(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    spec: &ModeSpec,
+    flavor: TpFlavor,
+) -> Result<Vec<String>, String> {
     match spec.mode {
         Mode::TracepointPair => tracepoints(
             ebpf,
@@ -185,12 +193,14 @@ fn try_mode(ebpf: &mut Ebpf, facts: &KernelFacts, spec: &ModeSpec) -> Result<Vec
                 ("raw_rmap_walk_end", "tp_rmap_walk_end", "rmap_walk_end"),
             ],
             facts.layout.pair_folio,
+            flavor,
         ),
         Mode::TracepointV4 => tracepoints(
             ebpf,
             facts,
             &[("raw_rmap_walk_v4", "tp_rmap_walk_v4", "rmap_walk")],
             facts.layout.v4_folio,
+            flavor,
         ),
         Mode::Fentry => fentry(ebpf, facts),
         Mode::Kprobe => kprobe(ebpf, facts),
@@ -241,12 +251,14 @@ fn all_or_nothing(
     steps(ebpf, &mut touched).inspect_err(|_| unload_all(ebpf, &touched))
 }
 
-/// The rmap tracepoints: raw_tp first (arguments directly), else the classic tracepoint.
+/// The rmap tracepoints: raw_tp first (arguments directly), else the classic tracepoint, or
+/// only one of them (`--tracepoint-flavor`).
 fn tracepoints(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     events: &[(&str, &str, &str)],
     layout_first: u32,
+    flavor: TpFlavor,
 ) -> Result<Vec<String>, String> {
     let exists = |ev: &str| {
         facts.tracefs.as_ref().is_some_and(|t| t.has_event("rmap", ev))
@@ -263,20 +275,29 @@ fn tracepoints(
             missing.join("/")
         ));
     }
-    let raw_err = match all_or_nothing(ebpf, |ebpf, touched| {
-        let mut points = Vec::new();
-        for (raw, _, ev) in events {
-            touched.push(raw.to_string());
-            let p: &mut RawTracePoint = program(ebpf, raw)?;
-            p.load().map_err(|e| describe(&e))?;
-            p.attach(ev).map_err(|e| describe(&e))?;
-            points.push(format!("raw_tp:{ev}"));
+    let raw_err = if flavor == TpFlavor::Classic {
+        "not tried (--tracepoint-flavor classic)".to_string()
+    } else {
+        match all_or_nothing(ebpf, |ebpf, touched| {
+            let mut points = Vec::new();
+            for (raw, _, ev) in events {
+                touched.push(raw.to_string());
+                let p: &mut RawTracePoint = program(ebpf, raw)?;
+                p.load().map_err(|e| describe(&e))?;
+                p.attach(ev).map_err(|e| describe(&e))?;
+                points.push(format!("raw_tp:{ev}"));
+            }
+            Ok(points)
+        }) {
+            Ok(points) => return Ok(points),
+            Err(e) => e,
         }
-        Ok(points)
-    }) {
-        Ok(points) => return Ok(points),
-        Err(e) => e,
     };
+    if flavor == TpFlavor::Raw {
+        return Err(format!(
+            "raw_tp: {raw_err}; tp: not tried (--tracepoint-flavor raw)"
+        ));
+    }
     if layout_first == TpLayout::ABSENT {
         return Err(format!("raw_tp: {raw_err}; tp: no format file in tracefs"));
     }

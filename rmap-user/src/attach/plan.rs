@@ -9,6 +9,9 @@ pub enum AttachChoice {
     Auto,
     /// The rmap tracepoints (v5–v7 pair, then v4).
     Tracepoint,
+    /// The v4 rmap tracepoint only (one event per walk with duration_ns).
+    #[value(name = "tracepoint-v4")]
+    TracepointV4,
     /// fentry/fexit on the walker functions.
     Fentry,
     /// kprobe/kretprobe on the walker functions.
@@ -49,7 +52,7 @@ pub const PLAN: [ModeSpec; 4] = [
     ModeSpec {
         mode: Mode::TracepointV4,
         name: "tracepoint-v4",
-        choice: AttachChoice::Tracepoint,
+        choice: AttachChoice::TracepointV4,
         what: "rmap:rmap_walk with duration_ns (raw_tp, else classic)",
         has_start: false,
     },
@@ -69,10 +72,26 @@ pub const PLAN: [ModeSpec; 4] = [
     },
 ];
 
-/// The modes to try for a choice, in plan order.
+/// The modes to try for a choice, in plan order (`tracepoint` means either tracepoint ABI).
 pub fn modes(choice: AttachChoice) -> impl Iterator<Item = &'static ModeSpec> {
-    PLAN.iter()
-        .filter(move |s| choice == AttachChoice::Auto || s.choice == choice)
+    PLAN.iter().filter(move |s| {
+        choice == AttachChoice::Auto
+            || s.choice == choice
+            || (choice == AttachChoice::Tracepoint && s.choice == AttachChoice::TracepointV4)
+    })
+}
+
+/// `--tracepoint-flavor`: which program type reads the rmap tracepoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TpFlavor {
+    /// raw_tp (the arguments themselves, cheapest), else the classic tracepoint.
+    #[default]
+    Auto,
+    /// raw_tp only.
+    Raw,
+    /// The classic tracepoint only (record fields at offsets from the event's format file).
+    Classic,
 }
 
 pub fn spec(mode: Mode) -> &'static ModeSpec {
@@ -122,6 +141,8 @@ mod tests {
         assert_eq!(names, ["tracepoint", "tracepoint-v4", "fentry", "kprobe"]);
         let names: Vec<_> = modes(AttachChoice::Tracepoint).map(|s| s.name).collect();
         assert_eq!(names, ["tracepoint", "tracepoint-v4"]);
+        let names: Vec<_> = modes(AttachChoice::TracepointV4).map(|s| s.name).collect();
+        assert_eq!(names, ["tracepoint-v4"]);
         let names: Vec<_> = modes(AttachChoice::Kprobe).map(|s| s.name).collect();
         assert_eq!(names, ["kprobe"]);
         assert!(!spec(Mode::TracepointV4).has_start);

@@ -28,7 +28,7 @@ const KNOBS: [&str; 4] = ["max_page_sharing", "sleep_millisecs", "pages_to_scan"
 
 pub struct KsmGuard {
     saved: Vec<(&'static str, u64)>,
-    scans_at_start: u64,
+    scans_at_start: std::cell::Cell<u64>,
 }
 
 impl KsmGuard {
@@ -38,9 +38,9 @@ impl KsmGuard {
             .iter()
             .map(|k| Ok((*k, read(k)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut guard = Self {
+        let guard = Self {
             saved,
-            scans_at_start: 0,
+            scans_at_start: std::cell::Cell::new(0),
         };
         // max_page_sharing can only change while no KSM pages exist: unmerge first (only when
         // it must change: unmerging drops every other process's KSM sharing too).
@@ -50,9 +50,19 @@ impl KsmGuard {
         }
         write("sleep_millisecs", 0)?;
         write("pages_to_scan", 10_000)?;
-        guard.scans_at_start = read("full_scans")?;
-        write("run", 1)?;
+        guard.resume()?;
         Ok(guard)
+    }
+
+    /// (Re)starts ksmd; wait_merged then waits for two full scans from now.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.scans_at_start.set(read("full_scans")?);
+        write("run", 1)
+    }
+
+    /// Pages KSM shares now: pages_shared + pages_sharing.
+    pub fn merged(&self) -> anyhow::Result<u64> {
+        Ok(read("pages_shared")? + read("pages_sharing")?)
     }
 
     /// Waits until KSM has completed two full scans since the start and shares pages;
@@ -63,7 +73,7 @@ impl KsmGuard {
             let scans = read("full_scans")?;
             let sharing = read("pages_sharing")?;
             progress(sharing + read("pages_shared")?);
-            if scans >= self.scans_at_start + 2 && sharing > 0 {
+            if scans >= self.scans_at_start.get() + 2 && sharing > 0 {
                 return Ok(());
             }
             if start.elapsed() > timeout {

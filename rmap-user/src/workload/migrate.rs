@@ -73,5 +73,12 @@ pub fn move_pages(region: &Region, count: usize, node: i32, shared: bool) -> any
             }
         );
     }
+    // Ask again where every address is now: a mapping the rmap walk missed would still point
+    // at the old page (migration would have failed, but check what the process sees).
+    let mut now = vec![0i32; count];
+    move_pages_raw(&pages, None, &mut now, 0).context("move_pages query")?;
+    if let Some((i, s)) = now.iter().enumerate().find(|(_, s)| **s != node) {
+        anyhow::bail!("page {i} is on node {s} after moving it to node {node}");
+    }
     Ok(count)
 }

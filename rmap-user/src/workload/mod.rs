@@ -30,6 +30,9 @@ pub enum Layout {
     Split,
     /// One page mapped by `sharers` forked children (and the parent).
     Sharers,
+    /// Anon only: one transparent huge page, split before the trigger (MADV_COLD on part of
+    /// it): the split walks it under the anon_vma lock it holds (rmap_walk_locked).
+    Thp,
 }
 
 impl Layout {
@@ -37,6 +40,7 @@ impl Layout {
         match self {
             Layout::Split => "split",
             Layout::Sharers => "sharers",
+            Layout::Thp => "thp",
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct Spec {
     pub max_page_sharing: Option<u64>,
     pub merge_timeout: Duration,
     pub trigger: Trigger,
+    /// Move the region with mremap before the trigger (KSM: and wait for KSM to merge again).
+    pub mremap: bool,
 }
 
 /// What a scenario did.
@@ -66,6 +72,10 @@ pub struct Ran {
     pub pages_triggered: usize,
     pub trigger: &'static str,
     pub target_node: Option<i32>,
+    /// With --mremap: pages moved to a new address before the trigger.
+    pub mremapped: usize,
+    /// KSM pages shared (pages_sharing + pages_shared) when the trigger ran.
+    pub ksm_merged: u64,
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
@@ -87,19 +97,25 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         _ => None,
     };
     let ksm = spec.ty == PageType::Ksm;
-    let pages = if spec.layout == Layout::Sharers {
-        1
-    } else {
-        spec.pages
+    let pages = match spec.layout {
+        Layout::Split => spec.pages,
+        Layout::Sharers => 1,
+        Layout::Thp => region::HUGE / region::PAGE,
     };
-    let mut region = match spec.ty {
-        PageType::Ksm | PageType::Anon => Region::anon(pages, ksm)?,
-        PageType::File => Region::file(pages)?,
-        PageType::Unknown => anyhow::bail!("no workload for unknown pages"),
+    let mut region = match (spec.ty, spec.layout) {
+        (PageType::Anon, Layout::Thp) => Region::thp()?,
+        (_, Layout::Thp) => anyhow::bail!("the thp layout is for anon pages only"),
+        (PageType::Ksm | PageType::Anon, _) => Region::anon(pages, ksm)?,
+        (PageType::File, _) => Region::file(pages)?,
+        (PageType::Unknown, _) => anyhow::bail!("no workload for unknown pages"),
     };
     let (vmas, mut mappings) = match spec.layout {
         Layout::Split => (region.split()?, 1),
         Layout::Sharers => (1, 1),
+        Layout::Thp => {
+            region.split_huge_page()?;
+            (2, 1)
+        }
     };
     let _sharers = match spec.layout {
         Layout::Sharers => {
@@ -109,19 +125,40 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
             mappings = s.count() + 1;
             Some(s)
         }
-        Layout::Split => None,
+        Layout::Split | Layout::Thp => None,
     };
-    let _ksm = if ksm {
+    let ksm_guard = if ksm {
         let guard = ksm::KsmGuard::aggressive(spec.max_page_sharing)?;
         region.madvise_mergeable()?;
-        let pb = bar(pages as u64, "waiting for KSM to merge");
-        guard.wait_merged(spec.merge_timeout, |merged| pb.set_position(merged))?;
-        pb.finish_and_clear();
+        merge(&guard, pages, spec.merge_timeout, "waiting for KSM to merge")?;
         mappings = guard.mappings_per_page()?;
         guard.pause()?;
         Some(guard)
     } else {
         None
+    };
+    let mut mremapped = 0;
+    if spec.mremap {
+        cancel::check()?;
+        mremapped = region.mremap_away()?;
+        if let Some(guard) = &ksm_guard {
+            // mm/mremap.c move_vma() unmerged the moved KSM pages: let ksmd merge them again
+            // at their new addresses, so that the trigger walks KSM pages whose rmap_items
+            // were made after the move.
+            guard.resume()?;
+            merge(
+                guard,
+                pages,
+                spec.merge_timeout,
+                "waiting for KSM to merge after mremap",
+            )?;
+            mappings = guard.mappings_per_page()?;
+            guard.pause()?;
+        }
+    }
+    let ksm_merged = match &ksm_guard {
+        Some(g) => g.merged()?,
+        None => 0,
     };
     cancel::check()?;
     let (pages_triggered, target_node) = match spec.trigger {
@@ -156,5 +193,15 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         pages_triggered,
         trigger: spec.trigger.name(),
         target_node,
+        mremapped,
+        ksm_merged,
     })
+}
+
+/// Waits for KSM to merge, with a progress bar.
+fn merge(guard: &ksm::KsmGuard, pages: usize, timeout: Duration, msg: &'static str) -> anyhow::Result<()> {
+    let pb = bar(pages as u64, msg);
+    guard.wait_merged(timeout, |merged| pb.set_position(merged))?;
+    pb.finish_and_clear();
+    Ok(())
 }

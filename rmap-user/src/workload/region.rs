@@ -4,6 +4,8 @@ use std::{fs::File, io, os::fd::AsRawFd as _};
 use anyhow::Context as _;
 
 pub const PAGE: usize = 4096;
+/// A PMD-mapped transparent huge page on x86_64.
+pub const HUGE: usize = 2 << 20;
 
 pub struct Region {
     base: *mut u8,
@@ -50,6 +52,72 @@ impl Region {
         )?;
         r.fill(identical);
         Ok(r)
+    }
+
+    /// One transparent huge page: 2 MiB aligned, MADV_HUGEPAGE, faulted in; an error when the
+    /// kernel gave base pages instead (THP disabled).
+    pub fn thp() -> anyhow::Result<Self> {
+        // SAFETY: fresh anonymous mapping of twice the size, trimmed to an aligned 2 MiB below.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * HUGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error()).context("mmap for a huge page");
+        }
+        let start = raw as usize;
+        let aligned = (start + HUGE - 1) & !(HUGE - 1);
+        let r = Self {
+            base: aligned as *mut u8,
+            pages: HUGE / PAGE,
+            _file: None,
+        };
+        // SAFETY: the unaligned head and tail of our own mapping.
+        unsafe {
+            if aligned > start {
+                check(libc::munmap(raw, aligned - start), "munmap head")?;
+            }
+            let tail = aligned + HUGE;
+            check(
+                libc::munmap(tail as *mut libc::c_void, start + 2 * HUGE - tail),
+                "munmap tail",
+            )?;
+            check(
+                libc::madvise(r.base.cast(), HUGE, libc::MADV_HUGEPAGE),
+                "madvise(MADV_HUGEPAGE)",
+            )?;
+        }
+        r.fill(false);
+        let huge_kb = anon_huge_kb()?;
+        if huge_kb < (HUGE / 1024) as u64 {
+            anyhow::bail!(
+                "the kernel gave no transparent huge page (AnonHugePages {huge_kb} kB): \
+                 THP disabled? (/sys/kernel/mm/transparent_hugepage/enabled)"
+            );
+        }
+        Ok(r)
+    }
+
+    /// Splits the huge page: MADV_COLD on its first base page (mm/madvise.c,
+    /// madvise_cold_or_pageout_pte_range() splits a THP covered only in part), which unmaps
+    /// and remaps it through rmap_walk_locked() (mm/huge_memory.c, split_huge_page_to_list()).
+    pub fn split_huge_page(&self) -> anyhow::Result<()> {
+        // SAFETY: inside our mapping.
+        check(
+            unsafe { libc::madvise(self.base.cast(), PAGE, libc::MADV_COLD) },
+            "madvise(MADV_COLD)",
+        )?;
+        let left = anon_huge_kb()?;
+        if left != 0 {
+            anyhow::bail!("the huge page was not split (AnonHugePages still {left} kB)");
+        }
+        Ok(())
     }
 
     /// Shared file pages, on a temporary file unlinked right after creation.
@@ -122,6 +190,57 @@ impl Region {
         Ok(self.pages)
     }
 
+    /// Moves every page, one mremap(MREMAP_FIXED) each, to the same offset in a new range:
+    /// the VMAs keep their vm_pgoff (mm/mremap.c, move_vma() -> copy_vma()) while their
+    /// addresses change, so a page's index no longer equals its address >> PAGE_SHIFT. Page
+    /// by page, since mremap moves within one VMA only and a split region has one per page.
+    /// Returns the pages moved.
+    pub fn mremap_away(&mut self) -> anyhow::Result<usize> {
+        let len = self.pages * PAGE;
+        // Reserve the destination: MREMAP_FIXED replaces whatever is mapped there.
+        // SAFETY: a fresh inaccessible mapping.
+        let dest = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if dest == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error()).context("reserving the mremap destination");
+        }
+        let dest: *mut u8 = dest.cast();
+        for p in 0..self.pages {
+            // SAFETY: page p of our mapping moves to page p of the reservation.
+            let moved = unsafe {
+                libc::mremap(
+                    self.addr(p).cast(),
+                    PAGE,
+                    PAGE,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    dest.add(p * PAGE),
+                )
+            };
+            if moved == libc::MAP_FAILED {
+                let err = io::Error::last_os_error();
+                // Pages 0..p now live at dest, the rest at base: unmap both ranges.
+                // SAFETY: both ranges are ours.
+                unsafe {
+                    libc::munmap(dest.cast(), len);
+                    libc::munmap(self.base.cast(), len);
+                }
+                self.base = std::ptr::null_mut();
+                return Err(err).with_context(|| format!("mremap of page {p}"));
+            }
+        }
+        // Nothing is left at the old range: every page moved out of it.
+        self.base = dest;
+        Ok(self.pages)
+    }
+
     pub fn madvise_mergeable(&self) -> anyhow::Result<()> {
         // SAFETY: the whole mapping.
         check(
@@ -131,8 +250,21 @@ impl Region {
     }
 }
 
+/// AnonHugePages of this process (/proc/self/smaps_rollup), in kB.
+fn anon_huge_kb() -> anyhow::Result<u64> {
+    let text =
+        std::fs::read_to_string("/proc/self/smaps_rollup").context("reading /proc/self/smaps_rollup")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no AnonHugePages in /proc/self/smaps_rollup")
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
+        if self.base.is_null() {
+            return;
+        }
         // SAFETY: our mapping.
         if unsafe { libc::munmap(self.base.cast(), self.pages * PAGE) } != 0 {
             log::warn!("munmap: {}", io::Error::last_os_error());

@@ -22,6 +22,30 @@ pub struct Kernel {
     /// `lib/modules/<release>`.
     pub modules: Option<PathBuf>,
     pub label: String,
+    /// Kernel command-line words this kernel needs.
+    pub cmdline: Vec<String>,
+}
+
+/// The kernel `args` ask for: a bzImage, our patched build, or Debian's.
+pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
+    if let Some(list) = &args.patches {
+        let built = crate::kbuild::build(Some(list))?;
+        // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
+        // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
+        // splits its memory into the same number of nodes instead.
+        let cmdline = if args.numa_nodes > 1 {
+            vec![format!("numa=fake={}", args.numa_nodes)]
+        } else {
+            Vec::new()
+        };
+        return Ok(Kernel {
+            image: built.image,
+            modules: None,
+            label: format!("our kernel {} ({list})", built.release),
+            cmdline,
+        });
+    }
+    resolve(args.kernel.as_deref(), args.modules.as_deref())
 }
 
 pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<Kernel> {
@@ -54,6 +78,7 @@ pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<
             image: image.to_path_buf(),
             modules: modules.map(Path::to_path_buf),
             label: image.display().to_string(),
+            cmdline: Vec::new(),
         });
     }
     debian()
@@ -75,6 +100,7 @@ fn unpacked(root: &Path) -> Option<Kernel> {
         image,
         modules: modules.is_dir().then_some(modules),
         label: format!("Debian {release}"),
+        cmdline: Vec::new(),
     })
 }
 

@@ -12,8 +12,12 @@ use std::{path::PathBuf, time::Duration};
 #[derive(Debug, Clone, clap::Args)]
 pub struct GuestArgs {
     /// Boot this bzImage instead of Debian's 6.1 kernel.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "patches")]
     pub kernel: Option<PathBuf>,
+    /// Boot our kernel (`cargo xtask kernel`) built with these patches of kernel/patches/,
+    /// comma-separated, or `none`: e.g. `rmap-tracepoints,rmap-tracepoint-v4`.
+    #[arg(long, value_name = "LIST")]
+    pub patches: Option<String>,
     /// Kernel modules directory (lib/modules/<release>) for that kernel, where zram is a module.
     #[arg(long)]
     pub modules: Option<PathBuf>,
@@ -41,7 +45,7 @@ impl GuestArgs {
 /// Builds the static rmap-trace and the initramfs, boots the guest with `cmd` as /cmd.sh.
 pub fn boot(args: &GuestArgs, cmd: &str, echo: bool) -> anyhow::Result<qemu::GuestRun> {
     use anyhow::Context as _;
-    let kernel = kernel::resolve(args.kernel.as_deref(), args.modules.as_deref())?;
+    let kernel = kernel::for_guest(args)?;
     let rmap_trace = crate::build::static_binary()?;
     let image = initramfs::build(&initramfs::Contents {
         rmap_trace: &rmap_trace,
@@ -61,6 +65,7 @@ pub fn boot(args: &GuestArgs, cmd: &str, echo: bool) -> anyhow::Result<qemu::Gue
         memory_mib: args.memory_mib,
         timeout: args.timeout(),
         echo,
+        cmdline: &kernel.cmdline,
     }
     .run(args.accel)
 }

@@ -39,6 +39,8 @@ pub struct Machine<'a> {
     pub timeout: Duration,
     /// Print console lines as they come.
     pub echo: bool,
+    /// Kernel command-line words the kernel needs beyond the console ones.
+    pub cmdline: &'a [String],
 }
 
 impl Machine<'_> {
@@ -71,9 +73,13 @@ impl Machine<'_> {
         }
         c.arg("-kernel").arg(self.kernel).arg("-initrd").arg(self.initrd);
         // panic=-1: reboot at once on panic, which -no-reboot turns into an exit.
+        let mut append = String::from("console=ttyS0 loglevel=1 panic=-1 oops=panic");
+        for word in self.cmdline {
+            append.push(' ');
+            append.push_str(word);
+        }
+        c.arg("-append").arg(append);
         c.args([
-            "-append",
-            "console=ttyS0 loglevel=1 panic=-1 oops=panic",
             "-nographic",
             "-no-reboot",
             "-nodefaults",

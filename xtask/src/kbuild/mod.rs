@@ -1,0 +1,213 @@
+//! `cargo xtask kernel`: our guest kernel, built from Debian's `linux-source-6.1` with the
+//! config fragment `kernel/rmap-guest.config` over tinyconfig and a set of our patches
+//! (`kernel/patches/`). Everything lives in the cache (`~/.cache/rmap-trace/kernel/`): one
+//! work tree, one build directory per configuration (so switching patch sets rebuilds only the
+//! files they touch), and finished images keyed by a hash of source version, config and
+//! patches (so asking again for a built kernel runs no make at all).
+mod config;
+pub mod patches;
+mod source;
+
+use std::{
+    fs,
+    io::Write as _,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context as _, bail};
+use sha2::{Digest as _, Sha256};
+
+use crate::{build::workspace_root, guest::cache, setup};
+
+/// The config fragment, relative to the repository.
+pub const FRAGMENT: &str = "kernel/rmap-guest.config";
+/// Bumped when the way a kernel is built changes, so old cached images are not reused.
+const RECIPE: &str = "rmap-trace kernel recipe 1: tinyconfig + fragment, bzImage";
+/// What building a kernel needs beyond gcc and make (pahole is in dwarves).
+const PACKAGES: [&str; 9] = [
+    "make",
+    "gcc",
+    "flex",
+    "bison",
+    "bc",
+    "libelf-dev",
+    "zlib1g-dev",
+    "dwarves",
+    "patch",
+];
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Comma-separated patches of kernel/patches/ (or `none`). Default: the tracepoint kernel,
+    /// rmap-tracepoints,rmap-tracepoint-v4.
+    #[arg(long, value_name = "LIST")]
+    pub patches: Option<String>,
+    /// List the patches and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// A built kernel.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image: PathBuf,
+    /// `uname -r` in the guest, e.g. `6.1.192-rmap-tp-tp4`.
+    pub release: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.list {
+        for p in patches::PATCHES {
+            println!("{:<20} {}", p.name, p.about);
+        }
+        return Ok(());
+    }
+    let built = build(args.patches.as_deref())?;
+    println!("kernel: {} ({})", built.image.display(), built.release);
+    Ok(())
+}
+
+/// Held while a kernel is configured or built: two builds in one tree would corrupt it.
+struct Lock {
+    _file: fs::File,
+}
+
+impl Lock {
+    fn take(dir: &Path) -> anyhow::Result<Self> {
+        let f = fs::File::create(dir.join("lock"))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!("locking {}: {}", dir.display(), std::io::Error::last_os_error());
+        }
+        Ok(Self { _file: f })
+    }
+}
+
+fn hex16(h: Sha256) -> String {
+    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Removes the build directories of other configurations (a few GB each with debug info):
+/// only the current configuration is rebuilt incrementally.
+fn prune_builds(dir: &Path, keep: &Path) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        let is_build = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("build-"));
+        if is_build && path != keep {
+            eprintln!(
+                "xtask: removing the build of an older configuration, {}",
+                path.display()
+            );
+            fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds (or finds in the cache) the kernel with the patches in `list` (default: tracepoints).
+pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
+    let set = patches::select(list.unwrap_or(&patches::DEFAULT.join(",")))?;
+    setup::apt_install(&PACKAGES)?;
+    let root = workspace_root();
+    let dir = cache::dir()?.join("kernel");
+    fs::create_dir_all(&dir)?;
+    let _lock = Lock::take(&dir)?;
+    let src = source::ensure(&dir)?;
+    let fragment = root.join(FRAGMENT);
+    let fragment_bytes = fs::read(&fragment).with_context(|| format!("reading {}", fragment.display()))?;
+
+    let mut config_key = Sha256::new();
+    config_key.update(RECIPE);
+    config_key.update(&src.version);
+    config_key.update(&fragment_bytes);
+    let mut image_key = config_key.clone();
+    for p in &set {
+        image_key.update(p.name);
+        image_key.update(fs::read(patches::patch_path(&root, p))?);
+    }
+    let config_key = hex16(config_key);
+    let images = dir.join("images").join(hex16(image_key));
+    let image = images.join("bzImage");
+    if let Ok(release) = fs::read_to_string(images.join("release")) {
+        if image.is_file() {
+            let release = release.trim().to_string();
+            eprintln!("xtask: kernel {release} is up to date (cached): nothing to rebuild");
+            return Ok(Built { image, release });
+        }
+    }
+
+    let started = Instant::now();
+    let tree = patches::Tree {
+        tree: &src.tree,
+        pristine: dir.join(format!("pristine-{}", src.version)),
+        applied: dir.join(format!("tree-{}.applied", src.version)),
+    };
+    let changed = tree.apply(&root, &set, &dir.join("staging"))?;
+    let names: Vec<&str> = set.iter().map(|p| p.name).collect();
+    eprintln!(
+        "xtask: kernel linux-source {} with [{}]: {} file(s) changed in the tree{}",
+        src.version,
+        names.join(", "),
+        changed.len(),
+        if changed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", changed.join(", "))
+        }
+    );
+    let build_dir = dir.join(format!("build-{config_key}"));
+    let stamp = build_dir.join(".rmap-config-key");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(config_key.as_str()) {
+        eprintln!(
+            "xtask: configuring {} (tinyconfig + {FRAGMENT})",
+            build_dir.display()
+        );
+        prune_builds(&dir, &build_dir)?;
+        fs::create_dir_all(&build_dir)?;
+        config::configure(&src.tree, &build_dir, &fragment)?;
+        fs::write(&stamp, &config_key)?;
+    }
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let local = patches::local_version(&set);
+    eprintln!("xtask: make -j{jobs} bzImage (LOCALVERSION={local}); a cold build takes a while");
+    let ok = setup::status(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&src.tree)
+            .arg(format!("O={}", build_dir.display()))
+            .arg(format!("-j{jobs}"))
+            .arg(format!("LOCALVERSION={local}"))
+            .arg("bzImage"),
+    )?;
+    if !ok {
+        bail!("kernel build failed (make in {})", build_dir.display());
+    }
+    let release = fs::read_to_string(build_dir.join("include/config/kernel.release"))
+        .context("the build wrote no include/config/kernel.release")?
+        .trim()
+        .to_string();
+    let tmp = dir.join("images").join("tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    fs::copy(build_dir.join("arch/x86/boot/bzImage"), tmp.join("bzImage"))?;
+    fs::copy(build_dir.join(".config"), tmp.join("config"))?;
+    fs::File::create(tmp.join("patches"))?.write_all(names.join("\n").as_bytes())?;
+    fs::write(tmp.join("release"), &release)?;
+    if images.exists() {
+        fs::remove_dir_all(&images)?;
+    }
+    fs::rename(&tmp, &images)?;
+    eprintln!(
+        "xtask: kernel {release} built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Built { image, release })
+}
