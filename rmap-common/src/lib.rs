@@ -106,7 +106,7 @@ pub const FLAG_OFFCPU_VALID: u32 = 1;
 
 /// One reverse-mapping walk, sent through the ring buffer when it passes the filters.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalkEvent {
     /// `bpf_ktime_get_ns()` at the start of the walk.
     pub start_ns: u64,

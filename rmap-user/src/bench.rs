@@ -1,7 +1,8 @@
 //! The benchmark (`rmap-trace` with no command): each scenario runs in a blocking task while
 //! the ring buffer is read; walks are filtered in the kernel to this process, so nothing else
 //! on the host is mixed in. Ctrl-C/SIGTERM cancel the scenario, whose guards undo its changes.
-use std::time::{Duration, Instant};
+use crate::export::hlog::HlogWriter;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow};
 use rmap_common::PageType;
@@ -177,6 +178,7 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
         }
     );
     let _swap = swap_for(trigger, &caps, b, &specs)?;
+    let mut hlog = trace.hlog.as_deref().map(HlogWriter::create).transpose()?;
     let mut results = Vec::new();
     for spec in specs {
         let name = format!("{}/{}", spec.ty.name(), spec.layout.name());
@@ -189,9 +191,14 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
             }
         );
         let mut agg = Aggregator::default();
+        let from = SystemTime::now();
         let ran = scenario(spec.clone(), Some(&mut session), &mut agg, &mut stop)
             .await
             .with_context(|| format!("scenario {name}"))?;
+        // One interval per scenario in the log.
+        if let Some(h) = hlog.as_mut() {
+            h.interval(from, SystemTime::now(), &agg.types);
+        }
         let rows: Vec<Row> = agg.type_rows();
         let purposes = agg.purpose_rows();
         results.push(ScenarioResult {
@@ -237,6 +244,9 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
         };
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(h) = hlog {
+        h.finish()?;
     }
     Ok(())
 }

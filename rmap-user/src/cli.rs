@@ -68,6 +68,20 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The percentile table of interval logs written with --hlog.
+    Report {
+        /// HdrHistogram interval logs.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Two interval logs side by side per page type (count, p50, p90, p99, p99.9, max) with
+    /// the B/A ratio: before/after a kernel patch or a setting.
+    Compare {
+        /// The baseline log.
+        a: PathBuf,
+        /// The log compared with it.
+        b: PathBuf,
+    },
     /// Run only the workload (no tracing): a region split into one VMA per page, migrated to
     /// another NUMA node with move_pages. Trace it from another shell with --attach-only.
     Workload {
@@ -112,6 +126,9 @@ pub struct TraceArgs {
     /// Write the final summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (one histogram per interval and page type, in ns).
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {

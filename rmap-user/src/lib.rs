@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod counters;
 pub mod events;
+pub mod export;
 pub mod kernel;
 pub mod live;
 pub mod probe;

@@ -1,4 +1,5 @@
 //! `rmap-trace --attach-only`: live table every interval, slow-walk lines, final summary.
+use crate::export::hlog::HlogWriter;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -87,8 +88,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     )?;
     let clock = Clock::new();
     let threshold_ns = args.threshold_ms.map(|ms| (ms * 1e6) as u64);
+    let mut hlog = args.hlog.as_deref().map(HlogWriter::create).transpose()?;
     let mut total = Aggregator::default();
     let mut interval = Aggregator::default();
+    let mut interval_from = SystemTime::now();
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(args.interval));
     tick.tick().await;
@@ -110,7 +113,12 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             r = session.next_batch(|ev, p, n| record(ev, p, n, &mut total, &mut interval)) => r?,
             _ = tick.tick() => {
                 print_interval(&interval, started.elapsed());
+                let now = SystemTime::now();
+                if let Some(h) = hlog.as_mut() {
+                    h.interval(interval_from, now, &interval.types);
+                }
                 interval = Aggregator::default();
+                interval_from = now;
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -118,6 +126,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         }
     }
     session.drain(|ev, p, n| record(ev, p, n, &mut total, &mut interval));
+    if let Some(mut h) = hlog {
+        h.interval(interval_from, SystemTime::now(), &interval.types);
+        h.finish()?;
+    }
     finish(&session, &total, started.elapsed(), args.json.as_deref())
 }
 

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             Some(Command::Probe { json }) => probe::run(json.as_deref()),
+            Some(Command::Report { files }) => rmap_user::export::compare::report(files),
+            Some(Command::Compare { a, b }) => rmap_user::export::compare::compare(a, b),
             Some(Command::Workload { types, bench: b }) => bench::workload_only(types, b).await,
             None if cli.attach_only => live::run(&cli.trace).await,
             None => bench::run(&cli.trace, &cli.bench).await,

@@ -37,5 +37,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::vm_test::run(crate::vm_test::Args {
         guest: args.guest,
         pages: args.pages,
+        suite: crate::vm_test::Suite::All,
     })
 }

@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use crate::guest::{self, GuestArgs, qemu::GuestRun};
 
+mod patched;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -12,6 +14,17 @@ pub struct Args {
     /// Pages (and VMAs) of the KSM/anon/file layouts.
     #[arg(long, default_value_t = 20_000)]
     pub pages: u32,
+    /// Which suites: debian (Debian's 6.1 kernel: fentry, kprobe, filters, cleanup, one node),
+    /// patched (our kernel with the rmap tracepoints and ksm-rmap-pgoff), or all.
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    pub suite: Suite,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    Debian,
+    Patched,
+    All,
 }
 
 /// The guest side: every forced attach mode traces the three workloads; the tgid filter sees
@@ -65,7 +78,7 @@ for f in rc txt k1 k2 swaps cg tmp; do emit sig.$f /tmp/sig.$f; done
     )
 }
 
-fn json(run: &GuestRun, name: &str) -> anyhow::Result<Value> {
+pub(super) fn json(run: &GuestRun, name: &str) -> anyhow::Result<Value> {
     let text = run
         .outputs
         .get(name)
@@ -73,11 +86,11 @@ fn json(run: &GuestRun, name: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("parsing {name} JSON from the guest"))
 }
 
-fn row<'a>(rows: &'a Value, key: &str) -> Option<&'a Value> {
+pub(super) fn row<'a>(rows: &'a Value, key: &str) -> Option<&'a Value> {
     rows.as_array()?.iter().find(|r| r["key"] == key)
 }
 
-fn counter(doc: &Value, name: &str) -> u64 {
+pub(super) fn counter(doc: &Value, name: &str) -> u64 {
     doc["kernel_counts"]["counters"]
         .as_array()
         .and_then(|c| c.iter().find(|p| p[0] == name))
@@ -86,13 +99,13 @@ fn counter(doc: &Value, name: &str) -> u64 {
 }
 
 /// A named check; failures are collected so one run reports all of them.
-struct Checks {
+pub(super) struct Checks {
     failed: Vec<String>,
     passed: usize,
 }
 
 impl Checks {
-    fn check(&mut self, name: &str, ok: bool, detail: String) {
+    pub(super) fn check(&mut self, name: &str, ok: bool, detail: String) {
         if ok {
             self.passed += 1;
             println!("ok   {name}: {detail}");
@@ -360,14 +373,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         failed: Vec::new(),
         passed: 0,
     };
-    harness_checks(&args.guest, &mut c);
-    let out = guest::boot(&args.guest, &script(args.pages), false)?;
-    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
-    for line in &out.console {
-        println!("guest: {line}");
+    if args.suite != Suite::Patched {
+        harness_checks(&args.guest, &mut c);
+        let out = guest::boot(&args.guest, &script(args.pages), false)?;
+        eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+        for line in &out.console {
+            println!("guest: {line}");
+        }
+        verify(&out, &mut c)?;
+        one_node(&args.guest, 2000, &mut c)?;
     }
-    verify(&out, &mut c)?;
-    one_node(&args.guest, 2000, &mut c)?;
+    if args.suite != Suite::Debian {
+        patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;
+    }
     println!("vm-test: {} passed, {} failed", c.passed, c.failed.len());
     if !c.failed.is_empty() {
         bail!("vm-test failed: {}", c.failed.join(", "));

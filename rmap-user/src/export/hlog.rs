@@ -1,0 +1,127 @@
+//! `--hlog FILE`: an HdrHistogram interval log (format 1.3), one compressed V2 histogram per
+//! interval and page type, tagged `Tag=ksm|anon|file`, values in ns; readable by
+//! HistogramLogAnalyzer and every HdrHistogram port. The hdrhistogram crate encodes the
+//! histograms and writes their lines; a writer thread owns the file (the crate's log writer
+//! borrows its output), so intervals are on disk as they end, not only at exit.
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufWriter, Write as _},
+    path::{Path, PathBuf},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, anyhow};
+use hdrhistogram::{
+    Histogram,
+    serialization::{V2DeflateSerializer, interval_log},
+};
+use rmap_common::PageType;
+
+use crate::agg::Stats;
+
+/// One interval: its start relative to the log's StartTime, its length, a histogram per tag.
+struct Interval {
+    start: Duration,
+    length: Duration,
+    hists: Vec<(&'static str, Histogram<u64>)>,
+}
+
+pub struct HlogWriter {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<Interval>>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+    started: SystemTime,
+}
+
+impl HlogWriter {
+    /// Creates the file and writes the header now, so that a bad path fails before tracing.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        let started = SystemTime::now();
+        let epoch = started
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // The header lines the Java HistogramLogWriter writes (the crate's builder writes
+        // comments and StartTime but not the format version or the legend).
+        write!(
+            out,
+            "#[Logged with rmap-trace {}]\n#[Histogram log format version 1.3]\n\
+             #[StartTime: {epoch:.3} (seconds since epoch)]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+            env!("CARGO_PKG_VERSION")
+        )
+        .and_then(|()| out.flush())
+        .with_context(|| format!("writing {}", path.display()))?;
+        let (tx, rx) = mpsc::channel::<Interval>();
+        let shown = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("rmap-trace-hlog".into())
+            .spawn(move || -> anyhow::Result<()> {
+                let mut serializer = V2DeflateSerializer::new();
+                let mut log = interval_log::IntervalLogWriterBuilder::new()
+                    .begin_log_with(&mut out, &mut serializer)
+                    .with_context(|| format!("writing {shown}"))?;
+                for iv in rx {
+                    for (tag, h) in &iv.hists {
+                        log.write_histogram(h, iv.start, iv.length, interval_log::Tag::new(tag))
+                            .map_err(|e| anyhow!("writing {shown}: {e}"))?;
+                    }
+                }
+                drop(log);
+                out.flush().with_context(|| format!("writing {shown}"))
+            })
+            .context("starting the hlog writer thread")?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tx: Some(tx),
+            thread: Some(thread),
+            started,
+        })
+    }
+
+    /// Queues one interval, `[from, to]` in wall-clock time, with a histogram per page type
+    /// that had walks.
+    pub fn interval(&mut self, from: SystemTime, to: SystemTime, types: &BTreeMap<PageType, Stats>) {
+        let hists: Vec<_> = types
+            .iter()
+            .filter(|(_, s)| s.hist.len() > 0)
+            .map(|(t, s)| (t.name(), s.hist.clone()))
+            .collect();
+        if hists.is_empty() {
+            return;
+        }
+        let start = from.duration_since(self.started).unwrap_or_default();
+        let length = to.duration_since(from).unwrap_or_default();
+        if let Some(tx) = &self.tx {
+            if tx.send(Interval { start, length, hists }).is_err() {
+                log::warn!("the hlog writer for {} stopped early", self.path.display());
+            }
+        }
+    }
+
+    /// Writes what is queued and closes the file; reports a write error.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.close()
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        drop(self.tx.take());
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| anyhow!("the hlog writer thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HlogWriter {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            eprintln!("rmap-trace: error: {e:#}");
+        }
+    }
+}
