@@ -82,6 +82,15 @@ pub enum Command {
         /// The log compared with it.
         b: PathBuf,
     },
+    /// Latency by percentile of interval logs as an SVG: one line per file and page type.
+    Plot {
+        /// HdrHistogram interval logs.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The SVG to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Run only the workload (no tracing): a region split into one VMA per page, migrated to
     /// another NUMA node with move_pages. Trace it from another shell with --attach-only.
     Workload {

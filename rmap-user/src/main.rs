@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Some(Command::Probe { json }) => probe::run(json.as_deref()),
             Some(Command::Report { files }) => rmap_user::export::compare::report(files),
             Some(Command::Compare { a, b }) => rmap_user::export::compare::compare(a, b),
+            Some(Command::Plot { files, output }) => rmap_user::export::plot::plot_files(files, output),
             Some(Command::Workload { types, bench: b }) => bench::workload_only(types, b).await,
             None if cli.attach_only => live::run(&cli.trace).await,
             None => bench::run(&cli.trace, &cli.bench).await,

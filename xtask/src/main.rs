@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask <command>`. One module per command; the guest harness in `guest/`.
 mod build;
+mod compare_kernels;
 mod guest;
 mod kbuild;
 mod run;
@@ -26,6 +27,8 @@ enum Xtask {
     Test(test::Args),
     /// Build our guest kernel from Debian's linux-source-6.1 with patches of kernel/patches/.
     Kernel(kbuild::Args),
+    /// The benchmark on our kernel without and with ksm-rmap-pgoff, compared side by side.
+    CompareKernels(compare_kernels::Args),
     /// Run an rmap-trace command line in the QEMU guest: `cargo xtask vm -- probe`.
     Vm(vm::Args),
     /// The integration suite in the QEMU guest.
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Xtask::Run(args) => run::run(args),
         Xtask::Test(args) => test::run(args),
         Xtask::Kernel(args) => kbuild::run(args),
+        Xtask::CompareKernels(args) => compare_kernels::run(args),
         Xtask::Vm(args) => vm::run(args),
         Xtask::VmTest(args) => vm_test::run(args),
     };

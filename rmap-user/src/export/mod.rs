@@ -1,5 +1,6 @@
 //! Getting latency data out: HdrHistogram interval logs (`--hlog`) and the commands that read
-//! them back (`report`, `compare`).
+//! them back (`report`, `compare`, `plot`).
 pub mod compare;
 pub mod hlog;
+pub mod plot;
 pub mod read;
