@@ -44,6 +44,17 @@ impl Stats {
         self.locked += u64::from(ev.locked != 0);
     }
 
+    /// Adds another group's walks (same histogram bounds, so the add cannot fail).
+    pub fn merge(&mut self, other: &Stats) {
+        if let Err(e) = self.hist.add(&other.hist) {
+            log::warn!("merging histograms: {e:?}");
+        }
+        self.offcpu_total_ns += other.offcpu_total_ns;
+        self.offcpu_max_ns = self.offcpu_max_ns.max(other.offcpu_max_ns);
+        self.offcpu_walks += other.offcpu_walks;
+        self.locked += other.locked;
+    }
+
     pub fn row(&self, key: String) -> Row {
         let h = &self.hist;
         let q = |p: f64| h.value_at_quantile(p);

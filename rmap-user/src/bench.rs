@@ -2,7 +2,10 @@
 //! the ring buffer is read; walks are filtered in the kernel to this process, so nothing else
 //! on the host is mixed in. Ctrl-C/SIGTERM cancel the scenario, whose guards undo its changes.
 use crate::export::hlog::HlogWriter;
-use std::time::{Duration, Instant, SystemTime};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant, SystemTime},
+};
 
 use anyhow::{Context as _, anyhow};
 use rmap_common::PageType;
@@ -10,7 +13,7 @@ use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    agg::{Aggregator, Row},
+    agg::{Aggregator, Row, Stats},
     cli::{BenchArgs, TraceArgs},
     live,
     report::{self, fmt_ns},
@@ -157,6 +160,9 @@ pub async fn workload_only(types: &[PageType], b: &BenchArgs) -> anyhow::Result<
 /// The benchmark.
 pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     let mut stop = Stop::new()?;
+    if trace.prometheus.is_some() {
+        anyhow::bail!("--prometheus serves live metrics: use it with --attach-only");
+    }
     let (trigger, caps) = preflight(&trace.types, b)?;
     let specs = specs(&trace.types, b, trigger);
     let started = Instant::now();
@@ -180,6 +186,7 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     let _swap = swap_for(trigger, &caps, b, &specs)?;
     let mut hlog = trace.hlog.as_deref().map(HlogWriter::create).transpose()?;
     let mut results = Vec::new();
+    let mut all_types: BTreeMap<PageType, Stats> = BTreeMap::new();
     for spec in specs {
         let name = format!("{}/{}", spec.ty.name(), spec.layout.name());
         println!(
@@ -198,6 +205,9 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
         // One interval per scenario in the log.
         if let Some(h) = hlog.as_mut() {
             h.interval(from, SystemTime::now(), &agg.types);
+        }
+        for (ty, st) in &agg.types {
+            all_types.entry(*ty).or_default().merge(st);
         }
         let rows: Vec<Row> = agg.type_rows();
         let purposes = agg.purpose_rows();
@@ -247,6 +257,13 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(h) = hlog {
         h.finish()?;
+    }
+    if let Some(svg) = &trace.plot {
+        let title = format!(
+            "rmap walk latency, kernel {}",
+            crate::kernel::host::kernel_release()
+        );
+        crate::export::plot::plot_types(&all_types, svg, &title)?;
     }
     Ok(())
 }

@@ -135,6 +135,13 @@ pub struct TraceArgs {
     /// Write the final summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// With --attach-only: serve Prometheus metrics at http://ADDR/metrics (PORT alone binds
+    /// 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// At the end, plot latency by percentile per page type to this SVG.
+    #[arg(long, value_name = "SVG")]
+    pub plot: Option<PathBuf>,
     /// Write an HdrHistogram interval log (one histogram per interval and page type, in ns).
     #[arg(long)]
     pub hlog: Option<PathBuf>,

@@ -1,5 +1,9 @@
 //! `rmap-trace --attach-only`: live table every interval, slow-walk lines, final summary.
-use crate::export::hlog::HlogWriter;
+use crate::export::{
+    hlog::HlogWriter,
+    prometheus::{self, Metrics},
+};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -86,6 +90,24 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         args.attach_mode,
         args.tracepoint_flavor,
     )?;
+    let metrics = match args.prometheus {
+        Some(addr) => {
+            let mode = session
+                .attached
+                .outcome
+                .chosen
+                .as_ref()
+                .map_or("none", |(m, _)| crate::attach::plan::spec(*m).name);
+            let m = Arc::new(Mutex::new(Metrics::new(
+                mode,
+                &crate::kernel::host::kernel_release(),
+            )));
+            let bound = prometheus::serve(addr, m.clone()).await?;
+            println!("prometheus: serving http://{bound}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
     let clock = Clock::new();
     let threshold_ns = args.threshold_ms.map(|ms| (ms * 1e6) as u64);
     let mut hlog = args.hlog.as_deref().map(HlogWriter::create).transpose()?;
@@ -104,6 +126,12 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         |ev: &WalkEvent, purpose: &str, process: &str, total: &mut Aggregator, interval: &mut Aggregator| {
             total.record(ev, purpose, process);
             interval.record(ev, purpose, process);
+            if let Some(m) = &metrics {
+                match m.lock() {
+                    Ok(m) => m.observe(ev, purpose),
+                    Err(_) => log::warn!("metrics lock poisoned"),
+                }
+            }
             if threshold_ns.is_some_and(|t| ev.duration_ns >= t) {
                 println!("{}", slow_line(&clock, ev, purpose));
             }
@@ -113,6 +141,10 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
             r = session.next_batch(|ev, p, n| record(ev, p, n, &mut total, &mut interval)) => r?,
             _ = tick.tick() => {
                 print_interval(&interval, started.elapsed());
+                if let Some(m) = &metrics {
+                    let counts = session.counts()?;
+                    m.lock().map_err(|_| anyhow::anyhow!("metrics lock poisoned"))?.update(&counts);
+                }
                 let now = SystemTime::now();
                 if let Some(h) = hlog.as_mut() {
                     h.interval(interval_from, now, &interval.types);
@@ -129,6 +161,13 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     if let Some(mut h) = hlog {
         h.interval(interval_from, SystemTime::now(), &interval.types);
         h.finish()?;
+    }
+    if let Some(svg) = &args.plot {
+        let title = format!(
+            "rmap walk latency, kernel {}",
+            crate::kernel::host::kernel_release()
+        );
+        crate::export::plot::plot_types(&total.types, svg, &title)?;
     }
     finish(&session, &total, started.elapsed(), args.json.as_deref())
 }

@@ -3,4 +3,5 @@
 pub mod compare;
 pub mod hlog;
 pub mod plot;
+pub mod prometheus;
 pub mod read;

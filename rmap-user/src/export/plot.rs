@@ -92,6 +92,24 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
     Ok(())
 }
 
+/// `--plot`: one line per page type of a run.
+pub fn plot_types(
+    types: &std::collections::BTreeMap<rmap_common::PageType, crate::agg::Stats>,
+    out: &Path,
+    title: &str,
+) -> anyhow::Result<()> {
+    let series: Vec<Series> = types
+        .iter()
+        .map(|(t, s)| Series {
+            label: format!("{} (n={})", t.name(), s.hist.len()),
+            hist: &s.hist,
+        })
+        .collect();
+    write(out, title, &series).with_context(|| format!("plotting to {}", out.display()))?;
+    println!("plot: {}", out.display());
+    Ok(())
+}
+
 /// `rmap-trace plot`: one line per file and page type.
 pub fn plot_files(files: &[std::path::PathBuf], out: &Path) -> anyhow::Result<()> {
     let logs = files

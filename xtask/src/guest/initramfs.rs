@@ -89,6 +89,8 @@ pub struct Contents<'a> {
     pub cmd: &'a str,
     /// `lib/modules/<release>` of the kernel, for zram.
     pub modules: Option<&'a Path>,
+    /// More files: (path in the guest, without the leading /; file on the host).
+    pub extra: &'a [(String, std::path::PathBuf)],
 }
 
 /// Builds the initramfs bytes.
@@ -124,6 +126,23 @@ pub fn build(c: &Contents) -> anyhow::Result<Vec<u8>> {
         0o644,
         format!("{}{}", super::script::PRELUDE, c.cmd).as_bytes(),
     );
+    let mut made: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for (to, from) in c.extra {
+        // Parent directories first: the kernel's unpacker creates no missing ones.
+        let mut parent = String::new();
+        for part in to.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+            parent = if parent.is_empty() {
+                part.to_string()
+            } else {
+                format!("{parent}/{part}")
+            };
+            if made.insert(parent.clone()) {
+                a.dir(&parent);
+            }
+        }
+        let data = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+        a.file(to, 0o755, &data);
+    }
     if let Some(modules) = c.modules {
         // Only the modules the workloads may need (zram swap), not the whole tree.
         for rel in ["kernel/mm/zsmalloc.ko", "kernel/drivers/block/zram/zram.ko"] {

@@ -44,6 +44,16 @@ impl GuestArgs {
 
 /// Builds the static rmap-trace and the initramfs, boots the guest with `cmd` as /cmd.sh.
 pub fn boot(args: &GuestArgs, cmd: &str, echo: bool) -> anyhow::Result<qemu::GuestRun> {
+    boot_with(args, cmd, echo, &[])
+}
+
+/// `boot` with more files in the initramfs (guest path, host file).
+pub fn boot_with(
+    args: &GuestArgs,
+    cmd: &str,
+    echo: bool,
+    extra: &[(String, PathBuf)],
+) -> anyhow::Result<qemu::GuestRun> {
     use anyhow::Context as _;
     let kernel = kernel::for_guest(args)?;
     let rmap_trace = crate::build::static_binary()?;
@@ -51,6 +61,7 @@ pub fn boot(args: &GuestArgs, cmd: &str, echo: bool) -> anyhow::Result<qemu::Gue
         rmap_trace: &rmap_trace,
         cmd,
         modules: kernel.modules.as_deref(),
+        extra,
     })?;
     let initrd = TempFile::new("initrd.cpio")?;
     std::fs::write(&initrd.0, image).with_context(|| format!("writing {}", initrd.0.display()))?;

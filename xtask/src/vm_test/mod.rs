@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::guest::{self, GuestArgs, qemu::GuestRun};
 
+mod export;
 mod patched;
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +16,8 @@ pub struct Args {
     #[arg(long, default_value_t = 20_000)]
     pub pages: u32,
     /// Which suites: debian (Debian's 6.1 kernel: fentry, kprobe, filters, cleanup, one node),
-    /// patched (our kernel with the rmap tracepoints and ksm-rmap-pgoff), or all.
+    /// export (Prometheus and the interval log, on Debian's kernel), patched (our kernel with
+    /// the rmap tracepoints and ksm-rmap-pgoff), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -23,8 +25,15 @@ pub struct Args {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Suite {
     Debian,
+    Export,
     Patched,
     All,
+}
+
+impl Suite {
+    fn has(self, s: Suite) -> bool {
+        self == Suite::All || self == s
+    }
 }
 
 /// The guest side: every forced attach mode traces the three workloads; the tgid filter sees
@@ -373,7 +382,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         failed: Vec::new(),
         passed: 0,
     };
-    if args.suite != Suite::Patched {
+    if args.suite.has(Suite::Debian) {
         harness_checks(&args.guest, &mut c);
         let out = guest::boot(&args.guest, &script(args.pages), false)?;
         eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
@@ -383,7 +392,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         verify(&out, &mut c)?;
         one_node(&args.guest, 2000, &mut c)?;
     }
-    if args.suite != Suite::Debian {
+    if args.suite.has(Suite::Export) {
+        export::run(&args.guest, 2000, &mut c)?;
+    }
+    if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;
     }
     println!("vm-test: {} passed, {} failed", c.passed, c.failed.len());

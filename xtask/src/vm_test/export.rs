@@ -1,0 +1,211 @@
+//! The export suite, in the guest on Debian's kernel (ours has no IP stack): a real Prometheus
+//! (Debian's `prometheus` package, its binary and libraries copied into the initramfs) scrapes
+//! `rmap-trace --attach-only --prometheus` on the guest's loopback while a workload walks;
+//! its HTTP API's `histogram_quantile(0.99, …)` for ksm must fall in the same bucket as
+//! rmap-trace's own p99. The interval log written in the same run is decoded on the host by the
+//! Python `hdrhistogram` package to the counts and max of rmap-trace's summary.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use super::{Checks, json, row};
+use crate::{
+    build::workspace_root,
+    guest::{self, GuestArgs, cache, kernel::download},
+    setup::status,
+};
+
+const QUERY: &str =
+    r#"histogram_quantile(0.99, sum by (le) (rmap_walk_duration_seconds_bucket{page_type="ksm"}))"#;
+/// The exp2 bucket bounds of the endpoint: 1 µs · 2^k.
+const FIRST_BOUND_S: f64 = 1e-6;
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Index of the exp2 bucket holding `seconds` (bucket k: (2^(k-1), 2^k] µs).
+fn bucket(seconds: f64) -> i32 {
+    (seconds / FIRST_BOUND_S).log2().ceil().max(0.0) as i32
+}
+
+/// Debian's prometheus binary and the libraries it links, as initramfs entries.
+fn prometheus_files() -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let dir = cache::dir()?;
+    let root = dir.join("prometheus-pkg");
+    let bin = root.join("usr/bin/prometheus");
+    if !bin.is_file() {
+        let deb = download(&dir, "prometheus")?;
+        if !status(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))? {
+            bail!("dpkg-deb -x {} failed", deb.display());
+        }
+    }
+    let mut files = vec![("bin/prometheus".to_string(), bin.clone())];
+    let out = Command::new("ldd").arg(&bin).output().context("running ldd")?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = line
+            .split("=>")
+            .last()
+            .and_then(|r| r.split_whitespace().next())
+            .filter(|p| p.starts_with('/'));
+        if let Some(p) = path {
+            files.push((p.trim_start_matches('/').to_string(), fs::canonicalize(p)?));
+        }
+    }
+    Ok(files)
+}
+
+/// The Python reader, installed from PyPI when missing.
+fn python_hdrh() -> anyhow::Result<()> {
+    let have = || {
+        Command::new("python3")
+            .args(["-c", "import hdrh.log"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have() {
+        eprintln!("xtask: pip install hdrhistogram (the Python reader of interval logs)");
+        let ok = status(Command::new("python3").args(["-m", "pip", "install", "-q", "hdrhistogram"]))?;
+        if !ok || !have() {
+            bail!("the Python hdrhistogram package is missing; run: python3 -m pip install hdrhistogram");
+        }
+    }
+    Ok(())
+}
+
+fn script(pages: u32) -> String {
+    let url = format!(
+        "http://127.0.0.1:9090/api/v1/query?query={}",
+        percent_encode(QUERY)
+    );
+    format!(
+        r#"ifconfig lo 127.0.0.1 up
+printf 'global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rmap\n    static_configs:\n      - targets: [127.0.0.1:9500]\n' > /tmp/prom.yml
+rmap-trace --attach-only --comm rmap-trace --prometheus 9500 --hlog /tmp/live.hlog --json /tmp/live.json --interval 2 > /tmp/live.txt 2>&1 &
+T=$!
+for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/live.txt && break; sleep 0.2; done
+prometheus --config.file=/tmp/prom.yml --storage.tsdb.path=/tmp/prom --web.listen-address=127.0.0.1:9090 > /tmp/prom.log 2>&1 &
+P=$!
+for i in $(seq 600); do wget -qO- 'http://127.0.0.1:9090/api/v1/query?query=up' 2>/dev/null | grep -q '"1"\]' && break; sleep 0.5; done
+echo "prometheus up after $i polls" >> /tmp/live.txt
+rmap-trace workload --types ksm,anon --layouts split --pages {pages} > /tmp/w.txt 2>&1
+echo "workload exit $?" >> /tmp/w.txt
+sleep 5
+wget -qO /tmp/q.json '{url}'
+echo "query exit $?" >> /tmp/w.txt
+kill -TERM $T; wait $T; echo "tracer exit $?" >> /tmp/live.txt
+kill $P; wait $P
+emit live.txt /tmp/live.txt
+emit w.txt /tmp/w.txt
+emit q /tmp/q.json
+emit live /tmp/live.json
+emit live.hlog /tmp/live.hlog
+tail -5 /tmp/prom.log > /tmp/prom.tail; emit prom.tail /tmp/prom.tail
+"#
+    )
+}
+
+fn python_decode(hlog: &Path) -> anyhow::Result<Value> {
+    let out = Command::new("python3")
+        .arg(workspace_root().join("xtask/scripts/decode_hlog.py"))
+        .arg(hlog)
+        .output()
+        .context("running python3")?;
+    if !out.status.success() {
+        bail!("decode_hlog.py: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
+    python_hdrh()?;
+    let extra = prometheus_files()?;
+    let debian = GuestArgs {
+        patches: None,
+        ..args.clone()
+    };
+    let run = guest::boot_with(&debian, &script(pages), false, &extra)?;
+    eprintln!(
+        "xtask: guest (export) finished in {:.1} s",
+        run.elapsed.as_secs_f64()
+    );
+    for name in ["live.txt", "w.txt", "prom.tail"] {
+        if let Some(t) = run.outputs.get(name) {
+            println!("--- guest {name} ---\n{}", t.trim_end());
+        }
+    }
+    let live = json(&run, "live")?;
+    let own_p99 = row(&live["types"], "ksm")
+        .and_then(|r| r["p99_ns"].as_u64())
+        .unwrap_or(0);
+    let q = json(&run, "q").unwrap_or(Value::Null);
+    let prom: f64 = q["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let own_s = own_p99 as f64 / 1e9;
+    c.check(
+        "prometheus: histogram_quantile(0.99) for ksm in rmap-trace's p99 bucket",
+        q["status"] == "success" && own_p99 > 0 && prom.is_finite() && bucket(prom) == bucket(own_s),
+        format!(
+            "prometheus {prom:.6} s (bucket {}), rmap-trace p99 {own_s:.6} s (bucket {})",
+            bucket(prom),
+            bucket(own_s)
+        ),
+    );
+    let hlog = workspace_root().join("target/xtask/live.hlog");
+    fs::create_dir_all(hlog.parent().context("target dir")?)?;
+    let text = run
+        .outputs
+        .get("live.hlog")
+        .context("the guest sent no interval log")?;
+    fs::write(&hlog, format!("{}\n", text.trim_end()))?;
+    let py = python_decode(&hlog)?;
+    for ty in ["ksm", "anon"] {
+        let own = row(&live["types"], ty);
+        let (count, max) = (
+            own.and_then(|r| r["count"].as_u64()).unwrap_or(0),
+            own.and_then(|r| r["max_ns"].as_u64()).unwrap_or(0),
+        );
+        let (pc, pm) = (
+            py["tags"][ty]["count"].as_u64().unwrap_or(u64::MAX),
+            py["tags"][ty]["max"].as_u64().unwrap_or(u64::MAX),
+        );
+        // Equal up to the histogram's resolution (3 significant digits: 0.1%).
+        let max_ok = pm.abs_diff(max) as f64 <= max as f64 * 0.001;
+        c.check(
+            &format!("python hdrhistogram decodes the guest's log: {ty}"),
+            count > 0 && pc == count && max_ok,
+            format!("python: {pc} walks, max {pm} ns; rmap-trace: {count} walks, max {max} ns"),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_encoding() {
+        assert_eq!(bucket(1e-6), 0);
+        assert_eq!(bucket(1.5e-6), 1);
+        assert_eq!(bucket(0.003), 12); // (2.048 ms, 4.096 ms]
+        assert_eq!(bucket(0.004096), 12);
+        assert_eq!(percent_encode("a b{\"}"), "a%20b%7B%22%7D");
+    }
+}
