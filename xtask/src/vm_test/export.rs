@@ -101,8 +101,8 @@ for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/live.txt && break; s
 prometheus --config.file=/tmp/prom.yml --storage.tsdb.path=/tmp/prom --web.listen-address=127.0.0.1:9090 > /tmp/prom.log 2>&1 &
 P=$!
 for i in $(seq 600); do wget -qO- 'http://127.0.0.1:9090/api/v1/query?query=up' 2>/dev/null | grep -q '"1"\]' && break; sleep 0.5; done
-echo "prometheus up after $i polls" >> /tmp/live.txt
-rmap-trace workload --types ksm,anon --layouts split --pages {pages} > /tmp/w.txt 2>&1
+echo "prometheus answered after $i polls" > /tmp/w.txt
+rmap-trace workload --types ksm,anon --layouts split --pages {pages} >> /tmp/w.txt 2>&1
 echo "workload exit $?" >> /tmp/w.txt
 sleep 5
 wget -qO /tmp/q.json '{url}'
