@@ -7,7 +7,7 @@ use std::{
 use aya::programs::{FEntry, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint};
 use rmap_user::attach::{
     load::{self, Filters, KernelFacts},
-    plan::{AttachChoice, Mode},
+    plan::{AttachChoice, Mode, TpFlavor},
     targets::Walker,
 };
 
@@ -96,7 +96,7 @@ fn attach_plan_reports_every_mode() {
         .tracefs
         .as_ref()
         .is_some_and(|t| t.has_event("rmap", "rmap_walk_start"));
-    let outcome = match load::attach(&mut ebpf, &facts, AttachChoice::Auto) {
+    let outcome = match load::attach(&mut ebpf, &facts, AttachChoice::Auto, TpFlavor::Auto) {
         Ok(a) => a.outcome,
         Err(o) => o,
     };

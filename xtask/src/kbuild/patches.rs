@@ -203,6 +203,7 @@ impl Tree<'_> {
             }
             match want {
                 Some(bytes) => {
+                    fs::create_dir_all(live.parent().context("tree path")?)?;
                     let tmp = live.with_extension("rmap-tmp");
                     fs::write(&tmp, bytes)?;
                     fs::rename(&tmp, &live)?;
