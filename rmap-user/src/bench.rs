@@ -1,7 +1,7 @@
 //! The benchmark (`rmap-trace` with no command): each scenario runs in a blocking task while
 //! the ring buffer is read; walks are filtered in the kernel to this process, so nothing else
 //! on the host is mixed in. Ctrl-C/SIGTERM cancel the scenario, whose guards undo its changes.
-use crate::export::hlog::HlogWriter;
+use crate::export::{csv::CsvWriter, hlog::HlogWriter};
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant, SystemTime},
@@ -101,11 +101,16 @@ async fn scenario(
     spec: Spec,
     mut session: Option<&mut Session>,
     agg: &mut Aggregator,
+    mut csv: Option<&mut CsvWriter>,
     stop: &mut Stop,
 ) -> anyhow::Result<Ran> {
     let mut task = tokio::task::spawn_blocking(move || workload::run(&spec));
-    let mut record =
-        |ev: &rmap_common::WalkEvent, purpose: &str, process: &str| agg.record(ev, purpose, process);
+    let mut record = |ev: &rmap_common::WalkEvent, purpose: &str, process: &str| {
+        agg.record(ev, purpose, process);
+        if let Some(c) = csv.as_deref_mut() {
+            c.write(ev, purpose, process);
+        }
+    };
     let ran = loop {
         tokio::select! {
             r = &mut task => break r.context("the workload task failed")?,
@@ -140,7 +145,7 @@ pub async fn workload_only(types: &[PageType], b: &BenchArgs) -> anyhow::Result<
     let specs = specs(types, b, trigger);
     let _swap = swap_for(trigger, &caps, b, &specs)?;
     for spec in specs {
-        let ran = scenario(spec, None, &mut Aggregator::default(), &mut stop).await?;
+        let ran = scenario(spec, None, &mut Aggregator::default(), None, &mut stop).await?;
         let moved = if ran.mremapped > 0 {
             format!(
                 " after mremap of {} pages (KSM merged: {})",
@@ -185,6 +190,7 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     );
     let _swap = swap_for(trigger, &caps, b, &specs)?;
     let mut hlog = trace.hlog.as_deref().map(HlogWriter::create).transpose()?;
+    let mut csv = trace.csv.as_deref().map(CsvWriter::create).transpose()?;
     let mut results = Vec::new();
     let mut all_types: BTreeMap<PageType, Stats> = BTreeMap::new();
     for spec in specs {
@@ -199,9 +205,15 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
         );
         let mut agg = Aggregator::default();
         let from = SystemTime::now();
-        let ran = scenario(spec.clone(), Some(&mut session), &mut agg, &mut stop)
-            .await
-            .with_context(|| format!("scenario {name}"))?;
+        let ran = scenario(
+            spec.clone(),
+            Some(&mut session),
+            &mut agg,
+            csv.as_mut(),
+            &mut stop,
+        )
+        .await
+        .with_context(|| format!("scenario {name}"))?;
         // One interval per scenario in the log.
         if let Some(h) = hlog.as_mut() {
             h.interval(from, SystemTime::now(), &agg.types);
@@ -257,6 +269,9 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(h) = hlog {
         h.finish()?;
+    }
+    if let Some(c) = csv {
+        c.finish()?;
     }
     if let Some(svg) = &trace.plot {
         let title = format!(

@@ -139,6 +139,9 @@ pub struct TraceArgs {
     /// 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
+    /// Write every walk event as a CSV line (with a header) to this file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
     /// At the end, plot latency by percentile per page type to this SVG.
     #[arg(long, value_name = "SVG")]
     pub plot: Option<PathBuf>,

@@ -1,5 +1,6 @@
 //! `rmap-trace --attach-only`: live table every interval, slow-walk lines, final summary.
 use crate::export::{
+    csv::CsvWriter,
     hlog::HlogWriter,
     prometheus::{self, Metrics},
 };
@@ -111,6 +112,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let clock = Clock::new();
     let threshold_ns = args.threshold_ms.map(|ms| (ms * 1e6) as u64);
     let mut hlog = args.hlog.as_deref().map(HlogWriter::create).transpose()?;
+    let mut csv = args.csv.as_deref().map(CsvWriter::create).transpose()?;
     let mut total = Aggregator::default();
     let mut interval = Aggregator::default();
     let mut interval_from = SystemTime::now();
@@ -122,10 +124,13 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d));
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let record =
+    let mut record =
         |ev: &WalkEvent, purpose: &str, process: &str, total: &mut Aggregator, interval: &mut Aggregator| {
             total.record(ev, purpose, process);
             interval.record(ev, purpose, process);
+            if let Some(c) = csv.as_mut() {
+                c.write(ev, purpose, process);
+            }
             if let Some(m) = &metrics {
                 match m.lock() {
                     Ok(m) => m.observe(ev, purpose),
@@ -161,6 +166,9 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     if let Some(mut h) = hlog {
         h.interval(interval_from, SystemTime::now(), &interval.types);
         h.finish()?;
+    }
+    if let Some(c) = csv {
+        c.finish()?;
     }
     if let Some(svg) = &args.plot {
         let title = format!(
