@@ -95,7 +95,7 @@ fn script(pages: u32) -> String {
     format!(
         r#"ifconfig lo 127.0.0.1 up
 printf 'global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rmap\n    static_configs:\n      - targets: [127.0.0.1:9500]\n' > /tmp/prom.yml
-rmap-trace --attach-only --comm rmap-trace --prometheus 9500 --hlog /tmp/live.hlog --json /tmp/live.json --interval 2 > /tmp/live.txt 2>&1 &
+rmap-trace --attach-only --comm rmap-trace --prometheus 9500 --hlog /tmp/live.hlog --csv /tmp/live.csv --json /tmp/live.json --interval 2 > /tmp/live.txt 2>&1 &
 T=$!
 for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/live.txt && break; sleep 0.2; done
 prometheus --config.file=/tmp/prom.yml --storage.tsdb.path=/tmp/prom --web.listen-address=127.0.0.1:9090 > /tmp/prom.log 2>&1 &
@@ -114,6 +114,7 @@ emit w.txt /tmp/w.txt
 emit q /tmp/q.json
 emit live /tmp/live.json
 emit live.hlog /tmp/live.hlog
+emit live.csv /tmp/live.csv
 tail -5 /tmp/prom.log > /tmp/prom.tail; emit prom.tail /tmp/prom.tail
 "#
     )
@@ -166,6 +167,19 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
             bucket(prom),
             bucket(own_s)
         ),
+    );
+    let csv = run.outputs.get("live.csv").map(|t| t.trim_end().to_string()).unwrap_or_default();
+    let header = csv.lines().next().unwrap_or("");
+    let walks: u64 = ["ksm", "anon"]
+        .iter()
+        .filter_map(|t| row(&live["types"], t).and_then(|r| r["count"].as_u64()))
+        .sum();
+    let lines = csv.lines().skip(1).count() as u64;
+    let ksm_lines = csv.lines().filter(|l| l.split(',').nth(3) == Some("ksm")).count();
+    c.check(
+        "csv: a header and one line per walk",
+        header.starts_with("start_ns,duration_ns,") && walks > 0 && lines == walks && ksm_lines > 0,
+        format!("{lines} lines ({ksm_lines} ksm) for {walks} walks"),
     );
     let hlog = workspace_root().join("target/xtask/live.hlog");
     fs::create_dir_all(hlog.parent().context("target dir")?)?;
