@@ -1,5 +1,6 @@
 //! `cargo xtask compare-kernels [-- rmap-trace args]`: the benchmark on our kernel without and
-//! with `ksm-rmap-pgoff`, one guest each, then `rmap-trace compare` of their interval logs.
+//! with `ksm-rmap-pgoff`, one guest each, then `rmap-trace compare` and `plot` of their interval
+//! logs.
 //! The second kernel rebuilds incrementally from the first's tree (only mm/ksm.c differs).
 use std::{fs, path::PathBuf, process::Command};
 
@@ -82,9 +83,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         logs.push(hlog);
     }
     let binary = crate::build::static_binary()?;
-    let ok = crate::setup::status(Command::new(binary).arg("compare").args(&logs))?;
+    let ok = crate::setup::status(Command::new(&binary).arg("compare").args(&logs))?;
     if !ok {
         bail!("rmap-trace compare failed");
+    }
+    let svg = out.join("compare.svg");
+    let ok = crate::setup::status(Command::new(&binary).arg("plot").args(&logs).arg("-o").arg(&svg))?;
+    if !ok {
+        bail!("rmap-trace plot failed");
     }
     eprintln!("xtask: logs and summaries in {}", out.display());
     Ok(())
