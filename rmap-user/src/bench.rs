@@ -195,14 +195,7 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     let mut all_types: BTreeMap<PageType, Stats> = BTreeMap::new();
     for spec in specs {
         let name = format!("{}/{}", spec.ty.name(), spec.layout.name());
-        println!(
-            "scenario {name}: {} pages",
-            if spec.layout == Layout::Sharers {
-                1
-            } else {
-                spec.pages
-            }
-        );
+        println!("scenario {name}: {} pages", spec.layout.pages(spec.pages));
         let mut agg = Aggregator::default();
         let from = SystemTime::now();
         let ran = scenario(

@@ -43,6 +43,15 @@ impl Layout {
             Layout::Thp => "thp",
         }
     }
+
+    /// Pages of the region in this layout, `split_pages` being --pages.
+    pub const fn pages(self, split_pages: usize) -> usize {
+        match self {
+            Layout::Split => split_pages,
+            Layout::Sharers => 1,
+            Layout::Thp => region::HUGE / region::PAGE,
+        }
+    }
 }
 
 /// One scenario.
@@ -97,11 +106,7 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         _ => None,
     };
     let ksm = spec.ty == PageType::Ksm;
-    let pages = match spec.layout {
-        Layout::Split => spec.pages,
-        Layout::Sharers => 1,
-        Layout::Thp => region::HUGE / region::PAGE,
-    };
+    let pages = spec.layout.pages(spec.pages);
     let mut region = match (spec.ty, spec.layout) {
         (PageType::Anon, Layout::Thp) => Region::thp()?,
         (_, Layout::Thp) => anyhow::bail!("the thp layout is for anon pages only"),

@@ -94,7 +94,7 @@ impl Region {
             )?;
         }
         r.fill(false);
-        let huge_kb = anon_huge_kb()?;
+        let huge_kb = anon_huge_kb(r.base)?;
         if huge_kb < (HUGE / 1024) as u64 {
             anyhow::bail!(
                 "the kernel gave no transparent huge page (AnonHugePages {huge_kb} kB): \
@@ -113,7 +113,7 @@ impl Region {
             unsafe { libc::madvise(self.base.cast(), PAGE, libc::MADV_COLD) },
             "madvise(MADV_COLD)",
         )?;
-        let left = anon_huge_kb()?;
+        let left = anon_huge_kb(self.base)?;
         if left != 0 {
             anyhow::bail!("the huge page was not split (AnonHugePages still {left} kB)");
         }
@@ -250,14 +250,37 @@ impl Region {
     }
 }
 
-/// AnonHugePages of this process (/proc/self/smaps_rollup), in kB.
-fn anon_huge_kb() -> anyhow::Result<u64> {
-    let text =
-        std::fs::read_to_string("/proc/self/smaps_rollup").context("reading /proc/self/smaps_rollup")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("AnonHugePages:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no AnonHugePages in /proc/self/smaps_rollup")
+/// AnonHugePages of the VMA holding `addr` (/proc/self/smaps), in kB: only that VMA, since
+/// with THP "always" the process's heap has huge pages of its own.
+fn anon_huge_kb(addr: *const u8) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string("/proc/self/smaps").context("reading /proc/self/smaps")?;
+    let addr = addr as usize;
+    let mut inside = false;
+    for line in text.lines() {
+        let range = line
+            .split_whitespace()
+            .next()
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| {
+                Some((
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                ))
+            });
+        if let Some((start, end)) = range {
+            inside = start <= addr && addr < end;
+        } else if inside {
+            if let Some(v) = line.strip_prefix("AnonHugePages:") {
+                return v
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .context("parsing AnonHugePages in /proc/self/smaps");
+            }
+        }
+    }
+    anyhow::bail!("no AnonHugePages for {addr:#x} in /proc/self/smaps (CONFIG_PROC_PAGE_MONITOR?)")
 }
 
 impl Drop for Region {

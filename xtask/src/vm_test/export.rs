@@ -168,7 +168,11 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
             bucket(own_s)
         ),
     );
-    let csv = run.outputs.get("live.csv").map(|t| t.trim_end().to_string()).unwrap_or_default();
+    let csv = run
+        .outputs
+        .get("live.csv")
+        .map(|t| t.trim_end().to_string())
+        .unwrap_or_default();
     let header = csv.lines().next().unwrap_or("");
     let walks: u64 = ["ksm", "anon"]
         .iter()
