@@ -162,7 +162,8 @@ pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
     );
     let build_dir = dir.join(format!("build-{config_key}"));
     let stamp = build_dir.join(".rmap-config-key");
-    if fs::read_to_string(&stamp).ok().as_deref() != Some(config_key.as_str()) {
+    let cold = fs::read_to_string(&stamp).ok().as_deref() != Some(config_key.as_str());
+    if cold {
         eprintln!(
             "xtask: configuring {} (tinyconfig + {FRAGMENT})",
             build_dir.display()
@@ -174,7 +175,14 @@ pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
     }
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let local = patches::local_version(&set);
-    eprintln!("xtask: make -j{jobs} bzImage (LOCALVERSION={local}); a cold build takes a while");
+    eprintln!(
+        "xtask: make -j{jobs} bzImage (LOCALVERSION={local}): {}",
+        if cold {
+            "a cold build, about 10 minutes on 2 cores"
+        } else {
+            "incremental, only what the changed files affect"
+        }
+    );
     let ok = setup::status(
         Command::new("make")
             .arg("-s")
