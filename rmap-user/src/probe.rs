@@ -35,6 +35,15 @@ pub fn run(json: Option<&Path>) -> anyhow::Result<()> {
         }
     );
     println!("tracefs:  {}", host.tracefs.as_deref().unwrap_or("not mounted"));
+    println!(
+        "clock:    {}{}",
+        crate::kernel::host::clocksource().unwrap_or_else(|| "unknown".into()),
+        if crate::kernel::host::coarse_clock_warning().is_some() {
+            " (coarse: durations are multiples of a timer tick)"
+        } else {
+            ""
+        }
+    );
     match &host.ksm {
         Some(k) => println!(
             "ksm:      {}",

@@ -47,6 +47,9 @@ impl Session {
         for line in attached.outcome.report() {
             println!("{line}");
         }
+        if let Some(w) = crate::kernel::host::coarse_clock_warning() {
+            eprintln!("rmap-trace: {w}");
+        }
         if let Some(why) = &attached.offcpu_unavailable {
             println!("  off-CPU time not measured: {why}");
         }

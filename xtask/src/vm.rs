@@ -10,6 +10,9 @@ pub struct Args {
     /// `--workload "--types ksm --pages 2000"`.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub workload: Option<String>,
+    /// Run this shell command line in the guest instead (debugging: `--sh 'dmesg | tail'`).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["workload", "rmap_args"])]
+    pub sh: Option<String>,
     /// rmap-trace's arguments.
     #[arg(last = true)]
     pub rmap_args: Vec<String>,
@@ -17,6 +20,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
+    if let Some(sh) = &args.sh {
+        return guest::run_echoed(&args.guest, &format!("{sh}\n"));
+    }
     let line = guest::rmap_trace_line(&args.rmap_args);
     let cmd = match &args.workload {
         None => format!("{line}\n"),

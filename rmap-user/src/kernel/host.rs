@@ -22,6 +22,25 @@ pub fn kernel_release() -> String {
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
+/// The clocksource in use (`bpf_ktime_get_ns` reads it): `tsc`, `hpet`, `kvm-clock`, … or
+/// `jiffies`, whose resolution (1-10 ms) makes every walk 0 or a multiple of a tick.
+pub fn clocksource() -> Option<String> {
+    fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// A warning when the clock cannot time walks (see [`clocksource`]).
+pub fn coarse_clock_warning() -> Option<String> {
+    let cs = clocksource()?;
+    cs.contains("jiffies").then(|| {
+        format!(
+            "warning: the kernel's clocksource is {cs}: walk durations are multiples of a \
+             timer tick (see /sys/devices/system/clocksource/clocksource0)"
+        )
+    })
+}
+
 pub fn numa_nodes() -> Vec<u32> {
     let mut nodes: Vec<u32> = fs::read_dir("/sys/devices/system/node")
         .into_iter()

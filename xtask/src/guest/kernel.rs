@@ -33,11 +33,15 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
         // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
         // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
         // splits its memory into the same number of nodes instead.
-        let cmdline = if args.numa_nodes > 1 {
-            vec![format!("numa=fake={}", args.numa_nodes)]
-        } else {
-            Vec::new()
-        };
+        //
+        // tsc=reliable: without ACPI there is no HPET or ACPI PM timer to fall back to, and
+        // under TCG the boot-time TSC sync check between vCPUs fails now and then; the kernel
+        // then marks the TSC unstable and times everything in jiffies (4 ms steps). QEMU's
+        // emulated TSC follows the host clock, so it is reliable here.
+        let mut cmdline = vec!["tsc=reliable".to_string()];
+        if args.numa_nodes > 1 {
+            cmdline.push(format!("numa=fake={}", args.numa_nodes));
+        }
         return Ok(Kernel {
             image: built.image,
             modules: None,

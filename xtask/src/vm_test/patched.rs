@@ -52,6 +52,10 @@ fn script(pages: u32) -> String {
         ));
     }
     s.push_str(&format!("run mremap --types ksm --pages {pages} --mremap\n"));
+    s.push_str(
+        "cat /sys/devices/system/clocksource/clocksource0/current_clocksource > /tmp/clock.txt\n\
+         emit clock /tmp/clock.txt\n",
+    );
     s
 }
 
@@ -88,6 +92,13 @@ fn verify(run: &GuestRun, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     if let Some(t) = run.outputs.get("probe.txt") {
         println!("--- guest probe, our kernel ---\n{}", t.trim_end());
     }
+    // At the end of the run: the TSC must not have been given up for jiffies on the way.
+    let clock = run.outputs.get("clock").map_or("<none>", |s| s.trim());
+    c.check(
+        "clocksource stays tsc (walks timed in ns, not ticks)",
+        clock == "tsc",
+        clock.to_string(),
+    );
     for (name, _, mode, point) in RUNS {
         if let Some(t) = run.outputs.get(&format!("{name}.txt")) {
             println!("--- guest output, {name} ---\n{}", t.trim_end());
