@@ -68,7 +68,7 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
         .configure_mesh()
         .x_labels(max_x as usize + 1)
         .x_label_formatter(&|x| tick_label(*x))
-        .y_label_formatter(&|y| format!("{y:.3} ms"))
+        .y_label_formatter(&|y| crate::report::fmt_ns((y * 1e6).round() as u64))
         .x_desc("percentile")
         .y_desc("walk latency")
         .draw()
