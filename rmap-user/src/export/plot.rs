@@ -83,7 +83,7 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
