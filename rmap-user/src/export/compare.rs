@@ -1,5 +1,5 @@
 //! `rmap-trace report FILE...` and `rmap-trace compare A B`: tables from interval logs.
-use std::{collections::BTreeSet, fmt::Write as _, path::Path};
+use std::{collections::BTreeSet, path::Path};
 
 use hdrhistogram::Histogram;
 
@@ -40,17 +40,16 @@ fn ordered<'a>(tags: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
 /// One table per log: count and percentiles per tag.
 pub fn report_table(log: &Log) -> String {
     let mut out = format!("{} ({} intervals)\n", log.path, log.intervals);
-    let _ = writeln!(
-        out,
-        "{:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+    out.push_str(&format!(
+        "{:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
         "type", "count", "p50", "p90", "p99", "p99.9", "max"
-    );
+    ));
     for tag in ordered(log.tags.keys()) {
         let h = &log.tags[tag];
-        let _ = write!(out, "{:<8}", if tag.is_empty() { "-" } else { tag });
+        out.push_str(&format!("{:<8}", if tag.is_empty() { "-" } else { tag }));
         for s in STATS {
             let w = if s == "count" { 8 } else { 10 };
-            let _ = write!(out, " {:>w$}", shown(s, stat(h, s)));
+            out.push_str(&format!(" {:>w$}", shown(s, stat(h, s))));
         }
         out.push('\n');
     }
@@ -86,11 +85,10 @@ pub fn compare_table(a: &Log, b: &Log) -> Result<String, CompareError> {
         });
     }
     let mut out = format!("A = {}\nB = {}\n", a.path, b.path);
-    let _ = writeln!(
-        out,
-        "{:<8} {:<6} {:>12} {:>12} {:>10}",
+    out.push_str(&format!(
+        "{:<8} {:<6} {:>12} {:>12} {:>10}\n",
         "type", "stat", "A", "B", "B/A"
-    );
+    ));
     for tag in ordered(a.tags.keys().chain(b.tags.keys())) {
         let (ha, hb) = (a.tags.get(tag), b.tags.get(tag));
         for s in STATS {
@@ -100,15 +98,14 @@ pub fn compare_table(a: &Log, b: &Log) -> Result<String, CompareError> {
                 (Some(x), Some(y)) if x > 0 => format!("{:.3}", y as f64 / x as f64),
                 _ => "-".to_string(),
             };
-            let _ = writeln!(
-                out,
-                "{:<8} {:<6} {:>12} {:>12} {:>10}",
+            out.push_str(&format!(
+                "{:<8} {:<6} {:>12} {:>12} {:>10}\n",
                 if s == "count" { tag.as_str() } else { "" },
                 s,
                 va.map_or("-".into(), |v| shown(s, v)),
                 vb.map_or("-".into(), |v| shown(s, v)),
                 ratio
-            );
+            ));
         }
     }
     Ok(out)

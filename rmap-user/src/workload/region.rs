@@ -227,10 +227,11 @@ impl Region {
             if moved == libc::MAP_FAILED {
                 let err = io::Error::last_os_error();
                 // Pages 0..p now live at dest, the rest at base: unmap both ranges.
-                // SAFETY: both ranges are ours.
-                unsafe {
-                    libc::munmap(dest.cast(), len);
-                    libc::munmap(self.base.cast(), len);
+                for range in [dest, self.base] {
+                    // SAFETY: both ranges are ours.
+                    if unsafe { libc::munmap(range.cast(), len) } != 0 {
+                        log::warn!("munmap after a failed mremap: {}", io::Error::last_os_error());
+                    }
                 }
                 self.base = std::ptr::null_mut();
                 return Err(err).with_context(|| format!("mremap of page {p}"));

@@ -52,7 +52,7 @@ pub fn ensure(kernel_dir: &Path) -> anyhow::Result<Source> {
         deb.display(),
         tmp.display()
     );
-    if !status(Command::new("sh").args(["-o", "pipefail", "-c", &script]))? {
+    if !status(Command::new("bash").args(["-o", "pipefail", "-c", &script]))? {
         bail!("unpacking {} failed", deb.display());
     }
     if !tmp.join("Makefile").is_file() {
