@@ -267,11 +267,7 @@ pub async fn run(trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
         c.finish()?;
     }
     if let Some(svg) = &trace.plot {
-        let title = format!(
-            "rmap walk latency, kernel {}",
-            crate::kernel::host::kernel_release()
-        );
-        crate::export::plot::plot_types(&all_types, svg, &title)?;
+        crate::export::plot::plot_types(&all_types, svg)?;
     }
     Ok(())
 }

@@ -86,6 +86,9 @@ fn slow_line(clock: &Clock, ev: &WalkEvent, purpose: &str) -> String {
 }
 
 pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    // Output files first: a bad path is an error before anything is attached.
+    let mut hlog = args.hlog.as_deref().map(HlogWriter::create).transpose()?;
+    let mut csv = args.csv.as_deref().map(CsvWriter::create).transpose()?;
     let mut session = Session::start(
         &filters(args, args.pid.unwrap_or(0)),
         args.attach_mode,
@@ -111,8 +114,6 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
     };
     let clock = Clock::new();
     let threshold_ns = args.threshold_ms.map(|ms| (ms * 1e6) as u64);
-    let mut hlog = args.hlog.as_deref().map(HlogWriter::create).transpose()?;
-    let mut csv = args.csv.as_deref().map(CsvWriter::create).transpose()?;
     let mut total = Aggregator::default();
     let mut interval = Aggregator::default();
     let mut interval_from = SystemTime::now();
@@ -171,11 +172,7 @@ pub async fn run(args: &TraceArgs) -> anyhow::Result<()> {
         c.finish()?;
     }
     if let Some(svg) = &args.plot {
-        let title = format!(
-            "rmap walk latency, kernel {}",
-            crate::kernel::host::kernel_release()
-        );
-        crate::export::plot::plot_types(&total.types, svg, &title)?;
+        crate::export::plot::plot_types(&total.types, svg)?;
     }
     finish(&session, &total, started.elapsed(), args.json.as_deref())
 }

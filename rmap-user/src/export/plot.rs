@@ -92,12 +92,15 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
     Ok(())
 }
 
-/// `--plot`: one line per page type of a run.
+/// `--plot`: one line per page type of a run, titled with this kernel's release.
 pub fn plot_types(
     types: &std::collections::BTreeMap<rmap_common::PageType, crate::agg::Stats>,
     out: &Path,
-    title: &str,
 ) -> anyhow::Result<()> {
+    let title = format!(
+        "rmap walk latency, kernel {}",
+        crate::kernel::host::kernel_release()
+    );
     let series: Vec<Series> = types
         .iter()
         .map(|(t, s)| Series {
@@ -105,7 +108,7 @@ pub fn plot_types(
             hist: &s.hist,
         })
         .collect();
-    write(out, title, &series).with_context(|| format!("plotting to {}", out.display()))?;
+    write(out, &title, &series).with_context(|| format!("plotting to {}", out.display()))?;
     println!("plot: {}", out.display());
     Ok(())
 }
