@@ -2,7 +2,8 @@ use std::{env, fs, path::PathBuf};
 
 use anyhow::Context as _;
 
-/// Builds the eBPF object (rmap-ebpf) with aya-build, which adds the BTF link flags itself.
+/// Builds the eBPF object (rmap-ebpf) with aya-build, which adds the BTF link flags itself,
+/// using the toolchain pinned in `ebpf-toolchain.toml` (never whatever `nightly` is today).
 /// With AYA_BUILD_SKIP=1 (e.g. `cargo check` where bpf-linker is absent) an empty stub object is
 /// written instead, and loading it at run time fails with a clear error.
 fn main() -> anyhow::Result<()> {
@@ -16,6 +17,9 @@ fn main() -> anyhow::Result<()> {
     }
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
+    let pin_path = manifest_dir.join("../ebpf-toolchain.toml");
+    println!("cargo:rerun-if-changed={}", pin_path.display());
+    let channel = pinned_channel(&pin_path)?;
     let ebpf_dir = manifest_dir.join("../rmap-ebpf");
     let ebpf_dir = ebpf_dir.to_str().context("rmap-ebpf path is not UTF-8")?;
     aya_build::build_ebpf(
@@ -24,6 +28,17 @@ fn main() -> anyhow::Result<()> {
             root_dir: ebpf_dir,
             ..Default::default()
         }],
-        aya_build::Toolchain::default(),
+        aya_build::Toolchain::Custom(&channel),
     )
+}
+
+/// `[toolchain] channel` of ebpf-toolchain.toml.
+fn pinned_channel(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let pin: toml::Table = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    pin.get("toolchain")
+        .and_then(|t| t.get("channel"))
+        .and_then(|c| c.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{}: no [toolchain] channel", path.display()))
 }

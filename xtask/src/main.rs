@@ -6,6 +6,7 @@ mod kbuild;
 mod run;
 mod setup;
 mod test;
+mod toolchain;
 mod vm;
 mod vm_test;
 
@@ -16,7 +17,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "xtask", about = "rmap-trace project tasks")]
 enum Xtask {
-    /// Check and install the prerequisites (nightly rust-src, LLVM 22, bpf-linker, QEMU).
+    /// Check and install the prerequisites (the pinned eBPF toolchain and bpf-linker of
+    /// ebpf-toolchain.toml, their LLVM majors checked to agree; QEMU) and print their versions.
     Setup,
     /// Build rmap-trace (with its eBPF object) for this host.
     Build,

@@ -1,12 +1,14 @@
-//! Prerequisites, checked on every build and installed on Debian when missing (as root), or
-//! one line saying what to run.
+//! Prerequisites, checked on every build and installed when missing (Debian packages as root),
+//! or one line saying what to run: the eBPF toolchain and bpf-linker of `ebpf-toolchain.toml`
+//! (their LLVM majors checked to agree), and QEMU.
 use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-/// Debian packages: LLVM 22 for bpf-linker, QEMU and cpio-free initramfs needs only qemu.
-const APT_PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "qemu-system-x86"];
-const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+use crate::toolchain::{self, Pin};
+
+/// Debian packages: QEMU for the guest (the initramfs is written by xtask, no cpio needed).
+const APT_PACKAGES: [&str; 1] = ["qemu-system-x86"];
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -42,36 +44,96 @@ fn dpkg_installed(pkg: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
-/// Ensures everything the build and the guest need.
+/// Ensures everything the build and the guest need, then prints the versions in use.
 pub fn ensure() -> anyhow::Result<()> {
-    let src_ok = Command::new("rustup")
-        .args(["component", "list", "--installed", "--toolchain", "nightly"])
+    let pin = Pin::load()?;
+    let nightly = ensure_ebpf_toolchain(&pin)?;
+    let linker = ensure_linker(&pin)?;
+    apt_install(&APT_PACKAGES)?;
+    let stable = toolchain::rustc_vv(None)?;
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "not found".into());
+    eprintln!("xtask: stable     {}", toolchain::describe_rustc(&stable));
+    eprintln!(
+        "xtask: eBPF       {}: {}",
+        pin.toolchain.channel,
+        toolchain::describe_rustc(&nightly)
+    );
+    eprintln!("xtask: linker     {linker}");
+    eprintln!("xtask: qemu       {qemu}");
+    Ok(())
+}
+
+/// Installs the pinned nightly with rust-src (the eBPF build compiles `core` from source) and
+/// checks that its LLVM is the one the pin names. Returns its `rustc -vV`.
+fn ensure_ebpf_toolchain(pin: &Pin) -> anyhow::Result<String> {
+    let channel = &pin.toolchain.channel;
+    let has_src = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", channel])
         .output()
         .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.starts_with("rust-src"))
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.starts_with("rust-src"))
         });
-    if !src_ok {
-        eprintln!("xtask: installing the nightly toolchain with rust-src (builds the eBPF object)");
+    if !has_src {
+        eprintln!("xtask: installing the eBPF toolchain {channel} with rust-src (ebpf-toolchain.toml)");
         run_ok(Command::new("rustup").args([
             "toolchain",
             "install",
-            "nightly",
+            channel,
             "--profile",
             "minimal",
             "--component",
             "rust-src",
         ]))
-        .context("run: rustup toolchain install nightly --component rust-src")?;
+        .with_context(|| format!("run: rustup toolchain install {channel} --profile minimal --component rust-src"))?;
     }
-    apt_install(&APT_PACKAGES)?;
-    if !have("bpf-linker") {
-        eprintln!("xtask: installing bpf-linker against LLVM 22 (a few minutes, once)");
-        run_ok(Command::new("cargo").args(["install", "--locked", "bpf-linker", "--no-default-features", "--features", "llvm-22"]).env("LLVM_PREFIX", LLVM_PREFIX))
-            .with_context(|| format!("run: LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker --no-default-features --features llvm-22"))?;
+    let vv = toolchain::rustc_vv(Some(channel))?;
+    let major = toolchain::llvm_major_from_rustc(&vv);
+    if major != Some(pin.toolchain.llvm_major) {
+        bail!(
+            "the eBPF toolchain {channel} reports LLVM {}, ebpf-toolchain.toml says {}: fix the pin",
+            major.map_or_else(|| "?".to_string(), |m| m.to_string()),
+            pin.toolchain.llvm_major
+        );
     }
-    Ok(())
+    Ok(vv)
+}
+
+/// Installs the pinned bpf-linker when it is missing, or when the one on PATH is built against
+/// another LLVM (or nothing says which, or it is another version): such a linker would fail on
+/// the object's bitcode deep inside the build.
+fn ensure_linker(pin: &Pin) -> anyhow::Result<toolchain::Linker> {
+    let args = pin.linker_install_args();
+    let fix = format!("cargo {}", args.join(" "));
+    match toolchain::find_linker() {
+        Some(linker) => match toolchain::linker_mismatch(pin, &linker) {
+            None => return Ok(linker),
+            Some(why) => eprintln!("xtask: {why}: reinstalling it ({fix})"),
+        },
+        None => eprintln!(
+            "xtask: installing bpf-linker {} with {} (about 2 minutes, once)",
+            pin.bpf_linker.version,
+            pin.bpf_linker.features.join(",")
+        ),
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Outside the workspace, so that its rust-toolchain.toml does not apply: bpf-linker
+    // builds with whatever stable cargo is running us.
+    run_ok(Command::new(cargo).current_dir(std::env::temp_dir()).args(&args))
+        .with_context(|| format!("run: {fix}"))?;
+    let linker = toolchain::find_linker()
+        .with_context(|| format!("bpf-linker is not on PATH after `{fix}`: add ~/.cargo/bin to PATH"))?;
+    if let Some(why) = toolchain::linker_mismatch(pin, &linker) {
+        bail!("{why} (a bpf-linker earlier on PATH than the one just installed?)");
+    }
+    Ok(linker)
 }
 
 /// Installs the Debian packages of `packages` that are missing, or says what to run.
