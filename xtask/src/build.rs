@@ -6,7 +6,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::setup::run_ok;
+use crate::cmd::run_ok;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,10 +27,17 @@ pub fn host() -> anyhow::Result<()> {
 }
 
 pub fn host_binary() -> PathBuf {
-    workspace_root().join("target/release/rmap-trace")
+    target_dir().join("release/rmap-trace")
 }
 
-/// A static rmap-trace for the guest (the initramfs has no libc). aya-build's nested eBPF
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` (relative to the workspace) or `target`.
+fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d))
+}
+
+/// A static rmap-trace, for the guest (the initramfs has no libc) and for the tarball of
+/// `dist` (it runs on any glibc, or none). aya-build's nested eBPF
 /// build ignores RUSTFLAGS, so crt-static only reaches the userspace binary.
 pub fn static_binary() -> anyhow::Result<PathBuf> {
     run_ok(
@@ -45,6 +52,6 @@ pub fn static_binary() -> anyhow::Result<PathBuf> {
             ])
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )
-    .context("building the static rmap-trace for the guest")?;
-    Ok(workspace_root().join("target/x86_64-unknown-linux-gnu/release/rmap-trace"))
+    .context("building the static rmap-trace")?;
+    Ok(target_dir().join("x86_64-unknown-linux-gnu/release/rmap-trace"))
 }

@@ -83,12 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         logs.push(hlog);
     }
     let binary = crate::build::static_binary()?;
-    let ok = crate::setup::status(Command::new(&binary).arg("compare").args(&logs))?;
+    let ok = crate::cmd::status(Command::new(&binary).arg("compare").args(&logs))?;
     if !ok {
         bail!("rmap-trace compare failed");
     }
     let svg = out.join("compare.svg");
-    let ok = crate::setup::status(Command::new(&binary).arg("plot").args(&logs).arg("-o").arg(&svg))?;
+    let ok = crate::cmd::status(Command::new(&binary).arg("plot").args(&logs).arg("-o").arg(&svg))?;
     if !ok {
         bail!("rmap-trace plot failed");
     }

@@ -1,6 +1,9 @@
 //! Project tasks: `cargo xtask <command>`. One module per command; the guest harness in `guest/`.
 mod build;
+mod cache;
+mod cmd;
 mod compare_kernels;
+mod debian;
 mod guest;
 mod kbuild;
 mod run;

@@ -32,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .any(|l| l.starts_with("mode ") && l.contains(" available:"))
         });
     if args.host || host_can {
-        if !crate::setup::status(Command::new(&binary).args(&args.rmap_args))? {
+        if !crate::cmd::status(Command::new(&binary).args(&args.rmap_args))? {
             bail!("rmap-trace failed");
         }
         return Ok(());

@@ -1,11 +1,14 @@
-//! Prerequisites, checked on every build and installed when missing (Debian packages as root),
-//! or one line saying what to run: the eBPF toolchain and bpf-linker of `ebpf-toolchain.toml`
-//! (their LLVM majors checked to agree), and QEMU.
+//! Prerequisites, checked by every command that builds or boots and installed when missing
+//! (Debian packages as root), or one line saying what to run: the eBPF toolchain and bpf-linker
+//! of `ebpf-toolchain.toml` (their LLVM majors checked to agree), and QEMU.
 use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-use crate::toolchain::{self, Pin};
+use crate::{
+    cmd::{have, run_ok, status},
+    toolchain::{self, Pin},
+};
 
 /// Debian packages: QEMU for the guest (the initramfs is written by xtask, no cpio needed).
 const APT_PACKAGES: [&str; 1] = ["qemu-system-x86"];
@@ -13,28 +16,6 @@ const APT_PACKAGES: [&str; 1] = ["qemu-system-x86"];
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-pub fn status(cmd: &mut Command) -> anyhow::Result<bool> {
-    Ok(cmd
-        .status()
-        .with_context(|| format!("running {cmd:?}"))?
-        .success())
-}
-
-pub fn run_ok(cmd: &mut Command) -> anyhow::Result<()> {
-    if !status(cmd)? {
-        bail!("{cmd:?} failed");
-    }
-    Ok(())
-}
-
-fn quiet_ok(cmd: &mut Command) -> bool {
-    cmd.output().is_ok_and(|o| o.status.success())
-}
-
-fn have(bin: &str) -> bool {
-    quiet_ok(Command::new("sh").args(["-c", &format!("command -v {bin}")]))
 }
 
 fn dpkg_installed(pkg: &str) -> bool {

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::{build::workspace_root, guest::GuestArgs, setup::status};
+use crate::{build::workspace_root, cmd::status, guest::GuestArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

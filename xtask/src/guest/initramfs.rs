@@ -1,11 +1,10 @@
 //! A newc cpio initramfs, written directly (no cpio tool): busybox, a static rmap-trace, the
 //! init script and the command script.
-use std::{fs, path::Path, process::Command};
+use std::{fs, path::Path};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
-use super::{cache, kernel};
-use crate::setup::status;
+use crate::debian;
 
 /// Entries of the archive.
 #[derive(Default)]
@@ -66,21 +65,7 @@ impl Archive {
 
 /// busybox from Debian's busybox-static package, unpacked in the cache (not installed).
 pub fn busybox() -> anyhow::Result<std::path::PathBuf> {
-    let dir = cache::dir()?;
-    let bin = dir.join("busybox-static/bin/busybox");
-    if bin.is_file() {
-        return Ok(bin);
-    }
-    let deb = kernel::download(&dir, "busybox-static")?;
-    if !status(
-        Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&deb)
-            .arg(dir.join("busybox-static")),
-    )? {
-        bail!("dpkg-deb -x {} failed", deb.display());
-    }
-    Ok(bin)
+    Ok(debian::cached_tree("busybox-static", "busybox-static")?.join("bin/busybox"))
 }
 
 /// What goes into the guest.
@@ -171,7 +156,9 @@ mod tests {
         let out = a.finish();
         assert!(out.starts_with(b"070701"));
         assert_eq!(out.len() % 4, 0);
-        // header (110) + "bin\0" padded to 4 → 116; file header 110 + "bin/x\0" → 116+116=232? check data.
+        // Each entry is a 110-byte header, its name with a NUL and its data, each padded to 4:
+        // "bin" 110+4 → 116, "bin/x" 110+6 → 116 and 5 bytes → 8, the trailer 110+11 → 124.
+        assert_eq!(out.len(), 116 + 116 + 8 + 124);
         let s = String::from_utf8_lossy(&out);
         assert!(s.contains("bin/x\0"));
         assert!(s.contains("hello"));

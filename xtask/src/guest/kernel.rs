@@ -1,5 +1,5 @@
-//! Guest kernels: Debian's `linux-image-6.1.0-*-amd64` (downloaded once with `apt-get download`
-//! and unpacked with `dpkg-deb -x` into the cache), or a bzImage given with `--kernel`.
+//! Guest kernels: Debian's `linux-image-6.1.0-*-amd64` (downloaded and unpacked once into the
+//! cache), our patched build (`kbuild::build`), or a bzImage given with `--kernel`.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -8,8 +8,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::cache;
-use crate::setup::status;
+use crate::{cache, debian, kbuild};
 
 /// The Debian 6.1 image known to work (KPROBES, BTF, KSM, NUMA); a newer ABI of the same
 /// series is used when this one is no longer in the archive.
@@ -29,7 +28,7 @@ pub struct Kernel {
 /// The kernel `args` ask for: a bzImage, our patched build, or Debian's.
 pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
     if let Some(list) = &args.patches {
-        let built = crate::kbuild::build(Some(list))?;
+        let built = kbuild::build(Some(list))?;
         // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
         // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
         // splits its memory into the same number of nodes instead.
@@ -112,49 +111,14 @@ fn unpacked(root: &Path) -> Option<Kernel> {
 pub fn debian() -> anyhow::Result<Kernel> {
     let dir = cache::dir()?;
     let root = dir.join("debian-kernel");
-    if let Some(k) = unpacked(&root) {
-        return Ok(k);
+    if !root.is_dir() {
+        let deb = debian::download(&dir, DEFAULT_PACKAGE).or_else(|e| {
+            eprintln!("xtask: {DEFAULT_PACKAGE}: {e:#}; looking for a newer 6.1 image");
+            debian::download(&dir, &newest_61()?)
+        })?;
+        debian::unpack(&deb, &root, debian::Layout::Files)?;
     }
-    let deb = download(&dir, DEFAULT_PACKAGE).or_else(|e| {
-        eprintln!("xtask: {DEFAULT_PACKAGE}: {e:#}; looking for a newer 6.1 image");
-        download(&dir, &newest_61()?)
-    })?;
-    let tmp = dir.join("debian-kernel.tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
-    }
-    if !status(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))? {
-        bail!("dpkg-deb -x {} failed", deb.display());
-    }
-    fs::rename(&tmp, &root)?;
-    unpacked(&root).context("the kernel package has no boot/vmlinuz-*")
-}
-
-/// `apt-get download PACKAGE` into `dir` (as the `_apt` sandbox user cannot write there, apt
-/// warns and downloads as root; that is fine). Returns the .deb path.
-pub fn download(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
-    let find = || -> Option<PathBuf> {
-        fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy().starts_with(&format!("{package}_"))
-                    && n.to_string_lossy().ends_with(".deb")
-            })
-        })
-    };
-    if let Some(deb) = find() {
-        return Ok(deb);
-    }
-    eprintln!("xtask: apt-get download {package}");
-    let ok = |cmd: &mut Command| cmd.current_dir(dir).output().is_ok_and(|o| o.status.success());
-    if !ok(Command::new("apt-get").args(["download", package])) {
-        // Lists may be missing on a fresh machine.
-        if !ok(Command::new("apt-get").arg("update"))
-            || !ok(Command::new("apt-get").args(["download", package]))
-        {
-            bail!("apt-get download {package} failed (run: apt-get update && apt-get download {package})");
-        }
-    }
-    find().with_context(|| format!("apt-get download {package} left no .deb in {}", dir.display()))
+    unpacked(&root).with_context(|| format!("{} has no boot/vmlinuz-*", root.display()))
 }
 
 fn newest_61() -> anyhow::Result<String> {

@@ -3,7 +3,7 @@ use std::{
     collections::{BTreeMap, VecDeque},
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -121,8 +121,67 @@ impl Machine<'_> {
     }
 
     fn run_with(&self, accel: Accel, boot_timeout: Option<Duration>) -> anyhow::Result<GuestRun> {
-        let mut cmd = self.command(accel);
-        let mut child = cmd
+        let (mut child, rx) = self.spawn(accel)?;
+        let started = Instant::now();
+        let mut watch = Watch::default();
+        let result = loop {
+            let limit = if watch.ready {
+                self.timeout
+            } else {
+                boot_timeout.unwrap_or(self.timeout)
+            };
+            let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break Err(if watch.ready {
+                    anyhow::anyhow!("guest timed out after {} s without {EXIT}", limit.as_secs())
+                } else {
+                    anyhow::anyhow!("guest did not boot within {} s (no {READY})", limit.as_secs())
+                });
+            }
+            let line = match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+                Ok(l) => l,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(anyhow::anyhow!("qemu exited without {EXIT}"));
+                }
+            };
+            if line.contains("Kernel panic") {
+                // Let the panic text arrive, then report.
+                watch.remember(line);
+                let until = Instant::now() + Duration::from_secs(2);
+                while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    watch.remember(l);
+                }
+                break Err(anyhow::anyhow!("guest kernel panicked"));
+            }
+            if let Some(done) = watch.line(line, self.echo) {
+                break done;
+            }
+        };
+        if let Err(e) = child.kill() {
+            // Already exited (poweroff): nothing to stop.
+            log_debug(&format!("qemu kill: {e}"));
+        }
+        child.wait().context("waiting for qemu")?;
+        let mut run = watch.run;
+        run.elapsed = started.elapsed();
+        match result {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                let tail: Vec<String> = watch.last.into_iter().filter(|l| !l.trim().is_empty()).collect();
+                bail!(
+                    "{e}; last console lines:\n  {}",
+                    tail[tail.len().saturating_sub(15)..].join("\n  ")
+                )
+            }
+        }
+    }
+
+    /// Starts QEMU; its stdout and stderr lines (the latter prefixed `qemu: `) arrive on the
+    /// receiver.
+    fn spawn(&self, accel: Accel) -> anyhow::Result<(Child, mpsc::Receiver<String>)> {
+        let mut child = self
+            .command(accel)
             .spawn()
             .context("starting qemu-system-x86_64 (run: cargo xtask setup)")?;
         let stdout = child.stdout.take().context("qemu stdout")?;
@@ -131,7 +190,7 @@ impl Machine<'_> {
         let tx2 = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-                // Strip terminal escapes and CRs from the console.
+                // The serial console ends lines with CR LF.
                 let line = String::from_utf8_lossy(&line).replace('\r', "");
                 if tx.send(line).is_err() {
                     break;
@@ -145,87 +204,58 @@ impl Machine<'_> {
                 }
             }
         });
-        let started = Instant::now();
-        let mut last: VecDeque<String> = VecDeque::new();
-        let mut run = GuestRun::default();
-        let mut ready = false;
-        let mut block: Option<(String, String)> = None;
-        let result = loop {
-            let limit = if ready {
-                self.timeout
+        Ok((child, rx))
+    }
+}
+
+/// The console read so far: the markers seen, the outputs, the last lines for error reports.
+#[derive(Default)]
+struct Watch {
+    run: GuestRun,
+    last: VecDeque<String>,
+    ready: bool,
+    /// The output block being read: its name and text so far.
+    block: Option<(String, String)>,
+}
+
+impl Watch {
+    fn remember(&mut self, line: String) {
+        if self.last.len() == 40 {
+            self.last.pop_front();
+        }
+        self.last.push_back(line);
+    }
+
+    /// Takes one console line; `Some` when the run is over (the exit marker seen).
+    fn line(&mut self, line: String, echo: bool) -> Option<anyhow::Result<()>> {
+        self.remember(line.clone());
+        if let Some((name, buf)) = &mut self.block {
+            if line.trim_end() == format!("{OUT_END} {name}") {
+                let (name, buf) = self.block.take().expect("in a block");
+                self.run.outputs.insert(name, buf);
             } else {
-                boot_timeout.unwrap_or(self.timeout)
-            };
-            let left = limit.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                break Err(if ready {
-                    anyhow::anyhow!("guest timed out after {} s without {EXIT}", limit.as_secs())
-                } else {
-                    anyhow::anyhow!("guest did not boot within {} s (no {READY})", limit.as_secs())
-                });
+                buf.push_str(&line);
+                buf.push('\n');
             }
-            let line = match rx.recv_timeout(left.min(Duration::from_secs(1))) {
-                Ok(l) => l,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(anyhow::anyhow!("qemu exited without {EXIT}"));
-                }
-            };
-            if last.len() == 40 {
-                last.pop_front();
-            }
-            last.push_back(line.clone());
-            if line.contains("Kernel panic") {
-                // Let the panic text arrive, then report.
-                let until = Instant::now() + Duration::from_secs(2);
-                while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    last.push_back(l);
-                }
-                break Err(anyhow::anyhow!("guest kernel panicked"));
-            }
-            if let Some((name, buf)) = &mut block {
-                if line.trim_end() == format!("{OUT_END} {name}") {
-                    let (name, buf) = block.take().expect("in a block");
-                    run.outputs.insert(name, buf);
-                } else {
-                    buf.push_str(&line);
-                    buf.push('\n');
-                }
-                continue;
-            }
-            if let Some(name) = line.trim_end().strip_prefix(&format!("{OUT_BEGIN} ")) {
-                block = Some((name.to_string(), String::new()));
-                continue;
-            }
-            if !ready {
-                ready = line.contains(READY);
-                continue;
-            }
-            if let Some(code) = line.trim().strip_prefix(EXIT) {
-                run.status = code.trim().parse().unwrap_or(-1);
-                break Ok(());
-            }
-            if self.echo {
-                println!("{line}");
-            }
-            run.console.push(line);
-        };
-        if let Err(e) = child.kill() {
-            // Already exited (poweroff): nothing to stop.
-            log_debug(&format!("qemu kill: {e}"));
+            return None;
         }
-        child.wait().context("waiting for qemu")?;
-        run.elapsed = started.elapsed();
-        match result {
-            Ok(()) => Ok(run),
-            Err(e) => {
-                let tail: Vec<String> = last.into_iter().filter(|l| !l.trim().is_empty()).collect();
-                bail!(
-                    "{e}; last console lines:\n  {}",
-                    tail[tail.len().saturating_sub(15)..].join("\n  ")
-                )
-            }
+        if let Some(name) = line.trim_end().strip_prefix(&format!("{OUT_BEGIN} ")) {
+            self.block = Some((name.to_string(), String::new()));
+            return None;
         }
+        if !self.ready {
+            self.ready = line.contains(READY);
+            return None;
+        }
+        if let Some(code) = line.trim().strip_prefix(EXIT) {
+            self.run.status = code.trim().parse().unwrap_or(-1);
+            return Some(Ok(()));
+        }
+        if echo {
+            println!("{line}");
+        }
+        self.run.console.push(line);
+        None
     }
 }
 

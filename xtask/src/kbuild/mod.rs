@@ -10,7 +10,6 @@ mod source;
 
 use std::{
     fs,
-    io::Write as _,
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
     process::Command,
@@ -20,7 +19,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
-use crate::{build::workspace_root, guest::cache, setup};
+use crate::{build::workspace_root, cache, cmd, setup};
 
 /// The config fragment, relative to the repository.
 pub const FRAGMENT: &str = "kernel/rmap-guest.config";
@@ -119,35 +118,84 @@ pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
     let _lock = Lock::take(&dir)?;
     let src = source::ensure(&dir)?;
     let fragment = root.join(FRAGMENT);
-    let fragment_bytes = fs::read(&fragment).with_context(|| format!("reading {}", fragment.display()))?;
-
-    let mut config_key = Sha256::new();
-    config_key.update(RECIPE);
-    config_key.update(&src.version);
-    config_key.update(&fragment_bytes);
-    let mut image_key = config_key.clone();
-    for p in &set {
-        image_key.update(p.name);
-        image_key.update(fs::read(patches::patch_path(&root, p))?);
+    let keys = Keys::of(&root, &src, &fragment, &set)?;
+    let images = dir.join("images").join(&keys.image);
+    if let Some(built) = cached(&images) {
+        eprintln!(
+            "xtask: kernel {} is up to date (cached): nothing to rebuild",
+            built.release
+        );
+        return Ok(built);
     }
-    let config_key = hex16(config_key);
-    let images = dir.join("images").join(hex16(image_key));
-    let image = images.join("bzImage");
-    if let Ok(release) = fs::read_to_string(images.join("release")) {
-        if image.is_file() {
-            let release = release.trim().to_string();
-            eprintln!("xtask: kernel {release} is up to date (cached): nothing to rebuild");
-            return Ok(Built { image, release });
-        }
-    }
-
     let started = Instant::now();
+    apply_patches(&root, &dir, &src, &set)?;
+    let build_dir = dir.join(format!("build-{}", keys.config));
+    let cold = configure(&dir, &src, &build_dir, &fragment, &keys.config)?;
+    make(&src.tree, &build_dir, &patches::local_version(&set), cold)?;
+    let names: Vec<&str> = set.iter().map(|p| p.name).collect();
+    let built = store(&build_dir, &images, &names)?;
+    eprintln!(
+        "xtask: kernel {} built in {:.0} s",
+        built.release,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(built)
+}
+
+/// The cache keys of a kernel: its configuration (recipe, source, fragment) and its image
+/// (that and the patches).
+struct Keys {
+    config: String,
+    image: String,
+}
+
+impl Keys {
+    fn of(
+        root: &Path,
+        src: &source::Source,
+        fragment: &Path,
+        set: &[&patches::Patch],
+    ) -> anyhow::Result<Self> {
+        let fragment_bytes = fs::read(fragment).with_context(|| format!("reading {}", fragment.display()))?;
+        let mut config = Sha256::new();
+        config.update(RECIPE);
+        config.update(&src.version);
+        config.update(&fragment_bytes);
+        let mut image = config.clone();
+        for p in set {
+            image.update(p.name);
+            image.update(fs::read(patches::patch_path(root, p))?);
+        }
+        Ok(Self {
+            config: hex16(config),
+            image: hex16(image),
+        })
+    }
+}
+
+/// The finished kernel stored in `images`, if there is one.
+fn cached(images: &Path) -> Option<Built> {
+    let release = fs::read_to_string(images.join("release")).ok()?;
+    let image = images.join("bzImage");
+    image.is_file().then(|| Built {
+        image,
+        release: release.trim().to_string(),
+    })
+}
+
+/// Puts exactly `set` on the work tree and says what changed.
+fn apply_patches(
+    root: &Path,
+    dir: &Path,
+    src: &source::Source,
+    set: &[&patches::Patch],
+) -> anyhow::Result<()> {
     let tree = patches::Tree {
         tree: &src.tree,
         pristine: dir.join(format!("pristine-{}", src.version)),
         applied: dir.join(format!("tree-{}.applied", src.version)),
     };
-    let changed = tree.apply(&root, &set, &dir.join("staging"))?;
+    let changed = tree.apply(root, set, &dir.join("staging"))?;
     let names: Vec<&str> = set.iter().map(|p| p.name).collect();
     eprintln!(
         "xtask: kernel linux-source {} with [{}]: {} file(s) changed in the tree{}",
@@ -160,21 +208,36 @@ pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
             format!(" ({})", changed.join(", "))
         }
     );
-    let build_dir = dir.join(format!("build-{config_key}"));
+    Ok(())
+}
+
+/// Configures `build_dir` unless it already has this configuration; true when it was
+/// configured now (the build that follows is cold).
+fn configure(
+    dir: &Path,
+    src: &source::Source,
+    build_dir: &Path,
+    fragment: &Path,
+    key: &str,
+) -> anyhow::Result<bool> {
     let stamp = build_dir.join(".rmap-config-key");
-    let cold = fs::read_to_string(&stamp).ok().as_deref() != Some(config_key.as_str());
-    if cold {
-        eprintln!(
-            "xtask: configuring {} (tinyconfig + {FRAGMENT})",
-            build_dir.display()
-        );
-        prune_builds(&dir, &build_dir)?;
-        fs::create_dir_all(&build_dir)?;
-        config::configure(&src.tree, &build_dir, &fragment)?;
-        fs::write(&stamp, &config_key)?;
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(key) {
+        return Ok(false);
     }
+    eprintln!(
+        "xtask: configuring {} (tinyconfig + {FRAGMENT})",
+        build_dir.display()
+    );
+    prune_builds(dir, build_dir)?;
+    fs::create_dir_all(build_dir)?;
+    config::configure(&src.tree, build_dir, fragment)?;
+    fs::write(&stamp, key)?;
+    Ok(true)
+}
+
+/// `make bzImage` of `tree` into `build_dir`.
+fn make(tree: &Path, build_dir: &Path, local: &str, cold: bool) -> anyhow::Result<()> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let local = patches::local_version(&set);
     eprintln!(
         "xtask: make -j{jobs} bzImage (LOCALVERSION={local}): {}",
         if cold {
@@ -183,11 +246,11 @@ pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
             "incremental, only what the changed files affect"
         }
     );
-    let ok = setup::status(
+    let ok = cmd::status(
         Command::new("make")
             .arg("-s")
             .arg("-C")
-            .arg(&src.tree)
+            .arg(tree)
             .arg(format!("O={}", build_dir.display()))
             .arg(format!("-j{jobs}"))
             .arg(format!("LOCALVERSION={local}"))
@@ -196,26 +259,25 @@ pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
     if !ok {
         bail!("kernel build failed (make in {})", build_dir.display());
     }
+    Ok(())
+}
+
+/// Copies the built image, its config, patch list and release into `images`, atomically.
+fn store(build_dir: &Path, images: &Path, names: &[&str]) -> anyhow::Result<Built> {
     let release = fs::read_to_string(build_dir.join("include/config/kernel.release"))
         .context("the build wrote no include/config/kernel.release")?
         .trim()
         .to_string();
-    let tmp = dir.join("images").join("tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
-    }
-    fs::create_dir_all(&tmp)?;
-    fs::copy(build_dir.join("arch/x86/boot/bzImage"), tmp.join("bzImage"))?;
-    fs::copy(build_dir.join(".config"), tmp.join("config"))?;
-    fs::File::create(tmp.join("patches"))?.write_all(names.join("\n").as_bytes())?;
-    fs::write(tmp.join("release"), &release)?;
     if images.exists() {
-        fs::remove_dir_all(&images)?;
+        // Incomplete (`cached` found no image in it): replaced whole.
+        fs::remove_dir_all(images).with_context(|| format!("removing {}", images.display()))?;
     }
-    fs::rename(&tmp, &images)?;
-    eprintln!(
-        "xtask: kernel {release} built in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Built { image, release })
+    cache::atomic_dir(images, |tmp| {
+        fs::copy(build_dir.join("arch/x86/boot/bzImage"), tmp.join("bzImage"))?;
+        fs::copy(build_dir.join(".config"), tmp.join("config"))?;
+        fs::write(tmp.join("patches"), names.join("\n"))?;
+        fs::write(tmp.join("release"), &release)?;
+        Ok(())
+    })?;
+    cached(images).context("the stored kernel image is missing")
 }

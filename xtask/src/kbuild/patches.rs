@@ -134,88 +134,124 @@ impl Tree<'_> {
             .lines()
             .map(String::from)
             .collect();
-        let mut diffs = Vec::new();
-        let mut now = BTreeSet::new();
-        for p in set {
-            let path = patch_path(root, p);
-            let diff = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let files = touched_files(&diff);
-            if files.is_empty() {
-                bail!("{}: no `+++ b/<file>` lines: not a unified diff", path.display());
-            }
-            now.extend(files);
-            diffs.push((p, path));
-        }
+        let diffs = set
+            .iter()
+            .map(|p| Diff::read(root, p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let now: BTreeSet<String> = diffs.iter().flat_map(|d| d.files.iter().cloned()).collect();
         let all: BTreeSet<&String> = previous.iter().chain(now.iter()).collect();
         for rel in &all {
             self.save_pristine(rel)?;
         }
+        self.stage(staging, &now)?;
+        for d in &diffs {
+            d.patch(staging)?;
+        }
+        let mut changed = Vec::new();
+        for rel in all {
+            let want = if now.contains(rel) {
+                let staged = staging.join(rel);
+                staged.exists().then(|| fs::read(&staged)).transpose()?
+            } else {
+                self.pristine_content(rel)?
+            };
+            if self.write_back(rel, want)? {
+                changed.push(rel.clone());
+            }
+        }
+        let list: String = now.iter().map(|f| format!("{f}\n")).collect();
+        fs::write(&self.applied, list)?;
+        fs::remove_dir_all(staging)?;
+        Ok(changed)
+    }
+
+    /// A fresh `staging` holding the pristine copies of `files` (the ones that exist).
+    fn stage(&self, staging: &Path, files: &BTreeSet<String>) -> anyhow::Result<()> {
         if staging.exists() {
             fs::remove_dir_all(staging)?;
         }
         fs::create_dir_all(staging)?;
-        for rel in &now {
+        for rel in files {
             if let Some(content) = self.pristine_content(rel)? {
                 let dst = staging.join(rel);
                 fs::create_dir_all(dst.parent().context("staging path")?)?;
                 fs::write(&dst, content)?;
             }
         }
-        for (p, path) in &diffs {
-            let out = Command::new("patch")
-                .args([
-                    "-p1",
-                    "-s",
-                    "--forward",
-                    "--no-backup-if-mismatch",
-                    "-r",
-                    "-",
-                    "-d",
-                ])
-                .arg(staging)
-                .arg("-i")
-                .arg(path)
-                .output()
-                .context("running patch (apt-get install patch)")?;
-            if !out.status.success() {
-                bail!(
-                    "kernel patch {} does not apply: {}",
-                    p.name,
-                    String::from_utf8_lossy(&out.stdout)
-                        .lines()
-                        .next()
-                        .unwrap_or("patch failed")
-                );
-            }
+        Ok(())
+    }
+
+    /// Makes the tree's `rel` hold `want` (`None`: absent), touching it only when it differs;
+    /// true when it changed.
+    fn write_back(&self, rel: &str, want: Option<Vec<u8>>) -> anyhow::Result<bool> {
+        let live = self.tree.join(rel);
+        let have = live.exists().then(|| fs::read(&live)).transpose()?;
+        if want == have {
+            return Ok(false);
         }
-        let mut changed = Vec::new();
-        for rel in &all {
-            let want = if now.contains(*rel) {
-                let staged = staging.join(rel);
-                staged.exists().then(|| fs::read(&staged)).transpose()?
-            } else {
-                self.pristine_content(rel)?
-            };
-            let live = self.tree.join(rel);
-            let have = live.exists().then(|| fs::read(&live)).transpose()?;
-            if want == have {
-                continue;
+        match want {
+            Some(bytes) => {
+                fs::create_dir_all(live.parent().context("tree path")?)?;
+                let tmp = live.with_extension("rmap-tmp");
+                fs::write(&tmp, bytes)?;
+                fs::rename(&tmp, &live)?;
             }
-            match want {
-                Some(bytes) => {
-                    fs::create_dir_all(live.parent().context("tree path")?)?;
-                    let tmp = live.with_extension("rmap-tmp");
-                    fs::write(&tmp, bytes)?;
-                    fs::rename(&tmp, &live)?;
-                }
-                None => fs::remove_file(&live)?,
-            }
-            changed.push((*rel).clone());
+            None => fs::remove_file(&live)?,
         }
-        let list: String = now.iter().map(|f| format!("{f}\n")).collect();
-        fs::write(&self.applied, list)?;
-        fs::remove_dir_all(staging)?;
-        Ok(changed)
+        Ok(true)
+    }
+}
+
+/// One patch file and the files it writes.
+struct Diff {
+    name: &'static str,
+    path: PathBuf,
+    files: Vec<String>,
+}
+
+impl Diff {
+    fn read(root: &Path, p: &Patch) -> anyhow::Result<Self> {
+        let path = patch_path(root, p);
+        let diff = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let files = touched_files(&diff);
+        if files.is_empty() {
+            bail!("{}: no `+++ b/<file>` lines: not a unified diff", path.display());
+        }
+        Ok(Self {
+            name: p.name,
+            path,
+            files,
+        })
+    }
+
+    /// Applies this patch to the files in `dir`.
+    fn patch(&self, dir: &Path) -> anyhow::Result<()> {
+        let out = Command::new("patch")
+            .args([
+                "-p1",
+                "-s",
+                "--forward",
+                "--no-backup-if-mismatch",
+                "-r",
+                "-",
+                "-d",
+            ])
+            .arg(dir)
+            .arg("-i")
+            .arg(&self.path)
+            .output()
+            .context("running patch (apt-get install patch)")?;
+        if !out.status.success() {
+            bail!(
+                "kernel patch {} does not apply: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("patch failed")
+            );
+        }
+        Ok(())
     }
 }
 

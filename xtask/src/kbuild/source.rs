@@ -1,17 +1,10 @@
 //! Debian's `linux-source-6.1`: the .deb (by `apt-get download`) and its tarball unpacked once
 //! into the cache as the work tree `kernel/tree-<version>/`, never into the repository.
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::{
-    guest::{cache, kernel::download},
-    setup::status,
-};
+use crate::{cache, debian};
 
 const PACKAGE: &str = "linux-source-6.1";
 
@@ -34,31 +27,14 @@ fn deb_version(deb: &Path) -> anyhow::Result<String> {
 
 /// The cached tree, downloading and unpacking it the first time (about a minute).
 pub fn ensure(kernel_dir: &Path) -> anyhow::Result<Source> {
-    let deb = download(&cache::dir()?, PACKAGE)?;
+    let deb = debian::download(&cache::dir()?, PACKAGE)?;
     let version = deb_version(&deb)?;
     let tree = kernel_dir.join(format!("tree-{version}"));
-    if tree.join("Makefile").is_file() {
-        return Ok(Source { version, tree });
+    let tarball = format!("usr/src/{PACKAGE}.tar.xz");
+    debian::unpack(&deb, &tree, debian::Layout::Tarball(&tarball))?;
+    if !tree.join("Makefile").is_file() {
+        bail!("{} holds no kernel tree (no Makefile): remove it", tree.display());
     }
-    let tmp = kernel_dir.join(format!("tree-{version}.tmp"));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    fs::create_dir_all(&tmp)?;
-    eprintln!("xtask: unpacking {} into {}", deb.display(), tree.display());
-    // The package holds usr/src/linux-source-6.1.tar.xz; stream it out and unpack in one go.
-    let script = format!(
-        "dpkg-deb --fsys-tarfile '{}' | tar -xO ./usr/src/{PACKAGE}.tar.xz | tar -xJ --strip-components=1 -C '{}'",
-        deb.display(),
-        tmp.display()
-    );
-    if !status(Command::new("bash").args(["-o", "pipefail", "-c", &script]))? {
-        bail!("unpacking {} failed", deb.display());
-    }
-    if !tmp.join("Makefile").is_file() {
-        bail!("{} held no kernel tree (no Makefile)", deb.display());
-    }
-    fs::rename(&tmp, &tree)?;
     Ok(Source { version, tree })
 }
 

@@ -16,8 +16,10 @@ use serde_json::Value;
 use super::{Checks, json, row};
 use crate::{
     build::workspace_root,
-    guest::{self, GuestArgs, cache, kernel::download},
-    setup::status,
+    cache,
+    cmd::status,
+    debian::download,
+    guest::{self, GuestArgs},
 };
 
 const QUERY: &str =
