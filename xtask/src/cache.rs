@@ -81,11 +81,18 @@ mod tests {
 
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
+    /// A fresh directory for one test and the tree to create in it.
+    fn scratch(name: &str) -> (PathBuf, PathBuf) {
         let dir = std::env::temp_dir().join(format!("xtask-cache-{name}-{}", std::process::id()));
         remove_dir_if_present(&dir).unwrap();
         fs::create_dir_all(&dir).unwrap();
-        dir
+        let target = dir.join("tree");
+        (dir, target)
+    }
+
+    fn fill(tmp: &Path) -> anyhow::Result<()> {
+        fs::write(tmp.join("file"), "x")?;
+        Ok(())
     }
 
     fn entries(dir: &Path) -> Vec<String> {
@@ -99,8 +106,7 @@ mod tests {
 
     #[test]
     fn a_failed_fill_leaves_nothing() {
-        let dir = scratch("failed");
-        let target = dir.join("tree");
+        let (dir, target) = scratch("failed");
         let err = atomic_dir(&target, |tmp| {
             fs::write(tmp.join("half"), "x")?;
             bail!("interrupted")
@@ -112,11 +118,10 @@ mod tests {
 
     #[test]
     fn a_filled_tree_appears_whole() {
-        let dir = scratch("whole");
-        let target = dir.join("tree");
+        let (dir, target) = scratch("whole");
         atomic_dir(&target, |tmp| {
             assert!(!target.exists(), "the target appears only when complete");
-            fs::write(tmp.join("file"), "x").map_err(Into::into)
+            fill(tmp)
         })
         .unwrap();
         assert_eq!(entries(&dir), ["tree"]);
@@ -126,8 +131,7 @@ mod tests {
 
     #[test]
     fn a_killed_run_is_cleaned_up_and_never_trusted() {
-        let dir = scratch("killed");
-        let target = dir.join("tree");
+        let (dir, target) = scratch("killed");
         // What a run killed mid-unpack leaves: its temporary directory, its pid long gone
         // (above pid_max).
         let abandoned = dir.join(".tree.partial-99999999");
@@ -135,18 +139,14 @@ mod tests {
         let other = dir.join(".other.partial-99999999");
         fs::create_dir_all(&other).unwrap();
         assert!(!target.exists());
-        atomic_dir(&target, |tmp| {
-            fs::write(tmp.join("file"), "x").map_err(Into::into)
-        })
-        .unwrap();
+        atomic_dir(&target, fill).unwrap();
         assert_eq!(entries(&dir), [".other.partial-99999999", "tree"]);
         fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_tree_renamed_first_by_another_run_is_kept() {
-        let dir = scratch("race");
-        let target = dir.join("tree");
+        let (dir, target) = scratch("race");
         atomic_dir(&target, |tmp| {
             fs::create_dir_all(target.join("theirs"))?;
             fs::write(tmp.join("ours"), "x").map_err(Into::into)

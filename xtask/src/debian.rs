@@ -85,7 +85,8 @@ pub fn download(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
     eprintln!("xtask: apt-get download {package}");
     let apt = |args: &[&str]| cmd::quiet_ok(Command::new("apt-get").args(args).current_dir(dir));
     // The lists may be missing on a fresh machine: update once and try again.
-    if !apt(&["download", package]) && !(apt(&["update"]) && apt(&["download", package])) {
+    let fetched = apt(&["download", package]) || (apt(&["update"]) && apt(&["download", package]));
+    if !fetched {
         bail!("apt-get download {package} failed (run: apt-get update && apt-get download {package})");
     }
     find_deb(dir, package)
