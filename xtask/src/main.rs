@@ -4,6 +4,7 @@ mod cache;
 mod cmd;
 mod compare_kernels;
 mod debian;
+mod dist;
 mod guest;
 mod kbuild;
 mod run;
@@ -38,6 +39,8 @@ enum Xtask {
     Vm(vm::Args),
     /// The integration suite in the QEMU guest.
     VmTest(vm_test::Args),
+    /// The install tarball (static binary, systemd unit, man page, completions), checked.
+    Dist(dist::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Xtask::CompareKernels(args) => compare_kernels::run(args),
         Xtask::Vm(args) => vm::run(args),
         Xtask::VmTest(args) => vm_test::run(args),
+        Xtask::Dist(args) => dist::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

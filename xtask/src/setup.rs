@@ -13,7 +13,7 @@ use crate::{
 /// Debian packages: QEMU for the guest (the initramfs is written by xtask, no cpio needed).
 const APT_PACKAGES: [&str; 1] = ["qemu-system-x86"];
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
