@@ -21,7 +21,7 @@ fn folio_mapping_matches_page_mapping() {
 fn rwc_rmap_one_is_a_pointer_slot() {
     let off = host().offsets().unwrap().rwc_rmap_one;
     // `void *arg` comes first; rmap_one is a function pointer, so 8-aligned and after it.
-    assert!(off >= 8 && off % 8 == 0 && off < 64, "rmap_one at {off}");
+    assert!(off >= 8 && off.is_multiple_of(8) && off < 64, "rmap_one at {off}");
 }
 
 #[test]
