@@ -35,7 +35,9 @@ fn main() -> anyhow::Result<()> {
 /// `[toolchain] channel` of ebpf-toolchain.toml.
 fn pinned_channel(path: &std::path::Path) -> anyhow::Result<String> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let pin: toml::Table = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    let pin: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
     pin.get("toolchain")
         .and_then(|t| t.get("channel"))
         .and_then(|c| c.as_str())

@@ -3,6 +3,10 @@
 //! Everything here is `#[repr(C)]` with explicit padding so that the byte layout written by the
 //! kernel side is exactly the layout read by userspace; sizes are asserted at compile time.
 #![no_std]
+// The public items are the contract between the eBPF object and userspace: each says what it
+// holds and in which unit. (Set here, not in Cargo.toml: a member that inherits the workspace's
+// lints cannot add its own there.)
+#![deny(missing_docs)]
 
 /// Page type of the folio being walked, as the kernel dispatches in `rmap_walk()`
 /// (mm/rmap.c: `folio_test_ksm` → `rmap_walk_ksm`, `folio_test_anon` → `rmap_walk_anon`,
@@ -10,8 +14,11 @@
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PageType {
+    /// A KSM page (`rmap_walk_ksm`).
     Ksm = 0,
+    /// An anonymous folio (`rmap_walk_anon`).
     Anon = 1,
+    /// A file-backed folio (`rmap_walk_file`).
     File = 2,
     /// The folio could not be classified (e.g. `folio->mapping` unreadable).
     Unknown = 3,
@@ -21,9 +28,11 @@ pub enum PageType {
 pub const PAGE_TYPES: usize = 4;
 
 impl PageType {
+    /// Every page type, in index order.
     pub const ALL: [PageType; PAGE_TYPES] =
         [PageType::Ksm, PageType::Anon, PageType::File, PageType::Unknown];
 
+    /// The type stored as `v` in [`WalkEvent::page_type`]; unknown values are `Unknown`.
     pub const fn from_u32(v: u32) -> PageType {
         match v {
             0 => PageType::Ksm,
@@ -33,6 +42,7 @@ impl PageType {
         }
     }
 
+    /// Name in reports, JSON and `--types`.
     pub const fn name(self) -> &'static str {
         match self {
             PageType::Ksm => "ksm",
@@ -62,11 +72,11 @@ impl PageType {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
-    /// raw_tp `rmap_walk_start`/`rmap_walk_end` (v5–v7 ABI).
+    /// `raw_tp` `rmap_walk_start`/`rmap_walk_end` (v5–v7 ABI).
     RawTpPair = 0,
     /// Classic tracepoint `rmap/rmap_walk_start`/`rmap_walk_end`.
     TpPair = 1,
-    /// raw_tp `rmap_walk` with `duration_ns` (v4 ABI).
+    /// `raw_tp` `rmap_walk` with `duration_ns` (v4 ABI).
     RawTpV4 = 2,
     /// Classic tracepoint `rmap/rmap_walk` (v4 ABI).
     TpV4 = 3,
@@ -77,6 +87,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// The source stored as `v` in [`WalkEvent::source`], if it is one.
     pub const fn from_u32(v: u32) -> Option<Source> {
         Some(match v {
             0 => Source::RawTpPair,
@@ -89,6 +100,7 @@ impl Source {
         })
     }
 
+    /// Name in reports and JSON.
     pub const fn name(self) -> &'static str {
         match self {
             Source::RawTpPair => "raw_tp",
@@ -112,7 +124,7 @@ pub struct WalkEvent {
     pub start_ns: u64,
     /// Wall time of the walk, in ns.
     pub duration_ns: u64,
-    /// Part of `duration_ns` the walking thread spent switched out (sched_switch).
+    /// Part of `duration_ns` the walking thread spent switched out (`sched_switch`).
     pub offcpu_ns: u64,
     /// Kernel address of the folio.
     pub folio: u64,
@@ -124,6 +136,7 @@ pub struct WalkEvent {
     pub pid: u32,
     /// Process id of the walker.
     pub tgid: u32,
+    /// CPU the walk ended on.
     pub cpu: u32,
     /// [`PageType`] as u32.
     pub page_type: u32,
@@ -133,10 +146,17 @@ pub struct WalkEvent {
     pub source: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
+    /// Explicit padding, always 0.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "public so that both sides can build the struct"
+    )]
     pub _pad: u32,
+    /// Command name of the walking thread (`task->comm`), NUL-padded.
     pub comm: [u8; 16],
 }
 
+/// Size of [`WalkEvent`] in bytes (asserted below), as userspace reads it from the ring buffer.
 pub const WALK_EVENT_SIZE: usize = 96;
 const _: () = assert!(core::mem::size_of::<WalkEvent>() == WALK_EVENT_SIZE);
 const _: () = assert!(core::mem::align_of::<WalkEvent>() == 8);
@@ -161,9 +181,11 @@ pub enum Counter {
     InflightFull = 6,
 }
 
+/// Number of counters: the size of the per-CPU counter array.
 pub const COUNTERS: usize = 7;
 
 impl Counter {
+    /// Every counter, in index order.
     pub const ALL: [Counter; COUNTERS] = [
         Counter::WalksSeen,
         Counter::EventsSent,
@@ -174,6 +196,7 @@ impl Counter {
         Counter::InflightFull,
     ];
 
+    /// Name in reports, JSON and metrics.
     pub const fn name(self) -> &'static str {
         match self {
             Counter::WalksSeen => "walks",
@@ -192,23 +215,36 @@ impl Counter {
 pub const LOG2_BUCKETS: usize = 64;
 
 /// Index of a duration in the log2 histogram.
+#[expect(
+    clippy::inline_always,
+    reason = "runs in every eBPF hook: inlined rather than a BPF-to-BPF call for a few instructions"
+)]
 #[inline(always)]
 pub const fn log2_bucket(ns: u64) -> u32 {
-    if ns == 0 { 0 } else { 63 - ns.leading_zeros() }
+    // checked_ilog2 is None only for 0, which shares bucket 0 with 1.
+    match ns.checked_ilog2() {
+        Some(b) => b,
+        None => 0,
+    }
 }
 
 /// State of one walk in flight, keyed by thread id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Inflight {
+    /// `bpf_ktime_get_ns()` at the start of the walk.
     pub start_ns: u64,
+    /// Kernel address of the folio (matched at the walk's end).
     pub folio: u64,
+    /// Kernel address of the `struct rmap_walk_control` (matched at the walk's end).
     pub rwc: u64,
     /// `bpf_ktime_get_ns()` when the thread was switched out, 0 while it runs.
     pub switched_out_ns: u64,
+    /// Time switched out so far, in ns.
     pub offcpu_ns: u64,
     /// [`PageType`] known from the hook, or `Unknown` to classify from the folio.
     pub page_type: u32,
+    /// 1 when the caller already held the rmap lock.
     pub locked: u32,
 }
 
@@ -239,23 +275,36 @@ pub mod globals {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TpLayout {
-    /// rmap_walk_start / rmap_walk_end (v5–v7).
+    /// `folio_addr` of `rmap_walk_start` / `rmap_walk_end` (v5–v7).
     pub pair_folio: u32,
+    /// `rwc_addr` of the pair.
     pub pair_rwc: u32,
-    /// Offset of the `__data_loc char[] page_type` word.
+    /// Offset of the pair's `__data_loc char[] page_type` word.
     pub pair_page_type: u32,
+    /// `locked` of the pair.
     pub pair_locked: u32,
-    /// rmap_walk (v4).
+    /// `folio_addr` of `rmap_walk` (v4).
     pub v4_folio: u32,
+    /// `rwc_addr` of v4.
     pub v4_rwc: u32,
+    /// `duration_ns` of v4.
     pub v4_duration: u32,
+    /// Offset of v4's `__data_loc char[] page_type` word.
     pub v4_page_type: u32,
+    /// `locked` of v4.
     pub v4_locked: u32,
+    /// Explicit padding, always 0.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "public so that both sides can build the struct"
+    )]
     pub _pad: u32,
 }
 
 impl TpLayout {
+    /// Offset of a field this kernel's format file lacks.
     pub const ABSENT: u32 = u32::MAX;
+    /// Every field absent: the starting point before the format files are read.
     pub const EMPTY: TpLayout = TpLayout {
         pair_folio: Self::ABSENT,
         pair_rwc: Self::ABSENT,
@@ -284,8 +333,32 @@ pub fn page_type_from_str(s: &[u8]) -> PageType {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain #[repr(C)] data with no padding and no invalid bit patterns.
+    // SAFETY: (each) plain #[repr(C)] integers with explicit padding fields, so no implicit
+    // padding and no invalid bit patterns; the sizes are asserted above.
     unsafe impl aya::Pod for super::WalkEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::TpLayout {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Inflight {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log2_bucket;
+
+    #[test]
+    fn log2_buckets() {
+        let cases = [
+            (0, 0),
+            (1, 0),
+            (2, 1),
+            (3, 1),
+            (1023, 9),
+            (1024, 10),
+            (u64::MAX, 63),
+        ];
+        for (ns, bucket) in cases {
+            assert_eq!(log2_bucket(ns), bucket, "{ns} ns");
+        }
+    }
 }

@@ -27,8 +27,9 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-/// The verifier requires a GPL-compatible license for the tracing helpers we use
-/// (bpf_probe_read_kernel, bpf_ktime_get_ns on raw_tp/fentry).
+/// The verifier lets only programs with a GPL-compatible license (a string the kernel's
+/// `license_is_gpl_compatible()` accepts) call gpl_only helpers; we call `bpf_probe_read_kernel`.
+/// Same licence as the crate's metadata, `MIT OR GPL-2.0-only` (checked by integration-test).
 #[cfg(target_arch = "bpf")]
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]

@@ -11,6 +11,7 @@ use crate::{config::SCHED_NEXT_PID_OFF, maps::INFLIGHT};
 
 #[tracepoint(category = "sched", name = "sched_switch")]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     // The program runs in the context of `prev`, the task being switched out.
     let prev = bpf_get_current_pid_tgid() as u32;

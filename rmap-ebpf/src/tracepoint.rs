@@ -52,6 +52,7 @@ fn page_type_at(ctx: &TracePointContext, loc_off: u32) -> PageType {
     let Ok(loc) = (unsafe { ctx.read_at::<u32>(loc_off as usize) }) else {
         return PageType::Unknown;
     };
+    // SAFETY: as above; a wrong offset fails the read rather than faulting.
     match unsafe { ctx.read_at::<[u8; 4]>((loc & 0xffff) as usize) } {
         Ok(s) => page_type_from_str(&s),
         Err(_) => PageType::Unknown,
@@ -63,6 +64,7 @@ fn read_u64(ctx: &TracePointContext, off: u32) -> u64 {
     if off == TpLayout::ABSENT {
         return 0;
     }
+    // SAFETY: read_at uses bpf_probe_read on the record; a bad offset fails the read.
     unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0)
 }
 
@@ -71,6 +73,7 @@ fn read_bool(ctx: &TracePointContext, off: u32) -> u32 {
     if off == TpLayout::ABSENT {
         return 0;
     }
+    // SAFETY: read_at uses bpf_probe_read on the record; a bad offset fails the read.
     unsafe { ctx.read_at::<u8>(off as usize) }.map_or(0, |b| (b != 0) as u32)
 }
 

@@ -53,6 +53,7 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
     }
     let tid = pid_tgid as u32;
     let state = Inflight {
+        // SAFETY: a helper call without arguments; it only reads the clock.
         start_ns: unsafe { bpf_ktime_get_ns() },
         folio,
         rwc,
@@ -73,6 +74,7 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
 #[inline(always)]
 pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: Source) {
+    // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
@@ -120,6 +122,7 @@ pub fn whole(folio: u64, rwc: u64, duration_ns: u64, page_type: PageType, locked
     if !task_passes(pid_tgid) {
         return;
     }
+    // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     record(
         pid_tgid,
@@ -192,6 +195,7 @@ fn record(
         rmap_one,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
+        // SAFETY: a helper call without arguments.
         cpu: unsafe { bpf_get_smp_processor_id() },
         page_type: page_type as u32,
         locked,

@@ -97,9 +97,10 @@ pub fn download(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
 fn find_deb(dir: &Path, package: &str) -> Option<PathBuf> {
     let prefix = format!("{package}_");
     fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+        p.extension().is_some_and(|e| e == "deb")
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
     })
 }
 

@@ -183,7 +183,7 @@ pub fn check(tarball: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `systemd-analyze verify` on a copy of the unit whose ExecStart is the unpacked binary:
+/// `systemd-analyze verify` on a copy of the unit whose `ExecStart` is the unpacked binary:
 /// verify insists that the program exists, and it is not installed on this host.
 fn verify_unit(root: &Path, binary: &Path) -> anyhow::Result<()> {
     let unit = fs::read_to_string(root.join(UNIT_AT))?;
@@ -259,8 +259,8 @@ fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
 
 /// Runs `binary probe` as root and as nobody with exactly `caps` (ambient, inheritable and
 /// bounding), as the unit would. Both must succeed, find tracefs alike and pick the same attach
-/// mode, or the unit lacks a capability; other modes may differ (a kprobe needs CAP_SYS_ADMIN
-/// under Debian's perf_event_paranoid=3) and are shown.
+/// mode, or the unit lacks a capability; other modes may differ (a kprobe needs `CAP_SYS_ADMIN`
+/// under Debian's `perf_event_paranoid=3`) and are shown.
 fn probe_with(binary: &Path, caps: &[String]) -> anyhow::Result<()> {
     if !setup::is_root() {
         bail!("the dist check compares `rmap-trace probe` as root and as nobody: run it as root");
@@ -329,11 +329,14 @@ impl<'a> View<'a> {
     }
 }
 
+/// `text`'s non-blank lines, each on a new line indented by two.
 fn indent(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| format!("\n  {l}"))
-        .collect()
+    let mut out = String::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        out.push_str("\n  ");
+        out.push_str(line);
+    }
+    out
 }
 
 /// A fresh directory `<parent>/.<name>-<pid>`, removed on drop.

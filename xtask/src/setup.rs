@@ -36,7 +36,12 @@ pub fn ensure() -> anyhow::Result<()> {
         .arg("--version")
         .output()
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "not found".into());
     eprintln!("xtask: stable     {}", toolchain::describe_rustc(&stable));
     eprintln!(
@@ -73,7 +78,9 @@ fn ensure_ebpf_toolchain(pin: &Pin) -> anyhow::Result<String> {
             "--component",
             "rust-src",
         ]))
-        .with_context(|| format!("run: rustup toolchain install {channel} --profile minimal --component rust-src"))?;
+        .with_context(|| {
+            format!("run: rustup toolchain install {channel} --profile minimal --component rust-src")
+        })?;
     }
     let vv = toolchain::rustc_vv(Some(channel))?;
     let major = toolchain::llvm_major_from_rustc(&vv);
@@ -107,8 +114,15 @@ fn ensure_linker(pin: &Pin) -> anyhow::Result<toolchain::Linker> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Outside the workspace, so that its rust-toolchain.toml does not apply: bpf-linker
     // builds with whatever stable cargo is running us.
-    run_ok(Command::new(cargo).current_dir(std::env::temp_dir()).args(&args))
-        .with_context(|| format!("run: {fix}"))?;
+    // Nor in a CARGO_TARGET_DIR shared with other builds: cargo install then builds in a
+    // private temporary directory.
+    run_ok(
+        Command::new(cargo)
+            .current_dir(std::env::temp_dir())
+            .env_remove("CARGO_TARGET_DIR")
+            .args(&args),
+    )
+    .with_context(|| format!("run: {fix}"))?;
     let linker = toolchain::find_linker()
         .with_context(|| format!("bpf-linker is not on PATH after `{fix}`: add ~/.cargo/bin to PATH"))?;
     if let Some(why) = toolchain::linker_mismatch(pin, &linker) {

@@ -158,15 +158,21 @@ fn cargo_home() -> Option<PathBuf> {
 
 /// The bpf-linker on PATH, or `None`.
 pub fn find_linker() -> Option<Linker> {
-    let path = PathBuf::from(
-        stdout_of(Command::new("sh").args(["-c", "command -v bpf-linker"]))?.trim(),
-    );
+    let path = PathBuf::from(stdout_of(Command::new("sh").args(["-c", "command -v bpf-linker"]))?.trim());
     let version = stdout_of(Command::new(&path).arg("--version"))
         .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
         .unwrap_or_else(|| "(unknown version)".into());
-    if let Some(major) = stdout_of(Command::new("ldd").arg(&path)).as_deref().and_then(llvm_major_from_ldd) {
+    if let Some(major) = stdout_of(Command::new("ldd").arg(&path))
+        .as_deref()
+        .and_then(llvm_major_from_ldd)
+    {
         let evidence = format!("ldd: links libLLVM {major}");
-        return Some(Linker { path, version, llvm_major: Some(major), evidence });
+        return Some(Linker {
+            path,
+            version,
+            llvm_major: Some(major),
+            evidence,
+        });
     }
     // Statically linked, or loading the toolchain's libLLVM at run time (rust-llvm-N): only the
     // features it was built with say which LLVM, and only for the copy cargo installed there.
@@ -176,14 +182,31 @@ pub fn find_linker() -> Option<Linker> {
         .and_then(|text| install_record(&text, "bpf-linker"));
     let (llvm_major, evidence) = match record {
         Some(r) if r.version == version => match llvm_major_from_features(&r.features) {
-            Some(m) => (Some(m), format!("cargo install --features {}", r.features.join(","))),
+            Some(m) => (
+                Some(m),
+                format!("cargo install --features {}", r.features.join(",")),
+            ),
             None if r.no_default_features => (None, "built with no LLVM feature".into()),
-            None => (None, "built with its default features, which vary by version".into()),
+            None => (
+                None,
+                "built with its default features, which vary by version".into(),
+            ),
         },
         Some(r) => (None, format!("cargo's record is of version {}", r.version)),
-        None => (None, format!("no libLLVM in ldd and no cargo install record for {}", path.display())),
+        None => (
+            None,
+            format!(
+                "no libLLVM in ldd and no cargo install record for {}",
+                path.display()
+            ),
+        ),
     };
-    Some(Linker { path, version, llvm_major, evidence })
+    Some(Linker {
+        path,
+        version,
+        llvm_major,
+        evidence,
+    })
 }
 
 /// What a bpf-linker lacks to build with the pin, or `None` when it fits.

@@ -131,41 +131,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn purposes_from_real_kallsyms() {
-        let k = Kallsyms::load("/proc/kallsyms").expect("kallsyms readable as root");
-        let mut p = Purposes::new(Some(k));
-        let k = p.kallsyms.as_ref().unwrap();
-        let cases = [
-            ("try_to_migrate_one", "migrate"),
-            ("remove_migration_pte", "remove-migration"),
-            ("try_to_unmap_one", "unmap"),
-            ("folio_referenced_one", "referenced"),
-            ("page_mkclean_one", "mkclean"),
-        ];
-        let addrs: Vec<(u64, &str)> = cases
-            .iter()
-            .map(|(sym, want)| {
-                (
-                    k.clone_of(sym)
-                        .and_then(|s| k.address(s))
-                        .unwrap_or_else(|| panic!("{sym} in kallsyms")),
-                    *want,
-                )
-            })
-            .collect();
-        for (addr, want) in addrs {
-            assert_eq!(p.of(addr), want);
-            // An address inside the function (not only its entry) resolves the same.
-            assert_eq!(p.of(addr + 4), want);
-        }
-        // A callback with no special meaning is reported by its name.
-        let k = p.kallsyms.as_ref().unwrap();
-        let other = k.address("schedule").expect("schedule in kallsyms");
-        assert_eq!(p.of(other), "schedule");
-        assert_eq!(p.of(0), "unknown");
-    }
-
-    #[test]
     fn parse_and_nearest() {
         let k = Kallsyms::parse(
             "ffffffff81000000 T _stext\nffffffff81000100 t foo.isra.0\nffffffff81000200 D data\nffffffff81000300 T bar [mod]\n",

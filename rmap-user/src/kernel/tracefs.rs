@@ -213,19 +213,4 @@ print fmt: \"folio=%lx rwc=%lx type=%s locked=%d\", REC->folio_addr, REC->rwc_ad
         let err = v4_layout(&parse_format(PAIR_FORMAT), &mut l).unwrap_err();
         assert_eq!(err.to_string(), "event rmap/rmap_walk has no field duration_ns");
     }
-
-    #[test]
-    fn host_sched_switch_format() {
-        let t = Tracefs::find_or_mount().expect("tracefs mounted on the host");
-        let fields = t.format("sched", "sched_switch").unwrap();
-        let next = sched_next_pid(&fields).unwrap();
-        let prev = fields.iter().find(|f| f.name == "prev_pid").unwrap().offset;
-        let comm = fields.iter().find(|f| f.name == "next_comm").unwrap();
-        assert_eq!(comm.size, 16);
-        assert!(
-            next > prev && next > comm.offset,
-            "next_pid {next} after prev_pid {prev} and next_comm"
-        );
-        assert!(!t.has_event("rmap", "rmap_walk_no_such"));
-    }
 }

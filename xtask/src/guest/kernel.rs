@@ -33,11 +33,11 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
         // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
         // splits its memory into the same number of nodes instead.
         //
-        // tsc=reliable: without ACPI there is no HPET or ACPI PM timer to fall back to, and
-        // under TCG the boot-time TSC sync check between vCPUs fails now and then; the kernel
-        // then marks the TSC unstable and times everything in jiffies (4 ms steps). QEMU's
-        // emulated TSC follows the host clock, so it is reliable here.
-        let mut cmdline = vec!["tsc=reliable".to_string()];
+        // Its clock: tsc_early_khz gives the TSC frequency it cannot calibrate without ACPI
+        // timers (see tsc.rs); tsc=reliable skips the boot-time TSC sync check between vCPUs
+        // and the clocksource watchdog, which TCG's uneven vCPU progress trips now and then.
+        let khz = super::tsc::host_khz(std::time::Duration::from_millis(200))?;
+        let mut cmdline = vec!["tsc=reliable".to_string(), format!("tsc_early_khz={khz}")];
         if args.numa_nodes > 1 {
             cmdline.push(format!("numa=fake={}", args.numa_nodes));
         }

@@ -4,6 +4,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
 pub mod script;
+pub mod tsc;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -237,7 +237,7 @@ fn configure(
 
 /// `make bzImage` of `tree` into `build_dir`.
 fn make(tree: &Path, build_dir: &Path, local: &str, cold: bool) -> anyhow::Result<()> {
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let jobs = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     eprintln!(
         "xtask: make -j{jobs} bzImage (LOCALVERSION={local}): {}",
         if cold {

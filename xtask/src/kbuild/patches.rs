@@ -159,7 +159,7 @@ impl Tree<'_> {
                 changed.push(rel.clone());
             }
         }
-        let list: String = now.iter().map(|f| format!("{f}\n")).collect();
+        let list = now.iter().fold(String::new(), |list, f| list + f + "\n");
         fs::write(&self.applied, list)?;
         fs::remove_dir_all(staging)?;
         Ok(changed)
