@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 
 use crate::{
     build::workspace_root,
-    guest::{self, GuestArgs},
+    guest::{self, GuestArgs, RmapRun},
     kbuild::patches,
 };
 
@@ -32,15 +32,12 @@ pub struct Args {
     #[arg(long, default_value = "target/compare-kernels")]
     pub out: PathBuf,
     #[command(flatten)]
-    pub guest: GuestArgs,
-    /// rmap-trace's arguments (default: the benchmark's own defaults).
-    #[arg(last = true)]
-    pub rmap_args: Vec<String>,
+    pub run: RmapRun,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
-    if args.guest.kernel.is_some() || args.guest.patches.is_some() {
+    if args.run.guest.kernel.is_some() || args.run.guest.patches.is_some() {
         bail!("compare-kernels boots the --before and --after kernels; drop --kernel/--patches");
     }
     // Both lists checked before anything is built.
@@ -48,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     patches::select(&args.after)?;
     let out = workspace_root().join(&args.out);
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let line = guest::rmap_trace_line(&args.rmap_args);
+    let line = args.run.line();
     let script = format!(
         "{line} --hlog /tmp/r.hlog --json /tmp/r.json > /tmp/r.txt 2>&1\necho \"exit $?\" >> /tmp/r.txt\n\
          emit txt /tmp/r.txt\nemit hlog /tmp/r.hlog\nemit json /tmp/r.json\n"
@@ -57,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (label, list) in [("before", &args.before), ("after", &args.after)] {
         let g = GuestArgs {
             patches: Some(list.clone()),
-            ..args.guest.clone()
+            ..args.run.guest.clone()
         };
         eprintln!("xtask: {label}: [{list}]");
         let run = guest::boot(&g, &script, false)?;

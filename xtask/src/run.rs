@@ -4,7 +4,7 @@ use std::process::Command;
 
 use anyhow::bail;
 
-use crate::guest::{self, GuestArgs};
+use crate::guest::{self, RmapRun};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,10 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub vm: bool,
     #[command(flatten)]
-    pub guest: GuestArgs,
-    /// rmap-trace's arguments.
-    #[arg(last = true)]
-    pub rmap_args: Vec<String>,
+    pub run: RmapRun,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -32,7 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .any(|l| l.starts_with("mode ") && l.contains(" available:"))
         });
     if args.host || host_can {
-        if !crate::cmd::status(Command::new(&binary).args(&args.rmap_args))? {
+        if !crate::cmd::status(Command::new(&binary).args(&args.run.rmap_args))? {
             bail!("rmap-trace failed");
         }
         return Ok(());
@@ -40,8 +37,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "xtask: this host cannot attach to rmap walks (see `rmap-trace probe`); running in the QEMU guest"
     );
-    guest::run_echoed(
-        &args.guest,
-        &format!("{}\n", guest::rmap_trace_line(&args.rmap_args)),
-    )
+    guest::run_echoed(&args.run.guest, &format!("{}\n", args.run.line()))
 }

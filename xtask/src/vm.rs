@@ -1,11 +1,11 @@
 //! `cargo xtask vm -- <rmap-trace args>`: one rmap-trace command line in the guest.
 
-use crate::guest::{self, GuestArgs};
+use crate::guest::{self, RmapRun};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub guest: GuestArgs,
+    pub run: RmapRun,
     /// Also run `rmap-trace workload <ARGS>` once the command has attached, e.g.
     /// `--workload "--types ksm --pages 2000"`.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
@@ -13,17 +13,14 @@ pub struct Args {
     /// Run this shell command line in the guest instead (debugging: `--sh 'dmesg | tail'`).
     #[arg(long, value_name = "CMD", conflicts_with_all = ["workload", "rmap_args"])]
     pub sh: Option<String>,
-    /// rmap-trace's arguments.
-    #[arg(last = true)]
-    pub rmap_args: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
     if let Some(sh) = &args.sh {
-        return guest::run_echoed(&args.guest, &format!("{sh}\n"));
+        return guest::run_echoed(&args.run.guest, &format!("{sh}\n"));
     }
-    let line = guest::rmap_trace_line(&args.rmap_args);
+    let line = args.run.line();
     let cmd = match &args.workload {
         None => format!("{line}\n"),
         // The workload waits until the tracer printed its attach line, and reports at the end.
@@ -38,5 +35,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
     };
-    guest::run_echoed(&args.guest, &cmd)
+    guest::run_echoed(&args.run.guest, &cmd)
 }

@@ -102,10 +102,23 @@ impl Drop for TempFile {
     }
 }
 
-/// `rmap-trace ARGS`, quoted for the guest's sh.
-pub fn rmap_trace_line(args: &[String]) -> String {
-    let quoted: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
-    format!("rmap-trace {}", quoted.join(" "))
+/// An rmap-trace command line and the guest to run it in: what `vm`, `run` and
+/// `compare-kernels` take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RmapRun {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// rmap-trace's arguments (none: the benchmark with its defaults).
+    #[arg(last = true)]
+    pub rmap_args: Vec<String>,
+}
+
+impl RmapRun {
+    /// `rmap-trace ARGS`, quoted for the guest's sh.
+    pub fn line(&self) -> String {
+        let quoted: Vec<String> = self.rmap_args.iter().map(|a| sh_quote(a)).collect();
+        format!("rmap-trace {}", quoted.join(" "))
+    }
 }
 
 /// Boots the guest with `cmd`, its console echoed; a non-zero status of `cmd` is an error.
