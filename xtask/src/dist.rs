@@ -46,7 +46,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let tarball = match args.check {
         Some(tarball) => tarball,
-        None => build(&args.out)?,
+        None => {
+            setup::ensure()?;
+            build(&args.out)?
+        }
     };
     check(&tarball)?;
     println!("dist: {}", tarball.display());
@@ -54,9 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Builds the static binary and its tarball in `out` (relative to the workspace); returns the
-/// tarball's path.
+/// tarball's path. The toolchains must be in place (`setup::ensure`).
 pub fn build(out: &Path) -> anyhow::Result<PathBuf> {
-    setup::ensure()?;
     let binary = build::static_binary()?;
     package(&binary, &build::workspace_root().join(out))
 }
