@@ -44,12 +44,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let tarball = match args.check {
-        Some(tarball) => tarball,
-        None => {
-            setup::ensure()?;
-            build(&args.out)?
-        }
+    let tarball = if let Some(tarball) = args.check {
+        tarball
+    } else {
+        setup::ensure()?;
+        build(&args.out)?
     };
     check(&tarball)?;
     println!("dist: {}", tarball.display());
