@@ -1,6 +1,7 @@
-//! Prerequisites, checked by every command that builds or boots and installed when missing
-//! (Debian packages as root), or one line saying what to run: the eBPF toolchain and bpf-linker
-//! of `ebpf-toolchain.toml` (their LLVM majors checked to agree), and QEMU.
+//! Prerequisites, checked by every command that builds rmap-trace or boots the guest and
+//! installed when missing (Debian packages as root), or one line saying what to run: the eBPF
+//! toolchain and bpf-linker of `ebpf-toolchain.toml` (their LLVM majors checked to agree), and
+//! QEMU.
 use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
