@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod cgroup;
 pub mod ksm;
 pub mod migrate;
+pub mod plan;
 pub mod region;
 pub mod sharers;
 pub mod swap;

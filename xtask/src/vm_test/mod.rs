@@ -99,12 +99,20 @@ pub(super) fn row<'a>(rows: &'a Value, key: &str) -> Option<&'a Value> {
     rows.as_array()?.iter().find(|r| r["key"] == key)
 }
 
+/// A kernel counter of a run's JSON (`kernel_counts.counters.<name>`); u64::MAX when absent.
 pub(super) fn counter(doc: &Value, name: &str) -> u64 {
-    doc["kernel_counts"]["counters"]
-        .as_array()
-        .and_then(|c| c.iter().find(|p| p[0] == name))
-        .and_then(|p| p[1].as_u64())
+    doc["kernel_counts"]["counters"][name]
+        .as_u64()
         .unwrap_or(u64::MAX)
+}
+
+/// Walks of one page type counted in the kernel (`kernel_counts.per_type[].walks`).
+pub(super) fn kernel_walks(doc: &Value, ty: &str) -> u64 {
+    doc["kernel_counts"]["per_type"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["type"] == ty))
+        .and_then(|t| t["walks"].as_u64())
+        .unwrap_or(0)
 }
 
 /// A named check; failures are collected so one run reports all of them.
@@ -145,7 +153,7 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
             println!("--- guest output, --attach-mode {mode} ---\n{}", t.trim_end());
         }
         let chosen = &doc["attach"]["chosen"];
-        c.check(&format!("{mode} attached"), chosen[0] == mode, chosen.to_string());
+        c.check(&format!("{mode} attached"), chosen["mode"] == mode, chosen.to_string());
         for ty in ["ksm", "anon", "file"] {
             let n = row(&doc["types"], ty)
                 .and_then(|r| r["count"].as_u64())

@@ -3,7 +3,7 @@
 //! kernel reports them, and KSM migration after mremap with ksm-rmap-pgoff.
 use serde_json::Value;
 
-use super::{Checks, counter, json};
+use super::{Checks, counter, json, kernel_walks};
 use crate::guest::{self, GuestArgs, qemu::GuestRun};
 
 /// The kernel the suite boots unless `--patches` names another.
@@ -13,17 +13,17 @@ pub const PAGES: u32 = 2000;
 
 /// Each run: name, rmap-trace's attach options, the mode and attach-point prefix expected.
 const RUNS: [(&str, &str, &str, &str); 5] = [
-    ("auto", "", "tracepoint-pair", "raw_tp:rmap_walk_start"),
+    ("auto", "", "tracepoint", "raw_tp:rmap_walk_start"),
     (
         "pair-raw",
         "--attach-mode tracepoint --tracepoint-flavor raw",
-        "tracepoint-pair",
+        "tracepoint",
         "raw_tp:rmap_walk_start",
     ),
     (
         "pair-classic",
         "--attach-mode tracepoint --tracepoint-flavor classic",
-        "tracepoint-pair",
+        "tracepoint",
         "tp:rmap/rmap_walk_start",
     ),
     (
@@ -72,14 +72,6 @@ fn sum(s: Option<&Value>, field: &str) -> u64 {
         .map_or(0, |rows| rows.iter().filter_map(|r| r[field].as_u64()).sum())
 }
 
-fn per_type(doc: &Value, ty: &str) -> u64 {
-    doc["kernel_counts"]["per_type"]
-        .as_array()
-        .and_then(|a| a.iter().find(|t| t[0] == ty))
-        .and_then(|t| t[1].as_u64())
-        .unwrap_or(0)
-}
-
 fn exit_line(run: &GuestRun, name: &str) -> String {
     run.outputs
         .get(&format!("{name}.txt"))
@@ -110,24 +102,24 @@ fn verify(run: &GuestRun, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
             continue;
         };
         let chosen = &doc["attach"]["chosen"];
-        let points: Vec<&str> = chosen[1]
+        let points: Vec<&str> = chosen["points"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         c.check(
             &format!("{name}: attached {mode} via {point}"),
-            chosen[0] == mode && points.first() == Some(&point),
+            chosen["mode"] == mode && points.first() == Some(&point),
             chosen.to_string(),
         );
         for ty in ["ksm", "anon", "file"] {
-            let n = per_type(&doc, ty);
+            let n = kernel_walks(&doc, ty);
             c.check(
                 &format!("{name}: {ty} walks reported as {ty}"),
                 n > 0,
                 format!("{n} walks"),
             );
         }
-        let unknown = per_type(&doc, "unknown");
+        let unknown = kernel_walks(&doc, "unknown");
         c.check(
             &format!("{name}: no walk of unknown page type"),
             unknown == 0,
@@ -175,7 +167,7 @@ fn verify(run: &GuestRun, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
         moved == u64::from(pages) && merged > 0 && triggered == u64::from(pages),
         format!("mremapped {moved}, KSM merged {merged}, migrated {triggered} of {pages}"),
     );
-    let walks = per_type(&doc, "ksm");
+    let walks = kernel_walks(&doc, "ksm");
     c.check("mremap: ksm walks traced", walks > 0, format!("{walks} walks"));
     Ok(())
 }
