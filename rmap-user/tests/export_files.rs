@@ -209,3 +209,32 @@ fn bad_files_are_one_clear_error() {
     );
     fails_with(&[Path::new("compare"), &good, &empty], "empty file");
 }
+
+/// An ended interval is in the file before the writer finishes (a live run's log can be read
+/// while it runs, and survives a crash up to the last interval).
+#[test]
+fn intervals_reach_the_file_before_finish() {
+    let dir = Dir::new("live");
+    let path = dir.file("live.hlog");
+    let mut w = HlogWriter::create(&path).unwrap();
+    let mut types: BTreeMap<PageType, Stats> = BTreeMap::new();
+    types
+        .entry(PageType::Ksm)
+        .or_default()
+        .record(&walk(PageType::Ksm, 5_000_000));
+    let t0 = SystemTime::now();
+    w.interval(t0, t0 + Duration::from_secs(1), &types);
+    let interval_lines = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("Tag=ksm,"))
+            .count()
+    };
+    let waited = std::time::Instant::now();
+    while interval_lines() == 0 && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(interval_lines(), 1, "the interval is not in the file before finish");
+    w.finish().unwrap();
+}
