@@ -191,23 +191,33 @@ fn bad_files_are_one_clear_error() {
         &[Path::new("report"), &d.file("missing.hlog")],
         "No such file or directory",
     );
+}
 
-    // Mismatched compare inputs: no page type in common.
+/// Two logs with no page type in common, or an empty one, cannot be compared.
+#[test]
+fn compare_without_common_type_is_one_clear_error() {
+    let d = Dir::new("disjoint");
+    let good = d.file("good.hlog");
+    write_log(&good);
+    let empty = d.file("empty.hlog");
+    std::fs::write(&empty, "").unwrap();
     let file_only = d.file("file.hlog");
     let mut w = HlogWriter::create(&file_only).unwrap();
-    let mut types: BTreeMap<PageType, Stats> = BTreeMap::new();
-    types
-        .entry(PageType::File)
-        .or_default()
-        .record(&walk(PageType::File, 5_000));
-    let t = SystemTime::now();
-    w.interval(t, t + Duration::from_secs(1), &types);
+    one_interval(&mut w, PageType::File, 5_000);
     w.finish().unwrap();
     fails_with(
         &[Path::new("compare"), &good, &file_only],
         "have no page type in common",
     );
     fails_with(&[Path::new("compare"), &good, &empty], "empty file");
+}
+
+/// Queues one interval of one second with one walk of `ty`.
+fn one_interval(w: &mut HlogWriter, ty: PageType, ns: u64) {
+    let mut types: BTreeMap<PageType, Stats> = BTreeMap::new();
+    types.entry(ty).or_default().record(&walk(ty, ns));
+    let t = SystemTime::now();
+    w.interval(t, t + Duration::from_secs(1), &types);
 }
 
 /// An ended interval is in the file before the writer finishes (a live run's log can be read
@@ -217,13 +227,7 @@ fn intervals_reach_the_file_before_finish() {
     let dir = Dir::new("live");
     let path = dir.file("live.hlog");
     let mut w = HlogWriter::create(&path).unwrap();
-    let mut types: BTreeMap<PageType, Stats> = BTreeMap::new();
-    types
-        .entry(PageType::Ksm)
-        .or_default()
-        .record(&walk(PageType::Ksm, 5_000_000));
-    let t0 = SystemTime::now();
-    w.interval(t0, t0 + Duration::from_secs(1), &types);
+    one_interval(&mut w, PageType::Ksm, 5_000_000);
     let interval_lines = || {
         std::fs::read_to_string(&path)
             .unwrap()
