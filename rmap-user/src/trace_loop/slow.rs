@@ -38,7 +38,13 @@ impl Clock {
             tv_nsec: 0,
         };
         // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            log::warn!(
+                "CLOCK_MONOTONIC unreadable ({}): slow-walk times are uptime, not time of day",
+                std::io::Error::last_os_error()
+            );
+            return Self { offset_ns: 0 };
+        }
         let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
