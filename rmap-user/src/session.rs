@@ -1,5 +1,6 @@
 //! A tracing session: the object loaded with the filters, one mode attached, the ring buffer
-//! read through `AsyncFd`, and the aya-log channel polled. Dropping it detaches everything.
+//! read through `AsyncFd`, and the aya-log channel polled. Dropping it detaches everything,
+//! then unmounts the tracefs that loading it mounted, if any.
 use anyhow::Context as _;
 use aya::{
     Ebpf,

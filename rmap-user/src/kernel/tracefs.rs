@@ -106,11 +106,6 @@ impl Tracefs {
         Ok(t)
     }
 
-    /// Whether this run mounted it.
-    pub fn mounted_here(&self) -> bool {
-        self.mounted.is_some()
-    }
-
     pub fn has_event(&self, category: &str, name: &str) -> bool {
         self.root
             .join("events")
