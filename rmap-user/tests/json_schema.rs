@@ -96,7 +96,8 @@ fn kind(v: &Value) -> &'static str {
 /// Every path of `v` with the kinds of value seen there (`[]` for array elements; an element
 /// that is an object is described by its fields alone).
 fn flatten(v: &Value, path: &str, out: &mut BTreeMap<String, Vec<&'static str>>) {
-    if !path.is_empty() && !(path.ends_with("[]") && v.is_object()) {
+    let object_element = path.ends_with("[]") && v.is_object();
+    if !path.is_empty() && !object_element {
         out.entry(path.to_string()).or_default().push(kind(v));
     }
     match v {
