@@ -52,7 +52,7 @@ impl PageType {
         }
     }
 
-    /// Bit of this type in [`Config::type_mask`].
+    /// Bit of this type in the [`globals::TYPE_MASK`] load-time global.
     pub const fn mask_bit(self) -> u32 {
         1 << (self as u32)
     }
@@ -250,7 +250,8 @@ pub struct Inflight {
 
 const _: () = assert!(core::mem::size_of::<Inflight>() == 48);
 
-/// Names of the load-time globals the eBPF object reads (set with `EbpfLoader::set_global`).
+/// Names of the load-time globals the eBPF object reads (set with
+/// `EbpfLoader::override_global` before the programs are loaded).
 pub mod globals {
     /// u32: only walks of this tgid (0: all).
     pub const FILTER_TGID: &str = "FILTER_TGID";
@@ -338,8 +339,6 @@ mod pod {
     unsafe impl aya::Pod for super::WalkEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TpLayout {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::Inflight {}
 }
 
 #[cfg(test)]

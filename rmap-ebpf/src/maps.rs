@@ -13,7 +13,8 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(8192, 0);
 
-/// `rmap_common::Counter` values, per CPU so that they never contend and stay exact.
+/// `rmap_common::Counter` values, per CPU so that they never contend (see `bump` for when an
+/// increment can be lost).
 #[map]
 pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as u32, 0);
 
@@ -21,10 +22,16 @@ pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as 
 #[map]
 pub static HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries((PAGE_TYPES * LOG2_BUCKETS) as u32, 0);
 
+/// Adds one to a counter: a plain read-modify-write of this CPU's slot. The program stays on
+/// its CPU while it runs, but only kprobe and tracepoint programs also run with preemption
+/// disabled; fentry trampolines disable migration, not preemption (kernel/bpf/trampoline.c,
+/// `__bpf_prog_enter_recur` calls `migrate_disable`), so in fentry mode a task preempting the
+/// program and running it on the same CPU can make one of the two increments lost. The BPF
+/// target's `core` has no atomic read-modify-write to prevent it.
 #[inline(always)]
 pub fn bump(index: u32) {
     if let Some(slot) = COUNTS.get_ptr_mut(index) {
-        // SAFETY: per-CPU slot, preemption is disabled while a BPF program runs.
+        // SAFETY: `slot` is this CPU's aligned u64 value of COUNTS, valid while the map lives.
         unsafe { *slot += 1 };
     }
 }

@@ -1,6 +1,6 @@
 //! Walk accounting shared by every attach mode: a walk starts (`begin`), ends (`end`), or is
-//! reported whole by the v4 tracepoint (`record`). Filters, counters, histograms and the ring
-//! buffer event all happen here, once.
+//! reported whole by the v4 tracepoint (`whole`); `end` and `whole` both go through `record`.
+//! Filters, counters, histograms and the ring buffer event all happen here, once.
 use aya_ebpf::{
     EbpfContext,
     helpers::{
@@ -173,7 +173,7 @@ fn record(
     bump(Counter::WalksSeen as u32);
     let slot = page_type as u32 * LOG2_BUCKETS as u32 + log2_bucket(duration_ns);
     if let Some(bucket) = HIST.get_ptr_mut(slot) {
-        // SAFETY: per-CPU slot.
+        // SAFETY: this CPU's aligned u64 value of HIST (the same caveat as `bump`).
         unsafe { *bucket += 1 };
     }
     if duration_ns < MIN_DURATION_NS.load() {

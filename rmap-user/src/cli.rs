@@ -1,4 +1,6 @@
-//! Command line.
+//! Command line. Without a command `rmap-trace` runs the benchmark, and with `--attach-only`
+//! it watches the host: each option belongs to one of them (or to both), and clap rejects the
+//! other's, so that no option is silently ignored.
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -10,24 +12,102 @@ use crate::attach::plan::{AttachChoice, TpFlavor};
 /// the benchmark: KSM, anon and file pages behind many VMAs, walked by a trigger, measured in
 /// the kernel for this process only.
 #[derive(Debug, Parser)]
-#[command(name = "rmap-trace", version, about)]
+#[command(name = "rmap-trace", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
     /// Watch the walks of the whole system (or of --pid/--comm) without running a workload.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "BenchArgs")]
     pub attach_only: bool,
+
+    #[command(flatten)]
+    pub types: Types,
 
     #[command(flatten)]
     pub trace: TraceArgs,
 
     #[command(flatten)]
+    pub live: LiveArgs,
+
+    #[command(flatten)]
     pub bench: BenchArgs,
+}
+
+/// `--types`, of the tracing runs and of `rmap-trace workload`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Types {
+    /// Page types, comma-separated (the benchmark and `workload` run them in this order).
+    #[arg(long, value_delimiter = ',', default_value = "ksm,anon,file", value_parser = page_type)]
+    pub types: Vec<PageType>,
+}
+
+impl Types {
+    /// The in-kernel filter of page types.
+    pub fn mask(&self) -> u32 {
+        // Unknown folios are always kept: hiding them would hide a classification problem.
+        self.types
+            .iter()
+            .fold(PageType::Unknown.mask_bit(), |m, t| m | t.mask_bit())
+    }
+}
+
+/// Options of every tracing run, the benchmark's and `--attach-only`'s.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Tracing (benchmark and --attach-only)")]
+pub struct TraceArgs {
+    /// Attach mode; auto tries tracepoint, tracepoint-v4, fentry, kprobe in that order.
+    #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
+    pub attach_mode: AttachChoice,
+    /// For the tracepoint modes: raw_tp, the classic tracepoint, or auto (raw_tp, else classic).
+    #[arg(long, value_enum, default_value_t = TpFlavor::Auto)]
+    pub tracepoint_flavor: TpFlavor,
+    /// Only walks by tasks with this command name (filtered in the kernel; at most 15 bytes).
+    #[arg(long, value_parser = comm)]
+    pub comm: Option<String>,
+    /// Walks shorter than this many microseconds are counted in the kernel but not sent as events.
+    #[arg(long, default_value_t = 0)]
+    pub min_duration_us: u64,
+    /// Write the final summary as JSON to this file (schema: README, "JSON output").
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write every walk event as a CSV line (with a header) to this file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// At the end, plot latency by percentile per page type to this SVG.
+    #[arg(long, value_name = "SVG")]
+    pub plot: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (one histogram per interval and page type, in ns;
+    /// the benchmark writes one interval per scenario).
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+}
+
+/// Options of `--attach-only` alone.
+#[derive(Debug, clap::Args)]
+#[group(requires = "attach_only", multiple = true)]
+#[command(next_help_heading = "Live (with --attach-only)")]
+pub struct LiveArgs {
+    /// Seconds between live table refreshes.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_secs)]
+    pub interval: f64,
+    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+    #[arg(long, value_parser = positive_secs)]
+    pub duration: Option<f64>,
+    /// Only walks by this process id (filtered in the kernel).
+    #[arg(short, long)]
+    pub pid: Option<u32>,
+    /// Print one line per walk slower than this many milliseconds.
+    #[arg(long)]
+    pub threshold_ms: Option<f64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone binds 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
+    pub prometheus: Option<std::net::SocketAddr>,
 }
 
 /// The workload of the benchmark (and of `rmap-trace workload`).
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Workload (benchmark and `workload`)")]
 pub struct BenchArgs {
     /// Pages (and VMAs) of the split layout.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
@@ -94,60 +174,19 @@ pub enum Command {
     /// Run only the workload (no tracing): a region split into one VMA per page, migrated to
     /// another NUMA node with move_pages. Trace it from another shell with --attach-only.
     Workload {
-        /// Page types, comma-separated, run in this order.
-        #[arg(long, value_delimiter = ',', default_value = "ksm,anon,file", value_parser = page_type)]
-        types: Vec<PageType>,
+        #[command(flatten)]
+        types: Types,
         #[command(flatten)]
         bench: BenchArgs,
     },
-}
-
-/// Options of a tracing session.
-#[derive(Debug, clap::Args)]
-pub struct TraceArgs {
-    /// Attach mode; auto tries tracepoint, tracepoint-v4, fentry, kprobe in that order.
-    #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
-    pub attach_mode: AttachChoice,
-    /// For the tracepoint modes: raw_tp, the classic tracepoint, or auto (raw_tp, else classic).
-    #[arg(long, value_enum, default_value_t = TpFlavor::Auto)]
-    pub tracepoint_flavor: TpFlavor,
-    /// Seconds between live table refreshes.
-    #[arg(long, default_value_t = 1.0, value_parser = positive_secs)]
-    pub interval: f64,
-    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
-    #[arg(long, value_parser = positive_secs)]
-    pub duration: Option<f64>,
-    /// Only walks by this process id (filtered in the kernel).
-    #[arg(short, long)]
-    pub pid: Option<u32>,
-    /// Only walks by tasks with this command name (filtered in the kernel; at most 15 bytes).
-    #[arg(long, value_parser = comm)]
-    pub comm: Option<String>,
-    /// Page types to record, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "ksm,anon,file", value_parser = page_type)]
-    pub types: Vec<PageType>,
-    /// Print one line per walk slower than this many milliseconds.
-    #[arg(long)]
-    pub threshold_ms: Option<f64>,
-    /// Walks shorter than this many microseconds are counted in the kernel but not sent as events.
-    #[arg(long, default_value_t = 0)]
-    pub min_duration_us: u64,
-    /// Write the final summary as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// With --attach-only: serve Prometheus metrics at http://ADDR/metrics (PORT alone binds
-    /// 127.0.0.1:PORT).
-    #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
-    pub prometheus: Option<std::net::SocketAddr>,
-    /// Write every walk event as a CSV line (with a header) to this file.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// At the end, plot latency by percentile per page type to this SVG.
-    #[arg(long, value_name = "SVG")]
-    pub plot: Option<PathBuf>,
-    /// Write an HdrHistogram interval log (one histogram per interval and page type, in ns).
-    #[arg(long)]
-    pub hlog: Option<PathBuf>,
+    /// Shell completions for bash, zsh or fish, on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), on stdout.
+    #[command(hide = true)]
+    Manpage,
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
@@ -173,23 +212,24 @@ fn page_type(s: &str) -> Result<PageType, String> {
     }
 }
 
-impl TraceArgs {
-    pub fn type_mask(&self) -> u32 {
-        // Unknown folios are always kept: hiding them would hide a classification problem.
-        self.types
-            .iter()
-            .fold(PageType::Unknown.mask_bit(), |m, t| m | t.mask_bit())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("rmap-trace").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn parses_attach_only() {
-        let c = Cli::try_parse_from([
-            "rmap-trace",
+        let c = parse(&[
             "--attach-only",
             "--duration",
             "3",
@@ -202,21 +242,67 @@ mod tests {
         ])
         .unwrap();
         assert!(c.attach_only);
-        assert_eq!(c.trace.duration, Some(3.0));
-        assert_eq!(c.trace.pid, Some(42));
+        assert_eq!(c.live.duration, Some(3.0));
+        assert_eq!(c.live.pid, Some(42));
         assert_eq!(c.trace.attach_mode, AttachChoice::Kprobe);
-        assert_eq!(c.trace.type_mask(), 0b1101);
+        assert_eq!(c.types.mask(), 0b1101);
+    }
+
+    #[test]
+    fn parses_the_command_lines_of_the_suites() {
+        for args in [
+            &[][..],
+            &["--types", "ksm", "--pages", "200", "--trigger", "reclaim", "--setup-swap"],
+            &["--attach-mode", "tracepoint", "--layouts", "split,thp", "--json", "x.json"],
+            &["--attach-only", "--comm", "rmap-trace", "--prometheus", "9500", "--hlog", "h"],
+            &["--attach-only", "--interval", "30", "--json", "x.json", "--csv", "c"],
+            &["workload", "--types", "ksm,anon", "--layouts", "split", "--pages", "200"],
+            &["probe", "--json", "p.json"],
+            &["completions", "bash"],
+            &["manpage"],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}: {}", parse(args).unwrap_err());
+        }
     }
 
     #[test]
     fn rejects_bad_input() {
         for args in [
-            &["rmap-trace", "--attach-only", "--duration", "-1"][..],
-            &["rmap-trace", "--attach-only", "--types", "huge"],
-            &["rmap-trace", "--attach-only", "--comm", "a-name-longer-than-15"],
-            &["rmap-trace", "--attach-mode", "uprobe"],
+            &["--attach-only", "--duration", "-1"][..],
+            &["--attach-only", "--types", "huge"],
+            &["--attach-only", "--comm", "a-name-longer-than-15"],
+            &["--attach-mode", "uprobe"],
         ] {
-            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    /// Each option outside its command is a clap error, never ignored.
+    #[test]
+    fn rejects_options_of_another_command() {
+        for args in [
+            // Live-only options in the benchmark.
+            &["--interval", "2"][..],
+            &["--duration", "3"],
+            &["-p", "1"],
+            &["--threshold-ms", "5"],
+            &["--prometheus", "9500"],
+            // Benchmark options with --attach-only.
+            &["--attach-only", "--pages", "100"],
+            &["--attach-only", "--trigger", "compact"],
+            &["--attach-only", "--setup-swap"],
+            &["--attach-only", "--mremap"],
+            // Options of the runs given to a command.
+            &["probe", "--pages", "100"],
+            &["--pages", "100", "probe"],
+            &["workload", "--json", "x.json"],
+            &["workload", "--attach-only"],
+        ] {
+            let err = parse(args).err();
+            assert!(
+                err.as_ref().is_some_and(|e| e.use_stderr() && e.exit_code() == 2),
+                "{args:?} accepted"
+            );
         }
     }
 }

@@ -1,12 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use rmap_user::{
-    bench,
-    cli::{Cli, Command},
-    live, probe,
-    session::AttachFailed,
-};
+use rmap_user::{cli::Cli, cmd, session::AttachFailed};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,18 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match &cli.command {
-            Some(Command::Probe { json }) => probe::run(json.as_deref()),
-            Some(Command::Report { files }) => rmap_user::export::compare::report(files),
-            Some(Command::Compare { a, b }) => rmap_user::export::compare::compare(a, b),
-            Some(Command::Plot { files, output }) => rmap_user::export::plot::plot_files(files, output),
-            Some(Command::Workload { types, bench: b }) => bench::workload_only(types, b).await,
-            None if cli.attach_only => live::run(&cli.trace).await,
-            None => bench::run(&cli.trace, &cli.bench).await,
-        }
-    });
-    match result {
+    match runtime.block_on(cmd::run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(AttachFailed(outcome)) = e.downcast_ref::<AttachFailed>() {

@@ -1,5 +1,6 @@
 //! A tracing session: the object loaded with the filters, one mode attached, the ring buffer
-//! read through `AsyncFd`, and the aya-log channel polled. Dropping it detaches everything.
+//! read through `AsyncFd`, and the aya-log channel polled. Dropping it detaches everything,
+//! then unmounts the tracefs that loading it mounted, if any.
 use anyhow::Context as _;
 use aya::{
     Ebpf,
@@ -16,12 +17,12 @@ use crate::{
     },
     counters::{self, KernelCounts},
     events,
-    kernel::kallsyms::Purposes,
+    kernel::{kallsyms::Purposes, tracefs::Tracefs},
 };
 
 /// No attach mode worked; the outcome says why for each.
 #[derive(Debug, thiserror::Error)]
-#[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+#[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|s| s.mode).collect::<Vec<_>>().join(", "))]
 pub struct AttachFailed(pub Outcome);
 
 pub struct Session {
@@ -33,6 +34,9 @@ pub struct Session {
     pub purposes: Purposes,
     pub processes: events::ProcessNames,
     pub decode_errors: u64,
+    /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
+    /// unmounted when it is dropped.
+    _tracefs: Option<Tracefs>,
 }
 
 impl Session {
@@ -76,6 +80,7 @@ impl Session {
             purposes: Purposes::new(facts.kallsyms.take()),
             processes: events::ProcessNames::default(),
             decode_errors: 0,
+            _tracefs: facts.tracefs.take(),
         })
     }
 

@@ -191,21 +191,54 @@ fn bad_files_are_one_clear_error() {
         &[Path::new("report"), &d.file("missing.hlog")],
         "No such file or directory",
     );
+}
 
-    // Mismatched compare inputs: no page type in common.
+/// Two logs with no page type in common, or an empty one, cannot be compared.
+#[test]
+fn compare_without_common_type_is_one_clear_error() {
+    let d = Dir::new("disjoint");
+    let good = d.file("good.hlog");
+    write_log(&good);
+    let empty = d.file("empty.hlog");
+    std::fs::write(&empty, "").unwrap();
     let file_only = d.file("file.hlog");
     let mut w = HlogWriter::create(&file_only).unwrap();
-    let mut types: BTreeMap<PageType, Stats> = BTreeMap::new();
-    types
-        .entry(PageType::File)
-        .or_default()
-        .record(&walk(PageType::File, 5_000));
-    let t = SystemTime::now();
-    w.interval(t, t + Duration::from_secs(1), &types);
+    one_interval(&mut w, PageType::File, 5_000);
     w.finish().unwrap();
     fails_with(
         &[Path::new("compare"), &good, &file_only],
         "have no page type in common",
     );
     fails_with(&[Path::new("compare"), &good, &empty], "empty file");
+}
+
+/// Queues one interval of one second with one walk of `ty`.
+fn one_interval(w: &mut HlogWriter, ty: PageType, ns: u64) {
+    let mut types: BTreeMap<PageType, Stats> = BTreeMap::new();
+    types.entry(ty).or_default().record(&walk(ty, ns));
+    let t = SystemTime::now();
+    w.interval(t, t + Duration::from_secs(1), &types);
+}
+
+/// An ended interval is in the file before the writer finishes (a live run's log can be read
+/// while it runs, and survives a crash up to the last interval).
+#[test]
+fn intervals_reach_the_file_before_finish() {
+    let dir = Dir::new("live");
+    let path = dir.file("live.hlog");
+    let mut w = HlogWriter::create(&path).unwrap();
+    one_interval(&mut w, PageType::Ksm, 5_000_000);
+    let interval_lines = || {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("Tag=ksm,"))
+            .count()
+    };
+    let waited = std::time::Instant::now();
+    while interval_lines() == 0 && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(interval_lines(), 1, "the interval is not in the file before finish");
+    w.finish().unwrap();
 }

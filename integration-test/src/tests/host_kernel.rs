@@ -108,22 +108,22 @@ fn attach_plan_reports_every_mode() {
     let report = outcome.report();
     let tried = outcome.skipped.len() + usize::from(outcome.chosen.is_some()) + outcome.not_tried.len();
     assert_eq!(tried, 4, "{report:?}");
-    for (name, why) in &outcome.skipped {
-        assert!(!why.is_empty(), "{name} skipped without a reason");
+    for s in &outcome.skipped {
+        assert!(!s.reason.is_empty(), "{} skipped without a reason", s.mode);
     }
     if !has_tp {
         let why = &outcome
             .skipped
             .iter()
-            .find(|(n, _)| *n == "tracepoint")
+            .find(|s| s.mode == "tracepoint")
             .expect("tracepoint skipped")
-            .1;
+            .reason;
         assert!(why.contains("no rmap:rmap_walk_start"), "{why}");
     }
-    if let Some((mode, points)) = &outcome.chosen {
-        assert!(!points.is_empty());
+    if let Some(chosen) = &outcome.chosen {
+        assert!(!chosen.points.is_empty());
         assert!(report[0].starts_with("attach: "), "{report:?}");
-        assert_ne!(*mode, Mode::TracepointPair, "chosen without the event");
+        assert_ne!(chosen.mode, Mode::TracepointPair, "chosen without the event");
     }
 }
 

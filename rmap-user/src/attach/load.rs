@@ -9,7 +9,7 @@ use rmap_common::{TpLayout, globals};
 
 use super::{
     errors::describe,
-    plan::{self, AttachChoice, Mode, ModeSpec, Outcome, TpFlavor},
+    plan::{self, AttachChoice, Chosen, Mode, ModeSpec, Outcome, Skipped, TpFlavor},
     targets::{self, Target},
 };
 use crate::kernel::{
@@ -120,7 +120,6 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
 
 /// An attached mode.
 pub struct Attached {
-    pub mode: Mode,
     pub outcome: Outcome,
     /// Why off-CPU time is not measured, if it is not.
     pub offcpu_unavailable: Option<String>,
@@ -141,15 +140,23 @@ pub fn attach(
             continue;
         }
         match try_mode(ebpf, facts, spec, flavor) {
-            Ok(points) => outcome.chosen = Some((spec.mode, points)),
-            Err(why) => outcome.skipped.push((spec.name, why)),
+            Ok(points) => {
+                outcome.chosen = Some(Chosen {
+                    mode: spec.mode,
+                    points,
+                })
+            }
+            Err(reason) => outcome.skipped.push(Skipped {
+                mode: spec.name,
+                reason,
+            }),
         }
     }
     let selected: Vec<Mode> = plan::modes(choice).map(|s| s.mode).collect();
     for spec in plan::PLAN.iter().filter(|s| !selected.contains(&s.mode)) {
         outcome.not_tried.push(spec.name);
     }
-    let Some((mode, _)) = outcome.chosen else {
+    let Some(mode) = outcome.chosen.as_ref().map(|c| c.mode) else {
         return Err(outcome);
     };
     let offcpu_unavailable = if plan::spec(mode).has_start {
@@ -158,7 +165,6 @@ pub fn attach(
         Some("the v4 tracepoint reports whole walks only".into())
     };
     Ok(Attached {
-        mode,
         outcome,
         offcpu_unavailable,
     })

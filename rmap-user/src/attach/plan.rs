@@ -18,9 +18,11 @@ pub enum AttachChoice {
     Kprobe,
 }
 
+/// An attach mode; serialized as its name in reports (`ModeSpec::name`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    #[serde(rename = "tracepoint")]
     TracepointPair,
     TracepointV4,
     Fentry,
@@ -100,13 +102,30 @@ pub fn spec(mode: Mode) -> &'static ModeSpec {
         .expect("every mode is in PLAN")
 }
 
+/// The mode that attached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Chosen {
+    pub mode: Mode,
+    /// Its attach points (`kprobe:rmap_walk_ksm`, `raw_tp:rmap_walk_start`, ...).
+    pub points: Vec<String>,
+}
+
+/// A mode tried that failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The mode's name (`ModeSpec::name`).
+    pub mode: &'static str,
+    /// Why it could not load or attach.
+    pub reason: String,
+}
+
 /// What happened to each mode.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Outcome {
-    /// The winning mode and its attach points (`kprobe:rmap_walk_ksm`, ...).
-    pub chosen: Option<(Mode, Vec<String>)>,
+    /// The winning mode, if one attached.
+    pub chosen: Option<Chosen>,
     /// Modes tried and failed, with the reason.
-    pub skipped: Vec<(&'static str, String)>,
+    pub skipped: Vec<Skipped>,
     /// Modes not tried (after the chosen one, or excluded by `--attach-mode`).
     pub not_tried: Vec<&'static str>,
 }
@@ -116,13 +135,15 @@ impl Outcome {
     pub fn report(&self) -> Vec<String> {
         let mut lines = Vec::new();
         match &self.chosen {
-            Some((mode, points)) => {
-                lines.push(format!("attach: {} via {}", spec(*mode).name, points.join(", ")))
-            }
+            Some(c) => lines.push(format!(
+                "attach: {} via {}",
+                spec(c.mode).name,
+                c.points.join(", ")
+            )),
             None => lines.push("attach: no mode could attach to rmap walks on this kernel".to_string()),
         }
-        for (name, why) in &self.skipped {
-            lines.push(format!("  skipped {name}: {why}"));
+        for s in &self.skipped {
+            lines.push(format!("  skipped {}: {}", s.mode, s.reason));
         }
         for name in &self.not_tried {
             lines.push(format!("  not tried {name}"));
@@ -148,16 +169,23 @@ mod tests {
         assert!(!spec(Mode::TracepointV4).has_start);
     }
 
+    fn skipped(mode: &'static str, reason: &str) -> Skipped {
+        Skipped {
+            mode,
+            reason: reason.into(),
+        }
+    }
+
     #[test]
     fn report_lines() {
         let o = Outcome {
-            chosen: Some((
-                Mode::Kprobe,
-                vec!["kprobe:rmap_walk_ksm".into(), "kretprobe:rmap_walk_ksm".into()],
-            )),
+            chosen: Some(Chosen {
+                mode: Mode::Kprobe,
+                points: vec!["kprobe:rmap_walk_ksm".into(), "kretprobe:rmap_walk_ksm".into()],
+            }),
             skipped: vec![
-                ("tracepoint", "no rmap:rmap_walk_start".into()),
-                ("fentry", "BPF_PROG_LOAD fentry_ksm: EPERM".into()),
+                skipped("tracepoint", "no rmap:rmap_walk_start"),
+                skipped("fentry", "BPF_PROG_LOAD fentry_ksm: EPERM"),
             ],
             not_tried: vec![],
         };
@@ -170,7 +198,7 @@ mod tests {
             ]
         );
         let none = Outcome {
-            skipped: vec![("kprobe", "x".into())],
+            skipped: vec![skipped("kprobe", "x")],
             ..Default::default()
         };
         assert_eq!(

@@ -1,10 +1,10 @@
-//! `rmap-trace report FILE...` and `rmap-trace compare A B`: tables from interval logs.
-use std::{collections::BTreeSet, path::Path};
+//! The tables of `rmap-trace report` (one log) and `rmap-trace compare` (two logs side by side).
+use std::collections::BTreeSet;
 
 use hdrhistogram::Histogram;
 
 use super::read::{self, Log};
-use crate::report::fmt_ns;
+use crate::render::fmt_ns;
 
 /// The statistics of a histogram, in the order of the tables.
 pub const STATS: [&str; 6] = ["count", "p50", "p90", "p99", "p99.9", "max"];
@@ -109,17 +109,4 @@ pub fn compare_table(a: &Log, b: &Log) -> Result<String, CompareError> {
         }
     }
     Ok(out)
-}
-
-pub fn report(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
-    for f in files {
-        print!("{}", report_table(&read::load(f)?));
-    }
-    Ok(())
-}
-
-pub fn compare(a: &Path, b: &Path) -> anyhow::Result<()> {
-    let (a, b) = (read::load(a)?, read::load(b)?);
-    print!("{}", compare_table(&a, &b)?);
-    Ok(())
 }

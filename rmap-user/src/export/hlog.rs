@@ -2,11 +2,12 @@
 //! interval and page type, tagged `Tag=ksm|anon|file`, values in ns; readable by
 //! HistogramLogAnalyzer and every HdrHistogram port. The hdrhistogram crate encodes the
 //! histograms and writes their lines; a writer thread owns the file (the crate's log writer
-//! borrows its output), so intervals are on disk as they end, not only at exit.
+//! borrows its output). The file is not buffered, so each interval is in the file as soon as
+//! the thread has written it, not only at exit (a reader or a crash sees every ended interval).
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::{BufWriter, Write as _},
+    io::Write as _,
     path::{Path, PathBuf},
     sync::mpsc,
     thread::JoinHandle,
@@ -39,8 +40,7 @@ pub struct HlogWriter {
 impl HlogWriter {
     /// Creates the file and writes the header now, so that a bad path fails before tracing.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut out = BufWriter::new(file);
+        let mut out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let started = SystemTime::now();
         let epoch = started
             .duration_since(UNIX_EPOCH)
@@ -55,7 +55,6 @@ impl HlogWriter {
              \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
             env!("CARGO_PKG_VERSION")
         )
-        .and_then(|()| out.flush())
         .with_context(|| format!("writing {}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Interval>();
         let shown = path.display().to_string();
@@ -72,8 +71,7 @@ impl HlogWriter {
                             .map_err(|e| anyhow!("writing {shown}: {e}"))?;
                     }
                 }
-                drop(log);
-                out.flush().with_context(|| format!("writing {shown}"))
+                Ok(())
             })
             .context("starting the hlog writer thread")?;
         Ok(Self {

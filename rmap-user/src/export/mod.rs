@@ -1,5 +1,6 @@
-//! Getting latency data out: HdrHistogram interval logs (`--hlog`) and the commands that read
-//! them back (`report`, `compare`, `plot`).
+//! Getting latency data out of a run: CSV lines (`--csv`), HdrHistogram interval logs
+//! (`--hlog`, written by `hlog`, read back by `read`, tabled by `compare`), SVG plots
+//! (`plot`) and Prometheus metrics (`prometheus`).
 pub mod compare;
 pub mod csv;
 pub mod hlog;

@@ -68,7 +68,7 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
         .configure_mesh()
         .x_labels(max_x as usize + 1)
         .x_label_formatter(&|x| tick_label(*x))
-        .y_label_formatter(&|y| crate::report::fmt_ns((y * 1e6).round() as u64))
+        .y_label_formatter(&|y| crate::render::fmt_ns((y * 1e6).round() as u64))
         .x_desc("percentile")
         .y_desc("walk latency")
         .draw()
@@ -110,30 +110,6 @@ pub fn plot_types(
         .collect();
     write(out, &title, &series).with_context(|| format!("plotting to {}", out.display()))?;
     println!("plot: {}", out.display());
-    Ok(())
-}
-
-/// `rmap-trace plot`: one line per file and page type.
-pub fn plot_files(files: &[std::path::PathBuf], out: &Path) -> anyhow::Result<()> {
-    let logs = files
-        .iter()
-        .map(|f| super::read::load(f))
-        .collect::<Result<Vec<_>, _>>()?;
-    let series: Vec<Series> = logs
-        .iter()
-        .flat_map(|log| {
-            let name = Path::new(&log.path)
-                .file_stem()
-                .map_or(log.path.clone(), |s| s.to_string_lossy().into_owned());
-            log.tags.iter().map(move |(tag, h)| Series {
-                label: format!("{name} {tag} (n={})", h.len()),
-                hist: h,
-            })
-        })
-        .collect();
-    write(out, "rmap walk latency by percentile", &series)
-        .with_context(|| format!("plotting to {}", out.display()))?;
-    eprintln!("rmap-trace: wrote {}", out.display());
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::counters::KernelCounts;
+use crate::counters::{KernelCounts, TypeWalks};
 
 /// exp2 buckets from 1 µs: 2^0 .. 2^23 µs, the last bound 8.39 s (then +Inf).
 const BUCKETS: u16 = 24;
@@ -126,7 +126,7 @@ impl Metrics {
 
     /// Adds what the kernel counted since the last call.
     pub fn update(&mut self, counts: &KernelCounts) {
-        for (ty, n, _) in &counts.per_type {
+        for TypeWalks { page_type: ty, walks: n, .. } in &counts.per_type {
             let before = self
                 .seen_walks
                 .iter()
@@ -140,7 +140,7 @@ impl Metrics {
                     .inc_by(n - before);
             }
         }
-        self.seen_walks = counts.per_type.iter().map(|(t, n, _)| (*t, *n)).collect();
+        self.seen_walks = counts.per_type.iter().map(|w| (w.page_type, w.walks)).collect();
         let drops = counts.get(KernelCounter::RingbufDrops);
         self.drops.inc_by(drops.saturating_sub(self.seen_drops));
         self.seen_drops = self.seen_drops.max(drops);

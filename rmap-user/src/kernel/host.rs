@@ -86,7 +86,8 @@ impl HostInfo {
         Self {
             kernel: kernel_release(),
             btf: Path::new(super::btf::VMLINUX_BTF).exists(),
-            tracefs: super::tracefs::Tracefs::find_or_mount()
+            // Where it is mounted now; a run mounts it only for its own time (`find_or_mount`).
+            tracefs: super::tracefs::Tracefs::find()
                 .ok()
                 .map(|t| t.root.display().to_string()),
             ksm,

@@ -60,15 +60,6 @@ impl Kallsyms {
         i.checked_sub(1).map(|i| self.syms[i].1.as_str())
     }
 
-    pub fn address(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).copied()
-    }
-
-    /// Whether `name` is a text symbol, also as a compiler clone (`name.isra.0`, `name.constprop.0`).
-    pub fn has_function(&self, name: &str) -> bool {
-        self.clone_of(name).is_some()
-    }
-
     /// The probe-able symbol for `name`: itself, or its first compiler clone.
     pub fn clone_of(&self, name: &str) -> Option<&str> {
         if let Some((n, _)) = self.by_name.get_key_value(name) {
@@ -138,9 +129,9 @@ mod tests {
         assert_eq!(k.symbolize(0xffffffff81000150), Some("foo.isra.0"));
         assert_eq!(k.symbolize(0xffffffff81000350), Some("bar"));
         assert_eq!(k.symbolize(0x10), None);
-        assert!(k.has_function("foo"));
         assert_eq!(k.clone_of("foo"), Some("foo.isra.0"));
-        assert!(!k.has_function("data"));
+        assert_eq!(k.clone_of("bar"), Some("bar"));
+        assert_eq!(k.clone_of("data"), None);
         assert_eq!(purpose_of("try_to_migrate_one.isra.0"), "migrate");
     }
 

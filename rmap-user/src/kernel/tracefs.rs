@@ -3,6 +3,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use rmap_common::TpLayout;
@@ -37,6 +38,31 @@ pub struct Field {
 #[derive(Clone, Debug)]
 pub struct Tracefs {
     pub root: PathBuf,
+    /// Set when this run mounted it: unmounted when the last clone is dropped.
+    mounted: Option<Arc<Mounted>>,
+}
+
+/// The mount point of a tracefs that this run mounted.
+const MOUNT_POINT: &std::ffi::CStr = c"/sys/kernel/tracing";
+
+/// A tracefs mount made by this run, unmounted on drop so that the run leaves the host's
+/// mounts as it found them.
+#[derive(Debug)]
+struct Mounted;
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // SAFETY: MOUNT_POINT is a valid NUL-terminated path; umount2 reads it only.
+        let rc = unsafe { libc::umount2(MOUNT_POINT.as_ptr(), 0) };
+        if rc == 0 {
+            log::info!("unmounted tracefs from /sys/kernel/tracing");
+        } else {
+            log::warn!(
+                "unmounting the tracefs this run mounted at /sys/kernel/tracing: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 impl Tracefs {
@@ -45,23 +71,26 @@ impl Tracefs {
             .iter()
             .map(PathBuf::from)
             .find(|p| p.join("events").is_dir())
-            .map(|root| Self { root })
+            .map(|root| Self {
+                root,
+                mounted: None,
+            })
             .ok_or(TracefsError::NotMounted)
     }
 
     /// Finds tracefs, mounting it at /sys/kernel/tracing when nothing is mounted (as systemd
-    /// would at boot; minimal hosts and initramfs guests often lack it). The mount is left in
-    /// place: it is the kernel's standard location, and attached classic tracepoints need it.
+    /// would at boot; minimal hosts and initramfs guests often lack it). A mount made here is
+    /// undone when the last clone of the returned value is dropped: keep it for as long as
+    /// programs attached through tracefs (classic tracepoints, tracefs kprobes) stay attached.
     pub fn find_or_mount() -> Result<Self, TracefsError> {
         if let Ok(t) = Self::find() {
             return Ok(t);
         }
-        let target = c"/sys/kernel/tracing";
         // SAFETY: valid NUL-terminated strings; no data argument.
         let rc = unsafe {
             libc::mount(
                 c"nodev".as_ptr(),
-                target.as_ptr(),
+                MOUNT_POINT.as_ptr(),
                 c"tracefs".as_ptr(),
                 0,
                 std::ptr::null(),
@@ -71,7 +100,10 @@ impl Tracefs {
             return Err(TracefsError::Mount(std::io::Error::last_os_error()));
         }
         log::info!("mounted tracefs at /sys/kernel/tracing");
-        Self::find()
+        let mounted = Arc::new(Mounted);
+        let mut t = Self::find()?;
+        t.mounted = Some(mounted);
+        Ok(t)
     }
 
     pub fn has_event(&self, category: &str, name: &str) -> bool {

@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod cgroup;
 pub mod ksm;
 pub mod migrate;
+pub mod plan;
 pub mod region;
 pub mod sharers;
 pub mod swap;
@@ -98,75 +99,131 @@ fn bar(len: u64, msg: &'static str) -> ProgressBar {
     pb
 }
 
-/// Runs one scenario to the end; everything it set up is undone when it returns.
+/// Runs one scenario to the end; everything it set up is undone when it returns (the guards
+/// are dropped in reverse order: KSM knobs, sharers, region, cgroup).
 pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
     // Reclaim works on a cgroup: enter it before faulting pages, so they are charged there.
     let cgroup = match spec.trigger {
         Trigger::Reclaim => Some(cgroup::TempCgroup::enter()?),
         _ => None,
     };
-    let ksm = spec.ty == PageType::Ksm;
-    let pages = spec.layout.pages(spec.pages);
-    let mut region = match (spec.ty, spec.layout) {
-        (PageType::Anon, Layout::Thp) => Region::thp()?,
-        (_, Layout::Thp) => anyhow::bail!("the thp layout is for anon pages only"),
-        (PageType::Ksm | PageType::Anon, _) => Region::anon(pages, ksm)?,
-        (PageType::File, _) => Region::file(pages)?,
-        (PageType::Unknown, _) => anyhow::bail!("no workload for unknown pages"),
-    };
-    let (vmas, mut mappings) = match spec.layout {
-        Layout::Split => (region.split()?, 1),
-        Layout::Sharers => (1, 1),
-        Layout::Thp => {
-            region.split_huge_page()?;
-            (2, 1)
-        }
-    };
-    let _sharers = match spec.layout {
-        Layout::Sharers => {
-            let pb = bar(spec.sharers as u64, "forking sharers");
-            let s = sharers::Sharers::fork(spec.sharers, || pb.inc(1))?;
-            pb.finish_and_clear();
-            mappings = s.count() + 1;
-            Some(s)
-        }
-        Layout::Split | Layout::Thp => None,
-    };
-    let ksm_guard = if ksm {
-        let guard = ksm::KsmGuard::aggressive(spec.max_page_sharing)?;
-        region.madvise_mergeable()?;
-        merge(&guard, pages, spec.merge_timeout, "waiting for KSM to merge")?;
-        mappings = guard.mappings_per_page()?;
-        guard.pause()?;
-        Some(guard)
+    let mut mapped = map(spec)?;
+    let ksm = if spec.ty == PageType::Ksm {
+        Some(merge_ksm(spec, &mut mapped)?)
     } else {
         None
     };
-    let mut mremapped = 0;
-    if spec.mremap {
-        cancel::check()?;
-        mremapped = region.mremap_away()?;
-        if let Some(guard) = &ksm_guard {
-            // mm/mremap.c move_vma() unmerged the moved KSM pages: let ksmd merge them again
-            // at their new addresses, so that the trigger walks KSM pages whose rmap_items
-            // were made after the move.
-            guard.resume()?;
-            merge(
-                guard,
-                pages,
-                spec.merge_timeout,
-                "waiting for KSM to merge after mremap",
-            )?;
-            mappings = guard.mappings_per_page()?;
-            guard.pause()?;
-        }
-    }
-    let ksm_merged = match &ksm_guard {
+    let mremapped = if spec.mremap {
+        mremap(spec, &mut mapped, ksm.as_ref())?
+    } else {
+        0
+    };
+    let ksm_merged = match &ksm {
         Some(g) => g.merged()?,
         None => 0,
     };
     cancel::check()?;
-    let (pages_triggered, target_node) = match spec.trigger {
+    let (pages_triggered, target_node) = trigger(spec, &mapped.region, cgroup.as_ref())?;
+    Ok(Ran {
+        page_type: spec.ty.name(),
+        layout: spec.layout.name(),
+        vmas: mapped.vmas,
+        mappings_per_page: mapped.mappings,
+        pages_triggered,
+        trigger: spec.trigger.name(),
+        target_node,
+        mremapped,
+        ksm_merged,
+    })
+}
+
+/// The region of a scenario, mapped in its layout.
+struct Mapped {
+    /// The forked children of the sharers layout, killed when dropped (before the region
+    /// goes: fields drop in order).
+    _sharers: Option<sharers::Sharers>,
+    region: Region,
+    vmas: usize,
+    /// Mappings of one page.
+    mappings: usize,
+}
+
+/// Maps the region and lays it out: split into one VMA per page, shared by forked children,
+/// or one huge page split in two.
+fn map(spec: &Spec) -> anyhow::Result<Mapped> {
+    let pages = spec.layout.pages(spec.pages);
+    let mut region = match (spec.ty, spec.layout) {
+        (PageType::Anon, Layout::Thp) => Region::thp()?,
+        (_, Layout::Thp) => anyhow::bail!("the thp layout is for anon pages only"),
+        (PageType::Ksm | PageType::Anon, _) => Region::anon(pages, spec.ty == PageType::Ksm)?,
+        (PageType::File, _) => Region::file(pages)?,
+        (PageType::Unknown, _) => anyhow::bail!("no workload for unknown pages"),
+    };
+    let vmas = match spec.layout {
+        Layout::Split => region.split()?,
+        Layout::Sharers => 1,
+        Layout::Thp => {
+            region.split_huge_page()?;
+            2
+        }
+    };
+    let (mappings, sharers) = match spec.layout {
+        Layout::Sharers => {
+            let pb = bar(spec.sharers as u64, "forking sharers");
+            let s = sharers::Sharers::fork(spec.sharers, || pb.inc(1))?;
+            pb.finish_and_clear();
+            (s.count() + 1, Some(s))
+        }
+        Layout::Split | Layout::Thp => (1, None),
+    };
+    Ok(Mapped {
+        _sharers: sharers,
+        region,
+        vmas,
+        mappings,
+    })
+}
+
+/// Lets KSM merge the region, then pauses it so that the trigger walks stable KSM pages.
+fn merge_ksm(spec: &Spec, mapped: &mut Mapped) -> anyhow::Result<ksm::KsmGuard> {
+    let guard = ksm::KsmGuard::aggressive(spec.max_page_sharing)?;
+    mapped.region.madvise_mergeable()?;
+    let pages = spec.layout.pages(spec.pages);
+    merge(&guard, pages, spec.merge_timeout, "waiting for KSM to merge")?;
+    mapped.mappings = guard.mappings_per_page()?;
+    guard.pause()?;
+    Ok(guard)
+}
+
+/// `--mremap`: moves every page to a new address; KSM pages are merged again there.
+fn mremap(spec: &Spec, mapped: &mut Mapped, ksm: Option<&ksm::KsmGuard>) -> anyhow::Result<usize> {
+    cancel::check()?;
+    let moved = mapped.region.mremap_away()?;
+    if let Some(guard) = ksm {
+        // mm/mremap.c move_vma() unmerged the moved KSM pages: let ksmd merge them again
+        // at their new addresses, so that the trigger walks KSM pages whose rmap_items
+        // were made after the move.
+        guard.resume()?;
+        merge(
+            guard,
+            spec.layout.pages(spec.pages),
+            spec.merge_timeout,
+            "waiting for KSM to merge after mremap",
+        )?;
+        mapped.mappings = guard.mappings_per_page()?;
+        guard.pause()?;
+    }
+    Ok(moved)
+}
+
+/// Makes the kernel walk the region; returns the pages handed to the trigger and the node
+/// they were migrated to.
+fn trigger(
+    spec: &Spec,
+    region: &Region,
+    cgroup: Option<&cgroup::TempCgroup>,
+) -> anyhow::Result<(usize, Option<i32>)> {
+    Ok(match spec.trigger {
         Trigger::MovePages => {
             let nodes = crate::kernel::host::numa_nodes();
             let here = migrate::node_of(region.addr(0))?;
@@ -176,11 +233,13 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
                 .context("no other NUMA node")? as i32;
             // KSM: each KSM page is migrated once, through its first address; the others find
             // it already moved. Anon/file: a sample of pages, each walked once.
+            let ksm = spec.ty == PageType::Ksm;
+            let pages = spec.layout.pages(spec.pages);
             let count = if ksm { pages } else { pages.min(64) };
-            (migrate::move_pages(&region, count, target, ksm)?, Some(target))
+            (migrate::move_pages(region, count, target, ksm)?, Some(target))
         }
         Trigger::Reclaim => {
-            let cg = cgroup.as_ref().context("reclaim without its cgroup")?;
+            let cg = cgroup.context("reclaim without its cgroup")?;
             cg.reclaim((region.pages() * region::PAGE * 2) as u64)?;
             (region.pages(), None)
         }
@@ -189,17 +248,6 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
                 .context("writing /proc/sys/vm/compact_memory")?;
             (region.pages(), None)
         }
-    };
-    Ok(Ran {
-        page_type: spec.ty.name(),
-        layout: spec.layout.name(),
-        vmas,
-        mappings_per_page: mappings,
-        pages_triggered,
-        trigger: spec.trigger.name(),
-        target_node,
-        mremapped,
-        ksm_merged,
     })
 }
 

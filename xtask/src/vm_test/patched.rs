@@ -3,7 +3,7 @@
 //! kernel reports them, and KSM migration after mremap with ksm-rmap-pgoff.
 use serde_json::Value;
 
-use super::{Checks, counter, json};
+use super::{Checks, counter, json, kernel_walks};
 use crate::guest::{self, GuestArgs, qemu::GuestRun};
 
 /// The kernel the suite boots unless `--patches` names another.
@@ -13,17 +13,17 @@ pub const PAGES: u32 = 2000;
 
 /// Each run: name, rmap-trace's attach options, the mode and attach-point prefix expected.
 const RUNS: [(&str, &str, &str, &str); 5] = [
-    ("auto", "", "tracepoint-pair", "raw_tp:rmap_walk_start"),
+    ("auto", "", "tracepoint", "raw_tp:rmap_walk_start"),
     (
         "pair-raw",
         "--attach-mode tracepoint --tracepoint-flavor raw",
-        "tracepoint-pair",
+        "tracepoint",
         "raw_tp:rmap_walk_start",
     ),
     (
         "pair-classic",
         "--attach-mode tracepoint --tracepoint-flavor classic",
-        "tracepoint-pair",
+        "tracepoint",
         "tp:rmap/rmap_walk_start",
     ),
     (
@@ -72,14 +72,6 @@ fn sum(s: Option<&Value>, field: &str) -> u64 {
         .map_or(0, |rows| rows.iter().filter_map(|r| r[field].as_u64()).sum())
 }
 
-fn per_type(doc: &Value, ty: &str) -> u64 {
-    doc["kernel_counts"]["per_type"]
-        .as_array()
-        .and_then(|a| a.iter().find(|t| t[0] == ty))
-        .and_then(|t| t[1].as_u64())
-        .unwrap_or(0)
-}
-
 fn exit_line(run: &GuestRun, name: &str) -> String {
     run.outputs
         .get(&format!("{name}.txt"))
@@ -105,57 +97,67 @@ fn verify(run: &GuestRun, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
         }
         let exit = exit_line(run, name);
         c.check(&format!("{name}: exit 0"), exit == "exit 0", exit);
-        let Ok(doc) = json(run, name) else {
-            c.check(&format!("{name}: JSON summary"), false, "none".into());
-            continue;
-        };
-        let chosen = &doc["attach"]["chosen"];
-        let points: Vec<&str> = chosen[1]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        c.check(
-            &format!("{name}: attached {mode} via {point}"),
-            chosen[0] == mode && points.first() == Some(&point),
-            chosen.to_string(),
-        );
-        for ty in ["ksm", "anon", "file"] {
-            let n = per_type(&doc, ty);
-            c.check(
-                &format!("{name}: {ty} walks reported as {ty}"),
-                n > 0,
-                format!("{n} walks"),
-            );
-        }
-        let unknown = per_type(&doc, "unknown");
-        c.check(
-            &format!("{name}: no walk of unknown page type"),
-            unknown == 0,
-            format!("{unknown} walks"),
-        );
-        // Splitting a THP walks it under the anon_vma lock the splitter holds; migration
-        // walks take the lock themselves.
-        let thp = scenario(&doc, "anon", "thp");
-        let (thp_locked, thp_walks) = (sum(thp, "locked"), sum(thp, "count"));
-        c.check(
-            &format!("{name}: THP split walks have locked=true"),
-            thp_locked > 0 && thp_locked < thp_walks,
-            format!("{thp_locked} of {thp_walks} anon/thp walks locked"),
-        );
-        let unlocked: u64 = [("ksm", "split"), ("anon", "split"), ("file", "split")]
-            .iter()
-            .map(|(t, l)| sum(scenario(&doc, t, l), "locked"))
-            .sum();
-        c.check(
-            &format!("{name}: migration walks have locked=false"),
-            unlocked == 0,
-            format!("{unlocked} locked walks in the split scenarios"),
-        );
-        for k in ["ringbuf_drops", "unpaired"] {
-            let v = counter(&doc, k);
-            c.check(&format!("{name}: {k} zero"), v == 0, format!("{k} = {v}"));
+        match json(run, name) {
+            Ok(doc) => verify_run(name, mode, point, &doc, c),
+            Err(_) => c.check(&format!("{name}: JSON summary"), false, "none".into()),
         }
     }
+    verify_mremap(run, pages, c);
+    Ok(())
+}
+
+/// One benchmark run with forced attach options: the mode and point, page types, locked.
+fn verify_run(name: &str, mode: &str, point: &str, doc: &Value, c: &mut Checks) {
+    let chosen = &doc["attach"]["chosen"];
+    let points: Vec<&str> = chosen["points"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    c.check(
+        &format!("{name}: attached {mode} via {point}"),
+        chosen["mode"] == mode && points.first() == Some(&point),
+        chosen.to_string(),
+    );
+    for ty in ["ksm", "anon", "file"] {
+        let n = kernel_walks(doc, ty);
+        c.check(
+            &format!("{name}: {ty} walks reported as {ty}"),
+            n > 0,
+            format!("{n} walks"),
+        );
+    }
+    let unknown = kernel_walks(doc, "unknown");
+    c.check(
+        &format!("{name}: no walk of unknown page type"),
+        unknown == 0,
+        format!("{unknown} walks"),
+    );
+    // Splitting a THP walks it under the anon_vma lock the splitter holds; migration
+    // walks take the lock themselves.
+    let thp = scenario(doc, "anon", "thp");
+    let (thp_locked, thp_walks) = (sum(thp, "locked"), sum(thp, "count"));
+    c.check(
+        &format!("{name}: THP split walks have locked=true"),
+        thp_locked > 0 && thp_locked < thp_walks,
+        format!("{thp_locked} of {thp_walks} anon/thp walks locked"),
+    );
+    let unlocked: u64 = [("ksm", "split"), ("anon", "split"), ("file", "split")]
+        .iter()
+        .map(|(t, l)| sum(scenario(doc, t, l), "locked"))
+        .sum();
+    c.check(
+        &format!("{name}: migration walks have locked=false"),
+        unlocked == 0,
+        format!("{unlocked} locked walks in the split scenarios"),
+    );
+    for k in ["ringbuf_drops", "unpaired"] {
+        let v = counter(doc, k);
+        c.check(&format!("{name}: {k} zero"), v == 0, format!("{k} = {v}"));
+    }
+}
+
+/// `--mremap`: every KSM page moved, merged again at its new address and migrated.
+fn verify_mremap(run: &GuestRun, pages: u32, c: &mut Checks) {
     if let Some(t) = run.outputs.get("mremap.txt") {
         println!("--- guest output, mremap ---\n{}", t.trim_end());
     }
@@ -175,9 +177,8 @@ fn verify(run: &GuestRun, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
         moved == u64::from(pages) && merged > 0 && triggered == u64::from(pages),
         format!("mremapped {moved}, KSM merged {merged}, migrated {triggered} of {pages}"),
     );
-    let walks = per_type(&doc, "ksm");
+    let walks = kernel_walks(&doc, "ksm");
     c.check("mremap: ksm walks traced", walks > 0, format!("{walks} walks"));
-    Ok(())
 }
 
 pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {

@@ -1,8 +1,11 @@
-//! Rendering summaries: the text tables and the JSON document.
+//! Rendering results: durations, the text tables, the kernel counters line, JSON files.
+use std::path::Path;
+
+use anyhow::Context as _;
+use rmap_common::Counter;
 use serde::Serialize;
 
 use crate::{agg::Row, counters::KernelCounts};
-use rmap_common::Counter;
 
 /// Human duration: ns, µs, ms or s with 3 significant-ish digits.
 pub fn fmt_ns(ns: u64) -> String {
@@ -84,18 +87,10 @@ pub fn counters_line(k: &KernelCounts) -> String {
     s
 }
 
-/// The `--json` document.
-#[derive(Serialize)]
-pub struct JsonSummary<'a> {
-    pub kernel: String,
-    pub attach: &'a crate::attach::plan::Outcome,
-    pub offcpu_unavailable: Option<&'a str>,
-    pub duration_s: f64,
-    pub types: Vec<Row>,
-    pub purposes: Vec<Row>,
-    pub processes: Vec<Row>,
-    pub kernel_counts: &'a KernelCounts,
-    pub decode_errors: u64,
+/// Writes `doc` as pretty JSON to `path`.
+pub fn write_json(path: &Path, doc: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(doc).context("encoding the JSON document")?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,132 @@
+//! `rmap-trace --attach-only`: the walks of the whole host (or of --pid/--comm), a table every
+//! interval, slow-walk lines, Prometheus metrics, and a summary at the end.
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    agg::{Aggregator, Row},
+    cli::{LiveArgs, TraceArgs, Types},
+    export::prometheus::{self, Metrics},
+    render,
+    session::Session,
+    trace_loop::{
+        self, Woke,
+        signals::Stop,
+        sink::Sink,
+        summary::{self, RunJson},
+    },
+};
+
+/// The `--json` document of `--attach-only` (README, "JSON output").
+#[derive(Serialize)]
+pub struct LiveJson<'a> {
+    #[serde(flatten)]
+    pub run: RunJson<'a>,
+    /// Walks per page type.
+    pub types: Vec<Row>,
+    /// Walks per page type and purpose.
+    pub purposes: Vec<Row>,
+    /// Walks per process (`comm/tgid`).
+    pub processes: Vec<Row>,
+}
+
+pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
+    let mut stop = Stop::new()?;
+    let sink = Sink::create(trace)?;
+    let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
+    let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
+    let metrics = serve_metrics(live, &session).await?;
+    let mut sink = sink
+        .with_metrics(metrics)
+        .with_slow_walks(live.threshold_ms);
+    let started = Instant::now();
+    watch(live, &mut session, &mut sink, &mut stop, started).await?;
+    trace_loop::drain(&mut session, &mut sink);
+    let total = sink.finish(trace.plot.as_deref())?;
+    let counts = session.counts()?;
+    print_summary(&session, &total, &counts, started.elapsed());
+    if let Some(path) = &trace.json {
+        let doc = LiveJson {
+            run: RunJson::new(&session, &counts, started.elapsed()),
+            types: total.type_rows(),
+            purposes: total.purpose_rows(),
+            processes: total.process_rows(usize::MAX),
+        };
+        render::write_json(path, &doc)?;
+    }
+    Ok(())
+}
+
+/// `--prometheus`: serves the metrics, labelled with the attach mode.
+async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Option<Arc<Mutex<Metrics>>>> {
+    let Some(addr) = live.prometheus else {
+        return Ok(None);
+    };
+    let mode = summary::attach_name(&session.attached.outcome);
+    let kernel = crate::kernel::host::kernel_release();
+    let metrics = Arc::new(Mutex::new(Metrics::new(mode, &kernel)));
+    let bound = prometheus::serve(addr, metrics.clone()).await?;
+    println!("prometheus: serving http://{bound}/metrics");
+    Ok(Some(metrics))
+}
+
+/// Prints a table every interval until --duration, SIGINT or SIGTERM.
+async fn watch(
+    live: &LiveArgs,
+    session: &mut Session,
+    sink: &mut Sink,
+    stop: &mut Stop,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(live.interval));
+    tick.tick().await;
+    let mut deadline = std::pin::pin!(sleep_for(live.duration));
+    loop {
+        match trace_loop::run_until(Some(session), sink, stop, &mut deadline, Some(&mut tick)).await? {
+            Woke::Tick => {
+                sink.publish(&session.counts()?)?;
+                print_interval(&sink.end_interval(), started.elapsed());
+            }
+            Woke::Done(()) | Woke::Signal => return Ok(()),
+        }
+    }
+}
+
+async fn sleep_for(secs: Option<f64>) {
+    match secs {
+        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn print_interval(agg: &Aggregator, elapsed: Duration) {
+    if agg.is_empty() {
+        println!("[{:>7.1}s] no walks", elapsed.as_secs_f64());
+    } else {
+        print!(
+            "[{:>7.1}s]\n{}",
+            elapsed.as_secs_f64(),
+            render::table("type", &agg.type_rows(), true)
+        );
+    }
+}
+
+fn print_summary(session: &Session, total: &Aggregator, counts: &crate::counters::KernelCounts, elapsed: Duration) {
+    println!(
+        "=== summary: {:.1}s, kernel {} ===",
+        elapsed.as_secs_f64(),
+        crate::kernel::host::kernel_release()
+    );
+    if total.is_empty() {
+        println!("no walk events received");
+    } else {
+        print!("{}", render::table("type", &total.type_rows(), true));
+        print!("{}", render::table("type/purpose", &total.purpose_rows(), true));
+        print!("{}", render::table("process", &total.process_rows(10), true));
+    }
+    summary::footer(session, counts);
+}

@@ -1,0 +1,28 @@
+//! The commands, side by side: none uses another; what they share is below them
+//! (`trace_loop`, `session`, `workload`, `export`, `render`).
+pub mod bench;
+pub mod compare;
+pub mod completions;
+pub mod live;
+pub mod manpage;
+pub mod plot;
+pub mod probe;
+pub mod report;
+pub mod workload;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the command of the command line (the benchmark without one).
+pub async fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Some(Command::Probe { json }) => probe::run(json.as_deref()),
+        Some(Command::Report { files }) => report::run(files),
+        Some(Command::Compare { a, b }) => compare::run(a, b),
+        Some(Command::Plot { files, output }) => plot::run(files, output),
+        Some(Command::Workload { types, bench }) => workload::run(types, bench).await,
+        Some(Command::Completions { shell }) => completions::run(*shell),
+        Some(Command::Manpage) => manpage::run(),
+        None if cli.attach_only => live::run(&cli.types, &cli.trace, &cli.live).await,
+        None => bench::run(&cli.types, &cli.trace, &cli.bench).await,
+    }
+}

@@ -1,0 +1,35 @@
+//! `rmap-trace workload`: the benchmark's scenarios without tracing, for a tracer started
+//! from another shell with `--attach-only`.
+use crate::{
+    cli::{BenchArgs, Types},
+    trace_loop::{self, signals::Stop, sink::Sink},
+    workload::{Ran, plan},
+};
+
+pub async fn run(types: &Types, b: &BenchArgs) -> anyhow::Result<()> {
+    let mut stop = Stop::new()?;
+    let (trigger, caps) = plan::preflight(&types.types, b)?;
+    let specs = plan::specs(&types.types, b, trigger);
+    let _swap = plan::swap_for(trigger, &caps, b, &specs)?;
+    for spec in specs {
+        let ran = trace_loop::scenario(spec, None, &mut Sink::default(), &mut stop).await?;
+        println!("{}", line(&ran));
+    }
+    Ok(())
+}
+
+/// What one scenario did, in one line (the guest suites read it).
+fn line(ran: &Ran) -> String {
+    let moved = if ran.mremapped > 0 {
+        format!(
+            " after mremap of {} pages (KSM merged: {})",
+            ran.mremapped, ran.ksm_merged
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "workload: {} {} vmas {} mappings/page {} triggered {} by {}{moved}",
+        ran.page_type, ran.layout, ran.vmas, ran.mappings_per_page, ran.pages_triggered, ran.trigger
+    )
+}

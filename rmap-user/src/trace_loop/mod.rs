@@ -1,0 +1,104 @@
+//! What the tracing commands share, below them: the kernel-side filters of a run, the sink
+//! every walk goes to (aggregators, CSV, interval log, Prometheus, slow-walk lines), the loop
+//! that drains the ring buffer into it until the command's work ends, a tick or a signal, and
+//! the end-of-run summary.
+pub mod signals;
+pub mod sink;
+pub mod slow;
+pub mod summary;
+
+use std::future::Future;
+
+use anyhow::Context as _;
+
+use self::{signals::Stop, sink::Sink};
+use crate::{
+    attach::load::Filters,
+    cli::{TraceArgs, Types},
+    session::Session,
+    workload::{self, Ran, Spec, cancel},
+};
+
+/// The in-kernel filters of a run: only `tgid` (0: every process) and the options of `trace`.
+pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32) -> Filters {
+    Filters {
+        tgid,
+        comm: trace.comm.clone(),
+        type_mask: types.mask(),
+        min_duration_ns: trace.min_duration_us * 1000,
+    }
+}
+
+/// What ended a wait of [`run_until`].
+pub enum Woke<T> {
+    /// The work finished with this output.
+    Done(T),
+    /// The tick fired.
+    Tick,
+    /// SIGINT or SIGTERM arrived.
+    Signal,
+}
+
+/// Drains the ring buffer of `session` (when tracing) into `sink` until `work` finishes,
+/// `tick` fires or a signal arrives; what the ring buffer still holds when `work` finishes
+/// is drained too, so that the last walks of the work are counted.
+pub async fn run_until<F: Future + Unpin>(
+    mut session: Option<&mut Session>,
+    sink: &mut Sink,
+    stop: &mut Stop,
+    work: &mut F,
+    mut tick: Option<&mut tokio::time::Interval>,
+) -> anyhow::Result<Woke<F::Output>> {
+    loop {
+        tokio::select! {
+            r = batch(session.as_deref_mut(), sink) => r?,
+            out = &mut *work => {
+                if let Some(s) = session {
+                    drain(s, sink);
+                }
+                return Ok(Woke::Done(out));
+            }
+            _ = ticked(tick.as_deref_mut()) => return Ok(Woke::Tick),
+            () = stop.recv() => return Ok(Woke::Signal),
+        }
+    }
+}
+
+/// Hands every walk now in the ring buffer to the sink.
+pub fn drain(session: &mut Session, sink: &mut Sink) {
+    session.drain(|ev, purpose, process| sink.record(ev, purpose, process));
+}
+
+/// Runs one scenario in a blocking task while its walks are traced; SIGINT/SIGTERM cancel it
+/// (the workload's guards then undo its changes) and it ends with the `interrupted` error.
+pub async fn scenario(
+    spec: Spec,
+    mut session: Option<&mut Session>,
+    sink: &mut Sink,
+    stop: &mut Stop,
+) -> anyhow::Result<Ran> {
+    let mut task = tokio::task::spawn_blocking(move || workload::run(&spec));
+    loop {
+        match run_until(session.as_deref_mut(), sink, stop, &mut task, None).await? {
+            Woke::Done(ran) => return ran.context("the workload task failed")?,
+            Woke::Signal => cancel::request(),
+            Woke::Tick => {}
+        }
+    }
+}
+
+async fn batch(session: Option<&mut Session>, sink: &mut Sink) -> anyhow::Result<()> {
+    match session {
+        Some(s) => s.next_batch(|ev, purpose, process| sink.record(ev, purpose, process)).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn ticked(tick: Option<&mut tokio::time::Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

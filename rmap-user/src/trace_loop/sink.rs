@@ -1,0 +1,109 @@
+//! Where every walk of a run goes: the run's aggregate, the current interval's, and the
+//! outputs asked for (CSV, interval log, Prometheus, slow-walk lines).
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
+
+use anyhow::anyhow;
+use rmap_common::WalkEvent;
+
+use super::slow::SlowWalks;
+use crate::{
+    agg::Aggregator,
+    cli::TraceArgs,
+    counters::KernelCounts,
+    export::{csv::CsvWriter, hlog::HlogWriter, plot, prometheus::Metrics},
+};
+
+#[derive(Default)]
+pub struct Sink {
+    /// Every walk of the run.
+    pub total: Aggregator,
+    interval: Aggregator,
+    interval_from: Option<SystemTime>,
+    csv: Option<CsvWriter>,
+    hlog: Option<HlogWriter>,
+    metrics: Option<Arc<Mutex<Metrics>>>,
+    slow: Option<SlowWalks>,
+}
+
+impl Sink {
+    /// Creates the output files of `trace` now, so that a bad path is an error before anything
+    /// is attached.
+    pub fn create(trace: &TraceArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            hlog: trace.hlog.as_deref().map(HlogWriter::create).transpose()?,
+            csv: trace.csv.as_deref().map(CsvWriter::create).transpose()?,
+            interval_from: Some(SystemTime::now()),
+            ..Self::default()
+        })
+    }
+
+    /// Also feeds the Prometheus metrics.
+    pub fn with_metrics(mut self, metrics: Option<Arc<Mutex<Metrics>>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Also prints the walks slower than `threshold_ms`.
+    pub fn with_slow_walks(mut self, threshold_ms: Option<f64>) -> Self {
+        self.slow = threshold_ms.map(SlowWalks::new);
+        self
+    }
+
+    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+        self.total.record(ev, purpose, process);
+        self.interval.record(ev, purpose, process);
+        if let Some(c) = self.csv.as_mut() {
+            c.write(ev, purpose, process);
+        }
+        if let Some(m) = &self.metrics {
+            match m.lock() {
+                Ok(m) => m.observe(ev, purpose),
+                Err(_) => log::warn!("metrics lock poisoned"),
+            }
+        }
+        if let Some(s) = &self.slow {
+            s.record(ev, purpose);
+        }
+    }
+
+    /// Ends the current interval: queued to the interval log and returned.
+    pub fn end_interval(&mut self) -> Aggregator {
+        let now = SystemTime::now();
+        let from = self.interval_from.replace(now).unwrap_or(now);
+        let interval = std::mem::take(&mut self.interval);
+        if let Some(h) = self.hlog.as_mut() {
+            h.interval(from, now, &interval.types);
+        }
+        interval
+    }
+
+    /// The kernel's counters, to the Prometheus metrics.
+    pub fn publish(&self, counts: &KernelCounts) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.lock()
+                .map_err(|_| anyhow!("metrics lock poisoned"))?
+                .update(counts);
+        }
+        Ok(())
+    }
+
+    /// Ends the last interval, closes the files (reporting a write error) and plots the run
+    /// to `svg`; returns the run's aggregate.
+    pub fn finish(mut self, svg: Option<&Path>) -> anyhow::Result<Aggregator> {
+        self.end_interval();
+        if let Some(h) = self.hlog.take() {
+            h.finish()?;
+        }
+        if let Some(c) = self.csv.take() {
+            c.finish()?;
+        }
+        if let Some(svg) = svg {
+            plot::plot_types(&self.total.types, svg)?;
+        }
+        Ok(self.total)
+    }
+}

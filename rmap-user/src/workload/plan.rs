@@ -1,0 +1,64 @@
+//! The scenarios of a run, from the command line: which page types and layouts, the trigger
+//! (chosen before anything on the host is changed) and the temporary swap it may need.
+use std::time::Duration;
+
+use anyhow::anyhow;
+use rmap_common::PageType;
+
+use super::{
+    Layout, Spec,
+    swap::ZramSwap,
+    trigger::{self, HostCaps, Trigger},
+};
+use crate::cli::BenchArgs;
+
+/// The scenarios to run, in order: KSM split; anon and file in each asked layout.
+pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
+    let mut out = Vec::new();
+    for &ty in types {
+        let layouts: Vec<Layout> = match ty {
+            PageType::Ksm => vec![Layout::Split],
+            // A transparent huge page is anonymous: files here are on tmpfs without huge=.
+            PageType::File => b.layouts.iter().copied().filter(|&l| l != Layout::Thp).collect(),
+            _ => b.layouts.clone(),
+        };
+        for layout in layouts {
+            out.push(Spec {
+                ty,
+                layout,
+                pages: b.pages as usize,
+                sharers: b.sharers as usize,
+                max_page_sharing: b.max_page_sharing,
+                merge_timeout: Duration::from_secs_f64(b.merge_timeout),
+                trigger,
+                mremap: b.mremap,
+            });
+        }
+    }
+    out
+}
+
+/// Checks made before anything on the host is changed.
+pub fn preflight(types: &[PageType], b: &BenchArgs) -> anyhow::Result<(Trigger, HostCaps)> {
+    let caps = HostCaps::read();
+    let trigger = trigger::choose(b.trigger, &caps, b.setup_swap).map_err(|e| anyhow!(e))?;
+    if types.contains(&PageType::Ksm) && !std::path::Path::new("/sys/kernel/mm/ksm/run").exists() {
+        anyhow::bail!("this kernel has no KSM (/sys/kernel/mm/ksm); drop ksm from --types");
+    }
+    Ok((trigger, caps))
+}
+
+/// The temporary zram swap of `--trigger reclaim --setup-swap` on a host without swap, sized
+/// for the largest scenario; removed when dropped.
+pub fn swap_for(
+    trigger: Trigger,
+    caps: &HostCaps,
+    b: &BenchArgs,
+    specs: &[Spec],
+) -> anyhow::Result<Option<ZramSwap>> {
+    if trigger != Trigger::Reclaim || caps.swap || !b.setup_swap {
+        return Ok(None);
+    }
+    let biggest = specs.iter().map(|s| s.pages as u64).max().unwrap_or(1) * 4096;
+    Ok(Some(ZramSwap::create((biggest * 2).max(256 << 20))?))
+}

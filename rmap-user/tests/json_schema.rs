@@ -1,0 +1,238 @@
+//! The `--json` documents against the README's table (section "JSON output"), both ways: every
+//! field the writers produce is documented with its type, and every documented field is
+//! produced. The documents are made by the commands' own types from a real aggregator, real
+//! kernel counter sums and a real attach outcome, then serialized as `--json` writes them.
+use std::{collections::BTreeMap, time::Duration};
+
+use rmap_common::{COUNTERS, FLAG_OFFCPU_VALID, LOG2_BUCKETS, PAGE_TYPES, PageType, WalkEvent};
+use rmap_user::{
+    agg::Aggregator,
+    attach::plan::{Chosen, Mode, Outcome, Skipped},
+    cmd::{
+        bench::{BenchJson, ScenarioResult},
+        live::LiveJson,
+    },
+    counters::KernelCounts,
+    trace_loop::summary::RunJson,
+    workload::Ran,
+};
+use serde_json::Value;
+
+/// A documented field: its type and which documents have it.
+struct Field {
+    ty: String,
+    runs: String,
+}
+
+/// The README's table: path → field, and the row arrays of "Every row (...)".
+fn documented() -> (BTreeMap<String, Field>, Vec<String>) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("### JSON output")
+        .nth(1)
+        .expect("README has a JSON output section");
+    let section = section.split("\n### ").next().unwrap_or(section);
+    let mut fields = BTreeMap::new();
+    let mut rows = Vec::new();
+    for line in section.lines() {
+        let names = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|n| n.trim_end_matches("[]").to_string())
+                .collect()
+        };
+        if line.starts_with("Every row (") {
+            rows = names(line.split(')').next().unwrap_or(""));
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 5 || !cells[1].starts_with('`') {
+            continue;
+        }
+        for name in cells[1].split(", ") {
+            let name = name.trim_matches('`').to_string();
+            fields.insert(
+                name,
+                Field {
+                    ty: cells[2].to_string(),
+                    runs: cells[3].to_string(),
+                },
+            );
+        }
+    }
+    (fields, rows)
+}
+
+/// The fields a document of `run` (`bench` or `live`) must have, with their types.
+fn expected(run: &str) -> BTreeMap<String, String> {
+    let (fields, rows) = documented();
+    let mut out: BTreeMap<String, String> = fields
+        .iter()
+        .filter(|(_, f)| f.runs == "both" || f.runs == run)
+        .map(|(p, f)| (p.clone(), f.ty.clone()))
+        .collect();
+    let row_arrays: Vec<&String> = rows.iter().filter(|r| out.contains_key(*r)).collect();
+    for prefix in row_arrays {
+        for (suffix, f) in fields.iter().filter(|(_, f)| f.runs == "row") {
+            out.insert(format!("{prefix}{suffix}"), f.ty.clone());
+        }
+    }
+    out
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every path of `v` with the kinds of value seen there (`[]` for array elements; an element
+/// that is an object is described by its fields alone).
+fn flatten(v: &Value, path: &str, out: &mut BTreeMap<String, Vec<&'static str>>) {
+    let object_element = path.ends_with("[]") && v.is_object();
+    if !path.is_empty() && !object_element {
+        out.entry(path.to_string()).or_default().push(kind(v));
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                flatten(v, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for v in a {
+                flatten(v, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check(run: &str, doc: &Value) {
+    let want = expected(run);
+    let mut have = BTreeMap::new();
+    flatten(doc, "", &mut have);
+    for (path, kinds) in &have {
+        let ty = want
+            .get(path)
+            .unwrap_or_else(|| panic!("{run}: `{path}` is not in the README's JSON table"));
+        for k in kinds {
+            let ok = ty == k || ty.strip_suffix(" or null").is_some_and(|t| t == *k || *k == "null");
+            assert!(ok, "{run}: `{path}` is {k}, the README says {ty}");
+        }
+    }
+    for path in want.keys() {
+        assert!(have.contains_key(path), "{run}: the README's `{path}` is not written");
+    }
+}
+
+fn walk(ty: PageType, ns: u64, locked: u32) -> WalkEvent {
+    WalkEvent {
+        page_type: ty as u32,
+        duration_ns: ns,
+        offcpu_ns: ns / 4,
+        flags: FLAG_OFFCPU_VALID,
+        locked,
+        pid: 42,
+        ..Default::default()
+    }
+}
+
+fn aggregator() -> Aggregator {
+    let mut agg = Aggregator::default();
+    for i in 1..=50 {
+        agg.record(&walk(PageType::Ksm, i * 1_000_000, 0), "migrate", "rmap-trace/42");
+        agg.record(&walk(PageType::Anon, i * 1_000, i as u32 % 2), "referenced", "kswapd0/7");
+    }
+    agg
+}
+
+fn counts() -> KernelCounts {
+    let counters: Vec<u64> = (0..COUNTERS as u64).collect();
+    let hist: Vec<u64> = (0..(PAGE_TYPES * LOG2_BUCKETS) as u64).map(|i| i % 3).collect();
+    KernelCounts::from_sums(&counters, &hist)
+}
+
+fn outcome() -> Outcome {
+    Outcome {
+        chosen: Some(Chosen {
+            mode: Mode::Kprobe,
+            points: vec!["kprobe:rmap_walk_ksm".into()],
+        }),
+        skipped: vec![Skipped {
+            mode: "fentry",
+            reason: "BPF_PROG_LOAD: EPERM".into(),
+        }],
+        not_tried: vec!["tracepoint"],
+    }
+}
+
+fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
+    RunJson {
+        kernel: "6.1.0-test".into(),
+        attach: outcome,
+        offcpu_unavailable: None,
+        duration_s: Duration::from_millis(2500).as_secs_f64(),
+        kernel_counts: counts,
+        decode_errors: 0,
+    }
+}
+
+#[test]
+fn live_document_matches_the_readme() {
+    let (outcome, counts, agg) = (outcome(), counts(), aggregator());
+    let doc = LiveJson {
+        run: run_json(&outcome, &counts),
+        types: agg.type_rows(),
+        purposes: agg.purpose_rows(),
+        processes: agg.process_rows(usize::MAX),
+    };
+    check("live", &serde_json::to_value(&doc).unwrap());
+}
+
+#[test]
+fn bench_document_matches_the_readme() {
+    let (outcome, counts, agg) = (outcome(), counts(), aggregator());
+    let scenarios = [ScenarioResult {
+        scenario: Ran {
+            page_type: "ksm",
+            layout: "split",
+            vmas: 2000,
+            mappings_per_page: 256,
+            pages_triggered: 2000,
+            trigger: "move-pages",
+            target_node: Some(1),
+            mremapped: 0,
+            ksm_merged: 2000,
+        },
+        rows: agg.type_rows(),
+        purposes: agg.purpose_rows(),
+    }];
+    let doc = BenchJson {
+        run: run_json(&outcome, &counts),
+        trigger: "move-pages",
+        scenarios: &scenarios,
+    };
+    check("bench", &serde_json::to_value(&doc).unwrap());
+}
+
+/// The names the guest suites read are the ones documented.
+#[test]
+fn named_fields_not_tuples() {
+    let (outcome, counts) = (outcome(), counts());
+    let v = serde_json::to_value(run_json(&outcome, &counts)).unwrap();
+    assert_eq!(v["attach"]["chosen"]["mode"], "kprobe");
+    assert_eq!(v["attach"]["skipped"][0]["reason"], "BPF_PROG_LOAD: EPERM");
+    assert_eq!(v["kernel_counts"]["counters"]["unpaired"], 3);
+    assert_eq!(v["kernel_counts"]["per_type"][0]["type"], "ksm");
+    let ksm: u64 = (0..LOG2_BUCKETS as u64).map(|i| i % 3).sum();
+    assert_eq!(v["kernel_counts"]["per_type"][0]["walks"], ksm);
+}
