@@ -4,7 +4,7 @@ use anyhow::Context as _;
 
 /// Builds the eBPF object (rmap-ebpf) with aya-build, which adds the BTF link flags itself,
 /// using the toolchain pinned in `ebpf-toolchain.toml` (never whatever `nightly` is today).
-/// With AYA_BUILD_SKIP=1 (e.g. `cargo check` where bpf-linker is absent) an empty stub object is
+/// With `AYA_BUILD_SKIP=1` (e.g. `cargo check` where bpf-linker is absent) an empty stub object is
 /// written instead, and loading it at run time fails with a clear error.
 fn main() -> anyhow::Result<()> {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);

@@ -8,7 +8,7 @@ use rmap_common::PageType;
 
 use crate::attach::plan::{AttachChoice, TpFlavor};
 
-/// Reverse-mapping walk latency (rmap_walk) per folio, through eBPF. Without a command it runs
+/// Reverse-mapping walk latency (`rmap_walk`) per folio, through eBPF. Without a command it runs
 /// the benchmark: KSM, anon and file pages behind many VMAs, walked by a trigger, measured in
 /// the kernel for this process only.
 #[derive(Debug, Parser)]
@@ -59,7 +59,7 @@ pub struct TraceArgs {
     /// Attach mode; auto tries tracepoint, tracepoint-v4, fentry, kprobe in that order.
     #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
     pub attach_mode: AttachChoice,
-    /// For the tracepoint modes: raw_tp, the classic tracepoint, or auto (raw_tp, else classic).
+    /// For the tracepoint modes: `raw_tp`, the classic tracepoint, or auto (`raw_tp`, else classic).
     #[arg(long, value_enum, default_value_t = TpFlavor::Auto)]
     pub tracepoint_flavor: TpFlavor,
     /// Only walks by tasks with this command name (filtered in the kernel; at most 15 bytes).
@@ -100,7 +100,7 @@ pub struct LiveArgs {
     /// Print one line per walk slower than this many milliseconds.
     #[arg(long)]
     pub threshold_ms: Option<f64>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone binds 127.0.0.1:PORT).
+    /// Serve Prometheus metrics at <http://ADDR/metrics> (PORT alone binds 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
 }
@@ -117,10 +117,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "split,sharers")]
     pub layouts: Vec<crate::workload::Layout>,
     /// Children sharing the page in the sharers layout (default: as many mappings as one KSM
-    /// page gets with KSM's default max_page_sharing).
+    /// page gets with KSM's default `max_page_sharing`).
     #[arg(long, default_value_t = 255, value_parser = clap::value_parser!(u64).range(1..=32_768))]
     pub sharers: u64,
-    /// Mappings per KSM page (KSM's max_page_sharing; default: leave it as it is, 256 unless
+    /// Mappings per KSM page (KSM's `max_page_sharing`; default: leave it as it is, 256 unless
     /// changed). One KSM page for the whole region makes each walk quadratic in VMAs.
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     pub max_page_sharing: Option<u64>,
@@ -172,7 +172,7 @@ pub enum Command {
         output: PathBuf,
     },
     /// Run only the workload (no tracing): a region split into one VMA per page, migrated to
-    /// another NUMA node with move_pages. Trace it from another shell with --attach-only.
+    /// another NUMA node with `move_pages`. Trace it from another shell with --attach-only.
     Workload {
         #[command(flatten)]
         types: Types,

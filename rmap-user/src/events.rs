@@ -67,8 +67,8 @@ pub(crate) mod tests {
         let ev = event(PageType::Ksm, 532_041_586, 0xffffffff81234567);
         // SAFETY: reading the bytes of a POD value.
         let raw =
-            unsafe { std::slice::from_raw_parts((&ev as *const WalkEvent).cast::<u8>(), WALK_EVENT_SIZE) };
-        let mut buf = vec![0u8; WALK_EVENT_SIZE + 1];
+            unsafe { std::slice::from_raw_parts((&raw const ev).cast::<u8>(), WALK_EVENT_SIZE) };
+        let mut buf = [0u8; WALK_EVENT_SIZE + 1];
         buf[1..].copy_from_slice(raw);
         let got = decode(&buf[1..]).unwrap();
         assert_eq!(got, ev);

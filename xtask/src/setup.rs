@@ -145,7 +145,7 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
         eprintln!("xtask: installing {}", missing.join(" "));
         let fresh_lists = Path::new("/var/lib/apt/lists")
             .read_dir()
-            .map_or(0, |d| d.count())
+            .map_or(0, std::iter::Iterator::count)
             > 2;
         if !fresh_lists
             || !status(

@@ -144,7 +144,7 @@ pub fn attach(
                 outcome.chosen = Some(Chosen {
                     mode: spec.mode,
                     points,
-                })
+                });
             }
             Err(reason) => outcome.skipped.push(Skipped {
                 mode: spec.name,
@@ -216,11 +216,10 @@ fn try_mode(
 /// Unloads programs (detaching their links) after a mode failed half-way.
 fn unload_all(ebpf: &mut Ebpf, names: &[String]) {
     for name in names {
-        if let Some(prog) = ebpf.program_mut(name) {
-            if let Err(e) = unload(prog) {
+        if let Some(prog) = ebpf.program_mut(name)
+            && let Err(e) = unload(prog) {
                 log::debug!("unloading {name}: {e}");
             }
-        }
     }
 }
 
@@ -257,7 +256,7 @@ fn all_or_nothing(
     steps(ebpf, &mut touched).inspect_err(|_| unload_all(ebpf, &touched))
 }
 
-/// The rmap tracepoints: raw_tp first (arguments directly), else the classic tracepoint, or
+/// The rmap tracepoints: `raw_tp` first (arguments directly), else the classic tracepoint, or
 /// only one of them (`--tracepoint-flavor`).
 fn tracepoints(
     ebpf: &mut Ebpf,
@@ -379,7 +378,7 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
     })
 }
 
-/// sched:sched_switch for off-CPU accounting; optional.
+/// `sched:sched_switch` for off-CPU accounting; optional.
 fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     if facts.sched_next_pid.is_none() {
         return Err("no sched/sched_switch format in tracefs".into());

@@ -9,7 +9,7 @@ pub enum AttachChoice {
     Auto,
     /// The rmap tracepoints (v5–v7 pair, then v4).
     Tracepoint,
-    /// The v4 rmap tracepoint only (one event per walk with duration_ns).
+    /// The v4 rmap tracepoint only (one event per walk with `duration_ns`).
     #[value(name = "tracepoint-v4")]
     TracepointV4,
     /// fentry/fexit on the walker functions.
@@ -87,10 +87,10 @@ pub fn modes(choice: AttachChoice) -> impl Iterator<Item = &'static ModeSpec> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TpFlavor {
-    /// raw_tp (the arguments themselves, cheapest), else the classic tracepoint.
+    /// `raw_tp` (the arguments themselves, cheapest), else the classic tracepoint.
     #[default]
     Auto,
-    /// raw_tp only.
+    /// `raw_tp` only.
     Raw,
     /// The classic tracepoint only (record fields at offsets from the event's format file).
     Classic,

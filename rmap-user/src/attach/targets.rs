@@ -87,7 +87,7 @@ mod tests {
             names
                 .iter()
                 .find(|n| n.split('.').next() == Some(f))
-                .map(|n| n.to_string())
+                .map(std::string::ToString::to_string)
         }
     }
 

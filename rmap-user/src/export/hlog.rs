@@ -23,7 +23,7 @@ use rmap_common::PageType;
 
 use crate::agg::Stats;
 
-/// One interval: its start relative to the log's StartTime, its length, a histogram per tag.
+/// One interval: its start relative to the log's `StartTime`, its length, a histogram per tag.
 struct Interval {
     start: Duration,
     length: Duration,
@@ -87,7 +87,7 @@ impl HlogWriter {
     pub fn interval(&mut self, from: SystemTime, to: SystemTime, types: &BTreeMap<PageType, Stats>) {
         let hists: Vec<_> = types
             .iter()
-            .filter(|(_, s)| s.hist.len() > 0)
+            .filter(|(_, s)| !s.hist.is_empty())
             .map(|(t, s)| (t.name(), s.hist.clone()))
             .collect();
         if hists.is_empty() {
@@ -95,11 +95,10 @@ impl HlogWriter {
         }
         let start = from.duration_since(self.started).unwrap_or_default();
         let length = to.duration_since(from).unwrap_or_default();
-        if let Some(tx) = &self.tx {
-            if tx.send(Interval { start, length, hists }).is_err() {
+        if let Some(tx) = &self.tx
+            && tx.send(Interval { start, length, hists }).is_err() {
                 log::warn!("the hlog writer for {} stopped early", self.path.display());
             }
-        }
     }
 
     /// Writes what is queued and closes the file; reports a write error.

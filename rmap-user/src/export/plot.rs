@@ -43,7 +43,7 @@ fn tick_label(x: f64) -> String {
 }
 
 pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<()> {
-    let nonempty: Vec<&Series> = series.iter().filter(|s| s.hist.len() > 0).collect();
+    let nonempty: Vec<&Series> = series.iter().filter(|s| !s.hist.is_empty()).collect();
     if nonempty.is_empty() {
         anyhow::bail!("nothing to plot: no walks in the inputs");
     }

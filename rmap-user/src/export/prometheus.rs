@@ -1,5 +1,5 @@
 //! `--prometheus ADDR` (with --attach-only): `/metrics` in the OpenMetrics text format, encoded
-//! by prometheus-client. Labels are page_type and purpose only: both come from small fixed
+//! by prometheus-client. Labels are `page_type` and purpose only: both come from small fixed
 //! sets, so the series count stays bounded however many processes and folios walk.
 use std::{
     net::SocketAddr,

@@ -32,7 +32,7 @@ pub struct KernelBtf {
 /// Offsets the eBPF programs need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Offsets {
-    /// `struct folio` → `mapping` (include/linux/mm_types.h).
+    /// `struct folio` → `mapping` (`include/linux/mm_types.h`).
     pub folio_mapping: u32,
     /// `struct rmap_walk_control` → `rmap_one` (include/linux/rmap.h).
     pub rwc_rmap_one: u32,
@@ -87,11 +87,10 @@ impl KernelBtf {
                     let Some(inner) = ty.as_btf_type() else { break };
                     ty = self.btf.resolve_chained_type(inner)?;
                 }
-                if let Type::Struct(inner) | Type::Union(inner) = ty {
-                    if let Some(off) = self.find_member(&inner, member, bits)? {
+                if let Type::Struct(inner) | Type::Union(inner) = ty
+                    && let Some(off) = self.find_member(&inner, member, bits)? {
                         return Ok(Some(off));
                     }
-                }
             }
         }
         Ok(None)
@@ -107,7 +106,7 @@ impl KernelBtf {
     }
 
     /// Whether a typedef of this name exists: every tracepoint has `btf_trace_<name>`, which is
-    /// what raw_tp programs are checked against.
+    /// what `raw_tp` programs are checked against.
     pub fn has_typedef(&self, name: &str) -> bool {
         self.btf
             .resolve_types_by_name(name)

@@ -10,7 +10,7 @@ pub struct HostInfo {
     pub kernel: String,
     pub btf: bool,
     pub tracefs: Option<String>,
-    /// KSM sysfs knobs and counters, `None` without CONFIG_KSM.
+    /// KSM sysfs knobs and counters, `None` without `CONFIG_KSM`.
     pub ksm: Option<Vec<(String, String)>>,
     pub numa_nodes: Vec<u32>,
     /// Swap devices from /proc/swaps.

@@ -7,7 +7,7 @@ pub enum KallsymsError {
     /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    /// All addresses are zero: kptr_restrict hides them (run as root or set kernel.kptr_restrict=0).
+    /// All addresses are zero: `kptr_restrict` hides them (run as root or set `kernel.kptr_restrict=0`).
     #[error("{0} shows no addresses (kernel.kptr_restrict hides them; run as root)")]
     Hidden(String),
 }

@@ -125,7 +125,7 @@ impl Tracefs {
     }
 }
 
-/// Kprobe support: the kprobe PMU (what perf_event_open kprobes use) or tracefs `kprobe_events`.
+/// Kprobe support: the kprobe PMU (what `perf_event_open` kprobes use) or tracefs `kprobe_events`.
 pub fn has_kprobes(tracefs: Option<&Tracefs>) -> bool {
     Path::new("/sys/bus/event_source/devices/kprobe").exists()
         || tracefs.is_some_and(|t| t.root.join("kprobe_events").exists())
@@ -206,8 +206,8 @@ mod tests {
     use super::*;
 
     /// The format file the kernel generates for the series' `rmap_walk_template` class
-    /// (TP_STRUCT__entry: unsigned long folio_addr, unsigned long rwc_addr,
-    /// __string(page_type), bool locked).
+    /// (`TP_STRUCT__entry`: unsigned long `folio_addr`, unsigned long `rwc_addr`,
+    /// __`string(page_type)`, bool locked).
     const PAIR_FORMAT: &str = "name: rmap_walk_start
 ID: 1234
 format:

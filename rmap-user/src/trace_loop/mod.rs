@@ -58,7 +58,7 @@ pub async fn run_until<F: Future + Unpin>(
                 }
                 return Ok(Woke::Done(out));
             }
-            _ = ticked(tick.as_deref_mut()) => return Ok(Woke::Tick),
+            () = ticked(tick.as_deref_mut()) => return Ok(Woke::Tick),
             () = stop.recv() => return Ok(Woke::Signal),
         }
     }

@@ -26,7 +26,7 @@ impl SlowWalks {
     }
 }
 
-/// Converts `bpf_ktime_get_ns` (CLOCK_MONOTONIC) to wall-clock time of day.
+/// Converts `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) to wall-clock time of day.
 struct Clock {
     offset_ns: i128,
 }
@@ -38,14 +38,14 @@ impl Clock {
             tv_nsec: 0,
         };
         // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) } != 0 {
             log::warn!(
                 "CLOCK_MONOTONIC unreadable ({}): slow-walk times are uptime, not time of day",
                 std::io::Error::last_os_error()
             );
             return Self { offset_ns: 0 };
         }
-        let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+        let mono = i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec);
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
@@ -56,7 +56,7 @@ impl Clock {
 
     /// `HH:MM:SS.mmm` (UTC).
     fn time_of_day(&self, ktime_ns: u64) -> String {
-        let ns = (ktime_ns as i128 + self.offset_ns).max(0) as u128;
+        let ns = (i128::from(ktime_ns) + self.offset_ns).max(0) as u128;
         let ms = (ns / 1_000_000) % 86_400_000;
         format!(
             "{:02}:{:02}:{:02}.{:03}",

@@ -12,7 +12,7 @@ const ROOT: &str = "/sys/fs/cgroup";
 pub struct TempCgroup {
     path: PathBuf,
     original: PathBuf,
-    /// We enabled +memory in the parent's subtree_control and must disable it again.
+    /// We enabled +memory in the parent's `subtree_control` and must disable it again.
     enabled_memory: Option<PathBuf>,
 }
 

@@ -54,13 +54,13 @@ impl KsmGuard {
         Ok(guard)
     }
 
-    /// (Re)starts ksmd; wait_merged then waits for two full scans from now.
+    /// (Re)starts ksmd; `wait_merged` then waits for two full scans from now.
     pub fn resume(&self) -> anyhow::Result<()> {
         self.scans_at_start.set(read("full_scans")?);
         write("run", 1)
     }
 
-    /// Pages KSM shares now: pages_shared + pages_sharing.
+    /// Pages KSM shares now: `pages_shared` + `pages_sharing`.
     pub fn merged(&self) -> anyhow::Result<u64> {
         Ok(read("pages_shared")? + read("pages_sharing")?)
     }
@@ -85,7 +85,7 @@ impl KsmGuard {
         }
     }
 
-    /// Mappings per KSM page: (pages_sharing + pages_shared) / pages_shared.
+    /// Mappings per KSM page: (`pages_sharing` + `pages_shared`) / `pages_shared`.
     pub fn mappings_per_page(&self) -> anyhow::Result<usize> {
         let shared = read("pages_shared")?.max(1);
         Ok(((read("pages_sharing")? + shared) / shared) as usize)

@@ -1,4 +1,4 @@
-//! move_pages(2) without libnuma.
+//! `move_pages(2)` without libnuma.
 use std::io;
 
 use anyhow::Context as _;
@@ -22,7 +22,7 @@ fn move_pages_raw(
             0,
             pages.len(),
             pages.as_ptr(),
-            nodes.map_or(std::ptr::null(), |n| n.as_ptr()),
+            nodes.map_or(std::ptr::null(), <[i32]>::as_ptr),
             status.as_mut_ptr(),
             flags,
         )
@@ -34,7 +34,7 @@ fn move_pages_raw(
     }
 }
 
-/// The node a page is on (move_pages with no target nodes queries).
+/// The node a page is on (`move_pages` with no target nodes queries).
 pub fn node_of(addr: *mut u8) -> anyhow::Result<i32> {
     let mut status = [0i32];
     move_pages_raw(&[addr.cast()], None, &mut status, 0).context("move_pages query")?;

@@ -27,12 +27,12 @@ use self::{region::Region, trigger::Trigger};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
-    /// `pages` pages, one VMA each, all under one anon_vma (or one file mapping).
+    /// `pages` pages, one VMA each, all under one `anon_vma` (or one file mapping).
     Split,
     /// One page mapped by `sharers` forked children (and the parent).
     Sharers,
-    /// Anon only: one transparent huge page, split before the trigger (MADV_COLD on part of
-    /// it): the split walks it under the anon_vma lock it holds (rmap_walk_locked).
+    /// Anon only: one transparent huge page, split before the trigger (`MADV_COLD` on part of
+    /// it): the split walks it under the `anon_vma` lock it holds (`rmap_walk_locked`).
     Thp,
 }
 
@@ -62,7 +62,7 @@ pub struct Spec {
     pub layout: Layout,
     pub pages: usize,
     pub sharers: usize,
-    /// Mappings per KSM page (None: leave KSM's max_page_sharing as it is, 256 by default).
+    /// Mappings per KSM page (None: leave KSM's `max_page_sharing` as it is, 256 by default).
     pub max_page_sharing: Option<u64>,
     pub merge_timeout: Duration,
     pub trigger: Trigger,
@@ -84,7 +84,7 @@ pub struct Ran {
     pub target_node: Option<i32>,
     /// With --mremap: pages moved to a new address before the trigger.
     pub mremapped: usize,
-    /// KSM pages shared (pages_sharing + pages_shared) when the trigger ran.
+    /// KSM pages shared (`pages_sharing` + `pages_shared`) when the trigger ran.
     pub ksm_merged: u64,
 }
 

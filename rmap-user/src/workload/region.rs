@@ -4,7 +4,7 @@ use std::{fs::File, io, os::fd::AsRawFd as _};
 use anyhow::Context as _;
 
 pub const PAGE: usize = 4096;
-/// A PMD-mapped transparent huge page on x86_64.
+/// A PMD-mapped transparent huge page on `x86_64`.
 pub const HUGE: usize = 2 << 20;
 
 pub struct Region {
@@ -54,7 +54,7 @@ impl Region {
         Ok(r)
     }
 
-    /// One transparent huge page: 2 MiB aligned, MADV_HUGEPAGE, faulted in; an error when the
+    /// One transparent huge page: 2 MiB aligned, `MADV_HUGEPAGE`, faulted in; an error when the
     /// kernel gave base pages instead (THP disabled).
     pub fn thp() -> anyhow::Result<Self> {
         // SAFETY: fresh anonymous mapping of twice the size, trimmed to an aligned 2 MiB below.
@@ -104,9 +104,9 @@ impl Region {
         Ok(r)
     }
 
-    /// Splits the huge page: MADV_COLD on its first base page (mm/madvise.c,
-    /// madvise_cold_or_pageout_pte_range() splits a THP covered only in part), which unmaps
-    /// and remaps it through rmap_walk_locked() (mm/huge_memory.c, split_huge_page_to_list()).
+    /// Splits the huge page: `MADV_COLD` on its first base page (mm/madvise.c,
+    /// `madvise_cold_or_pageout_pte_range()` splits a THP covered only in part), which unmaps
+    /// and remaps it through `rmap_walk_locked()` (`mm/huge_memory.c`, `split_huge_page_to_list()`).
     pub fn split_huge_page(&self) -> anyhow::Result<()> {
         // SAFETY: inside our mapping.
         check(
@@ -178,7 +178,7 @@ impl Region {
         self.pages
     }
 
-    /// mprotect(PROT_READ) on every other page: one VMA per page, all sharing one anon_vma.
+    /// `mprotect(PROT_READ)` on every other page: one VMA per page, all sharing one `anon_vma`.
     pub fn split(&mut self) -> anyhow::Result<usize> {
         for p in (1..self.pages).step_by(2) {
             // SAFETY: inside the mapping.
@@ -190,9 +190,9 @@ impl Region {
         Ok(self.pages)
     }
 
-    /// Moves every page, one mremap(MREMAP_FIXED) each, to the same offset in a new range:
-    /// the VMAs keep their vm_pgoff (mm/mremap.c, move_vma() -> copy_vma()) while their
-    /// addresses change, so a page's index no longer equals its address >> PAGE_SHIFT. Page
+    /// Moves every page, one `mremap(MREMAP_FIXED)` each, to the same offset in a new range:
+    /// the VMAs keep their `vm_pgoff` (mm/mremap.c, `move_vma()` -> `copy_vma()`) while their
+    /// addresses change, so a page's index no longer equals its address >> `PAGE_SHIFT`. Page
     /// by page, since mremap moves within one VMA only and a split region has one per page.
     /// Returns the pages moved.
     pub fn mremap_away(&mut self) -> anyhow::Result<usize> {
@@ -251,7 +251,7 @@ impl Region {
     }
 }
 
-/// AnonHugePages of the VMA holding `addr` (/proc/self/smaps), in kB: only that VMA, since
+/// `AnonHugePages` of the VMA holding `addr` (/proc/self/smaps), in kB: only that VMA, since
 /// with THP "always" the process's heap has huge pages of its own.
 fn anon_huge_kb(addr: *const u8) -> anyhow::Result<u64> {
     let text = std::fs::read_to_string("/proc/self/smaps").context("reading /proc/self/smaps")?;
@@ -270,8 +270,8 @@ fn anon_huge_kb(addr: *const u8) -> anyhow::Result<u64> {
             });
         if let Some((start, end)) = range {
             inside = start <= addr && addr < end;
-        } else if inside {
-            if let Some(v) = line.strip_prefix("AnonHugePages:") {
+        } else if inside
+            && let Some(v) = line.strip_prefix("AnonHugePages:") {
                 return v
                     .trim()
                     .trim_end_matches("kB")
@@ -279,7 +279,6 @@ fn anon_huge_kb(addr: *const u8) -> anyhow::Result<u64> {
                     .parse()
                     .context("parsing AnonHugePages in /proc/self/smaps");
             }
-        }
     }
     anyhow::bail!("no AnonHugePages for {addr:#x} in /proc/self/smaps (CONFIG_PROC_PAGE_MONITOR?)")
 }

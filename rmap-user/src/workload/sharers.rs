@@ -1,4 +1,4 @@
-//! `--sharers K`: one page shared by K forked children (copy-on-write anon, or MAP_SHARED file),
+//! `--sharers K`: one page shared by K forked children (copy-on-write anon, or `MAP_SHARED` file),
 //! so that one folio has K+1 mappings. Children only block on a pipe and exit; they are released
 //! and reaped on drop.
 use std::io;
@@ -45,7 +45,7 @@ impl Sharers {
                     libc::close(fds[1]);
                     let mut b = 0u8;
                     // Returns 0 (EOF) when the parent closes the write end or dies.
-                    while libc::read(read_end, (&mut b as *mut u8).cast(), 1) < 0 {}
+                    while libc::read(read_end, (&raw mut b).cast(), 1) < 0 {}
                     libc::_exit(0);
                 },
                 pid => s.children.push(pid),
@@ -71,7 +71,7 @@ impl Drop for Sharers {
         for pid in self.children.drain(..) {
             let mut status = 0;
             // SAFETY: our child.
-            if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+            if unsafe { libc::waitpid(pid, &raw mut status, 0) } < 0 {
                 log::warn!("waitpid({pid}): {}", io::Error::last_os_error());
             }
         }

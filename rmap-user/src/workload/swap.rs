@@ -19,7 +19,7 @@ pub struct ZramSwap {
 
 const PAGE: usize = 4096;
 
-/// mm/swapfile.c reads a `union swap_header`: version 1, last_page and the "SWAPSPACE2" magic
+/// mm/swapfile.c reads a `union swap_header`: version 1, `last_page` and the "SWAPSPACE2" magic
 /// in the last 10 bytes of the first page.
 fn swap_header(size: u64) -> Vec<u8> {
     let mut page = vec![0u8; PAGE];

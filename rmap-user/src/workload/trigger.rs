@@ -1,5 +1,5 @@
-//! What makes the kernel walk: page migration to another node (move_pages), cgroup reclaim
-//! (memory.reclaim: folio_referenced + try_to_unmap), or compaction. Chosen before anything is
+//! What makes the kernel walk: page migration to another node (`move_pages`), cgroup reclaim
+//! (memory.reclaim: `folio_referenced` + `try_to_unmap`), or compaction. Chosen before anything is
 //! changed, so an impossible run stops with one line and leaves the host as it was.
 use std::{fs, path::Path};
 

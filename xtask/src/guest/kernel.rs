@@ -72,11 +72,10 @@ pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<
                 image.display()
             );
         }
-        if let Some(m) = modules {
-            if !m.is_dir() {
+        if let Some(m) = modules
+            && !m.is_dir() {
                 bail!("modules directory {} does not exist", m.display());
             }
-        }
         return Ok(Kernel {
             image: image.to_path_buf(),
             modules: modules.map(Path::to_path_buf),

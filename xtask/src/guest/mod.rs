@@ -21,7 +21,7 @@ pub struct GuestArgs {
     /// Kernel modules directory (lib/modules/<release>) for that kernel, where zram is a module.
     #[arg(long)]
     pub modules: Option<PathBuf>,
-    /// NUMA nodes in the guest (2 lets move_pages migrate).
+    /// NUMA nodes in the guest (2 lets `move_pages` migrate).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
     pub numa_nodes: u32,
     /// Guest memory in MiB, split evenly over the nodes.
@@ -94,11 +94,10 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.0) {
-            if e.kind() != std::io::ErrorKind::NotFound {
+        if let Err(e) = std::fs::remove_file(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound {
                 eprintln!("xtask: removing {}: {e}", self.0.display());
             }
-        }
     }
 }
 

@@ -108,7 +108,7 @@ impl Machine<'_> {
     /// without the exit marker are errors carrying the last console lines.
     pub fn run(&self, accel: Accel) -> anyhow::Result<GuestRun> {
         match accel {
-            Accel::Auto if kvm_usable() => match self.run_with(Accel::Kvm, Some(Duration::from_secs(60))) {
+            Accel::Auto if kvm_usable() => match self.run_with(Accel::Kvm, Some(Duration::from_mins(1))) {
                 Err(e) if e.to_string().contains("did not boot") => {
                     eprintln!("xtask: KVM guest did not boot within 60 s; falling back to TCG");
                     self.run_with(Accel::Tcg, None)

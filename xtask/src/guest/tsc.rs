@@ -13,12 +13,12 @@
 //!
 //! QEMU's TCG guest reads the host's own TSC (`helper_rdtsc()` → `cpu_get_ticks()` →
 //! `cpu_get_host_ticks()`), so the right value is the host's TSC frequency, measured here
-//! against CLOCK_MONOTONIC_RAW.
+//! against `CLOCK_MONOTONIC_RAW`.
 use std::time::Duration;
 
 use anyhow::bail;
 
-/// One (TSC, CLOCK_MONOTONIC_RAW ns) pair, from the tightest of a few tries: a pair taken
+/// One (TSC, `CLOCK_MONOTONIC_RAW` ns) pair, from the tightest of a few tries: a pair taken
 /// across a preemption would shift the result.
 fn sample() -> (u64, u64) {
     let mut best = (u64::MAX, 0, 0);

@@ -198,9 +198,7 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
     );
     let out = |n: &str| {
         run.outputs
-            .get(n)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|| format!("<no {n}>"))
+            .get(n).map_or_else(|| format!("<no {n}>"), |s| s.trim().to_string())
     };
     c.check(
         "SIGTERM mid-merge exits non-zero, interrupted",
@@ -321,7 +319,7 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
     let started = std::time::Instant::now();
     let panicked = guest::boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n", false);
     let took = started.elapsed();
-    let msg = panicked.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+    let msg = panicked.as_ref().err().map(std::string::ToString::to_string).unwrap_or_default();
     c.check(
         "panicking guest is reported",
         msg.starts_with("guest kernel panicked") && took.as_secs() < 60,

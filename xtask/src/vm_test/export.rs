@@ -71,7 +71,7 @@ fn prometheus_files() -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(files)
 }
 
-/// The Python reader, installed from PyPI when missing.
+/// The Python reader, installed from `PyPI` when missing.
 fn python_hdrh() -> anyhow::Result<()> {
     let have = || {
         Command::new("python3")

@@ -49,7 +49,7 @@ pub(super) fn row<'a>(rows: &'a Value, key: &str) -> Option<&'a Value> {
     rows.as_array()?.iter().find(|r| r["key"] == key)
 }
 
-/// A kernel counter of a run's JSON (`kernel_counts.counters.<name>`); u64::MAX when absent.
+/// A kernel counter of a run's JSON (`kernel_counts.counters.<name>`); `u64::MAX` when absent.
 pub(super) fn counter(doc: &Value, name: &str) -> u64 {
     doc["kernel_counts"]["counters"][name]
         .as_u64()

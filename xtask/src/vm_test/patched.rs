@@ -1,5 +1,5 @@
-//! The suite on our kernel (`cargo xtask kernel`): both rmap tracepoint ABIs through raw_tp and
-//! the classic tracepoint, auto mode choosing the tracepoint, page_type and locked as the
+//! The suite on our kernel (`cargo xtask kernel`): both rmap tracepoint ABIs through `raw_tp` and
+//! the classic tracepoint, auto mode choosing the tracepoint, `page_type` and locked as the
 //! kernel reports them, and KSM migration after mremap with ksm-rmap-pgoff.
 use serde_json::Value;
 
