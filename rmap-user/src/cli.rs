@@ -101,7 +101,7 @@ pub struct LiveArgs {
     #[arg(long)]
     pub threshold_ms: Option<f64>,
     /// Serve Prometheus metrics at <http://ADDR/metrics> (PORT alone binds 127.0.0.1:PORT).
-    #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = crate::export::endpoint::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
 }
 
@@ -252,11 +252,50 @@ mod tests {
     fn parses_the_command_lines_of_the_suites() {
         for args in [
             &[][..],
-            &["--types", "ksm", "--pages", "200", "--trigger", "reclaim", "--setup-swap"],
-            &["--attach-mode", "tracepoint", "--layouts", "split,thp", "--json", "x.json"],
-            &["--attach-only", "--comm", "rmap-trace", "--prometheus", "9500", "--hlog", "h"],
-            &["--attach-only", "--interval", "30", "--json", "x.json", "--csv", "c"],
-            &["workload", "--types", "ksm,anon", "--layouts", "split", "--pages", "200"],
+            &[
+                "--types",
+                "ksm",
+                "--pages",
+                "200",
+                "--trigger",
+                "reclaim",
+                "--setup-swap",
+            ],
+            &[
+                "--attach-mode",
+                "tracepoint",
+                "--layouts",
+                "split,thp",
+                "--json",
+                "x.json",
+            ],
+            &[
+                "--attach-only",
+                "--comm",
+                "rmap-trace",
+                "--prometheus",
+                "9500",
+                "--hlog",
+                "h",
+            ],
+            &[
+                "--attach-only",
+                "--interval",
+                "30",
+                "--json",
+                "x.json",
+                "--csv",
+                "c",
+            ],
+            &[
+                "workload",
+                "--types",
+                "ksm,anon",
+                "--layouts",
+                "split",
+                "--pages",
+                "200",
+            ],
             &["probe", "--json", "p.json"],
             &["completions", "bash"],
             &["manpage"],
