@@ -36,9 +36,12 @@ pub struct LiveJson<'a> {
 
 pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
     let mut stop = Stop::new()?;
-    let sink = Sink::create(trace)?;
+    if let Some(pid) = live.pid {
+        crate::kernel::pidns::check(pid)?;
+    }
     let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
+    let sink = Sink::create(trace)?;
     let metrics = serve_metrics(live, &session).await?;
     let mut sink = sink.with_metrics(metrics).with_slow_walks(live.threshold_ms);
     let started = Instant::now();

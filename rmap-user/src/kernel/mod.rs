@@ -2,4 +2,5 @@
 pub mod btf;
 pub mod host;
 pub mod kallsyms;
+pub mod pidns;
 pub mod tracefs;
