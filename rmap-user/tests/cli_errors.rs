@@ -108,3 +108,43 @@ fn numbers_out_of_bounds() {
         }
     }
 }
+
+/// `-p` names a process of our pid namespace: in a child one (made here with unshare, as an
+/// unprivileged user namespace allows) it is refused in one line, as is a pid with no process.
+#[test]
+fn pids_the_kernel_filter_cannot_match() {
+    let bin = env!("CARGO_BIN_EXE_rmap-trace");
+    let (code, stderr) = run(&["--attach-only", "-p", "4194304"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("-p 4194304: no such process")
+            || stderr.contains("-p 4194304: rmap-trace runs in a child pid namespace"),
+        "{stderr}"
+    );
+    let out = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            bin,
+        ])
+        .args(["--attach-only", "-p", "1"])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: no unshare on this host");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.starts_with("unshare:") {
+        eprintln!("skipped: {stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("rmap-trace: error: -p 1: rmap-trace runs in a child pid namespace"),
+        "{stderr}"
+    );
+}

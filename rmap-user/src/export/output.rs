@@ -224,7 +224,10 @@ mod tests {
         f.write_all(b"new").unwrap();
         drop(f);
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let before = inode(&p);
         write_atomic(&p, b"{\"a\": 1}").unwrap();
+        assert_ne!(inode(&p), before, "replaced by a rename, not rewritten in place");
         assert_eq!(fs::read_to_string(&p).unwrap(), "{\"a\": 1}");
         let left: Vec<_> = fs::read_dir(&d.0)
             .unwrap()

@@ -12,8 +12,8 @@ const INIT_PID_NS: &str = "pid:[4026531836]";
 pub enum PidError {
     /// rmap-trace runs in a child pid namespace.
     #[error(
-        "-p {0}: rmap-trace runs in a child pid namespace ({1}), where a pid is not the host's \
-         that the kernel filter matches: run it in the host's pid namespace (e.g. --pid=host)"
+        "-p {0}: rmap-trace runs in a child pid namespace ({1}), whose pids are not the ones the \
+         kernel filter compares: run it in the host's pid namespace (e.g. docker run --pid=host)"
     )]
     ChildNamespace(u32, String),
     /// No process has this pid.
