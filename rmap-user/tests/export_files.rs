@@ -176,11 +176,12 @@ fn bad_files_are_one_clear_error() {
     );
 
     let header_only = d.file("header.hlog");
-    let header: String = text
+    let mut header: String = text
         .lines()
         .take_while(|l| !l.starts_with("Tag="))
-        .map(|l| format!("{l}\n"))
-        .collect();
+        .collect::<Vec<_>>()
+        .join("\n");
+    header.push('\n');
     std::fs::write(&header_only, header).unwrap();
     fails_with(
         &[Path::new("report"), &header_only],
@@ -239,6 +240,10 @@ fn intervals_reach_the_file_before_finish() {
     while interval_lines() == 0 && waited.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(interval_lines(), 1, "the interval is not in the file before finish");
+    assert_eq!(
+        interval_lines(),
+        1,
+        "the interval is not in the file before finish"
+    );
     w.finish().unwrap();
 }

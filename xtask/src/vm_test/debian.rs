@@ -104,12 +104,12 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
 /// One forced attach mode traced the three workloads.
 fn verify_mode(mode: &str, doc: &Value, c: &mut Checks) {
     let chosen = &doc["attach"]["chosen"];
-    c.check(&format!("{mode} attached"), chosen["mode"] == mode, chosen.to_string());
-    let walks = |rows: &Value, key: &str| {
-        row(rows, key)
-            .and_then(|r| r["count"].as_u64())
-            .unwrap_or(0)
-    };
+    c.check(
+        &format!("{mode} attached"),
+        chosen["mode"] == mode,
+        chosen.to_string(),
+    );
+    let walks = |rows: &Value, key: &str| row(rows, key).and_then(|r| r["count"].as_u64()).unwrap_or(0);
     for ty in ["ksm", "anon", "file"] {
         let n = walks(&doc["types"], ty);
         c.check(&format!("{mode} sees {ty} walks"), n > 0, format!("{n} walks"));
@@ -198,7 +198,8 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
     );
     let out = |n: &str| {
         run.outputs
-            .get(n).map_or_else(|| format!("<no {n}>"), |s| s.trim().to_string())
+            .get(n)
+            .map_or_else(|| format!("<no {n}>"), |s| s.trim().to_string())
     };
     c.check(
         "SIGTERM mid-merge exits non-zero, interrupted",
@@ -218,7 +219,10 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
         ("SIGTERM: zram swap removed", "sig.swaps"),
         ("SIGTERM: cgroup removed", "sig.cg"),
         ("SIGTERM: no temp files left", "sig.tmp"),
-        ("probe and --attach-only leave no tracefs mount behind", "tracefs.mounts"),
+        (
+            "probe and --attach-only leave no tracefs mount behind",
+            "tracefs.mounts",
+        ),
     ] {
         c.check(name, out(what).is_empty(), out(what));
     }
@@ -226,7 +230,10 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
     c.check(
         "--attach-only without tracefs mounted attaches",
         tfs.lines().any(|l| l.starts_with("attach: ")) && tfs.contains("=== summary"),
-        tfs.lines().find(|l| l.starts_with("attach")).unwrap_or("").to_string(),
+        tfs.lines()
+            .find(|l| l.starts_with("attach"))
+            .unwrap_or("")
+            .to_string(),
     );
 }
 
@@ -303,31 +310,25 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
         timeout: 60,
         ..args.clone()
     };
-    let started = std::time::Instant::now();
-    let hung = guest::boot(&short, "sleep 100000\n", false);
-    let took = started.elapsed();
-    let msg = hung
-        .as_ref()
-        .err()
-        .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
-        .unwrap_or_default();
+    let (msg, took) = failing_boot(&short, "sleep 100000\n");
     c.check(
         "hung guest times out",
-        msg.contains("timed out after 60 s") && took.as_secs() < 90,
-        format!("{msg} ({:.0} s)", took.as_secs_f64()),
+        msg.contains("timed out after 60 s") && took < 90.0,
+        format!("{} ({took:.0} s)", msg.lines().next().unwrap_or("")),
     );
-    let started = std::time::Instant::now();
-    let panicked = guest::boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n", false);
-    let took = started.elapsed();
-    let msg = panicked.as_ref().err().map(std::string::ToString::to_string).unwrap_or_default();
+    let (msg, took) = failing_boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n");
     c.check(
         "panicking guest is reported",
-        msg.starts_with("guest kernel panicked") && took.as_secs() < 60,
-        format!(
-            "{} ({:.0} s)",
-            msg.lines().next().unwrap_or(""),
-            took.as_secs_f64()
-        ),
+        msg.starts_with("guest kernel panicked") && took < 60.0,
+        format!("{} ({took:.0} s)", msg.lines().next().unwrap_or("")),
     );
 }
 
+/// Boots a guest that must fail: its error message (empty if it did not fail) and the seconds
+/// until the harness gave up.
+fn failing_boot(args: &GuestArgs, script: &str) -> (String, f64) {
+    let started = std::time::Instant::now();
+    let result = guest::boot(args, script, false);
+    let msg = result.err().map(|e| e.to_string()).unwrap_or_default();
+    (msg, started.elapsed().as_secs_f64())
+}
