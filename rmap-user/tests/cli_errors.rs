@@ -83,30 +83,35 @@ fn numbers_out_of_bounds() {
     ];
     for (pre, opt, values, says) in table {
         for v in *values {
-            // `--opt=-1`: a value starting with `-` is not taken for an option.
-            let joined = format!("{opt}={v}");
-            let mut args = pre.to_vec();
-            if v.starts_with('-') {
-                args.push(&joined);
-            } else {
-                args.extend([*opt, *v]);
-            }
-            let (code, stderr) = run(&args);
-            let shown = if *opt == "-p" { "--pid" } else { opt };
-            let first = stderr.lines().next().unwrap_or("");
-            assert_eq!(code, Some(2), "{args:?}: {stderr}");
-            assert!(
-                first.starts_with(&format!("error: invalid value '{v}' for '{shown}")),
-                "{args:?}: {stderr}"
-            );
-            assert!(first.contains(says), "{args:?}: {first}");
-            assert_eq!(
-                stderr.lines().filter(|l| l.starts_with("error")).count(),
-                1,
-                "{args:?}: {stderr}"
-            );
+            assert_rejected(pre, opt, v, says);
         }
     }
+}
+
+/// `pre opt v` is exit 2 with one error line that names `v`, `opt` and says `says`.
+fn assert_rejected(pre: &[&str], opt: &str, v: &str, says: &str) {
+    // `--opt=-1`: a value starting with `-` is not taken for an option.
+    let joined = format!("{opt}={v}");
+    let mut args = pre.to_vec();
+    if v.starts_with('-') {
+        args.push(&joined);
+    } else {
+        args.extend([opt, v]);
+    }
+    let (code, stderr) = run(&args);
+    let shown = if opt == "-p" { "--pid" } else { opt };
+    let first = stderr.lines().next().unwrap_or("");
+    assert_eq!(code, Some(2), "{args:?}: {stderr}");
+    assert!(
+        first.starts_with(&format!("error: invalid value '{v}' for '{shown}")),
+        "{args:?}: {stderr}"
+    );
+    assert!(first.contains(says), "{args:?}: {first}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{args:?}: {stderr}"
+    );
 }
 
 /// `-p` names a process of our pid namespace: in a child one (made here with unshare, as an
