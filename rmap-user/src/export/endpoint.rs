@@ -60,14 +60,21 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Re
         .await
         .with_context(|| format!("binding the Prometheus endpoint to {addr}"))?;
     let bound = listener.local_addr()?;
-    if bound.ip().is_unspecified() {
-        eprintln!(
-            "rmap-trace: warning: the Prometheus endpoint {bound} is reachable on every interface \
-             of this host (a bare port binds 127.0.0.1 only)"
-        );
+    if let Some(w) = exposure_warning(bound) {
+        eprintln!("{w}");
     }
     tokio::spawn(accept_loop(listener, metrics));
     Ok(bound)
+}
+
+/// The warning line for an address that every interface answers on (`0.0.0.0`, `::`).
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    addr.ip().is_unspecified().then(|| {
+        format!(
+            "rmap-trace: warning: the Prometheus endpoint {addr} is reachable on every interface \
+             of this host (a bare port binds 127.0.0.1 only)"
+        )
+    })
 }
 
 async fn accept_loop(listener: TcpListener, metrics: Arc<Mutex<Metrics>>) {
@@ -239,5 +246,16 @@ mod tests {
             "0.0.0.0:9500".parse().unwrap()
         );
         assert!(parse_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn warns_for_every_interface_only() {
+        for all in ["0.0.0.0:9500", "[::]:9500"] {
+            let w = exposure_warning(all.parse().unwrap()).unwrap();
+            assert!(w.contains("reachable on every interface"), "{w}");
+        }
+        for one in ["127.0.0.1:9500", "[::1]:9500", "10.1.2.3:9500"] {
+            assert_eq!(exposure_warning(one.parse().unwrap()), None, "{one}");
+        }
     }
 }
