@@ -153,3 +153,28 @@ fn pids_the_kernel_filter_cannot_match() {
         "{stderr}"
     );
 }
+
+/// The benchmark filters in the kernel on its own host pid: in a child pid namespace it stops
+/// in one line before it changes anything.
+#[test]
+fn benchmark_in_a_child_pid_namespace_is_refused() {
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .args([env!("CARGO_BIN_EXE_rmap-trace"), "--types", "ksm", "--pages", "2"])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: no unshare on this host");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.starts_with("unshare:") {
+        eprintln!("skipped: {stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("rmap-trace: error: the benchmark runs in a child pid namespace"),
+        "{stderr}"
+    );
+}

@@ -44,6 +44,7 @@ pub struct BenchJson<'a> {
 }
 
 pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
+    crate::kernel::pidns::check_own()?;
     let mut stop = Stop::new()?;
     let (trigger, caps) = plan::preflight(&types.types, b)?;
     let specs = plan::specs(&types.types, b, trigger);

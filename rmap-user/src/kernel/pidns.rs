@@ -16,6 +16,12 @@ pub enum PidError {
          kernel filter compares: run it in the host's pid namespace (e.g. docker run --pid=host)"
     )]
     ChildNamespace(u32, String),
+    /// The benchmark runs in a child pid namespace, where it cannot know its own host pid.
+    #[error(
+        "the benchmark runs in a child pid namespace ({0}): its walks are filtered in the kernel \
+         by its host pid, which it cannot know there; run it in the host's pid namespace"
+    )]
+    BenchmarkInChild(String),
     /// No process has this pid.
     #[error("-p {0}: no such process")]
     NoProcess(u32),
@@ -29,10 +35,8 @@ pub enum PidError {
 
 /// Checks that `pid` names a process and means the same to the kernel filter.
 pub fn check(pid: u32) -> Result<(), PidError> {
-    let ns = fs::read_link("/proc/self/ns/pid").map_err(PidError::Unreadable)?;
-    let ns = ns.to_string_lossy();
-    if ns != INIT_PID_NS {
-        return Err(PidError::ChildNamespace(pid, ns.into_owned()));
+    if let Some(ns) = child_namespace()? {
+        return Err(PidError::ChildNamespace(pid, ns));
     }
     let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return Err(PidError::NoProcess(pid));
@@ -41,6 +45,21 @@ pub fn check(pid: u32) -> Result<(), PidError> {
         Some(t) if t != pid => Err(PidError::Thread(pid, t)),
         _ => Ok(()),
     }
+}
+
+/// Checks that the benchmark's in-kernel filter on its own pid can match.
+pub fn check_own() -> Result<(), PidError> {
+    match child_namespace()? {
+        Some(ns) => Err(PidError::BenchmarkInChild(ns)),
+        None => Ok(()),
+    }
+}
+
+/// Our pid namespace (`pid:[INODE]`) when it is not the initial one.
+fn child_namespace() -> Result<Option<String>, PidError> {
+    let ns = fs::read_link("/proc/self/ns/pid").map_err(PidError::Unreadable)?;
+    let ns = ns.to_string_lossy();
+    Ok((ns != INIT_PID_NS).then(|| ns.into_owned()))
 }
 
 /// The `Tgid:` of a `/proc/PID/status`.
