@@ -41,9 +41,11 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     }
     let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
-    let sink = Sink::create(trace)?;
     let metrics = serve_metrics(live, &session).await?;
-    let mut sink = sink.with_metrics(metrics).with_slow_walks(live.threshold_ms);
+    // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
+    let mut sink = Sink::create(trace)?
+        .with_metrics(metrics)
+        .with_slow_walks(live.threshold_ms);
     let started = Instant::now();
     watch(live, &mut session, &mut sink, &mut stop, started).await?;
     trace_loop::drain(&mut session, &mut sink);
