@@ -217,9 +217,10 @@ fn try_mode(
 fn unload_all(ebpf: &mut Ebpf, names: &[String]) {
     for name in names {
         if let Some(prog) = ebpf.program_mut(name)
-            && let Err(e) = unload(prog) {
-                log::debug!("unloading {name}: {e}");
-            }
+            && let Err(e) = unload(prog)
+        {
+            log::debug!("unloading {name}: {e}");
+        }
     }
 }
 
