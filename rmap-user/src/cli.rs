@@ -185,6 +185,10 @@ pub enum Command {
         #[command(flatten)]
         bench: BenchArgs,
     },
+    /// Put back what runs that were killed (SIGKILL, OOM) left changed on the host: KSM
+    /// settings, the cgroup, zram swap, a tracefs mount (from their journals in
+    /// /run/rmap-trace). Every state-changing command also does this when it starts.
+    Restore,
     /// Shell completions for bash, zsh or fish, on stdout.
     Completions {
         /// The shell.

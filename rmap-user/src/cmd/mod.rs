@@ -8,13 +8,25 @@ pub mod manpage;
 pub mod plot;
 pub mod probe;
 pub mod report;
+pub mod restore;
 pub mod workload;
 
 use crate::cli::{Cli, Command};
 
 /// Runs the command of the command line (the benchmark without one).
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
+    // Commands that may change host state (KSM, cgroup, zram, a tracefs mount) first put back
+    // what runs killed before them left changed, so that they never take a changed value for
+    // an original.
+    let changes_host = match &cli.command {
+        None | Some(Command::Probe { .. } | Command::Workload { .. }) => true,
+        Some(_) => false,
+    };
+    if changes_host {
+        crate::host_state::recover_at_start()?;
+    }
     match &cli.command {
+        Some(Command::Restore) => restore::run(),
         Some(Command::Probe { json }) => probe::run(json.as_deref()),
         Some(Command::Report { files }) => report::run(files),
         Some(Command::Compare { a, b }) => compare::run(a, b),
