@@ -45,8 +45,8 @@ impl Region {
         };
         // Base pages only: a THP would be split (with its own rmap walks) when the region is
         // split or merged, mixing unrelated walks into the measurement.
-        // SAFETY: the whole mapping.
         check(
+            // SAFETY: the whole mapping.
             unsafe { libc::madvise(base, pages * PAGE, libc::MADV_NOHUGEPAGE) },
             "madvise(MADV_NOHUGEPAGE)",
         )?;
@@ -108,8 +108,8 @@ impl Region {
     /// `madvise_cold_or_pageout_pte_range()` splits a THP covered only in part), which unmaps
     /// and remaps it through `rmap_walk_locked()` (`mm/huge_memory.c`, `split_huge_page_to_list()`).
     pub fn split_huge_page(&self) -> anyhow::Result<()> {
-        // SAFETY: inside our mapping.
         check(
+            // SAFETY: inside our mapping.
             unsafe { libc::madvise(self.base.cast(), PAGE, libc::MADV_COLD) },
             "madvise(MADV_COLD)",
         )?;
@@ -183,8 +183,8 @@ impl Region {
         for p in (1..self.pages).step_by(2) {
             // Thousands of calls, slow under emulation: stop soon after a signal.
             super::cancel::check()?;
-            // SAFETY: inside the mapping.
             check(
+                // SAFETY: inside the mapping.
                 unsafe { libc::mprotect(self.addr(p).cast(), PAGE, libc::PROT_READ) },
                 "mprotect split",
             )?;
@@ -252,8 +252,8 @@ impl Region {
     }
 
     pub fn madvise_mergeable(&self) -> anyhow::Result<()> {
-        // SAFETY: the whole mapping.
         check(
+            // SAFETY: the whole mapping.
             unsafe { libc::madvise(self.base.cast(), self.pages * PAGE, libc::MADV_MERGEABLE) },
             "madvise(MADV_MERGEABLE)",
         )
