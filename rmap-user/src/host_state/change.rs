@@ -87,43 +87,49 @@ impl Change {
     /// when nothing had to change). Every step is tried, so one failure does not keep the
     /// others from running; the errors are all returned.
     pub fn undo(&self) -> Result<String, Vec<UndoError>> {
-        let mut errors = Vec::new();
-        let mut done = Vec::new();
-        match self {
-            Change::Ksm { dir, knobs } => undo_ksm(dir, knobs, &mut done, &mut errors),
-            Change::SubtreeMemory { control } => match write(control, "-memory") {
-                Ok(()) => done.push(format!("-memory in {}", control.display())),
-                Err(e) => errors.push(e),
-            },
-            Change::Cgroup { path, parent } => undo_cgroup(path, parent, &mut done, &mut errors),
-            Change::ZramModule => match Command::new("modprobe").args(["-r", "zram"]).output() {
-                Ok(o) if o.status.success() => done.push("unloaded zram".into()),
-                Ok(o) => errors.push(UndoError::Modprobe(
-                    String::from_utf8_lossy(&o.stderr).trim().to_string(),
-                )),
-                Err(e) => errors.push(UndoError::Modprobe(e.to_string())),
-            },
-            Change::Zram { sys, dev, hot_added } => {
-                undo_zram(sys, dev, *hot_added, &mut done, &mut errors);
-            }
-            Change::Tracefs { mount_point } => {
-                let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-                if tracefs_mounted_at(&mounts, mount_point) {
-                    match syscall_path("umount2", mount_point, |p| {
-                        // SAFETY: `p` is a valid NUL-terminated path; umount2 only reads it.
-                        unsafe { libc::umount2(p, 0) }
-                    }) {
-                        Ok(()) => done.push(format!("unmounted tracefs from {}", mount_point.display())),
-                        Err(e) => errors.push(e),
-                    }
+        undo(self)
+    }
+}
+
+/// [`Change::undo`], outside the impl: the type is deserialized from journal files, and the
+/// unsafe calls (umount2, swapoff) are kept out of its methods.
+fn undo(change: &Change) -> Result<String, Vec<UndoError>> {
+    let mut errors = Vec::new();
+    let mut done = Vec::new();
+    match change {
+        Change::Ksm { dir, knobs } => undo_ksm(dir, knobs, &mut done, &mut errors),
+        Change::SubtreeMemory { control } => match write(control, "-memory") {
+            Ok(()) => done.push(format!("-memory in {}", control.display())),
+            Err(e) => errors.push(e),
+        },
+        Change::Cgroup { path, parent } => undo_cgroup(path, parent, &mut done, &mut errors),
+        Change::ZramModule => match Command::new("modprobe").args(["-r", "zram"]).output() {
+            Ok(o) if o.status.success() => done.push("unloaded zram".into()),
+            Ok(o) => errors.push(UndoError::Modprobe(
+                String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            )),
+            Err(e) => errors.push(UndoError::Modprobe(e.to_string())),
+        },
+        Change::Zram { sys, dev, hot_added } => {
+            undo_zram(sys, dev, *hot_added, &mut done, &mut errors);
+        }
+        Change::Tracefs { mount_point } => {
+            let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            if tracefs_mounted_at(&mounts, mount_point) {
+                match syscall_path("umount2", mount_point, |p| {
+                    // SAFETY: `p` is a valid NUL-terminated path; umount2 only reads it.
+                    unsafe { libc::umount2(p, 0) }
+                }) {
+                    Ok(()) => done.push(format!("unmounted tracefs from {}", mount_point.display())),
+                    Err(e) => errors.push(e),
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(done.join(", "))
-        } else {
-            Err(errors)
-        }
+    }
+    if errors.is_empty() {
+        Ok(done.join(", "))
+    } else {
+        Err(errors)
     }
 }
 
@@ -154,10 +160,10 @@ fn undo_ksm(dir: &Path, knobs: &[(String, u64)], done: &mut Vec<String>, errors:
         match read_u64(&p) {
             Ok(cur) if cur == *orig => {}
             Ok(cur) => {
-                if k == "max_page_sharing" {
-                    if let Err(e) = write(&dir.join("run"), "2") {
-                        errors.push(e);
-                    }
+                if k == "max_page_sharing"
+                    && let Err(e) = write(&dir.join("run"), "2")
+                {
+                    errors.push(e);
                 }
                 match write(&p, &orig.to_string()) {
                     Ok(()) => done.push(format!("ksm {k} {cur}→{orig}")),

@@ -34,7 +34,7 @@ fn write(knob: &str, v: u64) -> anyhow::Result<()> {
 const KNOBS: [&str; 4] = ["max_page_sharing", "sleep_millisecs", "pages_to_scan", "run"];
 
 /// Pages of this process merged by KSM (mm/ksm.c counts them per mm: `ksm_merging_pages`,
-/// shown in /proc/<pid>/ksm_merging_pages since Linux 5.19).
+/// shown in `/proc/<pid>/ksm_merging_pages` since Linux 5.19).
 pub fn own_merged() -> anyhow::Result<u64> {
     read_file(Path::new("/proc/self/ksm_merging_pages"))
 }
@@ -188,7 +188,7 @@ impl Drop for KsmGuard {
     fn drop(&mut self) {
         match host_state::undo(&self.token) {
             Ok(done) if done.is_empty() => {
-                eprintln!("rmap-trace: KSM settings restored (nothing had changed)")
+                eprintln!("rmap-trace: KSM settings restored (nothing had changed)");
             }
             Ok(done) => eprintln!("rmap-trace: KSM settings restored: {done}"),
             Err(errors) => eprintln!(

@@ -216,23 +216,22 @@ impl Region {
         }
         let dest: *mut u8 = dest.cast();
         for p in 0..self.pages {
-            let failed = match super::cancel::check() {
-                Err(cancelled) => Some(anyhow::Error::from(cancelled)),
-                Ok(()) => {
-                    // SAFETY: page p of our mapping moves to page p of the reservation.
-                    let moved = unsafe {
-                        libc::mremap(
-                            self.addr(p).cast(),
-                            PAGE,
-                            PAGE,
-                            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                            dest.add(p * PAGE),
-                        )
-                    };
-                    (moved == libc::MAP_FAILED).then(|| {
-                        anyhow::Error::from(io::Error::last_os_error()).context(format!("mremap of page {p}"))
-                    })
-                }
+            let failed = if let Err(cancelled) = super::cancel::check() {
+                Some(anyhow::Error::from(cancelled))
+            } else {
+                // SAFETY: page p of our mapping moves to page p of the reservation.
+                let moved = unsafe {
+                    libc::mremap(
+                        self.addr(p).cast(),
+                        PAGE,
+                        PAGE,
+                        libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                        dest.add(p * PAGE),
+                    )
+                };
+                (moved == libc::MAP_FAILED).then(|| {
+                    anyhow::Error::from(io::Error::last_os_error()).context(format!("mremap of page {p}"))
+                })
             };
             if let Some(err) = failed {
                 // Pages 0..p now live at dest, the rest at base: unmap both ranges.

@@ -54,14 +54,14 @@ fn kills(pages: u32) -> Vec<Kill> {
                 "rmap-trace workload --types file --layouts split --pages {pages} --trigger reclaim --setup-swap"
             ),
             // Killed once the file is mapped (its name shows in the maps, unlinked or not).
-            ready: r#"grep -q 'rmap-trace-.*[.]data' /proc/$P/maps && ls /sys/fs/cgroup | grep -q rmap-trace && grep -q zram /proc/swaps"#,
+            ready: r"grep -q 'rmap-trace-.*[.]data' /proc/$P/maps && ls /sys/fs/cgroup | grep -q rmap-trace && grep -q zram /proc/swaps",
             next: "rmap-trace probe",
         },
         Kill {
             name: "live",
             // --attach-only mounted tracefs; restored by hand.
             start: "rmap-trace --attach-only --interval 30".into(),
-            ready: r#"grep -q tracefs /proc/mounts && grep -q '^attach:' /tmp/run.out"#,
+            ready: r"grep -q tracefs /proc/mounts && grep -q '^attach:' /tmp/run.out",
             next: "rmap-trace restore",
         },
     ]
