@@ -18,12 +18,16 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     // Commands that may change host state (KSM, cgroup, zram, a tracefs mount) first put back
     // what runs killed before them left changed, so that they never take a changed value for
     // an original.
-    let changes_host = match &cli.command {
-        None | Some(Command::Probe { .. } | Command::Workload { .. }) => true,
-        Some(_) => false,
-    };
-    if changes_host {
-        crate::host_state::recover_at_start()?;
+    match &cli.command {
+        None | Some(Command::Workload { .. }) => crate::host_state::recover_at_start()?,
+        // probe only reports (its tracefs mount is journalled like any other): an unreadable
+        // journal, e.g. when run without root, is a warning there, not the end of the report.
+        Some(Command::Probe { .. }) => {
+            if let Err(e) = crate::host_state::recover_at_start() {
+                eprintln!("rmap-trace: warning: {e:#}");
+            }
+        }
+        Some(_) => {}
     }
     match &cli.command {
         Some(Command::Restore) => restore::run(),
