@@ -46,12 +46,14 @@ pub fn other_users() -> anyhow::Result<Vec<(u32, u64)>> {
             "this kernel has no /proc/<pid>/ksm_merging_pages (Linux < 5.19), so other KSM users cannot be seen: pass --force-ksm to change KSM's settings anyway"
         );
     }
-    let me = std::process::id();
+    users_in(Path::new("/proc"), std::process::id())
+}
+
+/// Processes under `proc_root` other than `me` with KSM-merged pages.
+fn users_in(proc_root: &Path, me: u32) -> anyhow::Result<Vec<(u32, u64)>> {
     let mut out = Vec::new();
-    for e in fs::read_dir("/proc")
-        .context("reading /proc")?
-        .filter_map(Result::ok)
-    {
+    let dir = fs::read_dir(proc_root).with_context(|| format!("reading {}", proc_root.display()))?;
+    for e in dir.filter_map(Result::ok) {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
@@ -63,6 +65,7 @@ pub fn other_users() -> anyhow::Result<Vec<(u32, u64)>> {
             out.push((pid, pages));
         }
     }
+    out.sort_unstable();
     Ok(out)
 }
 
@@ -201,6 +204,21 @@ impl Drop for KsmGuard {
 
 #[cfg(test)]
 mod tests {
+    /// Only other processes with merged pages count: not this one (its previous scenario's
+    /// pages), not processes with none, not /proc entries that are not processes.
+    #[test]
+    fn other_users_are_other_processes_with_merged_pages() {
+        let root = std::env::temp_dir().join(format!("rmap-ksm-users-{}", std::process::id()));
+        for (name, pages) in [("10", "0"), ("11", "5"), ("12", "7"), ("self", "9")] {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+            std::fs::write(root.join(name).join("ksm_merging_pages"), format!("{pages}\n")).unwrap();
+        }
+        std::fs::create_dir_all(root.join("13")).unwrap();
+        let users = super::users_in(&root, 12).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(users, vec![(11, 5)]);
+    }
+
     #[test]
     fn mappings_per_page() {
         assert_eq!(super::mappings_per_page(2000, 256), 250);
