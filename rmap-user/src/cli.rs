@@ -130,8 +130,14 @@ pub struct BenchArgs {
     pub sharers: u64,
     /// Mappings per KSM page (KSM's `max_page_sharing`; default: leave it as it is, 256 unless
     /// changed). One KSM page for the whole region makes each walk quadratic in VMAs.
+    /// Host-wide: changing it writes run=2, which unmerges every KSM page on the host.
     #[arg(long, value_parser = clap::value_parser!(u64).range(bounds::MAX_PAGE_SHARING))]
     pub max_page_sharing: Option<u64>,
+    /// The ksm scenario changes KSM's settings for the whole host (ksmd at full speed, then
+    /// paused for the trigger; see --max-page-sharing), so it is refused while other processes
+    /// have KSM-merged pages (`/proc/<pid>/ksm_merging_pages`). This runs it anyway.
+    #[arg(long)]
+    pub force_ksm: bool,
     /// What makes the kernel walk.
     #[arg(long, value_enum, default_value_t = crate::workload::trigger::TriggerChoice::Auto)]
     pub trigger: crate::workload::trigger::TriggerChoice,
@@ -187,6 +193,10 @@ pub enum Command {
         #[command(flatten)]
         bench: BenchArgs,
     },
+    /// Put back what runs that were killed (SIGKILL, OOM) left changed on the host: KSM
+    /// settings, the cgroup, zram swap, a tracefs mount (from their journals in
+    /// /run/rmap-trace). Every state-changing command also does this when it starts.
+    Restore,
     /// Shell completions for bash, zsh or fish, on stdout.
     Completions {
         /// The shell.

@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod counters;
 pub mod events;
 pub mod export;
+pub mod host_state;
 pub mod kernel;
 pub mod render;
 pub mod session;

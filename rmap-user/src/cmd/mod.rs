@@ -8,13 +8,29 @@ pub mod manpage;
 pub mod plot;
 pub mod probe;
 pub mod report;
+pub mod restore;
 pub mod workload;
 
 use crate::cli::{Cli, Command};
 
 /// Runs the command of the command line (the benchmark without one).
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
+    // Commands that may change host state (KSM, cgroup, zram, a tracefs mount) first put back
+    // what runs killed before them left changed, so that they never take a changed value for
+    // an original.
     match &cli.command {
+        None | Some(Command::Workload { .. }) => crate::host_state::recover_at_start()?,
+        // probe only reports (its tracefs mount is journalled like any other): an unreadable
+        // journal, e.g. when run without root, is a warning there, not the end of the report.
+        Some(Command::Probe { .. }) => {
+            if let Err(e) = crate::host_state::recover_at_start() {
+                eprintln!("rmap-trace: warning: {e:#}");
+            }
+        }
+        Some(_) => {}
+    }
+    match &cli.command {
+        Some(Command::Restore) => restore::run(),
         Some(Command::Probe { json }) => probe::run(json.as_deref()),
         Some(Command::Report { files }) => report::run(files),
         Some(Command::Compare { a, b }) => compare::run(a, b),

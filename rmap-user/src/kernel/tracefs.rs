@@ -17,6 +17,9 @@ pub enum TracefsError {
     /// tracefs was not mounted and mounting it failed.
     #[error("tracefs not mounted and mounting it at /sys/kernel/tracing failed: {0}")]
     Mount(std::io::Error),
+    /// The host-state journal could not be written before mounting tracefs.
+    #[error("writing the host-state journal before mounting tracefs: {0}")]
+    Journal(crate::host_state::journal::JournalError),
     /// The event's format file could not be read.
     #[error("reading {path}: {source}")]
     Read { path: String, source: std::io::Error },
@@ -46,21 +49,19 @@ pub struct Tracefs {
 const MOUNT_POINT: &std::ffi::CStr = c"/sys/kernel/tracing";
 
 /// A tracefs mount made by this run, unmounted on drop so that the run leaves the host's
-/// mounts as it found them.
+/// mounts as it found them (journalled before the mount: after a SIGKILL the next run, or
+/// `rmap-trace restore`, unmounts it).
 #[derive(Debug)]
-struct Mounted;
+struct Mounted(crate::host_state::Token);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        // SAFETY: MOUNT_POINT is a valid NUL-terminated path; umount2 reads it only.
-        let rc = unsafe { libc::umount2(MOUNT_POINT.as_ptr(), 0) };
-        if rc == 0 {
-            log::info!("unmounted tracefs from /sys/kernel/tracing");
-        } else {
-            log::warn!(
+        match crate::host_state::undo(&self.0) {
+            Ok(done) => log::info!("{done}"),
+            Err(errors) => log::warn!(
                 "unmounting the tracefs this run mounted at /sys/kernel/tracing: {}",
-                std::io::Error::last_os_error()
-            );
+                errors.join("; ")
+            ),
         }
     }
 }
@@ -83,6 +84,12 @@ impl Tracefs {
         if let Ok(t) = Self::find() {
             return Ok(t);
         }
+        let token = crate::host_state::record(crate::host_state::Change::Tracefs {
+            mount_point: PathBuf::from(MOUNT_POINT.to_string_lossy().as_ref()),
+        })
+        .map_err(TracefsError::Journal)?;
+        // Struck from the journal again when the mount fails (the undo finds nothing mounted).
+        let mounted = Arc::new(Mounted(token));
         // SAFETY: valid NUL-terminated strings; no data argument.
         let rc = unsafe {
             libc::mount(
@@ -97,7 +104,6 @@ impl Tracefs {
             return Err(TracefsError::Mount(std::io::Error::last_os_error()));
         }
         log::info!("mounted tracefs at /sys/kernel/tracing");
-        let mounted = Arc::new(Mounted);
         let mut t = Self::find()?;
         t.mounted = Some(mounted);
         Ok(t)

@@ -79,7 +79,21 @@ pub async fn scenario(
 ) -> anyhow::Result<Ran> {
     let mut task = tokio::task::spawn_blocking(move || workload::run(&spec));
     loop {
-        match run_until(session.as_deref_mut(), sink, stop, &mut task, None).await? {
+        let woke = match run_until(session.as_deref_mut(), sink, stop, &mut task, None).await {
+            Ok(w) => w,
+            Err(e) => {
+                // The trace side failed: the workload must not run on unattended (KSM at full
+                // speed); cancel it and wait until its guards have put the host back.
+                cancel::request();
+                match (&mut task).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(w)) => log::info!("the workload, cancelled after a trace error: {w:#}"),
+                    Err(j) => log::warn!("the workload task failed: {j}"),
+                }
+                return Err(e);
+            }
+        };
+        match woke {
             Woke::Done(ran) => return ran.context("the workload task failed")?,
             Woke::Signal => cancel::request(),
             Woke::Tick => {}

@@ -1,5 +1,6 @@
 //! A temporary cgroup v2 group for `memory.reclaim`: this process moves into it (so its pages
-//! are charged there), and back out and the group removed on drop.
+//! are charged there), and back out and the group removed on drop (or by the next run after a
+//! SIGKILL: both changes are in the host-state journal).
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -7,13 +8,16 @@ use std::{
 
 use anyhow::Context as _;
 
+use crate::host_state::{self, Change, Token};
+
 const ROOT: &str = "/sys/fs/cgroup";
 
 pub struct TempCgroup {
     path: PathBuf,
-    original: PathBuf,
-    /// We enabled +memory in the parent's `subtree_control` and must disable it again.
-    enabled_memory: Option<PathBuf>,
+    /// The group, journalled before it was made (undo: processes back, group removed).
+    group: Option<Token>,
+    /// `+memory` in the root's `subtree_control`, when this run enabled it.
+    enabled_memory: Option<Token>,
 }
 
 fn own_cgroup() -> anyhow::Result<PathBuf> {
@@ -31,25 +35,33 @@ impl TempCgroup {
         // A process may only sit in a leaf: make the group a sibling under the root.
         let parent = PathBuf::from(ROOT);
         let control = parent.join("cgroup.subtree_control");
-        let enabled =
-            fs::read_to_string(&control).with_context(|| format!("reading {}", control.display()))?;
-        let enabled_memory = if enabled.split_whitespace().any(|c| c == "memory") {
-            None
-        } else {
-            fs::write(&control, "+memory")
-                .with_context(|| format!("enabling the memory controller in {}", control.display()))?;
-            Some(control)
-        };
         let path = parent.join(format!("rmap-trace-{}", std::process::id()));
         let mut cg = Self {
             path: path.clone(),
-            original,
-            enabled_memory,
+            group: None,
+            enabled_memory: None,
         };
+        let enabled =
+            fs::read_to_string(&control).with_context(|| format!("reading {}", control.display()))?;
+        if !enabled.split_whitespace().any(|c| c == "memory") {
+            cg.enabled_memory = Some(journal(Change::SubtreeMemory {
+                control: control.clone(),
+            })?);
+            fs::write(&control, "+memory")
+                .with_context(|| format!("enabling the memory controller in {}", control.display()))?;
+        }
+        // A group of that name that we did not make (a run with our pid before a reboot
+        // cannot leave one: cgroupfs is not persistent) is someone else's: refuse it.
+        if path.exists() {
+            anyhow::bail!("{} exists already and is not this run's", path.display());
+        }
+        cg.group = Some(journal(Change::Cgroup {
+            path: path.clone(),
+            parent: original,
+        })?);
         fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
         fs::write(path.join("cgroup.procs"), std::process::id().to_string())
             .with_context(|| format!("moving into {}", path.display()))?;
-        cg.path = path;
         Ok(cg)
     }
 
@@ -63,24 +75,27 @@ impl TempCgroup {
             Err(e) => Err(e).with_context(|| format!("writing {}", file.display())),
         }
     }
+}
 
-    fn leave(&mut self) -> anyhow::Result<()> {
-        let back = self.original.join("cgroup.procs");
-        fs::write(&back, std::process::id().to_string())
-            .with_context(|| format!("moving back to {}", self.original.display()))?;
-        fs::remove_dir(&self.path).with_context(|| format!("removing {}", self.path.display()))?;
-        if let Some(control) = self.enabled_memory.take() {
-            fs::write(&control, "-memory")
-                .with_context(|| format!("disabling memory in {}", control.display()))?;
-        }
-        Ok(())
-    }
+fn journal(change: Change) -> anyhow::Result<Token> {
+    host_state::record(change).context("writing the host-state journal before changing cgroups")
 }
 
 impl Drop for TempCgroup {
     fn drop(&mut self) {
-        if let Err(e) = self.leave() {
-            eprintln!("rmap-trace: error: cleaning up the cgroup: {e:#}");
+        // The group first (this process moves back out of it), then `+memory`: the controller
+        // cannot be disabled while a child group uses it.
+        for token in [self.group.take(), self.enabled_memory.take()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(errors) = host_state::undo(&token) {
+                eprintln!(
+                    "rmap-trace: error: cleaning up the cgroup {}: {} (run `rmap-trace restore`)",
+                    self.path.display(),
+                    errors.join("; ")
+                );
+            }
         }
     }
 }

@@ -61,6 +61,8 @@ pub fn move_pages(region: &Region, count: usize, node: i32, shared: bool) -> any
         .zip(nodes.chunks(batch))
         .zip(status.chunks_mut(batch))
     {
+        // One call per KSM page, each up to seconds under emulation: stop soon after a signal.
+        super::cancel::check()?;
         move_pages_raw(p, Some(n), s, MPOL_MF_MOVE_ALL).context("move_pages(MPOL_MF_MOVE_ALL)")?;
     }
     if let Some((i, s)) = status.iter().enumerate().find(|(_, s)| **s != node) {

@@ -68,6 +68,8 @@ pub struct Spec {
     pub trigger: Trigger,
     /// Move the region with mremap before the trigger (KSM: and wait for KSM to merge again).
     pub mremap: bool,
+    /// Change KSM's settings even while other processes have KSM-merged pages.
+    pub force_ksm: bool,
 }
 
 /// What a scenario did.
@@ -84,7 +86,8 @@ pub struct Ran {
     pub target_node: Option<i32>,
     /// With --mremap: pages moved to a new address before the trigger.
     pub mremapped: usize,
-    /// KSM pages shared (`pages_sharing` + `pages_shared`) when the trigger ran.
+    /// Pages of this process merged by KSM when the trigger ran (its own
+    /// `/proc/self/ksm_merging_pages`, not the host-wide counters other KSM users move).
     pub ksm_merged: u64,
 }
 
@@ -100,26 +103,32 @@ fn bar(len: u64, msg: &'static str) -> ProgressBar {
 }
 
 /// Runs one scenario to the end; everything it set up is undone when it returns (the guards
-/// are dropped in reverse order: KSM knobs, sharers, region, cgroup).
+/// are dropped in reverse order: sharers, region, KSM knobs, cgroup). The region goes before
+/// KSM's settings are put back: its pages are unmerged by the unmap, not by a scan at the
+/// host's own (slower) settings, and nothing of ours is left merged under them.
 pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
     // Reclaim works on a cgroup: enter it before faulting pages, so they are charged there.
     let cgroup = match spec.trigger {
         Trigger::Reclaim => Some(cgroup::TempCgroup::enter()?),
         _ => None,
     };
-    let mut mapped = map(spec)?;
     let ksm = if spec.ty == PageType::Ksm {
-        Some(merge_ksm(spec, &mut mapped)?)
+        Some(ksm::KsmGuard::aggressive(spec.max_page_sharing, spec.force_ksm)?)
     } else {
         None
     };
+    cancel::check()?;
+    let mut mapped = map(spec)?;
+    if let Some(guard) = &ksm {
+        merge_ksm(spec, guard, &mut mapped)?;
+    }
     let mremapped = if spec.mremap {
         mremap(spec, &mut mapped, ksm.as_ref())?
     } else {
         0
     };
     let ksm_merged = match &ksm {
-        Some(g) => g.merged()?,
+        Some(_) => ksm::own_merged()?,
         None => 0,
     };
     cancel::check()?;
@@ -185,14 +194,15 @@ fn map(spec: &Spec) -> anyhow::Result<Mapped> {
 }
 
 /// Lets KSM merge the region, then pauses it so that the trigger walks stable KSM pages.
-fn merge_ksm(spec: &Spec, mapped: &mut Mapped) -> anyhow::Result<ksm::KsmGuard> {
-    let guard = ksm::KsmGuard::aggressive(spec.max_page_sharing)?;
+fn merge_ksm(spec: &Spec, guard: &ksm::KsmGuard, mapped: &mut Mapped) -> anyhow::Result<()> {
     mapped.region.madvise_mergeable()?;
+    // Two full scans from now, when the region is there to be merged.
+    guard.resume()?;
     let pages = spec.layout.pages(spec.pages);
-    merge(&guard, pages, spec.merge_timeout, "waiting for KSM to merge")?;
+    merge(guard, pages, spec.merge_timeout, "waiting for KSM to merge")?;
     mapped.mappings = guard.mappings_per_page()?;
     guard.pause()?;
-    Ok(guard)
+    Ok(())
 }
 
 /// `--mremap`: moves every page to a new address; KSM pages are merged again there.

@@ -32,6 +32,7 @@ pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
                 merge_timeout: Duration::from_secs_f64(b.merge_timeout),
                 trigger,
                 mremap: b.mremap,
+                force_ksm: b.force_ksm,
             });
         }
     }

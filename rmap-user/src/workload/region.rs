@@ -181,6 +181,8 @@ impl Region {
     /// `mprotect(PROT_READ)` on every other page: one VMA per page, all sharing one `anon_vma`.
     pub fn split(&mut self) -> anyhow::Result<usize> {
         for p in (1..self.pages).step_by(2) {
+            // Thousands of calls, slow under emulation: stop soon after a signal.
+            super::cancel::check()?;
             check(
                 // SAFETY: inside the mapping.
                 unsafe { libc::mprotect(self.addr(p).cast(), PAGE, libc::PROT_READ) },
@@ -214,27 +216,33 @@ impl Region {
         }
         let dest: *mut u8 = dest.cast();
         for p in 0..self.pages {
-            // SAFETY: page p of our mapping moves to page p of the reservation.
-            let moved = unsafe {
-                libc::mremap(
-                    self.addr(p).cast(),
-                    PAGE,
-                    PAGE,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                    dest.add(p * PAGE),
-                )
+            let failed = if let Err(cancelled) = super::cancel::check() {
+                Some(anyhow::Error::from(cancelled))
+            } else {
+                // SAFETY: page p of our mapping moves to page p of the reservation.
+                let moved = unsafe {
+                    libc::mremap(
+                        self.addr(p).cast(),
+                        PAGE,
+                        PAGE,
+                        libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                        dest.add(p * PAGE),
+                    )
+                };
+                (moved == libc::MAP_FAILED).then(|| {
+                    anyhow::Error::from(io::Error::last_os_error()).context(format!("mremap of page {p}"))
+                })
             };
-            if moved == libc::MAP_FAILED {
-                let err = io::Error::last_os_error();
+            if let Some(err) = failed {
                 // Pages 0..p now live at dest, the rest at base: unmap both ranges.
                 for range in [dest, self.base] {
                     // SAFETY: both ranges are ours.
                     if unsafe { libc::munmap(range.cast(), len) } != 0 {
-                        log::warn!("munmap after a failed mremap: {}", io::Error::last_os_error());
+                        log::warn!("munmap after a stopped mremap: {}", io::Error::last_os_error());
                     }
                 }
                 self.base = std::ptr::null_mut();
-                return Err(err).with_context(|| format!("mremap of page {p}"));
+                return Err(err);
             }
         }
         // Nothing is left at the old range: every page moved out of it.

@@ -1,4 +1,5 @@
-//! `--setup-swap`: a temporary zram swap device, swapped off and reset on drop.
+//! `--setup-swap`: a temporary zram swap device, swapped off and reset on drop (or by the next
+//! run after a SIGKILL: the device and the module are in the host-state journal).
 use std::{
     ffi::CString,
     fs,
@@ -9,12 +10,15 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+use crate::host_state::{self, Change, Token};
+
 pub struct ZramSwap {
     dev: PathBuf,
-    sys: PathBuf,
-    /// Device number we hot-added (removed again on drop).
-    hot_added: Option<u32>,
-    on: bool,
+    /// The device, once this run has taken it (journalled: swapped off, reset and, when we
+    /// hot-added it, removed on drop or by the next run).
+    device: Option<Token>,
+    /// The zram module, when this run loaded it (unloaded on drop, after the device).
+    module: Option<Token>,
 }
 
 const PAGE: usize = 4096;
@@ -32,7 +36,13 @@ fn swap_header(size: u64) -> Vec<u8> {
 
 impl ZramSwap {
     pub fn create(size: u64) -> anyhow::Result<Self> {
+        let mut z = Self {
+            dev: PathBuf::new(),
+            device: None,
+            module: None,
+        };
         if !Path::new("/sys/class/zram-control").exists() && !Path::new("/sys/block/zram0").exists() {
+            z.module = Some(journal(Change::ZramModule)?);
             let loaded = Command::new("modprobe")
                 .arg("zram")
                 .status()
@@ -42,6 +52,7 @@ impl ZramSwap {
             }
         }
         let (n, hot_added) = match fs::read_to_string("/sys/class/zram-control/hot_add") {
+            // A new device, ours alone: journalled at once (its number is known only now).
             Ok(s) => {
                 let n: u32 = s.trim().parse().context("parsing zram hot_add")?;
                 (n, Some(n))
@@ -51,19 +62,27 @@ impl ZramSwap {
         };
         let sys = PathBuf::from(format!("/sys/block/zram{n}"));
         let dev = PathBuf::from(format!("/dev/zram{n}"));
-        let mut z = Self {
-            dev: dev.clone(),
+        z.dev.clone_from(&dev);
+        let take = Change::Zram {
             sys: sys.clone(),
+            dev: dev.clone(),
             hot_added,
-            on: false,
         };
+        if hot_added.is_some() {
+            z.device = Some(journal(take.clone())?);
+        }
+        // A device someone else set up is never touched: check before taking it, so that the
+        // guard cannot reset it.
         let current: u64 = fs::read_to_string(sys.join("disksize"))
             .context("reading zram disksize")?
             .trim()
             .parse()
-            .unwrap_or(1);
+            .context("parsing zram disksize")?;
         if current != 0 {
             bail!("{} is already in use", dev.display());
+        }
+        if z.device.is_none() {
+            z.device = Some(journal(take)?);
         }
         fs::write(sys.join("disksize"), size.to_string()).context("sizing the zram device")?;
         let mut f = fs::OpenOptions::new()
@@ -75,37 +94,36 @@ impl ZramSwap {
         f.sync_all()?;
         drop(f);
         let path = CString::new(dev.to_string_lossy().as_bytes())?;
-        // SAFETY: valid path string.
+        // SAFETY: valid NUL-terminated path; swapon only reads it.
         if unsafe { libc::swapon(path.as_ptr(), 0) } != 0 {
             return Err(io::Error::last_os_error()).with_context(|| format!("swapon {}", dev.display()));
         }
-        z.on = true;
+        eprintln!("rmap-trace: swap on {} (temporary zram device)", dev.display());
         Ok(z)
     }
+}
 
-    fn remove(&mut self) -> anyhow::Result<()> {
-        if self.on {
-            let path = CString::new(self.dev.to_string_lossy().as_bytes())?;
-            // SAFETY: valid path string.
-            if unsafe { libc::swapoff(path.as_ptr()) } != 0 {
-                return Err(io::Error::last_os_error())
-                    .with_context(|| format!("swapoff {}", self.dev.display()));
-            }
-            self.on = false;
-        }
-        fs::write(self.sys.join("reset"), "1").context("resetting the zram device")?;
-        if let Some(n) = self.hot_added.take() {
-            fs::write("/sys/class/zram-control/hot_remove", n.to_string())
-                .context("removing the zram device")?;
-        }
-        Ok(())
-    }
+fn journal(change: Change) -> anyhow::Result<Token> {
+    host_state::record(change).context("writing the host-state journal before setting up zram swap")
 }
 
 impl Drop for ZramSwap {
     fn drop(&mut self) {
-        if let Err(e) = self.remove() {
-            eprintln!("rmap-trace: error: removing the zram swap: {e:#}");
+        // The device first: the module cannot be unloaded while a device is in use.
+        for (what, token) in [
+            ("the zram swap", self.device.take()),
+            ("the zram module", self.module.take()),
+        ] {
+            let Some(token) = token else { continue };
+            match host_state::undo(&token) {
+                Ok(done) if !done.is_empty() => log::info!("{done}"),
+                Ok(_) => {}
+                Err(errors) => eprintln!(
+                    "rmap-trace: error: removing {what} ({}): {} (run `rmap-trace restore`)",
+                    self.dev.display(),
+                    errors.join("; ")
+                ),
+            }
         }
     }
 }

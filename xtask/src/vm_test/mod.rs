@@ -7,6 +7,7 @@ use crate::guest::{GuestArgs, qemu::GuestRun};
 
 mod debian;
 mod export;
+mod faults;
 mod patched;
 
 #[derive(Debug, clap::Args)]
@@ -18,7 +19,8 @@ pub struct Args {
     pub pages: u32,
     /// Which suites: debian (Debian's 6.1 kernel: fentry, kprobe, filters, cleanup, one node),
     /// export (Prometheus and the interval log, on Debian's kernel), patched (our kernel with
-    /// the rmap tracepoints and ksm-rmap-pgoff), or all.
+    /// the rmap tracepoints and ksm-rmap-pgoff), faults (SIGKILL at each phase, then the
+    /// host state restored; about a minute in the guest), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -28,6 +30,7 @@ pub enum Suite {
     Debian,
     Export,
     Patched,
+    Faults,
     All,
 }
 
@@ -94,6 +97,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Export) {
         export::run(&args.guest, 2000, &mut c)?;
+    }
+    if args.suite.has(Suite::Faults) {
+        faults::run(&args.guest, args.pages.min(2000), &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;

@@ -1,0 +1,204 @@
+//! The journal file of one process: who wrote it (pid and start time, so that a reused pid is
+//! not taken for its writer) and the changes it made, each written down before it is made.
+//! Written whole to a temporary file, synced, and renamed over the old one, so that a reader
+//! sees either the old list or the new one, never half of one.
+use std::{
+    fs,
+    io::{self, Write as _},
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::change::Change;
+
+/// Errors of the journal files.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A journal file or its directory could not be read, written or synced.
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: io::Error,
+    },
+    /// A journal file is not valid JSON of the expected shape.
+    #[error("parsing the journal {path}: {source}")]
+    Parse { path: String, source: serde_json::Error },
+    /// This process's start time could not be read from /proc.
+    #[error("reading the start time of pid {0} from /proc")]
+    StartTime(u32),
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JournalError {
+    let path = path.display().to_string();
+    move |source| JournalError::Io { what, path, source }
+}
+
+/// One recorded change, with the id its guard uses to strike it once undone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: u64,
+    pub change: Change,
+}
+
+/// The content of one journal file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    pub pid: u32,
+    /// Field 22 of /proc/<pid>/stat (clock ticks since boot): with the pid, names one process.
+    pub start_time: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// The start time of `pid` from `<proc_root>/<pid>/stat`, None if there is no such process.
+pub fn start_time(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after the last
+    // ')'; the fields there start with field 3, so field 22 is the 20th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Journal {
+    /// A journal of this process (read from /proc/self).
+    pub fn for_self() -> Result<Self, JournalError> {
+        let pid = std::process::id();
+        let start_time = start_time(Path::new("/proc"), pid).ok_or(JournalError::StartTime(pid))?;
+        Ok(Self {
+            pid,
+            start_time,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Its file in `dir`.
+    pub fn path_in(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.json", self.pid))
+    }
+
+    /// Whether the process that wrote it still runs (same pid, same start time).
+    pub fn owner_alive(&self, proc_root: &Path) -> bool {
+        start_time(proc_root, self.pid) == Some(self.start_time)
+    }
+
+    /// Writes it to its file in `dir` atomically (temporary file, fsync, rename, fsync of the
+    /// directory), or removes the file when nothing is left to undo.
+    pub fn save(&self, dir: &Path) -> Result<(), JournalError> {
+        let path = self.path_in(dir);
+        if self.entries.is_empty() {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", &path)(e)),
+                _ => sync_dir(dir),
+            };
+        }
+        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        let tmp = dir.join(format!(".{}.json.tmp", self.pid));
+        let text = serde_json::to_vec_pretty(self).map_err(|source| JournalError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        f.write_all(&text).map_err(io_err("writing", &tmp))?;
+        f.sync_all().map_err(io_err("syncing", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("renaming into", &path))?;
+        sync_dir(dir)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, JournalError> {
+        let text = fs::read(path).map_err(io_err("reading", path))?;
+        serde_json::from_slice(&text).map_err(|source| JournalError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing", dir))
+}
+
+/// Every journal file in `dir` (none when it does not exist).
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("reading", dir)(e)),
+    };
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_state::test_dir::TestDir;
+
+    fn fake_proc(root: &Path, pid: u32, comm: &str, start: u64) {
+        let d = root.join(pid.to_string());
+        fs::create_dir_all(&d).unwrap();
+        // Fields 3..21 as zeros, then the start time (field 22), then a few more.
+        let mut fields = vec!["S".to_string()];
+        fields.extend(std::iter::repeat_n("0".to_string(), 18));
+        fields.push(start.to_string());
+        fields.extend(["1", "2"].map(String::from));
+        fs::write(d.join("stat"), format!("{pid} ({comm}) {}\n", fields.join(" "))).unwrap();
+    }
+
+    #[test]
+    fn reads_the_start_time_after_an_odd_comm() {
+        let d = TestDir::new("proc");
+        fake_proc(d.path(), 7, "a) b (c", 12_345);
+        assert_eq!(start_time(d.path(), 7), Some(12_345));
+        assert_eq!(start_time(d.path(), 8), None);
+        // And the real one of this process.
+        assert!(start_time(Path::new("/proc"), std::process::id()).is_some());
+    }
+
+    #[test]
+    fn dead_pid_and_reused_pid_are_not_alive() {
+        let d = TestDir::new("proc");
+        let j = Journal {
+            pid: 42,
+            start_time: 1000,
+            entries: Vec::new(),
+        };
+        assert!(!j.owner_alive(d.path()), "no /proc entry: gone");
+        fake_proc(d.path(), 42, "rmap-trace", 2000);
+        assert!(!j.owner_alive(d.path()), "pid 42 reused by a later process");
+        fake_proc(d.path(), 42, "rmap-trace", 1000);
+        assert!(j.owner_alive(d.path()));
+        assert!(Journal::for_self().unwrap().owner_alive(Path::new("/proc")));
+    }
+
+    #[test]
+    fn saves_atomically_loads_and_removes_when_empty() {
+        let d = TestDir::new("journal");
+        let mut j = Journal {
+            pid: 99,
+            start_time: 5,
+            entries: vec![Entry {
+                id: 1,
+                change: Change::Ksm {
+                    dir: "/sys/kernel/mm/ksm".into(),
+                    knobs: vec![("run".into(), 0), ("pages_to_scan".into(), 100)],
+                },
+            }],
+        };
+        j.save(d.path()).unwrap();
+        assert_eq!(list(d.path()).unwrap(), vec![d.path().join("99.json")]);
+        assert_eq!(Journal::load(&d.path().join("99.json")).unwrap(), j);
+        // No temporary file is left beside it.
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        j.entries.clear();
+        j.save(d.path()).unwrap();
+        assert!(list(d.path()).unwrap().is_empty());
+    }
+}

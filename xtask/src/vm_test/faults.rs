@@ -1,0 +1,153 @@
+//! The "faults" suite, on Debian's 6.1 kernel: the host state a run changes (KSM knobs, its
+//! cgroup and `+memory`, zram swap and the zram module, a tracefs mount) is read before any
+//! run; the run is then killed with SIGKILL at each phase while those are changed, and the next
+//! start (or `rmap-trace restore` by hand) must put every value back exactly.
+use super::Checks;
+use crate::guest::{self, GuestArgs, qemu::GuestRun};
+
+/// What a run can change, one item a line, in a fixed order (compared as text).
+const STATE: &str = r#"state() {
+  for k in run pages_to_scan sleep_millisecs max_page_sharing; do echo "ksm $k=$(cat /sys/kernel/mm/ksm/$k)"; done
+  echo "subtree $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+  for g in $(ls /sys/fs/cgroup | grep rmap-trace); do echo "cgroup $g"; done
+  grep -v '^Filename' /proc/swaps | awk '{print "swap " $1}'
+  for z in $(ls /sys/block | grep zram); do echo "zram $z disksize=$(cat /sys/block/$z/disksize)"; done
+  [ -d /sys/module/zram ] && echo "module zram"
+  grep tracefs /proc/mounts | awk '{print "tracefs " $2}'
+  for j in $(ls /run/rmap-trace 2>/dev/null); do echo "journal $j"; done
+  ls -a /tmp | grep rmap-trace | sed 's/^/tmp /'
+}
+wait_for() { for i in $(seq 3000); do eval "$1" && return 0; sleep 0.02; done; echo "timed out waiting for: $1"; return 1; }
+"#;
+
+/// One kill: `start` runs a command in the background as $P; `ready` is a shell condition for
+/// the phase to kill in; `next` is what runs next and must restore.
+struct Kill {
+    name: &'static str,
+    start: String,
+    ready: &'static str,
+    next: &'static str,
+}
+
+fn kills(pages: u32) -> Vec<Kill> {
+    vec![
+        Kill {
+            name: "merge",
+            // KSM at full speed, its cgroup entered, zram swap on, tracefs mounted by the run.
+            start: format!(
+                "rmap-trace --types ksm --pages {pages} --trigger reclaim --setup-swap --max-page-sharing 64"
+            ),
+            ready: r#"[ "$(cat /sys/kernel/mm/ksm/run)" = 1 ] && grep -q zram /proc/swaps && ls /sys/fs/cgroup | grep -q rmap-trace && grep -q tracefs /proc/mounts"#,
+            next: "rmap-trace probe",
+        },
+        Kill {
+            name: "paused",
+            // After the merge: ksmd paused (run=0) with the aggressive knobs, trigger running.
+            start: format!("rmap-trace workload --types ksm --pages {pages} --trigger move-pages --mremap"),
+            ready: r#"[ "$(cat /sys/kernel/mm/ksm/run)" = 0 ] && [ "$(cat /sys/kernel/mm/ksm/pages_to_scan)" = 10000 ]"#,
+            next: "rmap-trace workload --types anon --layouts split --pages 200 --trigger compact",
+        },
+        Kill {
+            name: "file",
+            // The file scenario in its cgroup with zram swap: its temporary file must be gone.
+            start: format!(
+                "rmap-trace workload --types file --layouts split --pages {pages} --trigger reclaim --setup-swap"
+            ),
+            // Killed once the file is mapped (its name shows in the maps, unlinked or not).
+            ready: r"grep -q 'rmap-trace-.*[.]data' /proc/$P/maps && ls /sys/fs/cgroup | grep -q rmap-trace && grep -q zram /proc/swaps",
+            next: "rmap-trace probe",
+        },
+        Kill {
+            name: "live",
+            // --attach-only mounted tracefs; restored by hand.
+            start: "rmap-trace --attach-only --interval 30".into(),
+            ready: r"grep -q tracefs /proc/mounts && grep -q '^attach:' /tmp/run.out",
+            next: "rmap-trace restore",
+        },
+    ]
+}
+
+fn script(pages: u32) -> String {
+    let mut s = String::from(STATE);
+    // The guest's init mounts tracefs; a run mounts it only when none is there.
+    s.push_str("umount /sys/kernel/tracing 2>/dev/null\nstate > /tmp/before\nemit before /tmp/before\n");
+    for k in kills(pages) {
+        s.push_str(&format!(
+            r#"{start} > /tmp/run.out 2>&1 &
+P=$!
+wait_for '{ready}'
+state > /tmp/mid
+kill -KILL $P; wait $P; echo "killed status $?" >> /tmp/run.out
+{next} > /tmp/next.out 2>&1; echo "exit $?" >> /tmp/next.out
+umount /sys/kernel/tracing 2>/dev/null
+state > /tmp/after
+emit {name}.run /tmp/run.out
+emit {name}.mid /tmp/mid
+emit {name}.next /tmp/next.out
+emit {name}.after /tmp/after
+"#,
+            start = k.start,
+            ready = k.ready,
+            next = k.next,
+            name = k.name,
+        ));
+    }
+    s
+}
+
+pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
+    let out = guest::boot(args, &script(pages), false)?;
+    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    verify(&out, pages, c);
+    Ok(())
+}
+
+fn verify(run: &GuestRun, pages: u32, c: &mut Checks) {
+    let out = |n: &str| {
+        run.outputs
+            .get(n)
+            .map_or_else(|| format!("<no {n}>"), |s| s.trim().to_string())
+    };
+    let before = out("before");
+    println!("--- guest state before the runs ---\n{before}");
+    c.check(
+        "faults: state read before the runs",
+        before.contains("ksm run=") && !before.contains("tracefs") && !before.contains("journal"),
+        before.replace('\n', " | "),
+    );
+    for k in kills(pages) {
+        let (mid, after, next) = (
+            out(&format!("{}.mid", k.name)),
+            out(&format!("{}.after", k.name)),
+            out(&format!("{}.next", k.name)),
+        );
+        println!(
+            "--- kill at {}: state when killed ---\n{mid}\n--- {} ---\n{next}",
+            k.name, k.next
+        );
+        // The kill happened while the host was changed, or the check below proves nothing.
+        let changed: Vec<&str> = mid.lines().filter(|l| !before.lines().any(|b| b == *l)).collect();
+        c.check(
+            &format!("faults {}: killed while the host was changed", k.name),
+            !changed.is_empty() && out(&format!("{}.run", k.name)).contains("killed status 137"),
+            changed.join(" | "),
+        );
+        c.check(
+            &format!("faults {}: `{}` restores every value", k.name, k.next),
+            after == before,
+            format!("after: {}", after.replace('\n', " | ")),
+        );
+        c.check(
+            &format!("faults {}: one line says what was restored", k.name),
+            next.lines()
+                .filter(|l| l.contains("restored the host state left by pid"))
+                .count()
+                == 1
+                && next.contains("exit 0"),
+            next.lines()
+                .find(|l| l.contains("restored"))
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+}
