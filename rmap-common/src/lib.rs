@@ -466,13 +466,14 @@ mod pod {
     unsafe impl aya::Pod for super::HistKey {}
     // SAFETY: as above (an array of u64).
     unsafe impl aya::Pod for super::LatencyHist {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Inflight {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::{
-        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width,
-        log2_bucket,
+        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, log2_bucket,
     };
 
     /// Every value from 0 to past the range maps to a bucket no lower than the previous one, its
@@ -499,7 +500,10 @@ mod tests {
         assert_eq!(hist_bucket(u64::MAX) as usize, HIST_BUCKETS - 1);
         // Every bucket is reachable and the bounds tile the range without gaps.
         for i in 1..HIST_BUCKETS as u32 {
-            assert_eq!(hist_bucket_low(i - 1) + hist_bucket_width(i - 1), hist_bucket_low(i));
+            assert_eq!(
+                hist_bucket_low(i - 1) + hist_bucket_width(i - 1),
+                hist_bucket_low(i)
+            );
             assert_eq!(hist_bucket(hist_bucket_low(i)), i);
         }
         // 100 ns … 100 s are inside the range, not in the clamped last bucket.

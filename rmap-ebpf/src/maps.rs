@@ -5,9 +5,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use rmap_common::{
-    COUNTERS, HIST_KEYS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES,
-};
+use rmap_common::{COUNTERS, HIST_KEYS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES};
 
 /// Per-walk events for userspace. 1 MiB here (~10,000 events of 96 bytes in flight); userspace
 /// sets the size at load time (`--ringbuf-kib`).

@@ -10,8 +10,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType, Source,
-    WalkEvent, hist_bucket, log2_bucket,
+    Counter, FLAG_OFFCPU_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType, Source, WalkEvent,
+    hist_bucket, log2_bucket,
 };
 
 use crate::{

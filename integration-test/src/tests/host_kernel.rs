@@ -101,7 +101,7 @@ fn attach_plan_reports_every_mode() {
         .tracefs
         .as_ref()
         .is_some_and(|t| t.has_event("rmap", "rmap_walk_start"));
-    let outcome = match load::attach(&mut ebpf, &facts, AttachChoice::Auto, TpFlavor::Auto) {
+    let outcome = match load::attach(&mut ebpf, &facts, AttachChoice::Auto, TpFlavor::Auto, true) {
         Ok(a) => a.outcome,
         Err(o) => o,
     };

@@ -40,12 +40,11 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let metrics = serve_metrics(live, &session).await?;
-    let mut sink = sink
-        .with_metrics(metrics)
-        .with_slow_walks(live.threshold_ms);
+    let mut sink = sink.with_metrics(metrics).with_slow_walks(live.threshold_ms);
     let started = Instant::now();
     watch(live, &mut session, &mut sink, &mut stop, started).await?;
     trace_loop::drain(&mut session, &mut sink);
+    trace_loop::kernel_latency(&mut session, &mut sink)?;
     let total = sink.finish(trace.plot.as_deref())?;
     let counts = session.counts()?;
     print_summary(&session, &total, &counts, started.elapsed());
@@ -89,6 +88,7 @@ async fn watch(
         match trace_loop::run_until(Some(session), sink, stop, &mut deadline, Some(&mut tick)).await? {
             Woke::Tick => {
                 sink.publish(&session.counts()?)?;
+                trace_loop::kernel_latency(session, sink)?;
                 print_interval(&sink.end_interval(), started.elapsed());
             }
             Woke::Done(()) | Woke::Signal => return Ok(()),
@@ -115,7 +115,12 @@ fn print_interval(agg: &Aggregator, elapsed: Duration) {
     }
 }
 
-fn print_summary(session: &Session, total: &Aggregator, counts: &crate::counters::KernelCounts, elapsed: Duration) {
+fn print_summary(
+    session: &Session,
+    total: &Aggregator,
+    counts: &crate::counters::KernelCounts,
+    elapsed: Duration,
+) {
     println!(
         "=== summary: {:.1}s, kernel {} ===",
         elapsed.as_secs_f64(),
@@ -127,6 +132,9 @@ fn print_summary(session: &Session, total: &Aggregator, counts: &crate::counters
         print!("{}", render::table("type", &total.type_rows(), true));
         print!("{}", render::table("type/purpose", &total.purpose_rows(), true));
         print!("{}", render::table("process", &total.process_rows(10), true));
+    }
+    if let Some(note) = render::coverage_note(total.records, counts) {
+        println!("process table, CSV and slow-walk lines: {note}");
     }
     summary::footer(session, counts);
 }

@@ -71,10 +71,7 @@ impl Tracefs {
             .iter()
             .map(PathBuf::from)
             .find(|p| p.join("events").is_dir())
-            .map(|root| Self {
-                root,
-                mounted: None,
-            })
+            .map(|root| Self { root, mounted: None })
             .ok_or(TracefsError::NotMounted)
     }
 
