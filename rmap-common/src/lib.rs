@@ -293,16 +293,18 @@ pub const HIST_RELATIVE_ERROR: f64 = 0.5 / HIST_SUB as f64;
     reason = "runs in every eBPF hook: inlined rather than a BPF-to-BPF call for a few instructions"
 )]
 #[inline(always)]
-pub const fn hist_bucket(ns: u64) -> u32 {
+pub const fn hist_bucket(ns: u64) -> u64 {
+    // All in u64: with u32 arithmetic LLVM bounds-checks a zero-extended copy and indexes with
+    // the original register, which the verifier then sees as unbounded.
     if ns < HIST_SUB {
-        return ns as u32;
+        return ns;
     }
-    let e = ns.ilog2();
-    if e > HIST_MAX_EXP {
-        return HIST_BUCKETS as u32 - 1;
+    let e = ns.ilog2() as u64;
+    if e > HIST_MAX_EXP as u64 {
+        return HIST_BUCKETS as u64 - 1;
     }
-    let sub = (ns >> (e - HIST_SUB_BITS)) - HIST_SUB;
-    (e - HIST_SUB_BITS + 1) * HIST_SUB as u32 + sub as u32
+    let sub = (ns >> (e - HIST_SUB_BITS as u64)) - HIST_SUB;
+    (e - HIST_SUB_BITS as u64 + 1) * HIST_SUB + sub
 }
 
 /// Lowest duration (ns) of bucket `i` (the inverse of [`hist_bucket`] on bucket bounds).
@@ -487,6 +489,7 @@ mod tests {
             assert!(b >= prev, "{v} ns: bucket {b} < {prev}");
             assert!((b as usize) < HIST_BUCKETS, "{v} ns: bucket {b}");
             prev = b;
+            let b = b as u32;
             let (low, width) = (hist_bucket_low(b), hist_bucket_width(b));
             if v < 1 << 38 {
                 assert!(low <= v && v < low + width, "{v} ns not in [{low}, +{width})");
@@ -504,7 +507,7 @@ mod tests {
                 hist_bucket_low(i - 1) + hist_bucket_width(i - 1),
                 hist_bucket_low(i)
             );
-            assert_eq!(hist_bucket(hist_bucket_low(i)), i);
+            assert_eq!(hist_bucket(hist_bucket_low(i)), u64::from(i));
         }
         // 100 ns … 100 s are inside the range, not in the clamped last bucket.
         assert!((hist_bucket(100_000_000_000) as usize) < HIST_BUCKETS - 1);
