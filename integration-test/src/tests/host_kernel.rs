@@ -68,7 +68,7 @@ fn verifier_accepts_every_program() {
     require_root();
     let facts = KernelFacts::read().expect("kernel facts");
     for (what, filters) in [("default globals", filters()), ("every filter set", every_filter())] {
-        let loaded = load_every_program(&facts, &filters);
+        let loaded = load_every_program(&facts, &filters, what);
         for name in expected_programs() {
             if matches!(prog_kind(&name), Kind::Other) {
                 assert!(loaded.contains(&name), "{what}: {name} did not load ({loaded:?})");
@@ -78,7 +78,7 @@ fn verifier_accepts_every_program() {
 }
 
 /// Loads each program of a fresh object with `filters`; returns the names that loaded.
-fn load_every_program(facts: &KernelFacts, filters: &Filters) -> Vec<String> {
+fn load_every_program(facts: &KernelFacts, filters: &Filters, what: &str) -> Vec<String> {
     let mut ebpf = load::load_object(filters, facts).expect("object loads");
     let btf = aya::Btf::from_sys_fs().expect("kernel BTF");
     let kbtf = &facts.kernel_btf;
@@ -124,7 +124,7 @@ fn load_every_program(facts: &KernelFacts, filters: &Filters) -> Vec<String> {
                     "{name}: {log}"
                 );
             }
-            Err(e) => panic!("{name}: {e}"),
+            Err(e) => panic!("{what}: {name}: {e}"),
         }
     }
     loaded
