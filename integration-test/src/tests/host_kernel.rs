@@ -67,7 +67,10 @@ fn expected_programs() -> Vec<String> {
 fn verifier_accepts_every_program() {
     require_root();
     let facts = KernelFacts::read().expect("kernel facts");
-    for (what, filters) in [("default globals", filters()), ("every filter set", every_filter())] {
+    for (what, filters) in [
+        ("default globals", filters()),
+        ("every filter set", every_filter()),
+    ] {
         let loaded = load_every_program(&facts, &filters, what);
         for name in expected_programs() {
             if matches!(prog_kind(&name), Kind::Other) {

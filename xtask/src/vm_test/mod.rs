@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::guest::{GuestArgs, qemu::GuestRun};
 
 mod debian;
+mod drops;
 mod export;
 mod patched;
 
@@ -18,7 +19,8 @@ pub struct Args {
     pub pages: u32,
     /// Which suites: debian (Debian's 6.1 kernel: fentry, kprobe, filters, cleanup, one node),
     /// export (Prometheus and the interval log, on Debian's kernel), patched (our kernel with
-    /// the rmap tracepoints and ksm-rmap-pgoff), or all.
+    /// the rmap tracepoints and ksm-rmap-pgoff), drops (Debian's kernel: a tiny ring buffer, a
+    /// shrunk in-flight map, the off-CPU hook disabled), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -28,6 +30,7 @@ pub enum Suite {
     Debian,
     Export,
     Patched,
+    Drops,
     All,
 }
 
@@ -94,6 +97,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Export) {
         export::run(&args.guest, 2000, &mut c)?;
+    }
+    if args.suite.has(Suite::Drops) {
+        drops::run(&args.guest, 2000, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;
