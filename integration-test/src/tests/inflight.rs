@@ -1,4 +1,4 @@
-//! The in-flight map on this host's kernel, without any rmap hook: the raw_tp start and end
+//! The in-flight map on this host's kernel, without any rmap hook: the `raw_tp` start and end
 //! programs are run with `BPF_PROG_TEST_RUN`, which runs them in the calling thread (so
 //! `bpf_get_current_pid_tgid` is that thread's), with the map shrunk to one entry at load time.
 use std::os::fd::{AsFd as _, AsRawFd as _};
@@ -37,7 +37,7 @@ struct TestRun {
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
-/// Runs a raw_tp program once in this thread with `args` as its tracepoint arguments.
+/// Runs a `raw_tp` program once in this thread with `args` as its tracepoint arguments.
 fn test_run(prog_fd: i32, args: &[u64; 3]) {
     let mut attr = TestRun {
         prog_fd: prog_fd as u32,

@@ -140,13 +140,10 @@ fn eviction(doc: &Value, c: &mut Checks) {
     let evicted = doc["kernel_counts"]["inflight_evicted"].as_u64().unwrap_or(0);
     let unpaired = counter(doc, "unpaired");
     println!(
-        "info in-flight map of 1 entry: {}",
-        format!(
-            "evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}",
-            counter(doc, "inflight_full"),
-            counter(doc, "inflight_stored"),
-            counter(doc, "inflight_taken")
-        )
+        "info in-flight map of 1 entry: evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}",
+        counter(doc, "inflight_full"),
+        counter(doc, "inflight_stored"),
+        counter(doc, "inflight_taken")
     );
     c.check(
         "in-flight map of 1 entry: each eviction is an unpaired end",
