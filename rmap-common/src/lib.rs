@@ -179,10 +179,17 @@ pub enum Counter {
     Filtered = 5,
     /// Walks in flight that could not be recorded (in-flight map full).
     InflightFull = 6,
+    /// Walk starts stored in the in-flight map.
+    InflightStored = 7,
+    /// In-flight entries taken back out by the walk's end. Stored − taken − overlapping − still
+    /// in the map = entries the LRU map evicted (userspace derives it).
+    InflightTaken = 8,
+    /// Walks the latency histograms could not count (their map full): the summary says so.
+    HistFull = 9,
 }
 
 /// Number of counters: the size of the per-CPU counter array.
-pub const COUNTERS: usize = 7;
+pub const COUNTERS: usize = 10;
 
 impl Counter {
     /// Every counter, in index order.
@@ -194,6 +201,9 @@ impl Counter {
         Counter::Overlapping,
         Counter::Filtered,
         Counter::InflightFull,
+        Counter::InflightStored,
+        Counter::InflightTaken,
+        Counter::HistFull,
     ];
 
     /// Name in reports, JSON and metrics.
@@ -206,6 +216,9 @@ impl Counter {
             Counter::Overlapping => "overlapping",
             Counter::Filtered => "filtered",
             Counter::InflightFull => "inflight_full",
+            Counter::InflightStored => "inflight_stored",
+            Counter::InflightTaken => "inflight_taken",
+            Counter::HistFull => "hist_full",
         }
     }
 }
@@ -246,9 +259,105 @@ pub struct Inflight {
     pub page_type: u32,
     /// 1 when the caller already held the rmap lock.
     pub locked: u32,
+    /// `FLAG_*` bits known at the start: [`FLAG_OFFCPU_VALID`] when the `sched_switch` hook was
+    /// attached before the walk began (so that it saw every switch of the walk).
+    pub flags: u32,
+    /// Explicit padding, always 0.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "public so that both sides can build the struct"
+    )]
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Inflight>() == 48);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 56);
+
+/// Sub-buckets per power of two of the latency histograms, as a power of two: 2^4 = 16 linear
+/// sub-buckets, so a bucket spans at most 1/16 of its lower bound.
+pub const HIST_SUB_BITS: u32 = 4;
+/// Linear sub-buckets per power of two.
+pub const HIST_SUB: u64 = 1 << HIST_SUB_BITS;
+/// Highest power of two with its own buckets: 2^37 ns ≈ 137 s; longer walks share the last bucket.
+pub const HIST_MAX_EXP: u32 = 37;
+/// Buckets of one latency histogram: values below `2 * HIST_SUB` have one bucket each (exact),
+/// then `HIST_SUB` per power of two up to `HIST_MAX_EXP`.
+pub const HIST_BUCKETS: usize = ((HIST_MAX_EXP - HIST_SUB_BITS + 2) as usize) * HIST_SUB as usize;
+/// Largest relative error of a value reported as its bucket's midpoint: half a bucket's width
+/// over its lower bound, 1/32 = 3.125%.
+pub const HIST_RELATIVE_ERROR: f64 = 0.5 / HIST_SUB as f64;
+
+/// Log-linear bucket of a duration in ns (HDR-like): exact below 32 ns, then 16 linear
+/// sub-buckets per power of two; monotonic, and at most `HIST_BUCKETS - 1`.
+#[expect(
+    clippy::inline_always,
+    reason = "runs in every eBPF hook: inlined rather than a BPF-to-BPF call for a few instructions"
+)]
+#[inline(always)]
+pub const fn hist_bucket(ns: u64) -> u64 {
+    // All in u64: with u32 arithmetic LLVM bounds-checks a zero-extended copy and indexes with
+    // the original register, which the verifier then sees as unbounded.
+    if ns < HIST_SUB {
+        return ns;
+    }
+    let e = ns.ilog2() as u64;
+    if e > HIST_MAX_EXP as u64 {
+        return HIST_BUCKETS as u64 - 1;
+    }
+    let sub = (ns >> (e - HIST_SUB_BITS as u64)) - HIST_SUB;
+    (e - HIST_SUB_BITS as u64 + 1) * HIST_SUB + sub
+}
+
+/// Lowest duration (ns) of bucket `i` (the inverse of [`hist_bucket`] on bucket bounds).
+pub const fn hist_bucket_low(i: u32) -> u64 {
+    if (i as u64) < HIST_SUB {
+        return i as u64;
+    }
+    let e = i / HIST_SUB as u32 + HIST_SUB_BITS - 1;
+    let sub = (i as u64) % HIST_SUB;
+    (HIST_SUB + sub) << (e - HIST_SUB_BITS)
+}
+
+/// Width (ns) of bucket `i`: 1 for the exact buckets.
+pub const fn hist_bucket_width(i: u32) -> u64 {
+    if (i as u64) < HIST_SUB {
+        return 1;
+    }
+    1 << (i / HIST_SUB as u32 - 1)
+}
+
+/// Key of one latency histogram: a page type and a purpose (`rwc->rmap_one`; 0 when unreadable).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HistKey {
+    /// `rwc->rmap_one`, the per-VMA callback: which names the purpose.
+    pub rmap_one: u64,
+    /// [`PageType`] as u32.
+    pub page_type: u32,
+    /// Explicit padding, always 0.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "public so that both sides can build the struct"
+    )]
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<HistKey>() == 16);
+
+/// One latency histogram: walk counts by [`hist_bucket`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyHist {
+    /// Walks per bucket.
+    pub buckets: [u64; HIST_BUCKETS],
+}
+
+const _: () = assert!(core::mem::size_of::<LatencyHist>() == HIST_BUCKETS * 8);
+const _: () = assert!(HIST_BUCKETS == 560);
+
+/// Histograms (page type × purpose) the kernel keeps: a handful of purposes exist
+/// (`try_to_unmap_one`, `try_to_migrate_one`, `folio_referenced_one`, …), each seen with one or
+/// two page types. Preallocated per CPU: 32 × 4.4 KiB = 140 KiB per CPU.
+pub const HIST_KEYS: u32 = 32;
 
 /// Names of the load-time globals the eBPF object reads (set with
 /// `EbpfLoader::override_global` before the programs are loaded).
@@ -269,6 +378,22 @@ pub mod globals {
     pub const TP_LAYOUT: &str = "TP_LAYOUT";
     /// u32: offset of `next_pid` in the `sched/sched_switch` record.
     pub const SCHED_NEXT_PID_OFF: &str = "SCHED_NEXT_PID_OFF";
+}
+
+/// Names of the maps userspace reads, resizes or writes.
+pub mod maps {
+    /// Ring buffer of [`super::WalkEvent`]s; its size is set at load time (`--ringbuf-kib`).
+    pub const EVENTS: &str = "EVENTS";
+    /// LRU hash of walks in flight by thread id; its size can be set at load time.
+    pub const INFLIGHT: &str = "INFLIGHT";
+    /// Per-CPU counters, one per [`super::Counter`].
+    pub const COUNTS: &str = "COUNTS";
+    /// Per-CPU log2 histograms per page type.
+    pub const HIST: &str = "HIST";
+    /// Per-CPU hash of [`super::HistKey`] → [`super::LatencyHist`].
+    pub const LATENCY: &str = "LATENCY";
+    /// One-entry array: 1 once userspace attached the `sched_switch` hook.
+    pub const OFFCPU_ON: &str = "OFFCPU_ON";
 }
 
 /// Field offsets of the classic `rmap` tracepoint records, parsed from
@@ -339,11 +464,54 @@ mod pod {
     unsafe impl aya::Pod for super::WalkEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TpLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HistKey {}
+    // SAFETY: as above (an array of u64).
+    unsafe impl aya::Pod for super::LatencyHist {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Inflight {}
 }
 
 #[cfg(test)]
 mod tests {
-    use super::log2_bucket;
+    use super::{
+        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, log2_bucket,
+    };
+
+    /// Every value from 0 to past the range maps to a bucket no lower than the previous one, its
+    /// bucket's bounds contain it, and the bucket's midpoint is within the stated precision.
+    #[test]
+    fn hist_buckets_monotonic_and_precise() {
+        let mut prev = 0;
+        let mut v = 0u64;
+        while v < 1 << 39 {
+            let b = hist_bucket(v);
+            assert!(b >= prev, "{v} ns: bucket {b} < {prev}");
+            assert!((b as usize) < HIST_BUCKETS, "{v} ns: bucket {b}");
+            prev = b;
+            let b = b as u32;
+            let (low, width) = (hist_bucket_low(b), hist_bucket_width(b));
+            if v < 1 << 38 {
+                assert!(low <= v && v < low + width, "{v} ns not in [{low}, +{width})");
+                let mid = low as f64 + (width - 1) as f64 / 2.0;
+                let err = (mid - v as f64).abs() / v.max(1) as f64;
+                assert!(err <= HIST_RELATIVE_ERROR, "{v} ns: midpoint {mid} off by {err}");
+            }
+            // Dense at first, then a few points per bucket.
+            v += 1 + v / 97;
+        }
+        assert_eq!(hist_bucket(u64::MAX) as usize, HIST_BUCKETS - 1);
+        // Every bucket is reachable and the bounds tile the range without gaps.
+        for i in 1..HIST_BUCKETS as u32 {
+            assert_eq!(
+                hist_bucket_low(i - 1) + hist_bucket_width(i - 1),
+                hist_bucket_low(i)
+            );
+            assert_eq!(hist_bucket(hist_bucket_low(i)), u64::from(i));
+        }
+        // 100 ns … 100 s are inside the range, not in the clamped last bucket.
+        assert!((hist_bucket(100_000_000_000) as usize) < HIST_BUCKETS - 1);
+    }
 
     #[test]
     fn log2_buckets() {

@@ -5,6 +5,10 @@
 //! workspace on the host does not see a second panic handler.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `core::intrinsics::atomic_xadd` for counters (maps.rs `add_one`): the pinned toolchain is a
+// nightly (ebpf-toolchain.toml), and the BPF target's `core` lacks `AtomicU64::fetch_add`.
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod config;

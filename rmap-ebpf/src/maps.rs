@@ -1,20 +1,25 @@
 //! Every map of the object, in one place.
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use rmap_common::{COUNTERS, Inflight, LOG2_BUCKETS, PAGE_TYPES};
+use rmap_common::{COUNTERS, HIST_KEYS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES};
 
-/// Per-walk events for userspace (1 MiB: ~10,000 events of 96 bytes in flight).
+/// Per-walk events for userspace. 1 MiB here (~10,000 events of 96 bytes in flight); userspace
+/// sets the size at load time (`--ringbuf-kib`).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
-/// Walks in flight, by thread id. Walks do not nest within a thread.
+/// Walks in flight, by thread id. Walks do not nest within a thread. LRU, so that an entry
+/// whose end was never seen (a missed return probe, or a walk that began between the attach of
+/// the start and of the end hook) is evicted instead of filling the map for good; evictions are
+/// derived in userspace from `InflightStored`/`InflightTaken`. Userspace may resize it at load.
 #[map]
-pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(8192, 0);
+pub static INFLIGHT: LruHashMap<u32, Inflight> = LruHashMap::with_max_entries(8192, 0);
 
-/// `rmap_common::Counter` values, per CPU so that they never contend (see `bump` for when an
-/// increment can be lost).
+/// `rmap_common::Counter` values, per CPU so that they never contend (see `bump`).
 #[map]
 pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as u32, 0);
 
@@ -22,16 +27,37 @@ pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as 
 #[map]
 pub static HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries((PAGE_TYPES * LOG2_BUCKETS) as u32, 0);
 
-/// Adds one to a counter: a plain read-modify-write of this CPU's slot. The program stays on
-/// its CPU while it runs, but only kprobe and tracepoint programs also run with preemption
-/// disabled; fentry trampolines disable migration, not preemption (kernel/bpf/trampoline.c,
-/// `__bpf_prog_enter_recur` calls `migrate_disable`), so in fentry mode a task preempting the
-/// program and running it on the same CPU can make one of the two increments lost. The BPF
-/// target's `core` has no atomic read-modify-write to prevent it.
+/// Log-linear latency histograms by (page type, purpose), per CPU: the source of the summary's
+/// counts and percentiles, so that ring buffer drops and `--min-duration-us` cannot change them.
+#[map]
+pub static LATENCY: PerCpuHashMap<HistKey, LatencyHist> = PerCpuHashMap::with_max_entries(HIST_KEYS, 0);
+
+/// A zeroed histogram to insert into `LATENCY` from (4.4 KiB: too large for the BPF stack).
+#[map]
+pub static ZERO_HIST: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(1, 0);
+
+/// Index 0: 1 once userspace attached the `sched_switch` hook, so that off-CPU time is only
+/// claimed measured when it was (written by userspace after the programs are loaded, hence a
+/// map and not a frozen load-time global).
+#[map]
+pub static OFFCPU_ON: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Adds one to `*slot` with an atomic add (BPF_ATOMIC add). Per-CPU slots alone are not enough:
+/// kprobe and tracepoint programs run with preemption disabled, but fentry trampolines disable
+/// migration only (kernel/bpf/trampoline.c, `__bpf_prog_enter_recur` calls `migrate_disable`),
+/// so a task preempting the program on the same CPU could interleave a plain read-modify-write.
+/// The BPF target's `core` has no `AtomicU64::fetch_add`; the intrinsic, its result unused,
+/// compiles to `lock *(u64 *)(r + off) += r` (checked with `llvm-objdump -d`).
+#[inline(always)]
+pub fn add_one(slot: *mut u64) {
+    // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, 1) };
+}
+
+/// Adds one to a counter of `COUNTS` (this CPU's slot, atomically: see `add_one`).
 #[inline(always)]
 pub fn bump(index: u32) {
     if let Some(slot) = COUNTS.get_ptr_mut(index) {
-        // SAFETY: `slot` is this CPU's aligned u64 value of COUNTS, valid while the map lives.
-        unsafe { *slot += 1 };
+        add_one(slot);
     }
 }

@@ -10,12 +10,13 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, Inflight, LOG2_BUCKETS, PageType, Source, WalkEvent, log2_bucket,
+    Counter, FLAG_OFFCPU_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType, Source, WalkEvent,
+    hist_bucket, log2_bucket,
 };
 
 use crate::{
     config::{FILTER_COMM, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF, TYPE_MASK},
-    maps::{EVENTS, HIST, INFLIGHT, bump},
+    maps::{EVENTS, HIST, INFLIGHT, LATENCY, OFFCPU_ON, ZERO_HIST, add_one, bump},
 };
 
 /// Whether the current task passes the tgid and comm filters.
@@ -61,12 +62,21 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         offcpu_ns: 0,
         page_type: page_type as u32,
         locked,
+        // Off-CPU time is only claimed measured when the hook was attached before the walk
+        // began; userspace sets OFFCPU_ON after attaching it (issue #14 item 8).
+        flags: match OFFCPU_ON.get(0) {
+            Some(1) => FLAG_OFFCPU_VALID,
+            _ => 0,
+        },
+        _pad: 0,
     };
     if INFLIGHT.get_ptr(&tid).is_some() {
         bump(Counter::Overlapping as u32);
     }
     if INFLIGHT.insert(&tid, &state, 0).is_err() {
         bump(Counter::InflightFull as u32);
+    } else {
+        bump(Counter::InflightStored as u32);
     }
 }
 
@@ -89,6 +99,8 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
     if INFLIGHT.remove(&tid).is_err() {
         // Raced with nothing (per-thread key), but keep the error visible as unpaired.
         bump(Counter::Unpaired as u32);
+    } else {
+        bump(Counter::InflightTaken as u32);
     }
     if check && (state.folio != folio || state.rwc != rwc) {
         // Rare by construction (walks do not nest); say which walk so it can be chased. Only
@@ -106,7 +118,7 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
         state.start_ns,
         now.saturating_sub(state.start_ns),
         state.offcpu_ns,
-        FLAG_OFFCPU_VALID,
+        state.flags,
         state.folio,
         state.rwc,
         PageType::from_u32(state.page_type),
@@ -173,15 +185,17 @@ fn record(
     bump(Counter::WalksSeen as u32);
     let slot = page_type as u32 * LOG2_BUCKETS as u32 + log2_bucket(duration_ns);
     if let Some(bucket) = HIST.get_ptr_mut(slot) {
-        // SAFETY: this CPU's aligned u64 value of HIST (the same caveat as `bump`).
-        unsafe { *bucket += 1 };
-    }
-    if duration_ns < MIN_DURATION_NS.load() {
-        return;
+        add_one(bucket);
     }
     let at = rwc + RWC_RMAP_ONE_OFF.load() as u64;
     // SAFETY: bpf_probe_read_kernel checks the address.
     let rmap_one = unsafe { bpf_probe_read_kernel(at as *const u64) }.unwrap_or(0);
+    // Every walk that passed the filters is counted here, before `--min-duration-us` and the
+    // ring buffer: the summary's percentiles come from these histograms (issue #13 item 1).
+    count_latency(rmap_one, page_type, duration_ns);
+    if duration_ns < MIN_DURATION_NS.load() {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<WalkEvent>(0) else {
         bump(Counter::RingbufDrops as u32);
         return;
@@ -206,4 +220,42 @@ fn record(
     });
     entry.submit(0);
     bump(Counter::EventsSent as u32);
+}
+
+/// Adds a walk to the log-linear histogram of its (page type, purpose), creating it from
+/// `ZERO_HIST` the first time; `HistFull` counts walks for which the map had no room.
+#[inline(always)]
+fn count_latency(rmap_one: u64, page_type: PageType, duration_ns: u64) {
+    let key = HistKey {
+        rmap_one,
+        page_type: page_type as u32,
+        _pad: 0,
+    };
+    let hist = match LATENCY.get_ptr_mut(&key) {
+        Some(h) => h,
+        None => {
+            let Some(zero) = ZERO_HIST.get(0) else {
+                return;
+            };
+            // BPF_NOEXIST (1): another CPU may have created it meanwhile; then use theirs.
+            if LATENCY.insert(&key, zero, 1).is_err() && LATENCY.get_ptr(&key).is_none() {
+                bump(Counter::HistFull as u32);
+                return;
+            }
+            match LATENCY.get_ptr_mut(&key) {
+                Some(h) => h,
+                None => {
+                    bump(Counter::HistFull as u32);
+                    return;
+                }
+            }
+        }
+    };
+    let b = hist_bucket(duration_ns) as usize;
+    // An explicit bound the verifier sees, whatever LLVM does with `hist_bucket`'s own clamp.
+    if b >= HIST_BUCKETS {
+        return;
+    }
+    // SAFETY: `hist` points to this CPU's LatencyHist value; `b` is in bounds (checked above).
+    add_one(unsafe { (*hist).buckets.as_mut_ptr().add(b) });
 }

@@ -1,5 +1,8 @@
-//! Aggregation of walk events into HDR histograms per page type, per purpose and per process.
-//! Plain data, no I/O: unit-tested without root.
+//! Aggregation of walks into HDR histograms per page type, per purpose and per process.
+//! Per page type and purpose, counts and percentiles come from the kernel's histograms
+//! (`set_latency`), which count every walk; ring records add only what they alone carry
+//! (off-CPU time, locked walks) and the per-process tables. Plain data, no I/O: unit-tested
+//! without root.
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -7,7 +10,7 @@ use rmap_common::{FLAG_OFFCPU_VALID, PageType, WalkEvent};
 use serde::Serialize;
 
 /// Highest trackable walk: one hour, in ns (a walk longer than that is clamped).
-const MAX_NS: u64 = 3_600_000_000_000;
+pub const MAX_NS: u64 = 3_600_000_000_000;
 
 /// Latency of a group of walks.
 #[derive(Clone, Debug)]
@@ -36,6 +39,12 @@ impl Default for Stats {
 impl Stats {
     pub fn record(&mut self, ev: &WalkEvent) {
         self.hist.saturating_record(ev.duration_ns.clamp(1, MAX_NS));
+        self.record_side(ev);
+    }
+
+    /// What only a ring record carries: off-CPU time and the locked flag (the duration is
+    /// counted by the kernel's histograms).
+    pub fn record_side(&mut self, ev: &WalkEvent) {
         if ev.flags & FLAG_OFFCPU_VALID != 0 {
             self.offcpu_walks += 1;
             self.offcpu_total_ns += ev.offcpu_ns;
@@ -102,17 +111,20 @@ pub struct Aggregator {
     pub purposes: BTreeMap<PageType, BTreeMap<String, Stats>>,
     /// By tgid, with the process name seen first.
     pub processes: BTreeMap<u32, (String, Stats)>,
+    /// Ring records seen: the walks the per-process tables, CSV and slow-walk lines cover.
+    pub records: u64,
 }
 
 impl Aggregator {
     /// Called per event: allocates only for a purpose or process not seen before.
     pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+        self.records += 1;
         let ty = PageType::from_u32(ev.page_type);
-        self.types.entry(ty).or_default().record(ev);
+        self.types.entry(ty).or_default().record_side(ev);
         let purposes = self.purposes.entry(ty).or_default();
         match purposes.get_mut(purpose) {
-            Some(s) => s.record(ev),
-            None => purposes.entry(purpose.to_string()).or_default().record(ev),
+            Some(s) => s.record_side(ev),
+            None => purposes.entry(purpose.to_string()).or_default().record_side(ev),
         }
         self.processes
             .entry(ev.tgid)
@@ -121,8 +133,36 @@ impl Aggregator {
             .record(ev);
     }
 
+    /// Sets the latency of each page type and purpose from the kernel's histograms (see
+    /// `latency::named`), replacing what was there: a type's is the sum of its purposes'.
+    pub fn set_latency(&mut self, hists: Vec<(PageType, String, Histogram<u64>)>) {
+        for s in self.types.values_mut() {
+            s.hist.reset();
+        }
+        for by in self.purposes.values_mut() {
+            for s in by.values_mut() {
+                s.hist.reset();
+            }
+        }
+        for (ty, purpose, h) in hists {
+            let t = self.types.entry(ty).or_default();
+            if let Err(e) = t.hist.add(&h) {
+                log::warn!("adding a kernel histogram: {e:?}");
+            }
+            let p = self.purposes.entry(ty).or_default().entry(purpose).or_default();
+            if let Err(e) = p.hist.add(&h) {
+                log::warn!("adding a kernel histogram: {e:?}");
+            }
+        }
+    }
+
+    /// Kernel-counted walks over all page types (0 before `set_latency`).
+    pub fn walks(&self) -> u64 {
+        self.types.values().map(|s| s.hist.len()).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
+        self.types.values().all(|s| s.hist.is_empty()) && self.records == 0
     }
 
     pub fn type_rows(&self) -> Vec<Row> {
@@ -154,16 +194,42 @@ impl Aggregator {
 
 #[cfg(test)]
 mod tests {
+    use rmap_common::{HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket};
+
     use super::*;
     use crate::events::tests::event;
+
+    /// Records `events` as ring records and, as the kernel would, in log-linear histograms per
+    /// (type, purpose) handed to `set_latency`.
+    fn feed(a: &mut Aggregator, events: &[(WalkEvent, &str, &str)]) {
+        let mut hists: BTreeMap<(PageType, String), Vec<u64>> = BTreeMap::new();
+        for (ev, purpose, process) in events {
+            a.record(ev, purpose, process);
+            let b = hists
+                .entry((PageType::from_u32(ev.page_type), (*purpose).to_string()))
+                .or_insert_with(|| vec![0; HIST_BUCKETS]);
+            b[hist_bucket(ev.duration_ns) as usize] += 1;
+        }
+        a.set_latency(
+            hists
+                .into_iter()
+                .map(|((t, p), b)| (t, p, crate::latency::to_hdr(&b)))
+                .collect(),
+        );
+    }
+
+    fn near(got: u64, want: f64) -> bool {
+        (got as f64 - want).abs() / want <= HIST_RELATIVE_ERROR + 0.001
+    }
 
     #[test]
     fn per_type_percentiles() {
         let mut a = Aggregator::default();
-        for i in 1..=1000u64 {
-            a.record(&event(PageType::Anon, i * 1000, 1), "migrate", "java");
-        }
-        a.record(&event(PageType::Ksm, 705_119_858, 2), "migrate", "java");
+        let mut evs: Vec<_> = (1..=1000u64)
+            .map(|i| (event(PageType::Anon, i * 1000, 1), "migrate", "java"))
+            .collect();
+        evs.push((event(PageType::Ksm, 705_119_858, 2), "migrate", "java"));
+        feed(&mut a, &evs);
         let rows = a.type_rows();
         assert_eq!(
             rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
@@ -171,33 +237,64 @@ mod tests {
         );
         let anon = &rows[1];
         assert_eq!(anon.count, 1000);
-        assert_eq!(anon.min_ns, 1000);
-        // 3 significant digits: within 0.1%.
-        assert!(
-            (anon.p50_ns as f64 - 500_000.0).abs() / 500_000.0 < 0.001,
-            "{}",
-            anon.p50_ns
-        );
-        assert!(
-            (anon.p99_ns as f64 - 990_000.0).abs() / 990_000.0 < 0.001,
-            "{}",
-            anon.p99_ns
-        );
-        assert!((anon.max_ns as f64 - 1_000_000.0).abs() / 1_000_000.0 < 0.001);
+        // The kernel's buckets: within HIST_RELATIVE_ERROR (plus HdrHistogram's 0.1%).
+        assert!(near(anon.min_ns, 1000.0), "{}", anon.min_ns);
+        assert!(near(anon.p50_ns, 500_000.0), "{}", anon.p50_ns);
+        assert!(near(anon.p99_ns, 990_000.0), "{}", anon.p99_ns);
+        assert!(near(anon.max_ns, 1_000_000.0), "{}", anon.max_ns);
         assert_eq!(anon.offcpu_measured, 1000);
         assert_eq!(anon.offcpu_total_ns, (1..=1000u64).map(|i| i * 250).sum::<u64>());
         let ksm = &rows[0];
-        assert!((ksm.max_ns as f64 - 705_119_858.0).abs() / 705e6 < 0.001);
+        assert!(near(ksm.max_ns, 705_119_858.0), "{}", ksm.max_ns);
+        assert_eq!(a.walks(), 1001);
+        assert_eq!(a.records, 1001);
+    }
+
+    /// Counts and percentiles come from the kernel's histograms, not from the records: with
+    /// 10 records of 100 walks (a ring buffer that dropped 90), the rows stay the same.
+    #[test]
+    fn records_do_not_change_latency() {
+        let evs: Vec<_> = (1..=100u64)
+            .map(|i| (event(PageType::Anon, i * 1000, 1), "migrate", "java"))
+            .collect();
+        let mut all = Aggregator::default();
+        feed(&mut all, &evs);
+        let mut buckets = vec![0; HIST_BUCKETS];
+        for (ev, _, _) in &evs {
+            buckets[hist_bucket(ev.duration_ns) as usize] += 1;
+        }
+        let mut dropped = Aggregator::default();
+        for (ev, p, c) in &evs[..10] {
+            dropped.record(ev, p, c);
+        }
+        let kernel = crate::latency::to_hdr(&buckets);
+        dropped.set_latency(vec![(PageType::Anon, "migrate".to_string(), kernel)]);
+        let key = |r: &Row| (r.key.clone(), r.count, r.min_ns, r.p50_ns, r.p99_ns, r.max_ns);
+        let rows = |a: &Aggregator| {
+            a.type_rows()
+                .iter()
+                .chain(&a.purpose_rows())
+                .map(key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&all), rows(&dropped));
+        assert_eq!(rows(&dropped)[0].1, 100);
+        assert_eq!(dropped.records, 10);
     }
 
     #[test]
     fn purposes_and_processes() {
         let mut a = Aggregator::default();
-        a.record(&event(PageType::Ksm, 10, 1), "migrate", "java");
-        a.record(&event(PageType::Ksm, 20, 1), "remove-migration", "java");
         let mut other = event(PageType::File, 5_000, 1);
         other.tgid = 1;
-        a.record(&other, "referenced", "kswapd0");
+        feed(
+            &mut a,
+            &[
+                (event(PageType::Ksm, 10, 1), "migrate", "java"),
+                (event(PageType::Ksm, 20, 1), "remove-migration", "java"),
+                (other, "referenced", "kswapd0"),
+            ],
+        );
         let keys: Vec<_> = a.purpose_rows().into_iter().map(|r| (r.key, r.count)).collect();
         assert_eq!(
             keys,
@@ -215,11 +312,17 @@ mod tests {
     #[test]
     fn zero_and_huge_durations_are_clamped() {
         let mut a = Aggregator::default();
-        a.record(&event(PageType::Anon, 0, 1), "x", "c");
-        a.record(&event(PageType::Anon, u64::MAX, 1), "x", "c");
+        feed(
+            &mut a,
+            &[
+                (event(PageType::Anon, 0, 1), "x", "c"),
+                (event(PageType::Anon, u64::MAX, 1), "x", "c"),
+            ],
+        );
         let r = &a.type_rows()[0];
         assert_eq!(r.count, 2);
         assert_eq!(r.min_ns, 1);
-        assert!(r.max_ns >= MAX_NS / 2);
+        // The kernel's last bucket starts past 100 s, the end of the stated range.
+        assert!(r.max_ns >= 100_000_000_000, "{}", r.max_ns);
     }
 }

@@ -88,6 +88,17 @@ pub struct TraceArgs {
     /// the benchmark writes one interval per scenario).
     #[arg(long, value_parser = output::parse)]
     pub hlog: Option<PathBuf>,
+    /// Size of the kernel's ring buffer of walk records, in KiB (a power of two, 4 to 1048576).
+    /// Counts and percentiles per type and purpose never depend on it (in-kernel histograms);
+    /// too small, and per-process tables, CSV and slow-walk lines miss the dropped walks.
+    #[arg(long, default_value_t = 1024, value_parser = ringbuf_kib)]
+    pub ringbuf_kib: u32,
+    /// Entries of the in-flight map (tests shrink it to show eviction).
+    #[arg(long, default_value_t = 8192, hide = true, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    pub inflight_entries: u32,
+    /// Do not attach the `sched_switch` hook (tests: off-CPU time must then show "n/a").
+    #[arg(long, hide = true)]
+    pub no_offcpu: bool,
 }
 
 /// Options of `--attach-only` alone.
@@ -205,6 +216,13 @@ pub enum Command {
     /// The man page (roff), on stdout.
     #[command(hide = true)]
     Manpage,
+}
+
+fn ringbuf_kib(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if v.is_power_of_two() && (4..=1 << 20).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a power of two from 4 to 1048576 (KiB)")),
+    }
 }
 
 fn comm(s: &str) -> Result<String, String> {

@@ -1,6 +1,11 @@
-//! The in-kernel per-CPU counters and log2 histograms, summed over CPUs.
-use aya::{Ebpf, maps::PerCpuArray};
-use rmap_common::{COUNTERS, Counter, LOG2_BUCKETS, PAGE_TYPES, PageType};
+//! The in-kernel per-CPU counters, log2 and latency histograms, summed over CPUs.
+use aya::{
+    Ebpf,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+};
+use rmap_common::{
+    COUNTERS, Counter, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType, maps,
+};
 use serde::Serialize;
 
 /// Errors reading the kernel-side maps.
@@ -22,6 +27,11 @@ pub struct KernelCounts {
     pub counters: Vec<(&'static str, u64)>,
     /// Walks per page type.
     pub per_type: Vec<TypeWalks>,
+    /// Entries in the in-flight map when read: walks in flight, or starts whose end was missed.
+    pub inflight_live: u64,
+    /// In-flight entries the LRU map evicted to make room (stored − taken − overlapping − live):
+    /// each is a walk whose start was lost, counted at its end as unpaired.
+    pub inflight_evicted: u64,
 }
 
 /// The walks of one page type, counted in the kernel.
@@ -75,7 +85,23 @@ impl KernelCounts {
                     }
                 })
                 .collect(),
+            inflight_live: 0,
+            inflight_evicted: 0,
         }
+    }
+
+    /// Sets the in-flight figures from the number of entries in the map, read after the
+    /// counters (an entry stored in between makes `live` one high, so evicted is clamped at 0;
+    /// exact once the hooks are detached or idle).
+    #[must_use]
+    pub fn with_inflight(mut self, live: u64) -> Self {
+        let left = self
+            .get(Counter::InflightStored)
+            .saturating_sub(self.get(Counter::InflightTaken))
+            .saturating_sub(self.get(Counter::Overlapping));
+        self.inflight_live = live;
+        self.inflight_evicted = left.saturating_sub(live);
+        self
     }
 }
 
@@ -93,7 +119,45 @@ fn sum_map(ebpf: &Ebpf, name: &'static str, len: usize) -> Result<Vec<u64>, Coun
 
 /// Reads and sums the counters and histograms over CPUs.
 pub fn read(ebpf: &Ebpf) -> Result<KernelCounts, CountersError> {
-    let counts = sum_map(ebpf, "COUNTS", COUNTERS)?;
-    let hist = sum_map(ebpf, "HIST", PAGE_TYPES * LOG2_BUCKETS)?;
-    Ok(KernelCounts::from_sums(&counts, &hist))
+    let counts = sum_map(ebpf, maps::COUNTS, COUNTERS)?;
+    let hist = sum_map(ebpf, maps::HIST, PAGE_TYPES * LOG2_BUCKETS)?;
+    Ok(KernelCounts::from_sums(&counts, &hist).with_inflight(inflight_entries(ebpf)?))
+}
+
+fn inflight_entries(ebpf: &Ebpf) -> Result<u64, CountersError> {
+    let name = maps::INFLIGHT;
+    let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
+    let inflight = HashMap::<_, u32, Inflight>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
+    let mut n = 0;
+    for key in inflight.keys() {
+        // An entry removed while iterating ends the walk early in aya; count what was seen.
+        if key.is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The in-kernel latency histograms, each summed over CPUs: (key, walks per bucket).
+pub type Latency = Vec<(HistKey, Vec<u64>)>;
+
+/// Reads the `LATENCY` map: one histogram per (page type, purpose) seen so far.
+pub fn read_latency(ebpf: &Ebpf) -> Result<Latency, CountersError> {
+    let name = maps::LATENCY;
+    let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
+    let hists =
+        PerCpuHashMap::<_, HistKey, LatencyHist>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
+    let mut out = Vec::new();
+    for entry in &hists {
+        let (key, per_cpu) = entry.map_err(|e| CountersError::Map(name, e))?;
+        let mut sum = vec![0u64; HIST_BUCKETS];
+        for cpu in &*per_cpu {
+            for (s, v) in sum.iter_mut().zip(cpu.buckets.iter()) {
+                *s += v;
+            }
+        }
+        out.push((key, sum));
+    }
+    out.sort_by_key(|(k, _)| *k);
+    Ok(out)
 }

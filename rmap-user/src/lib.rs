@@ -14,6 +14,7 @@ pub mod events;
 pub mod export;
 pub mod host_state;
 pub mod kernel;
+pub mod latency;
 pub mod render;
 pub mod session;
 pub mod trace_loop;

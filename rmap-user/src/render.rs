@@ -84,7 +84,31 @@ pub fn counters_line(k: &KernelCounts) -> String {
     if k.get(Counter::InflightFull) > 0 {
         s.push_str(&format!(", in-flight map full {}", k.get(Counter::InflightFull)));
     }
+    s.push_str(&format!(", in-flight evicted {}", k.inflight_evicted));
+    if k.get(Counter::HistFull) > 0 {
+        s.push_str(&format!(
+            ", not in histograms (map full) {}",
+            k.get(Counter::HistFull)
+        ));
+    }
     s
+}
+
+/// "N of M walks; D dropped" for what comes from ring records (per-process tables, CSV,
+/// slow-walk lines), when they do not cover every walk the kernel counted; the rest of the
+/// gap is walks under `--min-duration-us`, never sent.
+pub fn coverage_note(records: u64, k: &KernelCounts) -> Option<String> {
+    let walks = k.get(Counter::WalksSeen);
+    if records >= walks {
+        return None;
+    }
+    let dropped = k.get(Counter::RingbufDrops);
+    let short = walks.saturating_sub(records).saturating_sub(dropped);
+    let mut s = format!("{records} of {walks} walks; {dropped} dropped");
+    if short > 0 {
+        s.push_str(&format!(", {short} under --min-duration-us"));
+    }
+    Some(s)
 }
 
 /// Writes `doc` as pretty JSON to `path`, replacing it whole (temporary file, then rename).

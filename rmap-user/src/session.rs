@@ -44,7 +44,7 @@ impl Session {
     pub fn start(filters: &Filters, choice: AttachChoice, flavor: TpFlavor) -> anyhow::Result<Self> {
         let mut facts = KernelFacts::read()?;
         let mut ebpf = load::load_object(filters, &facts)?;
-        let attached = match load::attach(&mut ebpf, &facts, choice, flavor) {
+        let attached = match load::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
             Ok(a) => a,
             Err(outcome) => return Err(AttachFailed(outcome).into()),
         };
@@ -114,6 +114,11 @@ impl Session {
 
     pub fn counts(&self) -> anyhow::Result<KernelCounts> {
         Ok(counters::read(&self.ebpf)?)
+    }
+
+    /// The kernel's latency histograms so far (cumulative), per page type and purpose.
+    pub fn latency(&self) -> anyhow::Result<counters::Latency> {
+        Ok(counters::read_latency(&self.ebpf)?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! or read kallsyms addresses start with `require_root`.
 mod btf;
 mod host_kernel;
+mod inflight;
 mod kallsyms;
 mod licence;
 mod tracefs;

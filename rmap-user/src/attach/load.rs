@@ -3,9 +3,10 @@
 //! detaches whatever they had attached.
 use aya::{
     Btf, Ebpf, EbpfLoader,
+    maps::Array,
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use rmap_common::{TpLayout, globals};
+use rmap_common::{TpLayout, globals, maps};
 
 use super::{
     errors::describe,
@@ -45,6 +46,14 @@ pub struct Filters {
     pub type_mask: u32,
     /// Walks shorter than this are counted but not sent to userspace.
     pub min_duration_ns: u64,
+    /// Size of the ring buffer in bytes, a power of two and a multiple of the page size
+    /// (0: the object's 1 MiB).
+    pub ringbuf_bytes: u32,
+    /// Entries of the in-flight map (0: the object's 8,192); small only to test eviction.
+    pub inflight_entries: u32,
+    /// Do not attach the `sched_switch` hook (off-CPU time then shows "n/a"; to test that the
+    /// off-CPU flag does not lie).
+    pub no_offcpu: bool,
 }
 
 /// Kernel facts the object needs.
@@ -106,7 +115,14 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     let (tgid, mask, min) = (filters.tgid, filters.type_mask, filters.min_duration_ns);
     let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
     let sched = facts.sched_next_pid.unwrap_or(0);
-    Ok(EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    if filters.ringbuf_bytes != 0 {
+        loader.map_max_entries(maps::EVENTS, filters.ringbuf_bytes);
+    }
+    if filters.inflight_entries != 0 {
+        loader.map_max_entries(maps::INFLIGHT, filters.inflight_entries);
+    }
+    Ok(loader
         .override_global(globals::FILTER_TGID, &tgid, true)
         .override_global(globals::FILTER_COMM, &comm, true)
         .override_global(globals::TYPE_MASK, &mask, true)
@@ -132,6 +148,7 @@ pub fn attach(
     facts: &KernelFacts,
     choice: AttachChoice,
     flavor: TpFlavor,
+    offcpu: bool,
 ) -> Result<Attached, Outcome> {
     let mut outcome = Outcome::default();
     for spec in plan::modes(choice) {
@@ -159,7 +176,9 @@ pub fn attach(
     let Some(mode) = outcome.chosen.as_ref().map(|c| c.mode) else {
         return Err(outcome);
     };
-    let offcpu_unavailable = if plan::spec(mode).has_start {
+    let offcpu_unavailable = if !offcpu {
+        Some("disabled (--no-offcpu)".into())
+    } else if plan::spec(mode).has_start {
         attach_sched(ebpf, facts).err()
     } else {
         Some("the v4 tracepoint reports whole walks only".into())
@@ -387,5 +406,12 @@ fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     let p: &mut TracePoint = program(ebpf, "sched_switch")?;
     p.load().map_err(|e| describe(&e))?;
     p.attach("sched", "sched_switch").map_err(|e| describe(&e))?;
+    // Only now may walks claim a measured off-CPU time (FLAG_OFFCPU_VALID, rmap-ebpf walk.rs):
+    // a walk that begins from here on has every switch seen by the hook.
+    let map = ebpf
+        .map_mut(maps::OFFCPU_ON)
+        .ok_or("map OFFCPU_ON missing from the object")?;
+    let mut on = Array::<_, u32>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
+    on.set(0, 1, 0).map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
     Ok(())
 }

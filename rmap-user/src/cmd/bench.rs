@@ -57,6 +57,9 @@ pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Res
     let results = scenarios(specs, &mut session, &mut sink, &mut stop).await?;
     let counts = session.counts()?;
     print_results(&results, &session, &counts, trigger);
+    if let Some(note) = render::coverage_note(sink.total.records, &counts) {
+        println!("CSV lines: {note}");
+    }
     if let Some(path) = &trace.json {
         let doc = BenchJson {
             run: RunJson::new(&session, &counts, started.elapsed()),
@@ -98,6 +101,7 @@ async fn scenarios(
         let ran = trace_loop::scenario(spec, Some(&mut *session), sink, stop)
             .await
             .with_context(|| format!("scenario {name}"))?;
+        trace_loop::kernel_latency(session, sink)?;
         let walks = sink.end_interval();
         results.push(ScenarioResult {
             scenario: ran,

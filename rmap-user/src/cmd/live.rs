@@ -49,6 +49,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     let started = Instant::now();
     watch(live, &mut session, &mut sink, &mut stop, started).await?;
     trace_loop::drain(&mut session, &mut sink);
+    trace_loop::kernel_latency(&mut session, &mut sink)?;
     let total = sink.finish(trace.plot.as_deref())?;
     let counts = session.counts()?;
     print_summary(&session, &total, &counts, started.elapsed());
@@ -92,6 +93,7 @@ async fn watch(
         match trace_loop::run_until(Some(session), sink, stop, &mut deadline, Some(&mut tick)).await? {
             Woke::Tick => {
                 sink.publish(&session.counts()?)?;
+                trace_loop::kernel_latency(session, sink)?;
                 print_interval(&sink.end_interval(), started.elapsed());
             }
             Woke::Done(()) | Woke::Signal => return Ok(()),
@@ -135,6 +137,9 @@ fn print_summary(
         print!("{}", render::table("type", &total.type_rows(), true));
         print!("{}", render::table("type/purpose", &total.purpose_rows(), true));
         print!("{}", render::table("process", &total.process_rows(10), true));
+    }
+    if let Some(note) = render::coverage_note(total.records, counts) {
+        println!("process table, CSV and slow-walk lines: {note}");
     }
     summary::footer(session, counts);
 }

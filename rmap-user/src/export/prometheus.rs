@@ -48,6 +48,8 @@ pub struct Metrics {
     walks: Family<TypeLabel, Counter>,
     drops: Counter,
     unpaired: Counter,
+    evicted: Counter,
+    seen_evicted: u64,
     seen_walks: Vec<(&'static str, u64)>,
     seen_drops: u64,
     seen_unpaired: u64,
@@ -82,6 +84,12 @@ impl Metrics {
             "Walk ends without a recorded start (attached mid-walk, or start lost)",
             unpaired.clone(),
         );
+        let evicted = Counter::default();
+        registry.register(
+            "rmap_inflight_evicted",
+            "Walk starts evicted from the full in-flight LRU map (their ends count as unpaired)",
+            evicted.clone(),
+        );
         registry.register(
             "rmap_trace_build",
             "rmap-trace version, attach mode and kernel",
@@ -97,6 +105,8 @@ impl Metrics {
             walks,
             drops,
             unpaired,
+            evicted,
+            seen_evicted: 0,
             seen_walks: Vec::new(),
             seen_drops: 0,
             seen_unpaired: 0,
@@ -141,6 +151,9 @@ impl Metrics {
         let unpaired = counts.get(KernelCounter::Unpaired);
         self.unpaired.inc_by(unpaired.saturating_sub(self.seen_unpaired));
         self.seen_unpaired = self.seen_unpaired.max(unpaired);
+        let evicted = counts.inflight_evicted;
+        self.evicted.inc_by(evicted.saturating_sub(self.seen_evicted));
+        self.seen_evicted = self.seen_evicted.max(evicted);
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {

@@ -26,7 +26,18 @@ pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32) -> Filters {
         comm: trace.comm.clone(),
         type_mask: types.mask(),
         min_duration_ns: trace.min_duration_us * 1000,
+        ringbuf_bytes: trace.ringbuf_kib * 1024,
+        inflight_entries: trace.inflight_entries,
+        no_offcpu: trace.no_offcpu,
     }
+}
+
+/// Reads the kernel's latency histograms into the sink: call before `Sink::end_interval` and
+/// `Sink::finish`, so that counts and percentiles cover every walk.
+pub fn kernel_latency(session: &mut Session, sink: &mut Sink) -> anyhow::Result<()> {
+    let now = session.latency()?;
+    sink.set_latency(now, |addr| session.purposes.of(addr).to_string());
+    Ok(())
 }
 
 /// What ended a wait of [`run_until`].

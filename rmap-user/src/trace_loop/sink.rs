@@ -13,7 +13,7 @@ use super::slow::SlowWalks;
 use crate::{
     agg::Aggregator,
     cli::TraceArgs,
-    counters::KernelCounts,
+    counters::{KernelCounts, Latency},
     export::{csv::CsvWriter, hlog::HlogWriter, plot, prometheus::Metrics},
 };
 
@@ -27,6 +27,10 @@ pub struct Sink {
     hlog: Option<HlogWriter>,
     metrics: Option<Arc<Mutex<Metrics>>>,
     slow: Option<SlowWalks>,
+    /// The kernel's cumulative latency histograms at the last `set_latency`…
+    latency: Latency,
+    /// …and at the start of the current interval.
+    latency_from: Latency,
 }
 
 impl Sink {
@@ -72,10 +76,21 @@ impl Sink {
         }
     }
 
+    /// The kernel's latency histograms now (cumulative): the run's counts and percentiles per
+    /// page type and purpose, and the current interval's (what was added since it began).
+    pub fn set_latency(&mut self, now: Latency, mut purpose: impl FnMut(u64) -> String) {
+        let interval = crate::latency::minus(&now, &self.latency_from);
+        self.total.set_latency(crate::latency::named(&now, &mut purpose));
+        self.interval
+            .set_latency(crate::latency::named(&interval, &mut purpose));
+        self.latency = now;
+    }
+
     /// Ends the current interval: CSV flushed, interval queued to the interval log, returned.
     pub fn end_interval(&mut self) -> Aggregator {
         let now = SystemTime::now();
         let from = self.interval_from.replace(now).unwrap_or(now);
+        self.latency_from = self.latency.clone();
         let interval = std::mem::take(&mut self.interval);
         if let Some(c) = self.csv.as_mut() {
             c.flush();

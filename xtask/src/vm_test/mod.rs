@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::guest::{GuestArgs, qemu::GuestRun};
 
 mod debian;
+mod drops;
 mod export;
 mod faults;
 mod patched;
@@ -20,7 +21,8 @@ pub struct Args {
     /// Which suites: debian (Debian's 6.1 kernel: fentry, kprobe, filters, cleanup, one node),
     /// export (Prometheus and the interval log, on Debian's kernel), patched (our kernel with
     /// the rmap tracepoints and ksm-rmap-pgoff), faults (SIGKILL at each phase, then the
-    /// host state restored; about a minute in the guest), or all.
+    /// host state restored; about a minute in the guest), drops (Debian's kernel: a tiny ring
+    /// buffer, a shrunk in-flight map, the off-CPU hook disabled), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -31,6 +33,7 @@ pub enum Suite {
     Export,
     Patched,
     Faults,
+    Drops,
     All,
 }
 
@@ -100,6 +103,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Faults) {
         faults::run(&args.guest, args.pages.min(2000), &mut c)?;
+    }
+    if args.suite.has(Suite::Drops) {
+        drops::run(&args.guest, 2000, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;

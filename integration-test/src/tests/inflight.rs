@@ -1,0 +1,111 @@
+//! The in-flight map on this host's kernel, without any rmap hook: the `raw_tp` start and end
+//! programs are run with `BPF_PROG_TEST_RUN`, which runs them in the calling thread (so
+//! `bpf_get_current_pid_tgid` is that thread's), with the map shrunk to one entry at load time.
+use std::os::fd::{AsFd as _, AsRawFd as _};
+
+use aya::programs::RawTracePoint;
+use rmap_common::Counter;
+use rmap_user::{
+    attach::load::{self, Filters, KernelFacts},
+    counters,
+};
+
+use crate::require_root;
+
+/// `union bpf_attr`'s `test` member (include/uapi/linux/bpf.h, `BPF_PROG_TEST_RUN`), up to
+/// `batch_size`.
+#[repr(C)]
+#[derive(Default)]
+struct TestRun {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    pad: u32,
+}
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+
+/// Runs a `raw_tp` program once in this thread with `args` as its tracepoint arguments.
+fn test_run(prog_fd: i32, args: &[u64; 3]) {
+    let mut attr = TestRun {
+        prog_fd: prog_fd as u32,
+        ctx_size_in: size_of_val(args) as u32,
+        ctx_in: args.as_ptr() as u64,
+        ..TestRun::default()
+    };
+    // SAFETY: `attr` is a valid bpf_attr prefix the kernel reads (and writes `retval`,
+    // `duration` into) for the duration of the call; `args` outlives it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &raw mut attr,
+            size_of::<TestRun>(),
+        )
+    };
+    assert_eq!(rc, 0, "BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
+}
+
+/// Three threads start a walk each and never end it (a missed return probe); with one entry,
+/// the LRU map keeps the newest and evicts the two others, and the summary counts them. The
+/// first thread's end then finds nothing: unpaired.
+#[test]
+fn shrunk_inflight_map_evicts_and_counts() {
+    require_root();
+    let facts = KernelFacts::read().expect("kernel facts");
+    let filters = Filters {
+        type_mask: u32::MAX,
+        inflight_entries: 1,
+        ..Filters::default()
+    };
+    let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
+    let mut fd = |name: &str| {
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(name)
+            .expect("program in the object")
+            .try_into()
+            .expect("a raw_tp program");
+        p.load().expect("loads");
+        p.fd().expect("loaded").as_fd().as_raw_fd()
+    };
+    let (start, end) = (fd("raw_rmap_walk_start"), fd("raw_rmap_walk_end"));
+    let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
+    for _ in 0..3 {
+        // One thread per walk: the map is keyed by thread id.
+        std::thread::spawn(move || test_run(start, &walk))
+            .join()
+            .expect("thread");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let k = counters::read(&ebpf).expect("counters");
+    let detail = format!(
+        "stored {}, taken {}, full {}, live {}, evicted {}",
+        k.get(Counter::InflightStored),
+        k.get(Counter::InflightTaken),
+        k.get(Counter::InflightFull),
+        k.inflight_live,
+        k.inflight_evicted
+    );
+    assert_eq!(k.get(Counter::InflightStored), 3, "{detail}");
+    assert_eq!(k.inflight_live, 1, "{detail}");
+    assert_eq!(k.inflight_evicted, 2, "{detail}");
+    // A thread whose start was evicted (or never seen) ends: unpaired, not a walk.
+    std::thread::spawn(move || test_run(end, &walk))
+        .join()
+        .expect("thread");
+    let k = counters::read(&ebpf).expect("counters");
+    assert_eq!(k.get(Counter::Unpaired), 1);
+    assert_eq!(k.get(Counter::WalksSeen), 0);
+}

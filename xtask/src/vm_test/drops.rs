@@ -1,0 +1,170 @@
+//! The suite "drops" on Debian's 6.1 kernel (fentry): what no ring-buffer drop, in-flight
+//! eviction or missing hook may falsify. Two tracers watch the same walks at once, one with a
+//! 4 KiB ring buffer (drops) and one with 4 MiB (none): their counts must be equal to each
+//! other's and to the kernel's log2 counts, and the large one's p50/p99 (from the in-kernel
+//! histograms) must be those of its own complete CSV records within the histograms' precision.
+//! The two tracers' p50/p99 are printed side by side but not compared: nested fentry/fexit
+//! programs time each walk differently (each includes the other's program, and a trampoline
+//! can be preempted between them). A shrunk in-flight map's evictions are printed; with the
+//! `sched_switch` hook disabled, off-CPU time must be "n/a", never a measured 0.
+use serde_json::Value;
+
+use super::{Checks, counter, json, kernel_walks, row};
+use crate::guest::{self, GuestArgs};
+
+/// Relative precision of one bucketed value (`rmap_common::HIST_RELATIVE_ERROR`, 1/32) plus
+/// HdrHistogram's 0.1%; two tracers' values can differ by twice that.
+const PRECISION: f64 = 1.0 / 32.0 + 0.001;
+
+fn script(pages: u32) -> String {
+    format!(
+        r#"attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4 --interval 600 --json /tmp/tiny.json > /tmp/tiny.txt 2>&1 &
+T1=$!
+attached /tmp/tiny.txt || echo "tiny tracer did not attach"
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4096 --interval 600 --json /tmp/large.json --csv /tmp/large.csv > /tmp/large.txt 2>&1 &
+T2=$!
+attached /tmp/large.txt || echo "large tracer did not attach"
+rmap-trace workload --types anon --pages {pages} > /tmp/w.txt 2>&1
+echo "workload exit $?"
+kill -TERM $T1 $T2; wait $T1; echo "tiny exit $?"; wait $T2; echo "large exit $?"
+emit tiny /tmp/tiny.json
+emit tiny.txt /tmp/tiny.txt
+emit large /tmp/large.json
+emit large.csv /tmp/large.csv
+rmap-trace --attach-only --attach-mode fentry --inflight-entries 1 --interval 600 --json /tmp/evict.json > /tmp/evict.txt 2>&1 &
+T=$!
+attached /tmp/evict.txt || echo "evict tracer did not attach"
+many() {{ for i in 1 2 3; do rmap-trace workload --types anon --pages {pages} > /dev/null 2>&1; done; }}
+many & A1=$!
+many & A2=$!
+many & A3=$!
+wait $A1 $A2 $A3
+kill -TERM $T; wait $T; echo "evict exit $?"
+emit evict /tmp/evict.json
+emit evict.txt /tmp/evict.txt
+rmap-trace --attach-only --attach-mode fentry --no-offcpu --comm rmap-trace --interval 600 --json /tmp/nooff.json > /tmp/nooff.txt 2>&1 &
+T=$!
+attached /tmp/nooff.txt || echo "no-offcpu tracer did not attach"
+rmap-trace workload --types ksm --pages 200 > /dev/null 2>&1
+kill -TERM $T; wait $T; echo "no-offcpu exit $?"
+emit nooff /tmp/nooff.json
+emit nooff.txt /tmp/nooff.txt
+"#
+    )
+}
+
+pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
+    let out = guest::boot(args, &script(pages), false)?;
+    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    for line in &out.console {
+        println!("guest: {line}");
+    }
+    for name in ["tiny.txt", "evict.txt", "nooff.txt"] {
+        if let Some(t) = out.outputs.get(name) {
+            println!("--- guest output, {name} ---\n{}", t.trim_end());
+        }
+    }
+    let csv = out.outputs.get("large.csv").map_or("", String::as_str);
+    ring_sizes(&json(&out, "tiny")?, &json(&out, "large")?, csv, c);
+    eviction(&json(&out, "evict")?, c);
+    let nooff = json(&out, "nooff")?;
+    let text = out.outputs.get("nooff.txt").map_or("", String::as_str);
+    no_offcpu(&nooff, text, c);
+    Ok(())
+}
+
+fn stat(doc: &Value, key: &str, field: &str) -> u64 {
+    row(&doc["types"], key)
+        .and_then(|r| r[field].as_u64())
+        .unwrap_or(0)
+}
+
+/// The tiny ring buffer dropped, yet its counts equal the large one's and the kernel's own
+/// log2 counts; the large one's p50/p99 are those of its complete records within precision.
+fn ring_sizes(tiny: &Value, large: &Value, csv: &str, c: &mut Checks) {
+    let drops = counter(tiny, "ringbuf_drops");
+    c.check(
+        "4 KiB ring buffer drops",
+        drops > 0 && drops != u64::MAX,
+        format!("{drops} dropped, large ring {}", counter(large, "ringbuf_drops")),
+    );
+    let (t, l) = (stat(tiny, "anon", "count"), stat(large, "anon", "count"));
+    let k = kernel_walks(tiny, "anon");
+    c.check(
+        "tiny ring: anon count = large ring's = kernel's",
+        t > 0 && t == l && t == k,
+        format!("tiny {t}, large {l}, kernel (log2 map) {k}"),
+    );
+    let mut exact: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(3) == Some("anon"))
+        .filter_map(|l| l.split(',').nth(1)?.parse().ok())
+        .collect();
+    exact.sort_unstable();
+    c.check(
+        "large ring: every anon walk is a CSV record",
+        !exact.is_empty() && exact.len() as u64 == l && counter(large, "ringbuf_drops") == 0,
+        format!("{} records, {l} walks", exact.len()),
+    );
+    for (field, q) in [("p50_ns", 0.50), ("p99_ns", 0.99)] {
+        let rank = ((q * exact.len() as f64).ceil() as usize).clamp(1, exact.len().max(1)) - 1;
+        let want = exact.get(rank).copied().unwrap_or(0);
+        let got = stat(large, "anon", field);
+        let diff = (got as f64 - want as f64).abs() / (want.max(1) as f64);
+        c.check(
+            &format!(
+                "large ring: anon {field} (kernel histogram) = its records' within {:.1}%",
+                PRECISION * 100.0
+            ),
+            got > 0 && diff <= PRECISION,
+            format!(
+                "histogram {got} ns, records {want} ns, {:.2}% apart",
+                diff * 100.0
+            ),
+        );
+        let tiny_v = stat(tiny, "anon", field);
+        println!(
+            "info tiny (4 KiB) vs large (4 MiB) ring, anon {field}: {tiny_v} ns vs {got} ns ({:+.1}%)",
+            (tiny_v as f64 / got.max(1) as f64 - 1.0) * 100.0
+        );
+    }
+}
+
+/// One in-flight entry for three concurrent walkers: printed, not checked. Under TCG their
+/// walks (a few µs) did not overlap in two runs, so nothing was evicted; the deterministic test
+/// is on the host (integration-test `shrunk_inflight_map_evicts_and_counts`). Whatever happens,
+/// every evicted start must show up as an unpaired end.
+fn eviction(doc: &Value, c: &mut Checks) {
+    let evicted = doc["kernel_counts"]["inflight_evicted"].as_u64().unwrap_or(0);
+    let unpaired = counter(doc, "unpaired");
+    println!(
+        "info in-flight map of 1 entry: evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}",
+        counter(doc, "inflight_full"),
+        counter(doc, "inflight_stored"),
+        counter(doc, "inflight_taken")
+    );
+    c.check(
+        "in-flight map of 1 entry: each eviction is an unpaired end",
+        unpaired >= evicted && unpaired != u64::MAX,
+        format!("evicted {evicted}, unpaired {unpaired}"),
+    );
+}
+
+/// Without the hook no walk claims a measured off-CPU time, and the table says "n/a".
+fn no_offcpu(doc: &Value, text: &str, c: &mut Checks) {
+    let walks = stat(doc, "ksm", "count");
+    let measured = stat(doc, "ksm", "offcpu_measured");
+    c.check(
+        "--no-offcpu: no walk claims off-CPU time measured",
+        walks > 0 && measured == 0,
+        format!("{walks} ksm walks, {measured} with off-CPU measured"),
+    );
+    let ksm_line = text.lines().find(|l| l.starts_with("ksm "));
+    c.check(
+        "--no-offcpu: the table shows n/a",
+        ksm_line.is_some_and(|l| l.trim_end().ends_with("n/a")),
+        ksm_line.unwrap_or("<no ksm row>").to_string(),
+    );
+}
