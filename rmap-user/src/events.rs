@@ -66,8 +66,7 @@ pub(crate) mod tests {
     fn decodes_unaligned_bytes() {
         let ev = event(PageType::Ksm, 532_041_586, 0xffffffff81234567);
         // SAFETY: reading the bytes of a POD value.
-        let raw =
-            unsafe { std::slice::from_raw_parts((&raw const ev).cast::<u8>(), WALK_EVENT_SIZE) };
+        let raw = unsafe { std::slice::from_raw_parts((&raw const ev).cast::<u8>(), WALK_EVENT_SIZE) };
         let mut buf = [0u8; WALK_EVENT_SIZE + 1];
         buf[1..].copy_from_slice(raw);
         let got = decode(&buf[1..]).unwrap();

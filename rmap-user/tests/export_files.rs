@@ -239,6 +239,10 @@ fn intervals_reach_the_file_before_finish() {
     while interval_lines() == 0 && waited.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(interval_lines(), 1, "the interval is not in the file before finish");
+    assert_eq!(
+        interval_lines(),
+        1,
+        "the interval is not in the file before finish"
+    );
     w.finish().unwrap();
 }

@@ -103,7 +103,11 @@ fn flatten(v: &Value, path: &str, out: &mut BTreeMap<String, Vec<&'static str>>)
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 flatten(v, &p, out);
             }
         }
@@ -125,12 +129,18 @@ fn check(run: &str, doc: &Value) {
             .get(path)
             .unwrap_or_else(|| panic!("{run}: `{path}` is not in the README's JSON table"));
         for k in kinds {
-            let ok = ty == k || ty.strip_suffix(" or null").is_some_and(|t| t == *k || *k == "null");
+            let ok = ty == k
+                || ty
+                    .strip_suffix(" or null")
+                    .is_some_and(|t| t == *k || *k == "null");
             assert!(ok, "{run}: `{path}` is {k}, the README says {ty}");
         }
     }
     for path in want.keys() {
-        assert!(have.contains_key(path), "{run}: the README's `{path}` is not written");
+        assert!(
+            have.contains_key(path),
+            "{run}: the README's `{path}` is not written"
+        );
     }
 }
 
@@ -150,7 +160,11 @@ fn aggregator() -> Aggregator {
     let mut agg = Aggregator::default();
     for i in 1..=50 {
         agg.record(&walk(PageType::Ksm, i * 1_000_000, 0), "migrate", "rmap-trace/42");
-        agg.record(&walk(PageType::Anon, i * 1_000, i as u32 % 2), "referenced", "kswapd0/7");
+        agg.record(
+            &walk(PageType::Anon, i * 1_000, i as u32 % 2),
+            "referenced",
+            "kswapd0/7",
+        );
     }
     agg
 }

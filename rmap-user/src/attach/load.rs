@@ -15,6 +15,7 @@ use super::{
 use crate::kernel::{
     btf::Offsets,
     kallsyms::Kallsyms,
+    layouts::EventLayouts,
     tracefs::{self, Tracefs},
 };
 
@@ -51,8 +52,8 @@ pub struct Filters {
 pub struct KernelFacts {
     pub offsets: Offsets,
     pub tracefs: Option<Tracefs>,
-    pub layout: TpLayout,
-    pub sched_next_pid: Option<u32>,
+    /// Classic tracepoint layouts, and why any that is absent could not be read.
+    pub layouts: EventLayouts,
     pub kallsyms: Option<Kallsyms>,
     pub btf: Option<Btf>,
     /// For fentry targets.
@@ -60,32 +61,21 @@ pub struct KernelFacts {
 }
 
 impl KernelFacts {
-    /// Reads BTF offsets, tracepoint layouts and symbols. BTF is required (struct offsets).
+    /// Reads BTF offsets, tracepoint layouts and symbols. BTF is required (struct offsets); a
+    /// tracefs format that cannot be used only disables what reads it ([`EventLayouts`]).
     pub fn read() -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let kernel_btf = crate::kernel::btf::KernelBtf::open(crate::kernel::btf::VMLINUX_BTF)
             .context("kernel BTF is required for struct offsets")?;
         let offsets = kernel_btf.offsets()?;
         let tracefs = Tracefs::find_or_mount().ok();
-        let mut layout = TpLayout::EMPTY;
-        let mut sched_next_pid = None;
-        if let Some(t) = &tracefs {
-            if let Ok(f) = t.format("rmap", "rmap_walk_start") {
-                tracefs::pair_layout(&f, &mut layout)?;
-            }
-            if let Ok(f) = t.format("rmap", "rmap_walk") {
-                tracefs::v4_layout(&f, &mut layout)?;
-            }
-            sched_next_pid = t
-                .format("sched", "sched_switch")
-                .ok()
-                .and_then(|f| tracefs::sched_next_pid(&f).ok());
-        }
+        let layouts = tracefs
+            .as_ref()
+            .map_or_else(EventLayouts::none, EventLayouts::read);
         Ok(Self {
             offsets,
             tracefs,
-            layout,
-            sched_next_pid,
+            layouts,
             kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
             btf: Btf::from_sys_fs().ok(),
             kernel_btf,
@@ -105,7 +95,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     }
     let (tgid, mask, min) = (filters.tgid, filters.type_mask, filters.min_duration_ns);
     let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
-    let sched = facts.sched_next_pid.unwrap_or(0);
+    let sched = facts.layouts.sched_next_pid.clone().unwrap_or(0);
     Ok(EbpfLoader::new()
         .override_global(globals::FILTER_TGID, &tgid, true)
         .override_global(globals::FILTER_COMM, &comm, true)
@@ -113,7 +103,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::MIN_DURATION_NS, &min, true)
         .override_global(globals::FOLIO_MAPPING_OFF, &mapping, true)
         .override_global(globals::RWC_RMAP_ONE_OFF, &rmap_one, true)
-        .override_global(globals::TP_LAYOUT, &facts.layout, true)
+        .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .load(OBJECT)?)
 }
@@ -198,14 +188,17 @@ fn try_mode(
                 ("raw_rmap_walk_start", "tp_rmap_walk_start", "rmap_walk_start"),
                 ("raw_rmap_walk_end", "tp_rmap_walk_end", "rmap_walk_end"),
             ],
-            facts.layout.pair_folio,
+            (
+                facts.layouts.layout.pair_folio,
+                facts.layouts.pair_error.as_deref(),
+            ),
             flavor,
         ),
         Mode::TracepointV4 => tracepoints(
             ebpf,
             facts,
             &[("raw_rmap_walk_v4", "tp_rmap_walk_v4", "rmap_walk")],
-            facts.layout.v4_folio,
+            (facts.layouts.layout.v4_folio, facts.layouts.v4_error.as_deref()),
             flavor,
         ),
         Mode::Fentry => fentry(ebpf, facts),
@@ -217,9 +210,10 @@ fn try_mode(
 fn unload_all(ebpf: &mut Ebpf, names: &[String]) {
     for name in names {
         if let Some(prog) = ebpf.program_mut(name)
-            && let Err(e) = unload(prog) {
-                log::debug!("unloading {name}: {e}");
-            }
+            && let Err(e) = unload(prog)
+        {
+            log::debug!("unloading {name}: {e}");
+        }
     }
 }
 
@@ -262,7 +256,7 @@ fn tracepoints(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     events: &[(&str, &str, &str)],
-    layout_first: u32,
+    (layout_first, layout_error): (u32, Option<&str>),
     flavor: TpFlavor,
 ) -> Result<Vec<String>, String> {
     let exists = |ev: &str| {
@@ -304,7 +298,8 @@ fn tracepoints(
         ));
     }
     if layout_first == TpLayout::ABSENT {
-        return Err(format!("raw_tp: {raw_err}; tp: no format file in tracefs"));
+        let why = layout_error.unwrap_or("no format file in tracefs");
+        return Err(format!("raw_tp: {raw_err}; tp: {why}"));
     }
     all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
@@ -380,8 +375,8 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
 
 /// `sched:sched_switch` for off-CPU accounting; optional.
 fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
-    if facts.sched_next_pid.is_none() {
-        return Err("no sched/sched_switch format in tracefs".into());
+    if let Err(why) = &facts.layouts.sched_next_pid {
+        return Err(format!("sched/sched_switch format unusable: {why}"));
     }
     let p: &mut TracePoint = program(ebpf, "sched_switch")?;
     p.load().map_err(|e| describe(&e))?;

@@ -40,9 +40,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let metrics = serve_metrics(live, &session).await?;
-    let mut sink = sink
-        .with_metrics(metrics)
-        .with_slow_walks(live.threshold_ms);
+    let mut sink = sink.with_metrics(metrics).with_slow_walks(live.threshold_ms);
     let started = Instant::now();
     watch(live, &mut session, &mut sink, &mut stop, started).await?;
     trace_loop::drain(&mut session, &mut sink);
@@ -115,7 +113,12 @@ fn print_interval(agg: &Aggregator, elapsed: Duration) {
     }
 }
 
-fn print_summary(session: &Session, total: &Aggregator, counts: &crate::counters::KernelCounts, elapsed: Duration) {
+fn print_summary(
+    session: &Session,
+    total: &Aggregator,
+    counts: &crate::counters::KernelCounts,
+    elapsed: Duration,
+) {
     println!(
         "=== summary: {:.1}s, kernel {} ===",
         elapsed.as_secs_f64(),

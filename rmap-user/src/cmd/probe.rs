@@ -8,7 +8,10 @@ use crate::{
         load::{self, Filters, KernelFacts},
         plan::PLAN,
     },
-    kernel::{btf::Offsets, host::{self, HostInfo}},
+    kernel::{
+        btf::Offsets,
+        host::{self, HostInfo},
+    },
     render,
 };
 
@@ -51,7 +54,11 @@ pub fn run(json: Option<&Path>) -> anyhow::Result<()> {
 
 fn print_host(host: &HostInfo) {
     println!("kernel:   {}", host.kernel);
-    let btf = if host.btf { "yes (/sys/kernel/btf/vmlinux)" } else { "no" };
+    let btf = if host.btf {
+        "yes (/sys/kernel/btf/vmlinux)"
+    } else {
+        "no"
+    };
     println!("btf:      {btf}");
     println!("tracefs:  {}", host.tracefs.as_deref().unwrap_or("not mounted"));
     let coarse = if host::coarse_clock_warning().is_some() {
@@ -78,7 +85,11 @@ fn print_host(host: &HostInfo) {
         host.numa_nodes.len(),
         host.numa_nodes
     );
-    let swap = if host.swap.is_empty() { "none".to_string() } else { host.swap.join(", ") };
+    let swap = if host.swap.is_empty() {
+        "none".to_string()
+    } else {
+        host.swap.join(", ")
+    };
     println!("swap:     {swap}");
 }
 

@@ -68,9 +68,10 @@ impl CsvWriter {
 
     pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
         if self.failed.is_none()
-            && let Err(e) = writeln!(self.out, "{}", line(ev, purpose, process)) {
-                self.failed = Some(e);
-            }
+            && let Err(e) = writeln!(self.out, "{}", line(ev, purpose, process))
+        {
+            self.failed = Some(e);
+        }
     }
 
     pub fn finish(mut self) -> anyhow::Result<()> {

@@ -96,9 +96,10 @@ impl HlogWriter {
         let start = from.duration_since(self.started).unwrap_or_default();
         let length = to.duration_since(from).unwrap_or_default();
         if let Some(tx) = &self.tx
-            && tx.send(Interval { start, length, hists }).is_err() {
-                log::warn!("the hlog writer for {} stopped early", self.path.display());
-            }
+            && tx.send(Interval { start, length, hists }).is_err()
+        {
+            log::warn!("the hlog writer for {} stopped early", self.path.display());
+        }
     }
 
     /// Writes what is queued and closes the file; reports a write error.

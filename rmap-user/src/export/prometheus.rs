@@ -126,7 +126,12 @@ impl Metrics {
 
     /// Adds what the kernel counted since the last call.
     pub fn update(&mut self, counts: &KernelCounts) {
-        for TypeWalks { page_type: ty, walks: n, .. } in &counts.per_type {
+        for TypeWalks {
+            page_type: ty,
+            walks: n,
+            ..
+        } in &counts.per_type
+        {
             let before = self
                 .seen_walks
                 .iter()

@@ -88,9 +88,10 @@ impl KernelBtf {
                     ty = self.btf.resolve_chained_type(inner)?;
                 }
                 if let Type::Struct(inner) | Type::Union(inner) = ty
-                    && let Some(off) = self.find_member(&inner, member, bits)? {
-                        return Ok(Some(off));
-                    }
+                    && let Some(off) = self.find_member(&inner, member, bits)?
+                {
+                    return Ok(Some(off));
+                }
             }
         }
         Ok(None)

@@ -2,4 +2,5 @@
 pub mod btf;
 pub mod host;
 pub mod kallsyms;
+pub mod layouts;
 pub mod tracefs;

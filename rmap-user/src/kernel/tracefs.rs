@@ -71,10 +71,7 @@ impl Tracefs {
             .iter()
             .map(PathBuf::from)
             .find(|p| p.join("events").is_dir())
-            .map(|root| Self {
-                root,
-                mounted: None,
-            })
+            .map(|root| Self { root, mounted: None })
             .ok_or(TracefsError::NotMounted)
     }
 
@@ -104,6 +101,14 @@ impl Tracefs {
         let mut t = Self::find()?;
         t.mounted = Some(mounted);
         Ok(t)
+    }
+
+    /// A tracefs already mounted at `root` (a test's synthetic tree, or a known mount).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            mounted: None,
+        }
     }
 
     pub fn has_event(&self, category: &str, name: &str) -> bool {

@@ -89,7 +89,10 @@ pub async fn scenario(
 
 async fn batch(session: Option<&mut Session>, sink: &mut Sink) -> anyhow::Result<()> {
     match session {
-        Some(s) => s.next_batch(|ev, purpose, process| sink.record(ev, purpose, process)).await,
+        Some(s) => {
+            s.next_batch(|ev, purpose, process| sink.record(ev, purpose, process))
+                .await
+        }
         None => std::future::pending().await,
     }
 }

@@ -43,7 +43,10 @@ impl<'a> RunJson<'a> {
 
 /// The name of the attach mode a run uses.
 pub fn attach_name(outcome: &Outcome) -> &'static str {
-    outcome.chosen.as_ref().map_or("none", |c| plan::spec(c.mode).name)
+    outcome
+        .chosen
+        .as_ref()
+        .map_or("none", |c| plan::spec(c.mode).name)
 }
 
 /// The lines every run ends with: the kernel counters, then decode errors if any.

@@ -270,15 +270,14 @@ fn anon_huge_kb(addr: *const u8) -> anyhow::Result<u64> {
             });
         if let Some((start, end)) = range {
             inside = start <= addr && addr < end;
-        } else if inside
-            && let Some(v) = line.strip_prefix("AnonHugePages:") {
-                return v
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .context("parsing AnonHugePages in /proc/self/smaps");
-            }
+        } else if inside && let Some(v) = line.strip_prefix("AnonHugePages:") {
+            return v
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .context("parsing AnonHugePages in /proc/self/smaps");
+        }
     }
     anyhow::bail!("no AnonHugePages for {addr:#x} in /proc/self/smaps (CONFIG_PROC_PAGE_MONITOR?)")
 }

@@ -73,9 +73,10 @@ pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<
             );
         }
         if let Some(m) = modules
-            && !m.is_dir() {
-                bail!("modules directory {} does not exist", m.display());
-            }
+            && !m.is_dir()
+        {
+            bail!("modules directory {} does not exist", m.display());
+        }
         return Ok(Kernel {
             image: image.to_path_buf(),
             modules: modules.map(Path::to_path_buf),

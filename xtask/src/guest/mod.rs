@@ -95,9 +95,10 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_file(&self.0)
-            && e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("xtask: removing {}: {e}", self.0.display());
-            }
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("xtask: removing {}: {e}", self.0.display());
+        }
     }
 }
 

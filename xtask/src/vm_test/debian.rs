@@ -104,12 +104,12 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
 /// One forced attach mode traced the three workloads.
 fn verify_mode(mode: &str, doc: &Value, c: &mut Checks) {
     let chosen = &doc["attach"]["chosen"];
-    c.check(&format!("{mode} attached"), chosen["mode"] == mode, chosen.to_string());
-    let walks = |rows: &Value, key: &str| {
-        row(rows, key)
-            .and_then(|r| r["count"].as_u64())
-            .unwrap_or(0)
-    };
+    c.check(
+        &format!("{mode} attached"),
+        chosen["mode"] == mode,
+        chosen.to_string(),
+    );
+    let walks = |rows: &Value, key: &str| row(rows, key).and_then(|r| r["count"].as_u64()).unwrap_or(0);
     for ty in ["ksm", "anon", "file"] {
         let n = walks(&doc["types"], ty);
         c.check(&format!("{mode} sees {ty} walks"), n > 0, format!("{n} walks"));
@@ -198,7 +198,8 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
     );
     let out = |n: &str| {
         run.outputs
-            .get(n).map_or_else(|| format!("<no {n}>"), |s| s.trim().to_string())
+            .get(n)
+            .map_or_else(|| format!("<no {n}>"), |s| s.trim().to_string())
     };
     c.check(
         "SIGTERM mid-merge exits non-zero, interrupted",
@@ -218,7 +219,10 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
         ("SIGTERM: zram swap removed", "sig.swaps"),
         ("SIGTERM: cgroup removed", "sig.cg"),
         ("SIGTERM: no temp files left", "sig.tmp"),
-        ("probe and --attach-only leave no tracefs mount behind", "tracefs.mounts"),
+        (
+            "probe and --attach-only leave no tracefs mount behind",
+            "tracefs.mounts",
+        ),
     ] {
         c.check(name, out(what).is_empty(), out(what));
     }
@@ -226,7 +230,10 @@ fn verify_cleanup(run: &GuestRun, c: &mut Checks) {
     c.check(
         "--attach-only without tracefs mounted attaches",
         tfs.lines().any(|l| l.starts_with("attach: ")) && tfs.contains("=== summary"),
-        tfs.lines().find(|l| l.starts_with("attach")).unwrap_or("").to_string(),
+        tfs.lines()
+            .find(|l| l.starts_with("attach"))
+            .unwrap_or("")
+            .to_string(),
     );
 }
 
@@ -319,7 +326,11 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
     let started = std::time::Instant::now();
     let panicked = guest::boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n", false);
     let took = started.elapsed();
-    let msg = panicked.as_ref().err().map(std::string::ToString::to_string).unwrap_or_default();
+    let msg = panicked
+        .as_ref()
+        .err()
+        .map(std::string::ToString::to_string)
+        .unwrap_or_default();
     c.check(
         "panicking guest is reported",
         msg.starts_with("guest kernel panicked") && took.as_secs() < 60,
@@ -330,4 +341,3 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
         ),
     );
 }
-
