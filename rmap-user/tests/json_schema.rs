@@ -186,6 +186,7 @@ fn outcome() -> Outcome {
             reason: "BPF_PROG_LOAD: EPERM".into(),
         }],
         not_tried: vec!["tracepoint"],
+        notes: vec![],
     }
 }
 

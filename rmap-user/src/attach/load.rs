@@ -149,6 +149,9 @@ pub fn attach(
     let Some(mode) = outcome.chosen.as_ref().map(|c| c.mode) else {
         return Err(outcome);
     };
+    if mode == Mode::Kprobe {
+        outcome.notes = kprobe_targets(facts).map_or_else(|_| Vec::new(), |t| targets::clone_notes(&t));
+    }
     let offcpu_unavailable = if plan::spec(mode).has_start {
         attach_sched(ebpf, facts).err()
     } else {
@@ -324,7 +327,7 @@ fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
     let targets = targets::resolve(|f| kbtf.has_function(f).then(|| f.to_string()))?;
     all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
-        for Target { walker, symbol } in &targets {
+        for Target { walker, symbol, .. } in &targets {
             let entry = format!("fentry_{}", walker.suffix());
             touched.push(entry.clone());
             let p: &mut FEntry = program(ebpf, &entry)?;
@@ -349,16 +352,22 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
             "this kernel has no kprobes (no kprobe PMU, no kprobe_events: CONFIG_KPROBES unset?)".into(),
         );
     }
-    let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
-    let targets = targets::resolve(|f| kallsyms.clone_of(f).map(String::from))?;
+    let targets = kprobe_targets(facts)?;
     all_or_nothing(ebpf, |ebpf, touched| {
         touched.push("kretprobe_walk".to_string());
         let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
         ret.load()
             .map_err(|e| format!("kretprobe_walk: {}", describe(&e)))?;
         let mut points = Vec::new();
-        for Target { walker, symbol } in &targets {
-            let entry = format!("kprobe_{}", walker.suffix());
+        for Target {
+            walker,
+            symbol,
+            reads_args,
+        } in &targets
+        {
+            // A clone gets the entry program that reads no argument (`targets::clone_notes`).
+            let kind = if *reads_args { "kprobe" } else { "kprobe_clone" };
+            let entry = format!("{kind}_{}", walker.suffix());
             touched.push(entry.clone());
             let p: &mut KProbe = program(ebpf, &entry)?;
             p.load().map_err(|e| format!("{entry}: {}", describe(&e)))?;
@@ -371,6 +380,12 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
         }
         Ok(points)
     })
+}
+
+/// The kprobe targets: the walkers, or their compiler clones, as kallsyms names them.
+fn kprobe_targets(facts: &KernelFacts) -> Result<Vec<Target>, String> {
+    let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
+    targets::resolve(|f| kallsyms.clone_of(f).map(String::from))
 }
 
 /// `sched:sched_switch` for off-CPU accounting; optional.

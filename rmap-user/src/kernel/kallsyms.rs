@@ -60,7 +60,8 @@ impl Kallsyms {
         i.checked_sub(1).map(|i| self.syms[i].1.as_str())
     }
 
-    /// The probe-able symbol for `name`: itself, or its first compiler clone.
+    /// The probe-able symbol for `name`: itself, or its first compiler clone that is an entry
+    /// point (a `.cold` part is a block split out of the function: probing it counts nothing).
     pub fn clone_of(&self, name: &str) -> Option<&str> {
         if let Some((n, _)) = self.by_name.get_key_value(name) {
             return Some(n.as_str());
@@ -69,7 +70,7 @@ impl Kallsyms {
         self.syms
             .iter()
             .map(|(_, n)| n.as_str())
-            .find(|n| n.starts_with(&prefix))
+            .find(|n| n.starts_with(&prefix) && !n.split('.').any(|s| s == "cold"))
     }
 }
 
