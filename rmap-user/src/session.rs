@@ -18,6 +18,7 @@ use crate::{
     counters::{self, KernelCounts},
     events,
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
+    trace_loop::drain::Walks,
 };
 
 /// No attach mode worked; the outcome says why for each.
@@ -34,6 +35,9 @@ pub struct Session {
     pub purposes: Purposes,
     pub processes: events::ProcessNames,
     pub decode_errors: u64,
+    /// The last read stopped before the ring buffer was empty: its readiness, cleared before
+    /// that read, will not be signalled again for the records left, so do not wait for it.
+    backlog: bool,
     /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
     /// unmounted when it is dropped.
     _tracefs: Option<Tracefs>,
@@ -80,30 +84,27 @@ impl Session {
             purposes: Purposes::new(facts.kallsyms.take()),
             processes: events::ProcessNames::default(),
             decode_errors: 0,
+            backlog: false,
             _tracefs: facts.tracefs.take(),
         })
     }
 
-    /// Waits until the ring buffer has data, then hands every record to `f` with its purpose
-    /// and process name.
-    pub async fn next_batch(&mut self, f: impl FnMut(&WalkEvent, &str, &str)) -> anyhow::Result<()> {
-        let mut guard = self
-            .ring
-            .readable_mut()
-            .await
-            .context("waiting on the ring buffer")?;
-        guard.clear_ready();
-        drop(guard);
-        self.drain(f);
-        Ok(())
-    }
-
-    /// Hands every record now in the ring buffer to `f` with its purpose.
-    pub fn drain(&mut self, mut f: impl FnMut(&WalkEvent, &str, &str)) {
+    /// Hands the next decodable record to `f` with its purpose and process name; false when
+    /// the ring buffer is empty. A record that cannot be decoded is counted and skipped.
+    fn next_walk(&mut self, f: impl FnOnce(&WalkEvent, &str, &str)) -> bool {
         let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
+        loop {
+            let Some(item) = ring.next() else {
+                self.backlog = false;
+                return false;
+            };
             match events::decode(&item) {
-                Ok(ev) => f(&ev, self.purposes.of(ev.rmap_one), self.processes.name(&ev)),
+                Ok(ev) => {
+                    drop(item);
+                    f(&ev, self.purposes.of(ev.rmap_one), self.processes.name(&ev));
+                    self.backlog = true;
+                    return true;
+                }
                 Err(e) => {
                     self.decode_errors += 1;
                     log::warn!("{e}");
@@ -114,6 +115,27 @@ impl Session {
 
     pub fn counts(&self) -> anyhow::Result<KernelCounts> {
         Ok(counters::read(&self.ebpf)?)
+    }
+}
+
+impl Walks for Session {
+    /// The readiness is cleared before the records are read (a record that arrives during the
+    /// read sets it again), so no record is left unsignalled.
+    async fn readable(&mut self) -> anyhow::Result<()> {
+        if self.backlog {
+            return Ok(());
+        }
+        let mut guard = self
+            .ring
+            .readable_mut()
+            .await
+            .context("waiting on the ring buffer")?;
+        guard.clear_ready();
+        Ok(())
+    }
+
+    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, &str)) -> bool {
+        self.next_walk(f)
     }
 }
 
