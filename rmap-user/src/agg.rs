@@ -6,6 +6,8 @@ use hdrhistogram::Histogram;
 use rmap_common::{FLAG_OFFCPU_VALID, PageType, WalkEvent};
 use serde::Serialize;
 
+use crate::procs::{Process, table::ProcessTable};
+
 /// Highest trackable walk: one hour, in ns (a walk longer than that is clamped).
 const MAX_NS: u64 = 3_600_000_000_000;
 
@@ -34,6 +36,14 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// 2 significant digits (1%): for the per-process rows, of which there are many.
+    pub fn coarse() -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, MAX_NS, 2).expect("static histogram bounds are valid"),
+            ..Self::default()
+        }
+    }
+
     pub fn record(&mut self, ev: &WalkEvent) {
         self.hist.saturating_record(ev.duration_ns.clamp(1, MAX_NS));
         if ev.flags & FLAG_OFFCPU_VALID != 0 {
@@ -100,13 +110,13 @@ pub struct Aggregator {
     pub types: BTreeMap<PageType, Stats>,
     /// By page type, then purpose: nested so that the per-event lookup borrows the purpose.
     pub purposes: BTreeMap<PageType, BTreeMap<String, Stats>>,
-    /// By tgid, with the process name seen first.
-    pub processes: BTreeMap<u32, (String, Stats)>,
+    /// By process (tgid and start time), bounded ([`ProcessTable`]).
+    pub processes: ProcessTable,
 }
 
 impl Aggregator {
     /// Called per event: allocates only for a purpose or process not seen before.
-    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: Process<'_>) {
         let ty = PageType::from_u32(ev.page_type);
         self.types.entry(ty).or_default().record(ev);
         let purposes = self.purposes.entry(ty).or_default();
@@ -114,11 +124,7 @@ impl Aggregator {
             Some(s) => s.record(ev),
             None => purposes.entry(purpose.to_string()).or_default().record(ev),
         }
-        self.processes
-            .entry(ev.tgid)
-            .or_insert_with(|| (process.to_string(), Stats::default()))
-            .1
-            .record(ev);
+        self.processes.record(ev, process);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,16 +145,9 @@ impl Aggregator {
             .collect()
     }
 
-    /// Processes with the slowest walks first, at most `limit`.
+    /// Processes with the slowest walks first, at most `limit`, then the "other" row.
     pub fn process_rows(&self, limit: usize) -> Vec<Row> {
-        let mut rows: Vec<Row> = self
-            .processes
-            .iter()
-            .map(|(tgid, (name, s))| s.row(format!("{name}/{tgid}")))
-            .collect();
-        rows.sort_by(|a, b| b.max_ns.cmp(&a.max_ns).then_with(|| a.key.cmp(&b.key)));
-        rows.truncate(limit);
-        rows
+        self.processes.rows(limit)
     }
 }
 
@@ -161,9 +160,17 @@ mod tests {
     fn per_type_percentiles() {
         let mut a = Aggregator::default();
         for i in 1..=1000u64 {
-            a.record(&event(PageType::Anon, i * 1000, 1), "migrate", "java");
+            a.record(
+                &event(PageType::Anon, i * 1000, 1),
+                "migrate",
+                Process::named("java"),
+            );
         }
-        a.record(&event(PageType::Ksm, 705_119_858, 2), "migrate", "java");
+        a.record(
+            &event(PageType::Ksm, 705_119_858, 2),
+            "migrate",
+            Process::named("java"),
+        );
         let rows = a.type_rows();
         assert_eq!(
             rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
@@ -193,11 +200,15 @@ mod tests {
     #[test]
     fn purposes_and_processes() {
         let mut a = Aggregator::default();
-        a.record(&event(PageType::Ksm, 10, 1), "migrate", "java");
-        a.record(&event(PageType::Ksm, 20, 1), "remove-migration", "java");
+        a.record(&event(PageType::Ksm, 10, 1), "migrate", Process::named("java"));
+        a.record(
+            &event(PageType::Ksm, 20, 1),
+            "remove-migration",
+            Process::named("java"),
+        );
         let mut other = event(PageType::File, 5_000, 1);
         other.tgid = 1;
-        a.record(&other, "referenced", "kswapd0");
+        a.record(&other, "referenced", Process::named("kswapd0"));
         let keys: Vec<_> = a.purpose_rows().into_iter().map(|r| (r.key, r.count)).collect();
         assert_eq!(
             keys,
@@ -215,8 +226,8 @@ mod tests {
     #[test]
     fn zero_and_huge_durations_are_clamped() {
         let mut a = Aggregator::default();
-        a.record(&event(PageType::Anon, 0, 1), "x", "c");
-        a.record(&event(PageType::Anon, u64::MAX, 1), "x", "c");
+        a.record(&event(PageType::Anon, 0, 1), "x", Process::named("c"));
+        a.record(&event(PageType::Anon, u64::MAX, 1), "x", Process::named("c"));
         let r = &a.type_rows()[0];
         assert_eq!(r.count, 2);
         assert_eq!(r.min_ns, 1);

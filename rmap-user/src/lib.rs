@@ -12,6 +12,7 @@ pub mod counters;
 pub mod events;
 pub mod export;
 pub mod kernel;
+pub mod procs;
 pub mod render;
 pub mod session;
 pub mod trace_loop;

@@ -18,6 +18,7 @@ use crate::{
     counters::{self, KernelCounts},
     events,
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
+    procs::{Process, names::ProcessNames},
     trace_loop::drain::Walks,
 };
 
@@ -26,6 +27,9 @@ use crate::{
 #[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|s| s.mode).collect::<Vec<_>>().join(", "))]
 pub struct AttachFailed(pub Outcome);
 
+/// Most /proc lookups between two ring-buffer slices (each a few µs).
+const LOOKUPS_PER_SLICE: usize = 64;
+
 pub struct Session {
     // Field order matters for drop: the ring buffer and logger go before the object.
     ring: AsyncFd<RingBuf<MapData>>,
@@ -33,7 +37,7 @@ pub struct Session {
     pub ebpf: Ebpf,
     pub attached: Attached,
     pub purposes: Purposes,
-    pub processes: events::ProcessNames,
+    pub processes: ProcessNames,
     pub decode_errors: u64,
     /// The last read stopped before the ring buffer was empty: its readiness, cleared before
     /// that read, will not be signalled again for the records left, so do not wait for it.
@@ -82,7 +86,7 @@ impl Session {
             ebpf,
             attached,
             purposes: Purposes::new(facts.kallsyms.take()),
-            processes: events::ProcessNames::default(),
+            processes: ProcessNames::default(),
             decode_errors: 0,
             backlog: false,
             _tracefs: facts.tracefs.take(),
@@ -91,7 +95,7 @@ impl Session {
 
     /// Hands the next decodable record to `f` with its purpose and process name; false when
     /// the ring buffer is empty. A record that cannot be decoded is counted and skipped.
-    fn next_walk(&mut self, f: impl FnOnce(&WalkEvent, &str, &str)) -> bool {
+    fn next_walk(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
         let ring = self.ring.get_mut();
         loop {
             let Some(item) = ring.next() else {
@@ -101,7 +105,7 @@ impl Session {
             match events::decode(&item) {
                 Ok(ev) => {
                     drop(item);
-                    f(&ev, self.purposes.of(ev.rmap_one), self.processes.name(&ev));
+                    f(&ev, self.purposes.of(ev.rmap_one), self.processes.lookup(&ev));
                     self.backlog = true;
                     return true;
                 }
@@ -121,7 +125,10 @@ impl Session {
 impl Walks for Session {
     /// The readiness is cleared before the records are read (a record that arrives during the
     /// read sets it again), so no record is left unsignalled.
+    /// Between slices, the processes first seen in the last one are looked up in /proc, a
+    /// bounded batch at a time ([`ProcessNames::resolve`]).
     async fn readable(&mut self) -> anyhow::Result<()> {
+        self.processes.resolve(LOOKUPS_PER_SLICE);
         if self.backlog {
             return Ok(());
         }
@@ -134,7 +141,7 @@ impl Walks for Session {
         Ok(())
     }
 
-    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, &str)) -> bool {
+    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
         self.next_walk(f)
     }
 }

@@ -91,6 +91,10 @@ pub fn purpose_of(symbol: &str) -> &str {
 }
 
 /// Caches purposes by callback address (a walk rate of thousands per second hits few callbacks).
+/// Bounded: the kernel has a few dozen `rmap_one` callbacks; past [`PURPOSES_CAP`] distinct
+/// addresses (garbage read from a freed `rwc`) the rest are "other", uncached.
+pub const PURPOSES_CAP: usize = 1024;
+
 pub struct Purposes {
     kallsyms: Option<Kallsyms>,
     cache: HashMap<u64, String>,
@@ -105,6 +109,9 @@ impl Purposes {
     }
 
     pub fn of(&mut self, rmap_one: u64) -> &str {
+        if self.cache.len() >= PURPOSES_CAP && !self.cache.contains_key(&rmap_one) {
+            return "other";
+        }
         let kallsyms = &self.kallsyms;
         self.cache
             .entry(rmap_one)

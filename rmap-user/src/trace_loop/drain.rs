@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use rmap_common::WalkEvent;
 
 use super::sink::Sink;
+use crate::procs::Process;
 
 /// Where walks come from: the session's ring buffer, or a test's synthetic stream.
 pub trait Walks {
     /// Returns when walks may be waiting (at once when the last slice left some behind).
     fn readable(&mut self) -> impl Future<Output = anyhow::Result<()>>;
     /// Hands the next walk, with its purpose and process name, to `f`; false when none waits.
-    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, &str)) -> bool;
+    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool;
 }
 
 /// How much one slice may read.
@@ -115,9 +116,9 @@ mod tests {
             Ok(())
         }
 
-        fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, &str)) -> bool {
+        fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
             self.1 += 1;
-            f(&self.0, "migrate", "java");
+            f(&self.0, "migrate", Process::named("java"));
             true
         }
     }
