@@ -2,9 +2,9 @@
 //! others go to an "other" row, so that the rows always add up to every walk read.
 //!
 //! A process without a row is counted in a bounded candidate set; when its count there passes
-//! the smallest row's, it takes that row's place (the evicted row is folded into "other").
+//! the smallest row's rank, it takes that row's place (the evicted row is folded into "other").
 //! A row therefore holds the walks since it was given, its earlier ones are in "other". Each row's
-//! histogram has 2 significant digits (1%), a fifth of the size of the per-type ones.
+//! histogram has 2 significant digits (1%), about a seventh of the size of the per-type ones.
 use std::collections::HashMap;
 
 use rmap_common::WalkEvent;
@@ -25,6 +25,10 @@ pub const OTHER: &str = "other";
 pub struct Entry {
     pub name: String,
     pub stats: Stats,
+    /// Walks counted for ranking: those of the row plus those counted as a candidate before
+    /// (as in the Space-Saving algorithm), so that a row just given is not at once taken by a
+    /// process with fewer walks in all.
+    rank: u64,
 }
 
 /// See the module's doc.
@@ -34,6 +38,9 @@ pub struct ProcessTable {
     candidates: HashMap<ProcKey, u64>,
     /// Walks of processes without a row.
     other: Option<Stats>,
+    /// The row of least rank, when known (cleared when that row changes): spares a scan of
+    /// the rows for each walk of a process without one.
+    smallest: Option<(ProcKey, u64)>,
 }
 
 impl ProcessTable {
@@ -44,6 +51,10 @@ impl ProcessTable {
         };
         if let Some(e) = self.rows.get_mut(&key) {
             e.stats.record(ev);
+            e.rank += 1;
+            if self.smallest.is_some_and(|(k, _)| k == key) {
+                self.smallest = None;
+            }
             return;
         }
         // The provisional row of this tgid (start time not yet read) is this process's.
@@ -56,11 +67,13 @@ impl ProcessTable {
         {
             e.name = process.name.to_string();
             e.stats.record(ev);
+            e.rank += 1;
             self.rows.insert(key, e);
+            self.smallest = None;
             return;
         }
         if self.rows.len() < TOP {
-            self.insert(key, process.name, ev);
+            self.insert(key, process.name, ev, 1);
             return;
         }
         if self.candidates.len() >= CANDIDATES && !self.candidates.contains_key(&key) {
@@ -69,24 +82,27 @@ impl ProcessTable {
         let seen = self.candidates.entry(key).or_insert(0);
         *seen += 1;
         let seen = *seen;
-        let smallest = self
-            .rows
-            .iter()
-            .map(|(k, e)| (*k, e.stats.hist.len()))
-            .min_by_key(|(_, n)| *n);
+        let smallest = self.smallest.or_else(|| {
+            self.rows
+                .iter()
+                .map(|(k, e)| (*k, e.rank))
+                .min_by_key(|(_, n)| *n)
+        });
+        self.smallest = smallest;
         if let Some((smallest, count)) = smallest
             && seen > count
             && let Some(out) = self.rows.remove(&smallest)
         {
             self.other.get_or_insert_with(Stats::coarse).merge(&out.stats);
             self.candidates.remove(&key);
-            self.insert(key, process.name, ev);
+            self.smallest = None;
+            self.insert(key, process.name, ev, seen);
         } else {
             self.other.get_or_insert_with(Stats::coarse).record(ev);
         }
     }
 
-    fn insert(&mut self, key: ProcKey, name: &str, ev: &WalkEvent) {
+    fn insert(&mut self, key: ProcKey, name: &str, ev: &WalkEvent, rank: u64) {
         let mut stats = Stats::coarse();
         stats.record(ev);
         self.rows.insert(
@@ -94,6 +110,7 @@ impl ProcessTable {
             Entry {
                 name: name.to_string(),
                 stats,
+                rank,
             },
         );
     }
