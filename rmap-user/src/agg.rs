@@ -37,6 +37,9 @@ impl Default for Stats {
 
 impl Stats {
     /// 2 significant digits (1%): for the per-process rows, of which there are many.
+    ///
+    /// # Panics
+    /// Never: the bounds are constants that `new_with_bounds` accepts.
     pub fn coarse() -> Self {
         Self {
             hist: Histogram::new_with_bounds(1, MAX_NS, 2).expect("static histogram bounds are valid"),

@@ -33,8 +33,8 @@ pub(crate) mod tests {
             start_ns: 1_000,
             duration_ns,
             offcpu_ns: duration_ns / 4,
-            folio: 0xffffea0000100000,
-            rwc: 0xffffc90000abcdef,
+            folio: 0xffff_ea00_0010_0000,
+            rwc: 0xffff_c900_00ab_cdef,
             rmap_one,
             pid: 4242,
             tgid: 4240,
@@ -50,7 +50,7 @@ pub(crate) mod tests {
 
     #[test]
     fn decodes_unaligned_bytes() {
-        let ev = event(PageType::Ksm, 532_041_586, 0xffffffff81234567);
+        let ev = event(PageType::Ksm, 532_041_586, 0xffff_ffff_8123_4567);
         // SAFETY: reading the bytes of a POD value.
         let raw = unsafe { std::slice::from_raw_parts((&raw const ev).cast::<u8>(), WALK_EVENT_SIZE) };
         let mut buf = [0u8; WALK_EVENT_SIZE + 1];

@@ -176,11 +176,12 @@ fn bad_files_are_one_clear_error() {
     );
 
     let header_only = d.file("header.hlog");
-    let header: String = text
+    let mut header: String = text
         .lines()
         .take_while(|l| !l.starts_with("Tag="))
-        .map(|l| format!("{l}\n"))
-        .collect();
+        .collect::<Vec<_>>()
+        .join("\n");
+    header.push('\n');
     std::fs::write(&header_only, header).unwrap();
     fails_with(
         &[Path::new("report"), &header_only],

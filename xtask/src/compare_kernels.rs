@@ -35,7 +35,7 @@ pub struct Args {
     pub run: RmapRun,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
     if args.run.guest.kernel.is_some() || args.run.guest.patches.is_some() {
         bail!("compare-kernels boots the --before and --after kernels; drop --kernel/--patches");

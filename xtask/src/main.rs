@@ -47,12 +47,12 @@ fn main() -> ExitCode {
     let result = match Xtask::parse() {
         Xtask::Setup => setup::ensure(),
         Xtask::Build => setup::ensure().and_then(|()| build::host()),
-        Xtask::Run(args) => run::run(args),
+        Xtask::Run(args) => run::run(&args),
         Xtask::Test(args) => test::run(args),
-        Xtask::Kernel(args) => kbuild::run(args),
-        Xtask::CompareKernels(args) => compare_kernels::run(args),
-        Xtask::Vm(args) => vm::run(args),
-        Xtask::VmTest(args) => vm_test::run(args),
+        Xtask::Kernel(args) => kbuild::run(&args),
+        Xtask::CompareKernels(args) => compare_kernels::run(&args),
+        Xtask::Vm(args) => vm::run(&args),
+        Xtask::VmTest(args) => vm_test::run(&args),
         Xtask::Dist(args) => dist::run(args),
     };
     match result {

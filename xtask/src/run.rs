@@ -18,7 +18,7 @@ pub struct Args {
     pub run: RmapRun,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
     crate::build::host()?;
     let binary = crate::build::host_binary();

@@ -32,10 +32,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The default members: what plain `cargo test` runs, which must pass as a normal user.
     step("unit", &["test"])?;
     privileged()?;
+    // The production install: the tarball's unit verifies, its man page renders, its binary runs.
+    eprintln!("xtask: test: dist: cargo xtask dist");
+    crate::dist::check(&crate::dist::build(std::path::Path::new("target/dist"))?)?;
     if args.no_vm {
         return Ok(());
     }
-    crate::vm_test::run(crate::vm_test::Args {
+    crate::vm_test::run(&crate::vm_test::Args {
         guest: args.guest,
         pages: args.pages,
         suite: crate::vm_test::Suite::All,

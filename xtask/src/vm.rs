@@ -15,7 +15,7 @@ pub struct Args {
     pub sh: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
     if let Some(sh) = &args.sh {
         return guest::run_echoed(&args.run.guest, &format!("{sh}\n"));

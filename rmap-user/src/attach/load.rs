@@ -163,11 +163,11 @@ pub fn attach(
     })
 }
 
+/// A mode's name and its attach points, or why it is unavailable.
+pub type ModeProbe = (&'static str, Result<Vec<String>, String>);
+
 /// Every mode's availability, each tried and detached again (for `rmap-trace probe`).
-pub fn probe_all(
-    facts: &KernelFacts,
-    filters: &Filters,
-) -> Result<Vec<(&'static str, Result<Vec<String>, String>)>, LoadError> {
+pub fn probe_all(facts: &KernelFacts, filters: &Filters) -> Result<Vec<ModeProbe>, LoadError> {
     let mut results = Vec::new();
     for spec in &plan::PLAN {
         // A fresh object per mode, so that each is tried from scratch; dropped = detached.

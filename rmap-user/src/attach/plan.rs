@@ -96,6 +96,8 @@ pub enum TpFlavor {
     Classic,
 }
 
+/// # Panics
+/// Never: PLAN has a row for every mode.
 pub fn spec(mode: Mode) -> &'static ModeSpec {
     PLAN.iter()
         .find(|s| s.mode == mode)

@@ -39,6 +39,7 @@ pub struct Log {
     pub intervals: usize,
 }
 
+#[expect(clippy::naive_bytecount, reason = "counted once per error message")]
 fn line_of(text: &[u8], offset: usize) -> usize {
     text[..offset.min(text.len())]
         .iter()

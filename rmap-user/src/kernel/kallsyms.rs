@@ -134,8 +134,8 @@ mod tests {
         let k = Kallsyms::parse(
             "ffffffff81000000 T _stext\nffffffff81000100 t foo.isra.0\nffffffff81000200 D data\nffffffff81000300 T bar [mod]\n",
         );
-        assert_eq!(k.symbolize(0xffffffff81000150), Some("foo.isra.0"));
-        assert_eq!(k.symbolize(0xffffffff81000350), Some("bar"));
+        assert_eq!(k.symbolize(0xffff_ffff_8100_0150), Some("foo.isra.0"));
+        assert_eq!(k.symbolize(0xffff_ffff_8100_0350), Some("bar"));
         assert_eq!(k.symbolize(0x10), None);
         assert_eq!(k.clone_of("foo"), Some("foo.isra.0"));
         assert_eq!(k.clone_of("bar"), Some("bar"));

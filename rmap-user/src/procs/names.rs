@@ -180,7 +180,8 @@ mod tests {
     }
 
     fn fake(tgid: u32) -> Option<(u64, String)> {
-        (tgid % 2 == 0).then(|| (u64::from(tgid) * 7, format!("p{tgid}")))
+        tgid.is_multiple_of(2)
+            .then(|| (u64::from(tgid) * 7, format!("p{tgid}")))
     }
 
     #[test]
@@ -216,7 +217,7 @@ mod tests {
             ev.tgid = 2;
             n.lookup(&ev);
             assert!(n.pending() <= PENDING_CAP);
-            if tgid % 100 == 0 {
+            if tgid.is_multiple_of(100) {
                 n.resolve(usize::MAX);
             }
         }

@@ -129,7 +129,7 @@ mod tests {
         let mut sink = Sink::default();
         let budget = Budget {
             records: 1000,
-            time: Duration::from_secs(3600),
+            time: Duration::from_secs(30),
         };
         assert_eq!(slice(&mut src, &mut sink, budget), Drained::More);
         assert_eq!(src.1, 1000);

@@ -43,12 +43,14 @@ impl Sink {
     }
 
     /// Also feeds the Prometheus metrics.
+    #[must_use]
     pub fn with_metrics(mut self, metrics: Option<Arc<Mutex<Metrics>>>) -> Self {
         self.metrics = metrics;
         self
     }
 
     /// Also prints the walks slower than `threshold_ms`.
+    #[must_use]
     pub fn with_slow_walks(mut self, threshold_ms: Option<f64>) -> Self {
         self.slow = threshold_ms.map(SlowWalks::new);
         self

@@ -45,8 +45,8 @@ impl Region {
         };
         // Base pages only: a THP would be split (with its own rmap walks) when the region is
         // split or merged, mixing unrelated walks into the measurement.
-        // SAFETY: the whole mapping.
         check(
+            // SAFETY: the whole mapping.
             unsafe { libc::madvise(base, pages * PAGE, libc::MADV_NOHUGEPAGE) },
             "madvise(MADV_NOHUGEPAGE)",
         )?;
@@ -108,8 +108,8 @@ impl Region {
     /// `madvise_cold_or_pageout_pte_range()` splits a THP covered only in part), which unmaps
     /// and remaps it through `rmap_walk_locked()` (`mm/huge_memory.c`, `split_huge_page_to_list()`).
     pub fn split_huge_page(&self) -> anyhow::Result<()> {
-        // SAFETY: inside our mapping.
         check(
+            // SAFETY: inside our mapping.
             unsafe { libc::madvise(self.base.cast(), PAGE, libc::MADV_COLD) },
             "madvise(MADV_COLD)",
         )?;
@@ -181,8 +181,8 @@ impl Region {
     /// `mprotect(PROT_READ)` on every other page: one VMA per page, all sharing one `anon_vma`.
     pub fn split(&mut self) -> anyhow::Result<usize> {
         for p in (1..self.pages).step_by(2) {
-            // SAFETY: inside the mapping.
             check(
+                // SAFETY: inside the mapping.
                 unsafe { libc::mprotect(self.addr(p).cast(), PAGE, libc::PROT_READ) },
                 "mprotect split",
             )?;
@@ -243,8 +243,8 @@ impl Region {
     }
 
     pub fn madvise_mergeable(&self) -> anyhow::Result<()> {
-        // SAFETY: the whole mapping.
         check(
+            // SAFETY: the whole mapping.
             unsafe { libc::madvise(self.base.cast(), self.pages * PAGE, libc::MADV_MERGEABLE) },
             "madvise(MADV_MERGEABLE)",
         )

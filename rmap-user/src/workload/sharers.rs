@@ -41,6 +41,8 @@ impl Sharers {
                     unsafe { libc::close(read_end) };
                     return Err(e).context("fork of a sharer");
                 }
+                // SAFETY: the child of fork: only async-signal-safe calls (close, read, _exit)
+                // on descriptors it owns.
                 0 => unsafe {
                     libc::close(fds[1]);
                     let mut b = 0u8;

@@ -48,11 +48,11 @@ impl Archive {
     }
 
     pub fn dir(&mut self, name: &str) {
-        self.header(name, 0o040755, 0);
+        self.header(name, libc::S_IFDIR | 0o755, 0);
     }
 
     pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
-        self.header(name, 0o100000 | mode, data.len());
+        self.header(name, libc::S_IFREG | mode, data.len());
         self.out.extend_from_slice(data);
         self.pad();
     }
@@ -164,6 +164,6 @@ mod tests {
         assert!(s.contains("hello"));
         assert!(s.contains("TRAILER!!!"));
         // mode of the file entry.
-        assert!(s.contains(&format!("{:08x}", 0o100755)));
+        assert!(s.contains(&format!("{:08x}", libc::S_IFREG | 0o755)));
     }
 }

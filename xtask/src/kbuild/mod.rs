@@ -57,7 +57,7 @@ pub struct Built {
     pub release: String,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.list {
         for p in patches::PATCHES {
             println!("{:<20} {}", p.name, p.about);
@@ -86,7 +86,12 @@ impl Lock {
 }
 
 fn hex16(h: Sha256) -> String {
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let digest = h.finalize();
+    let mut hex = String::with_capacity(16);
+    for b in &digest[..8] {
+        hex += &format!("{b:02x}");
+    }
+    hex
 }
 
 /// Removes the build directories of other configurations (a few GB each with debug info):
@@ -191,7 +196,7 @@ fn apply_patches(
     set: &[&patches::Patch],
 ) -> anyhow::Result<()> {
     let tree = patches::Tree {
-        tree: &src.tree,
+        root: &src.tree,
         pristine: dir.join(format!("pristine-{}", src.version)),
         applied: dir.join(format!("tree-{}.applied", src.version)),
     };

@@ -95,7 +95,7 @@ pub fn touched_files(diff: &str) -> Vec<String> {
 
 /// Where pristine copies of touched files are kept, and which files the tree has patched now.
 pub struct Tree<'a> {
-    pub tree: &'a Path,
+    pub root: &'a Path,
     /// `<path>` holds the file's original content; `<path>.absent` says it did not exist.
     pub pristine: PathBuf,
     /// One path per line: the files the currently applied set changed.
@@ -110,7 +110,7 @@ impl Tree<'_> {
             return Ok(());
         }
         fs::create_dir_all(saved.parent().context("pristine path")?)?;
-        let live = self.tree.join(rel);
+        let live = self.root.join(rel);
         if live.exists() {
             fs::copy(&live, &saved).with_context(|| format!("saving pristine {rel}"))?;
         } else {
@@ -184,7 +184,7 @@ impl Tree<'_> {
     /// Makes the tree's `rel` hold `want` (`None`: absent), touching it only when it differs;
     /// true when it changed.
     fn write_back(&self, rel: &str, want: Option<Vec<u8>>) -> anyhow::Result<bool> {
-        let live = self.tree.join(rel);
+        let live = self.root.join(rel);
         let have = live.exists().then(|| fs::read(&live)).transpose()?;
         if want == have {
             return Ok(false);
@@ -308,7 +308,7 @@ mod tests {
             .unwrap();
         }
         let t = Tree {
-            tree: &tree,
+            root: &tree,
             pristine: dir.join("pristine"),
             applied: dir.join("applied"),
         };

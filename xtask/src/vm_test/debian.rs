@@ -310,34 +310,25 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
         timeout: 60,
         ..args.clone()
     };
-    let started = std::time::Instant::now();
-    let hung = guest::boot(&short, "sleep 100000\n", false);
-    let took = started.elapsed();
-    let msg = hung
-        .as_ref()
-        .err()
-        .map(|e| e.to_string().lines().next().unwrap_or("").to_string())
-        .unwrap_or_default();
+    let (msg, took) = failing_boot(&short, "sleep 100000\n");
     c.check(
         "hung guest times out",
-        msg.contains("timed out after 60 s") && took.as_secs() < 90,
-        format!("{msg} ({:.0} s)", took.as_secs_f64()),
+        msg.contains("timed out after 60 s") && took < 90.0,
+        format!("{} ({took:.0} s)", msg.lines().next().unwrap_or("")),
     );
-    let started = std::time::Instant::now();
-    let panicked = guest::boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n", false);
-    let took = started.elapsed();
-    let msg = panicked
-        .as_ref()
-        .err()
-        .map(std::string::ToString::to_string)
-        .unwrap_or_default();
+    let (msg, took) = failing_boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n");
     c.check(
         "panicking guest is reported",
-        msg.starts_with("guest kernel panicked") && took.as_secs() < 60,
-        format!(
-            "{} ({:.0} s)",
-            msg.lines().next().unwrap_or(""),
-            took.as_secs_f64()
-        ),
+        msg.starts_with("guest kernel panicked") && took < 60.0,
+        format!("{} ({took:.0} s)", msg.lines().next().unwrap_or("")),
     );
+}
+
+/// Boots a guest that must fail: its error message (empty if it did not fail) and the seconds
+/// until the harness gave up.
+fn failing_boot(args: &GuestArgs, script: &str) -> (String, f64) {
+    let started = std::time::Instant::now();
+    let result = guest::boot(args, script, false);
+    let msg = result.err().map(|e| e.to_string()).unwrap_or_default();
+    (msg, started.elapsed().as_secs_f64())
 }

@@ -72,7 +72,7 @@ pub(super) struct Checks {
 }
 
 impl Checks {
-    pub(super) fn check(&mut self, name: &str, ok: bool, detail: String) {
+    pub(super) fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
         if ok {
             self.passed += 1;
             println!("ok   {name}: {detail}");
@@ -83,7 +83,7 @@ impl Checks {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     crate::setup::ensure()?;
     let mut c = Checks {
         failed: Vec::new(),
