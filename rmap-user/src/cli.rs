@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use rmap_common::PageType;
 
-use crate::attach::plan::{AttachChoice, TpFlavor};
+use crate::{
+    attach::plan::{AttachChoice, TpFlavor},
+    bounds,
+    export::output,
+};
 
 /// Reverse-mapping walk latency (`rmap_walk`) per folio, through eBPF. Without a command it runs
 /// the benchmark: KSM, anon and file pages behind many VMAs, walked by a trigger, measured in
@@ -65,21 +69,24 @@ pub struct TraceArgs {
     /// Only walks by tasks with this command name (filtered in the kernel; at most 15 bytes).
     #[arg(long, value_parser = comm)]
     pub comm: Option<String>,
-    /// Walks shorter than this many microseconds are counted in the kernel but not sent as events.
-    #[arg(long, default_value_t = 0)]
+    /// Walks shorter than this many microseconds (up to 60,000,000) are counted in the kernel
+    /// but not sent as events.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(bounds::MIN_DURATION_US))]
     pub min_duration_us: u64,
-    /// Write the final summary as JSON to this file (schema: README, "JSON output").
-    #[arg(long)]
+    /// Write the final summary as JSON to this file (schema: README, "JSON output"). Output
+    /// files are opened once tracing is attached, never through a symbolic link, and must be
+    /// regular files; JSON and SVG replace the old file whole.
+    #[arg(long, value_parser = output::parse)]
     pub json: Option<PathBuf>,
-    /// Write every walk event as a CSV line (with a header) to this file.
-    #[arg(long)]
+    /// Write every walk event as a CSV line (with a header) to this file, flushed every interval.
+    #[arg(long, value_parser = output::parse)]
     pub csv: Option<PathBuf>,
     /// At the end, plot latency by percentile per page type to this SVG.
-    #[arg(long, value_name = "SVG")]
+    #[arg(long, value_name = "SVG", value_parser = output::parse)]
     pub plot: Option<PathBuf>,
     /// Write an HdrHistogram interval log (one histogram per interval and page type, in ns;
     /// the benchmark writes one interval per scenario).
-    #[arg(long)]
+    #[arg(long, value_parser = output::parse)]
     pub hlog: Option<PathBuf>,
 }
 
@@ -88,20 +95,21 @@ pub struct TraceArgs {
 #[group(requires = "attach_only", multiple = true)]
 #[command(next_help_heading = "Live (with --attach-only)")]
 pub struct LiveArgs {
-    /// Seconds between live table refreshes.
-    #[arg(long, default_value_t = 1.0, value_parser = positive_secs)]
+    /// Seconds between live table refreshes (0.01 to 86,400).
+    #[arg(long, default_value_t = 1.0, value_parser = bounds::number(bounds::INTERVAL_S, "seconds"))]
     pub interval: f64,
-    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
-    #[arg(long, value_parser = positive_secs)]
+    /// Stop after this many seconds (0.001 to a year; default: until Ctrl-C or SIGTERM).
+    #[arg(long, value_parser = bounds::number(bounds::DURATION_S, "seconds"))]
     pub duration: Option<f64>,
-    /// Only walks by this process id (filtered in the kernel).
-    #[arg(short, long)]
+    /// Only walks by this process (filtered in the kernel). A pid of this pid namespace: in a
+    /// child pid namespace, where it is not the kernel's, -p is refused.
+    #[arg(short, long, value_parser = bounds::pid)]
     pub pid: Option<u32>,
-    /// Print one line per walk slower than this many milliseconds.
-    #[arg(long)]
+    /// Print one line per walk that took at least this many milliseconds (0 to 3,600,000).
+    #[arg(long, value_parser = bounds::number(bounds::THRESHOLD_MS, "milliseconds"))]
     pub threshold_ms: Option<f64>,
     /// Serve Prometheus metrics at <http://ADDR/metrics> (PORT alone binds 127.0.0.1:PORT).
-    #[arg(long, value_name = "ADDR", value_parser = crate::export::prometheus::parse_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = crate::export::endpoint::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
 }
 
@@ -122,7 +130,7 @@ pub struct BenchArgs {
     pub sharers: u64,
     /// Mappings per KSM page (KSM's `max_page_sharing`; default: leave it as it is, 256 unless
     /// changed). One KSM page for the whole region makes each walk quadratic in VMAs.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(bounds::MAX_PAGE_SHARING))]
     pub max_page_sharing: Option<u64>,
     /// What makes the kernel walk.
     #[arg(long, value_enum, default_value_t = crate::workload::trigger::TriggerChoice::Auto)]
@@ -130,8 +138,8 @@ pub struct BenchArgs {
     /// Create a temporary zram swap device for --trigger reclaim (removed afterwards).
     #[arg(long)]
     pub setup_swap: bool,
-    /// Seconds to wait for KSM to merge.
-    #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
+    /// Seconds to wait for KSM to merge (1 to 86,400).
+    #[arg(long, default_value_t = 600.0, value_parser = bounds::number(bounds::MERGE_TIMEOUT_S, "seconds"))]
     pub merge_timeout: f64,
     /// Before the trigger, move every page of the region to a new address with mremap (KSM
     /// pages are unmerged by the move and merged again before the trigger): the pages keep
@@ -145,7 +153,7 @@ pub enum Command {
     /// Report what this host can do: kernel, BTF, tracefs, each attach mode, KSM, NUMA, swap.
     Probe {
         /// Write the report as JSON to this file too.
-        #[arg(long)]
+        #[arg(long, value_parser = output::parse)]
         json: Option<PathBuf>,
     },
     /// The percentile table of interval logs written with --hlog.
@@ -168,7 +176,7 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The SVG to write.
-        #[arg(short, long)]
+        #[arg(short, long, value_parser = output::parse)]
         output: PathBuf,
     },
     /// Run only the workload (no tracing): a region split into one VMA per page, migrated to
@@ -187,13 +195,6 @@ pub enum Command {
     /// The man page (roff), on stdout.
     #[command(hide = true)]
     Manpage,
-}
-
-fn positive_secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number of seconds")),
-    }
 }
 
 fn comm(s: &str) -> Result<String, String> {

@@ -6,6 +6,7 @@
 //! (`attach`, `counters`, `events`, `kernel`).
 pub mod agg;
 pub mod attach;
+pub mod bounds;
 pub mod cli;
 pub mod cmd;
 pub mod counters;

@@ -87,10 +87,11 @@ pub fn counters_line(k: &KernelCounts) -> String {
     s
 }
 
-/// Writes `doc` as pretty JSON to `path`.
+/// Writes `doc` as pretty JSON to `path`, replacing it whole (temporary file, then rename).
 pub fn write_json(path: &Path, doc: &impl Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(doc).context("encoding the JSON document")?;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    crate::export::output::write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

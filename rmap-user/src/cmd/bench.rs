@@ -44,13 +44,14 @@ pub struct BenchJson<'a> {
 }
 
 pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
+    crate::kernel::pidns::check_own()?;
     let mut stop = Stop::new()?;
     let (trigger, caps) = plan::preflight(&types.types, b)?;
     let specs = plan::specs(&types.types, b, trigger);
     let started = Instant::now();
-    let mut sink = Sink::create(trace)?;
     let filters = trace_loop::filters(trace, types, std::process::id());
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
+    let mut sink = Sink::create(trace)?;
     print_setup(trigger, &caps, b);
     let _swap = plan::swap_for(trigger, &caps, b, &specs)?;
     let results = scenarios(specs, &mut session, &mut sink, &mut stop).await?;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{
     agg::{Aggregator, Row},
     cli::{LiveArgs, TraceArgs, Types},
-    export::prometheus::{self, Metrics},
+    export::{endpoint, prometheus::Metrics},
     render,
     session::Session,
     trace_loop::{
@@ -36,11 +36,16 @@ pub struct LiveJson<'a> {
 
 pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
     let mut stop = Stop::new()?;
-    let sink = Sink::create(trace)?;
+    if let Some(pid) = live.pid {
+        crate::kernel::pidns::check(pid)?;
+    }
     let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let metrics = serve_metrics(live, &session).await?;
-    let mut sink = sink.with_metrics(metrics).with_slow_walks(live.threshold_ms);
+    // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
+    let mut sink = Sink::create(trace)?
+        .with_metrics(metrics)
+        .with_slow_walks(live.threshold_ms);
     let started = Instant::now();
     watch(live, &mut session, &mut sink, &mut stop, started).await?;
     trace_loop::drain(&mut session, &mut sink);
@@ -67,7 +72,7 @@ async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Opt
     let mode = summary::attach_name(&session.attached.outcome);
     let kernel = crate::kernel::host::kernel_release();
     let metrics = Arc::new(Mutex::new(Metrics::new(mode, &kernel)));
-    let bound = prometheus::serve(addr, metrics.clone()).await?;
+    let bound = endpoint::serve(addr, metrics.clone()).await?;
     println!("prometheus: serving http://{bound}/metrics");
     Ok(Some(metrics))
 }

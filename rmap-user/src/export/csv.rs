@@ -1,4 +1,5 @@
-//! `--csv FILE`: one line per walk event, with a header; buffered, flushed at the end.
+//! `--csv FILE`: one line per walk event, with a header; buffered in whole lines and flushed
+//! at the end of every interval, so that a crash loses at most the current interval.
 use std::{
     fs::File,
     io::{BufWriter, Write as _},
@@ -8,7 +9,7 @@ use std::{
 use anyhow::Context as _;
 use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
 
-use crate::events;
+use crate::{events, export::output};
 
 pub const HEADER: &str =
     "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source";
@@ -56,9 +57,9 @@ pub fn line(ev: &WalkEvent, purpose: &str, process: &str) -> String {
 
 impl CsvWriter {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut out = BufWriter::new(file);
-        writeln!(out, "{HEADER}").with_context(|| format!("writing {}", path.display()))?;
+        let mut out = BufWriter::new(output::create(path)?);
+        out.write_all(format!("{HEADER}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
             out,
@@ -67,8 +68,20 @@ impl CsvWriter {
     }
 
     pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+        // One write per line: the buffer then only ever holds, and flushes, whole lines.
+        let mut l = line(ev, purpose, process);
+        l.push('\n');
         if self.failed.is_none()
-            && let Err(e) = writeln!(self.out, "{}", line(ev, purpose, process))
+            && let Err(e) = self.out.write_all(l.as_bytes())
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    /// Writes what is buffered (the end of an interval); an error is kept for `finish`.
+    pub fn flush(&mut self) {
+        if self.failed.is_none()
+            && let Err(e) = self.out.flush()
         {
             self.failed = Some(e);
         }

@@ -2,13 +2,15 @@
 //! interval and page type, tagged `Tag=ksm|anon|file`, values in ns; readable by
 //! HistogramLogAnalyzer and every HdrHistogram port. The hdrhistogram crate encodes the
 //! histograms and writes their lines; a writer thread owns the file (the crate's log writer
-//! borrows its output). The file is not buffered, so each interval is in the file as soon as
-//! the thread has written it, not only at exit (a reader or a crash sees every ended interval).
+//! borrows its output). Each interval is written whole, in one write, as soon as the thread has
+//! encoded it, not only at exit (a reader or a crash sees every ended interval, never half).
 use std::{
+    cell::RefCell,
     collections::BTreeMap,
     fs::File,
     io::Write as _,
     path::{Path, PathBuf},
+    rc::Rc,
     sync::mpsc,
     thread::JoinHandle,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -21,7 +23,30 @@ use hdrhistogram::{
 };
 use rmap_common::PageType;
 
-use crate::agg::Stats;
+use crate::{agg::Stats, export::output};
+
+/// The log writer's lines, kept until a whole interval is there and then written in one
+/// `write_all`, so that a crash never leaves half a histogram line in the file.
+#[derive(Clone, Default)]
+struct Staged(Rc<RefCell<Vec<u8>>>);
+
+impl Staged {
+    fn write_to(&self, out: &mut File) -> std::io::Result<()> {
+        let bytes = std::mem::take(&mut *self.0.borrow_mut());
+        out.write_all(&bytes)
+    }
+}
+
+impl std::io::Write for Staged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// One interval: its start relative to the log's `StartTime`, its length, a histogram per tag.
 struct Interval {
@@ -40,7 +65,7 @@ pub struct HlogWriter {
 impl HlogWriter {
     /// Creates the file and writes the header now, so that a bad path fails before tracing.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        let mut out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = output::create(path)?;
         let started = SystemTime::now();
         let epoch = started
             .duration_since(UNIX_EPOCH)
@@ -48,28 +73,36 @@ impl HlogWriter {
             .as_secs_f64();
         // The header lines the Java HistogramLogWriter writes (the crate's builder writes
         // comments and StartTime but not the format version or the legend).
-        write!(
-            out,
+        let header = format!(
             "#[Logged with rmap-trace {}]\n#[Histogram log format version 1.3]\n\
              #[StartTime: {epoch:.3} (seconds since epoch)]\n\
              \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
             env!("CARGO_PKG_VERSION")
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        );
+        out.write_all(header.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Interval>();
         let shown = path.display().to_string();
         let thread = std::thread::Builder::new()
             .name("rmap-trace-hlog".into())
             .spawn(move || -> anyhow::Result<()> {
                 let mut serializer = V2DeflateSerializer::new();
+                let staged = Staged::default();
+                let mut lines = staged.clone();
                 let mut log = interval_log::IntervalLogWriterBuilder::new()
-                    .begin_log_with(&mut out, &mut serializer)
+                    .begin_log_with(&mut lines, &mut serializer)
+                    .with_context(|| format!("writing {shown}"))?;
+                staged
+                    .write_to(&mut out)
                     .with_context(|| format!("writing {shown}"))?;
                 for iv in rx {
                     for (tag, h) in &iv.hists {
                         log.write_histogram(h, iv.start, iv.length, interval_log::Tag::new(tag))
                             .map_err(|e| anyhow!("writing {shown}: {e}"))?;
                     }
+                    staged
+                        .write_to(&mut out)
+                        .with_context(|| format!("writing {shown}"))?;
                 }
                 Ok(())
             })

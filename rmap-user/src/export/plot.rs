@@ -55,41 +55,46 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
     let lo = all.iter().flatten().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let hi = all.iter().flatten().map(|p| p.1).fold(0.0, f64::max);
     let (lo, hi) = (lo / 2.0, hi * 2.0);
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
-    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..max_x, (lo..hi).log_scale())
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_labels(max_x as usize + 1)
-        .x_label_formatter(&|x| tick_label(*x))
-        .y_label_formatter(&|y| crate::render::fmt_ns((y * 1e6).round() as u64))
-        .x_desc("percentile")
-        .y_desc("walk latency")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (i, (s, pts)) in nonempty.iter().zip(&all).enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    // Drawn in memory, then written whole (temporary file and rename).
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 600)).into_drawing_area();
+        let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..max_x, (lo..hi).log_scale())
+            .map_err(|e| err(&e))?;
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .configure_mesh()
+            .x_labels(max_x as usize + 1)
+            .x_label_formatter(&|x| tick_label(*x))
+            .y_label_formatter(&|y| crate::render::fmt_ns((y * 1e6).round() as u64))
+            .x_desc("percentile")
+            .y_desc("walk latency")
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, (s, pts)) in nonempty.iter().zip(&all).enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
+    super::output::write_atomic(path, svg.as_bytes())?;
     Ok(())
 }
 

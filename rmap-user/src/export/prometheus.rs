@@ -1,13 +1,6 @@
 //! `--prometheus ADDR` (with --attach-only): `/metrics` in the OpenMetrics text format, encoded
-//! by prometheus-client. Labels are `page_type` and purpose only: both come from small fixed
+//! by prometheus-client (served by `endpoint`). Labels are `page_type` and purpose only: both come from small fixed
 //! sets, so the series count stays bounded however many processes and folios walk.
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
-
-use anyhow::Context as _;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
@@ -19,10 +12,6 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 use rmap_common::{Counter as KernelCounter, PageType, WalkEvent};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-};
 
 use crate::counters::{KernelCounts, TypeWalks};
 
@@ -161,106 +150,9 @@ impl Metrics {
     }
 }
 
-/// `PORT` means 127.0.0.1:PORT (loopback unless told otherwise); else `HOST:PORT`.
-pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    s.parse()
-        .map_err(|_| format!("`{s}` is not PORT or HOST:PORT (e.g. 9500 or 127.0.0.1:9500)"))
-}
-
-/// Binds now (a taken port is an error before tracing starts) and serves in a task.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the Prometheus endpoint to {addr}"))?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let m = metrics.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = answer(stream, &m).await {
-                            log::debug!("metrics request: {e:#}");
-                        }
-                    });
-                }
-                Err(e) => log::warn!("metrics endpoint accept: {e}"),
-            }
-        }
-    });
-    Ok(bound)
-}
-
-/// One HTTP/1.x request: `GET /metrics` gets the metrics, anything else 404/405.
-async fn answer(mut stream: TcpStream, metrics: &Mutex<Metrics>) -> anyhow::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let read_head = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        anyhow::Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(10), read_head)
-        .await
-        .context("request head timed out")??;
-    let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(&[])).into_owned();
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => {
-            let text = metrics
-                .lock()
-                .map_err(|_| anyhow::anyhow!("metrics lock poisoned"))?
-                .encode()
-                .context("encoding metrics")?;
-            (
-                "200 OK",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                text,
-            )
-        }
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "only /metrics is served\n".to_string(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET /metrics\n".to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_default_to_loopback() {
-        assert_eq!(parse_addr("9500").unwrap(), "127.0.0.1:9500".parse().unwrap());
-        assert_eq!(
-            parse_addr("0.0.0.0:9500").unwrap(),
-            "0.0.0.0:9500".parse().unwrap()
-        );
-        assert!(parse_addr("localhost").is_err());
-    }
 
     #[test]
     fn exposition_has_bounded_labels_and_exp2_buckets() {

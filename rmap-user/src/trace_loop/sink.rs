@@ -31,8 +31,8 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Creates the output files of `trace` now, so that a bad path is an error before anything
-    /// is attached.
+    /// Creates the output files of `trace`: call it once attached, so that a run that could not
+    /// attach leaves old files as they were (clap has checked the paths already).
     pub fn create(trace: &TraceArgs) -> anyhow::Result<Self> {
         Ok(Self {
             hlog: trace.hlog.as_deref().map(HlogWriter::create).transpose()?,
@@ -73,11 +73,14 @@ impl Sink {
         }
     }
 
-    /// Ends the current interval: queued to the interval log and returned.
+    /// Ends the current interval: CSV flushed, interval queued to the interval log, returned.
     pub fn end_interval(&mut self) -> Aggregator {
         let now = SystemTime::now();
         let from = self.interval_from.replace(now).unwrap_or(now);
         let interval = std::mem::take(&mut self.interval);
+        if let Some(c) = self.csv.as_mut() {
+            c.flush();
+        }
         if let Some(h) = self.hlog.as_mut() {
             h.interval(from, now, &interval.types);
         }
