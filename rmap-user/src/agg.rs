@@ -9,6 +9,8 @@ use hdrhistogram::Histogram;
 use rmap_common::{FLAG_OFFCPU_VALID, PageType, WalkEvent};
 use serde::Serialize;
 
+use crate::procs::{Process, table::ProcessTable};
+
 /// Highest trackable walk: one hour, in ns (a walk longer than that is clamped).
 pub const MAX_NS: u64 = 3_600_000_000_000;
 
@@ -37,6 +39,17 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// 2 significant digits (1%): for the per-process rows, of which there are many.
+    ///
+    /// # Panics
+    /// Never: the bounds are constants that `new_with_bounds` accepts.
+    pub fn coarse() -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, MAX_NS, 2).expect("static histogram bounds are valid"),
+            ..Self::default()
+        }
+    }
+
     pub fn record(&mut self, ev: &WalkEvent) {
         self.hist.saturating_record(ev.duration_ns.clamp(1, MAX_NS));
         self.record_side(ev);
@@ -109,15 +122,15 @@ pub struct Aggregator {
     pub types: BTreeMap<PageType, Stats>,
     /// By page type, then purpose: nested so that the per-event lookup borrows the purpose.
     pub purposes: BTreeMap<PageType, BTreeMap<String, Stats>>,
-    /// By tgid, with the process name seen first.
-    pub processes: BTreeMap<u32, (String, Stats)>,
+    /// By process (tgid and start time), bounded ([`ProcessTable`]).
+    pub processes: ProcessTable,
     /// Ring records seen: the walks the per-process tables, CSV and slow-walk lines cover.
     pub records: u64,
 }
 
 impl Aggregator {
     /// Called per event: allocates only for a purpose or process not seen before.
-    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: Process<'_>) {
         self.records += 1;
         let ty = PageType::from_u32(ev.page_type);
         self.types.entry(ty).or_default().record_side(ev);
@@ -126,11 +139,7 @@ impl Aggregator {
             Some(s) => s.record_side(ev),
             None => purposes.entry(purpose.to_string()).or_default().record_side(ev),
         }
-        self.processes
-            .entry(ev.tgid)
-            .or_insert_with(|| (process.to_string(), Stats::default()))
-            .1
-            .record(ev);
+        self.processes.record(ev, process);
     }
 
     /// Sets the latency of each page type and purpose from the kernel's histograms (see
@@ -179,16 +188,9 @@ impl Aggregator {
             .collect()
     }
 
-    /// Processes with the slowest walks first, at most `limit`.
+    /// Processes with the slowest walks first, at most `limit`, then the "other" row.
     pub fn process_rows(&self, limit: usize) -> Vec<Row> {
-        let mut rows: Vec<Row> = self
-            .processes
-            .iter()
-            .map(|(tgid, (name, s))| s.row(format!("{name}/{tgid}")))
-            .collect();
-        rows.sort_by(|a, b| b.max_ns.cmp(&a.max_ns).then_with(|| a.key.cmp(&b.key)));
-        rows.truncate(limit);
-        rows
+        self.processes.rows(limit)
     }
 }
 
@@ -204,7 +206,7 @@ mod tests {
     fn feed(a: &mut Aggregator, events: &[(WalkEvent, &str, &str)]) {
         let mut hists: BTreeMap<(PageType, String), Vec<u64>> = BTreeMap::new();
         for (ev, purpose, process) in events {
-            a.record(ev, purpose, process);
+            a.record(ev, purpose, Process::named(process));
             let b = hists
                 .entry((PageType::from_u32(ev.page_type), (*purpose).to_string()))
                 .or_insert_with(|| vec![0; HIST_BUCKETS]);
@@ -265,7 +267,7 @@ mod tests {
         }
         let mut dropped = Aggregator::default();
         for (ev, p, c) in &evs[..10] {
-            dropped.record(ev, p, c);
+            dropped.record(ev, p, Process::named(c));
         }
         let kernel = crate::latency::to_hdr(&buckets);
         dropped.set_latency(vec![(PageType::Anon, "migrate".to_string(), kernel)]);

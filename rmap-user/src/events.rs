@@ -21,20 +21,6 @@ pub fn comm(ev: &WalkEvent) -> String {
     String::from_utf8_lossy(&ev.comm[..end]).into_owned()
 }
 
-/// Process names by tgid from /proc/<tgid>/comm, read once per process (the walking thread's
-/// comm is a thread name: `C2 CompilerThre` in a JVM); the thread comm when the process is gone.
-#[derive(Default)]
-pub struct ProcessNames(std::collections::HashMap<u32, String>);
-
-impl ProcessNames {
-    pub fn name(&mut self, ev: &WalkEvent) -> &str {
-        self.0.entry(ev.tgid).or_insert_with(|| {
-            std::fs::read_to_string(format!("/proc/{}/comm", ev.tgid))
-                .map_or_else(|_| comm(ev), |s| s.trim().to_string())
-        })
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -18,12 +18,17 @@ use crate::{
     counters::{self, KernelCounts},
     events,
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
+    procs::{Process, names::ProcessNames},
+    trace_loop::drain::Walks,
 };
 
 /// No attach mode worked; the outcome says why for each.
 #[derive(Debug, thiserror::Error)]
 #[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|s| s.mode).collect::<Vec<_>>().join(", "))]
 pub struct AttachFailed(pub Outcome);
+
+/// Most /proc lookups between two ring-buffer slices (each a few µs).
+const LOOKUPS_PER_SLICE: usize = 64;
 
 pub struct Session {
     // Field order matters for drop: the ring buffer and logger go before the object.
@@ -32,8 +37,11 @@ pub struct Session {
     pub ebpf: Ebpf,
     pub attached: Attached,
     pub purposes: Purposes,
-    pub processes: events::ProcessNames,
+    pub processes: ProcessNames,
     pub decode_errors: u64,
+    /// The last read stopped before the ring buffer was empty: its readiness, cleared before
+    /// that read, will not be signalled again for the records left, so do not wait for it.
+    backlog: bool,
     /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
     /// unmounted when it is dropped.
     _tracefs: Option<Tracefs>,
@@ -78,32 +86,29 @@ impl Session {
             ebpf,
             attached,
             purposes: Purposes::new(facts.kallsyms.take()),
-            processes: events::ProcessNames::default(),
+            processes: ProcessNames::default(),
             decode_errors: 0,
+            backlog: false,
             _tracefs: facts.tracefs.take(),
         })
     }
 
-    /// Waits until the ring buffer has data, then hands every record to `f` with its purpose
-    /// and process name.
-    pub async fn next_batch(&mut self, f: impl FnMut(&WalkEvent, &str, &str)) -> anyhow::Result<()> {
-        let mut guard = self
-            .ring
-            .readable_mut()
-            .await
-            .context("waiting on the ring buffer")?;
-        guard.clear_ready();
-        drop(guard);
-        self.drain(f);
-        Ok(())
-    }
-
-    /// Hands every record now in the ring buffer to `f` with its purpose.
-    pub fn drain(&mut self, mut f: impl FnMut(&WalkEvent, &str, &str)) {
+    /// Hands the next decodable record to `f` with its purpose and process name; false when
+    /// the ring buffer is empty. A record that cannot be decoded is counted and skipped.
+    fn next_walk(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
         let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
+        loop {
+            let Some(item) = ring.next() else {
+                self.backlog = false;
+                return false;
+            };
             match events::decode(&item) {
-                Ok(ev) => f(&ev, self.purposes.of(ev.rmap_one), self.processes.name(&ev)),
+                Ok(ev) => {
+                    drop(item);
+                    f(&ev, self.purposes.of(ev.rmap_one), self.processes.lookup(&ev));
+                    self.backlog = true;
+                    return true;
+                }
                 Err(e) => {
                     self.decode_errors += 1;
                     log::warn!("{e}");
@@ -119,6 +124,30 @@ impl Session {
     /// The kernel's latency histograms so far (cumulative), per page type and purpose.
     pub fn latency(&self) -> anyhow::Result<counters::Latency> {
         Ok(counters::read_latency(&self.ebpf)?)
+    }
+}
+
+impl Walks for Session {
+    /// The readiness is cleared before the records are read (a record that arrives during the
+    /// read sets it again), so no record is left unsignalled.
+    /// Between slices, the processes first seen in the last one are looked up in /proc, a
+    /// bounded batch at a time ([`ProcessNames::resolve`]).
+    async fn readable(&mut self) -> anyhow::Result<()> {
+        self.processes.resolve(LOOKUPS_PER_SLICE);
+        if self.backlog {
+            return Ok(());
+        }
+        let mut guard = self
+            .ring
+            .readable_mut()
+            .await
+            .context("waiting on the ring buffer")?;
+        guard.clear_ready();
+        Ok(())
+    }
+
+    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
+        self.next_walk(f)
     }
 }
 

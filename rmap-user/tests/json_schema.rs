@@ -13,6 +13,7 @@ use rmap_user::{
         live::LiveJson,
     },
     counters::KernelCounts,
+    procs::Process,
     trace_loop::summary::RunJson,
     workload::Ran,
 };
@@ -159,11 +160,15 @@ fn walk(ty: PageType, ns: u64, locked: u32) -> WalkEvent {
 fn aggregator() -> Aggregator {
     let mut agg = Aggregator::default();
     for i in 1..=50 {
-        agg.record(&walk(PageType::Ksm, i * 1_000_000, 0), "migrate", "rmap-trace/42");
+        agg.record(
+            &walk(PageType::Ksm, i * 1_000_000, 0),
+            "migrate",
+            Process::named("rmap-trace"),
+        );
         agg.record(
             &walk(PageType::Anon, i * 1_000, i as u32 % 2),
             "referenced",
-            "kswapd0/7",
+            Process::named("kswapd0"),
         );
     }
     agg
@@ -186,6 +191,7 @@ fn outcome() -> Outcome {
             reason: "BPF_PROG_LOAD: EPERM".into(),
         }],
         not_tried: vec!["tracepoint"],
+        notes: vec![],
     }
 }
 

@@ -10,8 +10,8 @@ use std::{
 };
 
 use clap::Parser as _;
-use rmap_common::{PageType, WalkEvent};
-use rmap_user::{cli::Cli, trace_loop::sink::Sink};
+use rmap_common::{HIST_BUCKETS, HistKey, PageType, WalkEvent, hist_bucket};
+use rmap_user::{cli::Cli, procs::Process, trace_loop::sink::Sink};
 
 struct Dir(PathBuf);
 
@@ -156,8 +156,18 @@ fn csv_and_hlog_reach_the_file_every_interval() {
                 ..Default::default()
             },
             "migrate",
-            "java/1",
+            Process::named("java"),
         );
+        // What the trace loop reads from the kernel's histograms at each interval's end
+        // (cumulative): the interval log's latencies come from there, not from records.
+        let mut buckets = vec![0u64; HIST_BUCKETS];
+        buckets[hist_bucket(1_000_000) as usize] = interval as u64;
+        let key = HistKey {
+            rmap_one: 0,
+            page_type: PageType::Ksm as u32,
+            _pad: 0,
+        };
+        sink.set_latency(vec![(key, buckets)], |_| "migrate".to_string());
         sink.end_interval();
         let lines = fs::read_to_string(&csv).unwrap().lines().count();
         assert_eq!(lines, 1 + interval, "header and one line per walk so far");

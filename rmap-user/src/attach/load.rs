@@ -16,6 +16,7 @@ use super::{
 use crate::kernel::{
     btf::Offsets,
     kallsyms::Kallsyms,
+    layouts::EventLayouts,
     tracefs::{self, Tracefs},
 };
 
@@ -60,8 +61,8 @@ pub struct Filters {
 pub struct KernelFacts {
     pub offsets: Offsets,
     pub tracefs: Option<Tracefs>,
-    pub layout: TpLayout,
-    pub sched_next_pid: Option<u32>,
+    /// Classic tracepoint layouts, and why any that is absent could not be read.
+    pub layouts: EventLayouts,
     pub kallsyms: Option<Kallsyms>,
     pub btf: Option<Btf>,
     /// For fentry targets.
@@ -69,32 +70,21 @@ pub struct KernelFacts {
 }
 
 impl KernelFacts {
-    /// Reads BTF offsets, tracepoint layouts and symbols. BTF is required (struct offsets).
+    /// Reads BTF offsets, tracepoint layouts and symbols. BTF is required (struct offsets); a
+    /// tracefs format that cannot be used only disables what reads it ([`EventLayouts`]).
     pub fn read() -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let kernel_btf = crate::kernel::btf::KernelBtf::open(crate::kernel::btf::VMLINUX_BTF)
             .context("kernel BTF is required for struct offsets")?;
         let offsets = kernel_btf.offsets()?;
         let tracefs = Tracefs::find_or_mount().ok();
-        let mut layout = TpLayout::EMPTY;
-        let mut sched_next_pid = None;
-        if let Some(t) = &tracefs {
-            if let Ok(f) = t.format("rmap", "rmap_walk_start") {
-                tracefs::pair_layout(&f, &mut layout)?;
-            }
-            if let Ok(f) = t.format("rmap", "rmap_walk") {
-                tracefs::v4_layout(&f, &mut layout)?;
-            }
-            sched_next_pid = t
-                .format("sched", "sched_switch")
-                .ok()
-                .and_then(|f| tracefs::sched_next_pid(&f).ok());
-        }
+        let layouts = tracefs
+            .as_ref()
+            .map_or_else(EventLayouts::none, EventLayouts::read);
         Ok(Self {
             offsets,
             tracefs,
-            layout,
-            sched_next_pid,
+            layouts,
             kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
             btf: Btf::from_sys_fs().ok(),
             kernel_btf,
@@ -114,7 +104,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     }
     let (tgid, mask, min) = (filters.tgid, filters.type_mask, filters.min_duration_ns);
     let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
-    let sched = facts.sched_next_pid.unwrap_or(0);
+    let sched = facts.layouts.sched_next_pid.clone().unwrap_or(0);
     let mut loader = EbpfLoader::new();
     if filters.ringbuf_bytes != 0 {
         loader.map_max_entries(maps::EVENTS, filters.ringbuf_bytes);
@@ -129,7 +119,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::MIN_DURATION_NS, &min, true)
         .override_global(globals::FOLIO_MAPPING_OFF, &mapping, true)
         .override_global(globals::RWC_RMAP_ONE_OFF, &rmap_one, true)
-        .override_global(globals::TP_LAYOUT, &facts.layout, true)
+        .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .load(OBJECT)?)
 }
@@ -176,6 +166,9 @@ pub fn attach(
     let Some(mode) = outcome.chosen.as_ref().map(|c| c.mode) else {
         return Err(outcome);
     };
+    if mode == Mode::Kprobe {
+        outcome.notes = kprobe_targets(facts).map_or_else(|_| Vec::new(), |t| targets::clone_notes(&t));
+    }
     let offcpu_unavailable = if !offcpu {
         Some("disabled (--no-offcpu)".into())
     } else if plan::spec(mode).has_start {
@@ -217,14 +210,17 @@ fn try_mode(
                 ("raw_rmap_walk_start", "tp_rmap_walk_start", "rmap_walk_start"),
                 ("raw_rmap_walk_end", "tp_rmap_walk_end", "rmap_walk_end"),
             ],
-            facts.layout.pair_folio,
+            (
+                facts.layouts.layout.pair_folio,
+                facts.layouts.pair_error.as_deref(),
+            ),
             flavor,
         ),
         Mode::TracepointV4 => tracepoints(
             ebpf,
             facts,
             &[("raw_rmap_walk_v4", "tp_rmap_walk_v4", "rmap_walk")],
-            facts.layout.v4_folio,
+            (facts.layouts.layout.v4_folio, facts.layouts.v4_error.as_deref()),
             flavor,
         ),
         Mode::Fentry => fentry(ebpf, facts),
@@ -282,7 +278,7 @@ fn tracepoints(
     ebpf: &mut Ebpf,
     facts: &KernelFacts,
     events: &[(&str, &str, &str)],
-    layout_first: u32,
+    (layout_first, layout_error): (u32, Option<&str>),
     flavor: TpFlavor,
 ) -> Result<Vec<String>, String> {
     let exists = |ev: &str| {
@@ -324,7 +320,8 @@ fn tracepoints(
         ));
     }
     if layout_first == TpLayout::ABSENT {
-        return Err(format!("raw_tp: {raw_err}; tp: no format file in tracefs"));
+        let why = layout_error.unwrap_or("no format file in tracefs");
+        return Err(format!("raw_tp: {raw_err}; tp: {why}"));
     }
     all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
@@ -349,7 +346,7 @@ fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
     let targets = targets::resolve(|f| kbtf.has_function(f).then(|| f.to_string()))?;
     all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
-        for Target { walker, symbol } in &targets {
+        for Target { walker, symbol, .. } in &targets {
             let entry = format!("fentry_{}", walker.suffix());
             touched.push(entry.clone());
             let p: &mut FEntry = program(ebpf, &entry)?;
@@ -374,16 +371,22 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
             "this kernel has no kprobes (no kprobe PMU, no kprobe_events: CONFIG_KPROBES unset?)".into(),
         );
     }
-    let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
-    let targets = targets::resolve(|f| kallsyms.clone_of(f).map(String::from))?;
+    let targets = kprobe_targets(facts)?;
     all_or_nothing(ebpf, |ebpf, touched| {
         touched.push("kretprobe_walk".to_string());
         let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
         ret.load()
             .map_err(|e| format!("kretprobe_walk: {}", describe(&e)))?;
         let mut points = Vec::new();
-        for Target { walker, symbol } in &targets {
-            let entry = format!("kprobe_{}", walker.suffix());
+        for Target {
+            walker,
+            symbol,
+            reads_args,
+        } in &targets
+        {
+            // A clone gets the entry program that reads no argument (`targets::clone_notes`).
+            let kind = if *reads_args { "kprobe" } else { "kprobe_clone" };
+            let entry = format!("{kind}_{}", walker.suffix());
             touched.push(entry.clone());
             let p: &mut KProbe = program(ebpf, &entry)?;
             p.load().map_err(|e| format!("{entry}: {}", describe(&e)))?;
@@ -398,10 +401,16 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
     })
 }
 
+/// The kprobe targets: the walkers, or their compiler clones, as kallsyms names them.
+fn kprobe_targets(facts: &KernelFacts) -> Result<Vec<Target>, String> {
+    let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
+    targets::resolve(|f| kallsyms.clone_of(f).map(String::from))
+}
+
 /// `sched:sched_switch` for off-CPU accounting; optional.
 fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
-    if facts.sched_next_pid.is_none() {
-        return Err("no sched/sched_switch format in tracefs".into());
+    if let Err(why) = &facts.layouts.sched_next_pid {
+        return Err(format!("sched/sched_switch format unusable: {why}"));
     }
     let p: &mut TracePoint = program(ebpf, "sched_switch")?;
     p.load().map_err(|e| describe(&e))?;

@@ -130,6 +130,9 @@ pub struct Outcome {
     pub skipped: Vec<Skipped>,
     /// Modes not tried (after the chosen one, or excluded by `--attach-mode`).
     pub not_tried: Vec<&'static str>,
+    /// What the chosen mode measures less of on this kernel (a compiler clone attached to).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Outcome {
@@ -149,6 +152,9 @@ impl Outcome {
         }
         for name in &self.not_tried {
             lines.push(format!("  not tried {name}"));
+        }
+        for note in &self.notes {
+            lines.push(format!("  {note}"));
         }
         lines
     }
@@ -190,6 +196,7 @@ mod tests {
                 skipped("fentry", "BPF_PROG_LOAD fentry_ksm: EPERM"),
             ],
             not_tried: vec![],
+            notes: vec![],
         };
         assert_eq!(
             o.report(),

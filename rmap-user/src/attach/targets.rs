@@ -61,11 +61,47 @@ impl Walker {
 pub struct Target {
     pub walker: Walker,
     pub symbol: String,
+    /// Whether the registers at entry are the prototype's arguments: false for a clone whose
+    /// layout may differ ([`layout_may_differ`]), whose walks are then counted and timed only.
+    pub reads_args: bool,
+}
+
+/// gcc clone suffixes after which the argument registers may not be the prototype's:
+/// `isra` (IPA-SRA removes, splits or passes by value), `constprop` (a constant argument is
+/// dropped), `part` (partial inlining: the split-off body takes what the inlined head passes),
+/// `cold` (a split-off cold block, not an entry). `.llvm.N` (a renamed local) keeps the layout.
+const LAYOUT_CHANGING: [&str; 4] = ["isra", "constprop", "part", "cold"];
+
+/// Whether `symbol` is a compiler clone whose argument layout may differ from its function's.
+pub fn layout_may_differ(symbol: &str) -> bool {
+    symbol.split('.').skip(1).any(|s| LAYOUT_CHANGING.contains(&s))
+}
+
+/// One line per target whose arguments are not read, for the attach report.
+pub fn clone_notes(targets: &[Target]) -> Vec<String> {
+    targets
+        .iter()
+        .filter(|t| !t.reads_args)
+        .map(|t| {
+            format!(
+                "note: {} is a compiler clone of {} whose arguments may differ: its walks are \
+                 counted and timed only (no folio, purpose or lock state)",
+                t.symbol,
+                t.walker.function()
+            )
+        })
+        .collect()
 }
 
 /// Picks the targets given `lookup(function) -> Some(symbol)` for the functions that exist.
 pub fn resolve(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<Target>, String> {
-    let find = |w: Walker| lookup(w.function()).map(|symbol| Target { walker: w, symbol });
+    let find = |w: Walker| {
+        lookup(w.function()).map(|symbol| Target {
+            walker: w,
+            reads_args: !layout_may_differ(&symbol),
+            symbol,
+        })
+    };
     let anon = find(Walker::Anon);
     let file = find(Walker::File).or_else(|| find(Walker::FileInner));
     if let (Some(anon), Some(file)) = (anon, file) {
@@ -100,15 +136,59 @@ mod tests {
             "rmap_walk_file",
         ]))
         .unwrap();
-        let got: Vec<_> = t.iter().map(|t| (t.walker, t.symbol.as_str())).collect();
+        let got: Vec<_> = t
+            .iter()
+            .map(|t| (t.walker, t.symbol.as_str(), t.reads_args))
+            .collect();
         assert_eq!(
             got,
             [
-                (Walker::Ksm, "rmap_walk_ksm"),
-                (Walker::Anon, "rmap_walk_anon.isra.0"),
-                (Walker::File, "rmap_walk_file")
+                (Walker::Ksm, "rmap_walk_ksm", true),
+                (Walker::Anon, "rmap_walk_anon.isra.0", false),
+                (Walker::File, "rmap_walk_file", true)
             ]
         );
+    }
+
+    /// A synthetic /proc/kallsyms: the anon walker exists only as an IPA-SRA clone (and a cold
+    /// fragment), the file walker as a constprop clone, KSM's under its own name beside an
+    /// `.llvm.` rename of something else.
+    const KALLSYMS: &str = "ffffffff81200000 t rmap_walk_anon.cold
+ffffffff81300000 t rmap_walk_anon.isra.0
+ffffffff81300400 t rmap_walk_file.constprop.0
+ffffffff81300800 t rmap_walk_ksm
+ffffffff81300c00 t folio_referenced_one.llvm.1234
+ffffffff81301000 T rmap_walk
+";
+
+    #[test]
+    fn clones_in_kallsyms_are_counted_and_timed_only() {
+        let k = crate::kernel::kallsyms::Kallsyms::parse(KALLSYMS);
+        let t = resolve(|f| k.clone_of(f).map(String::from)).unwrap();
+        let got: Vec<_> = t
+            .iter()
+            .map(|t| (t.walker, t.symbol.as_str(), t.reads_args))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Walker::Ksm, "rmap_walk_ksm", true),
+                (Walker::Anon, "rmap_walk_anon.isra.0", false),
+                (Walker::File, "rmap_walk_file.constprop.0", false)
+            ]
+        );
+        let notes = clone_notes(&t);
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].starts_with("note: rmap_walk_anon.isra.0 is a compiler clone of rmap_walk_anon"));
+        assert!(!notes[0].contains('\n'));
+        for (sym, differs) in [
+            ("rmap_walk_anon.part.3", true),
+            ("rmap_walk_anon.cold", true),
+            ("rmap_walk_anon.llvm.99", false),
+            ("rmap_walk_anon", false),
+        ] {
+            assert_eq!(layout_may_differ(sym), differs, "{sym}");
+        }
     }
 
     #[test]

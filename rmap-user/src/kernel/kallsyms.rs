@@ -60,7 +60,8 @@ impl Kallsyms {
         i.checked_sub(1).map(|i| self.syms[i].1.as_str())
     }
 
-    /// The probe-able symbol for `name`: itself, or its first compiler clone.
+    /// The probe-able symbol for `name`: itself, or its first compiler clone that is an entry
+    /// point (a `.cold` part is a block split out of the function: probing it counts nothing).
     pub fn clone_of(&self, name: &str) -> Option<&str> {
         if let Some((n, _)) = self.by_name.get_key_value(name) {
             return Some(n.as_str());
@@ -69,7 +70,7 @@ impl Kallsyms {
         self.syms
             .iter()
             .map(|(_, n)| n.as_str())
-            .find(|n| n.starts_with(&prefix))
+            .find(|n| n.starts_with(&prefix) && !n.split('.').any(|s| s == "cold"))
     }
 }
 
@@ -90,6 +91,10 @@ pub fn purpose_of(symbol: &str) -> &str {
 }
 
 /// Caches purposes by callback address (a walk rate of thousands per second hits few callbacks).
+/// Bounded: the kernel has a few dozen `rmap_one` callbacks; past [`PURPOSES_CAP`] distinct
+/// addresses (garbage read from a freed `rwc`) the rest are "other", uncached.
+pub const PURPOSES_CAP: usize = 1024;
+
 pub struct Purposes {
     kallsyms: Option<Kallsyms>,
     cache: HashMap<u64, String>,
@@ -104,6 +109,9 @@ impl Purposes {
     }
 
     pub fn of(&mut self, rmap_one: u64) -> &str {
+        if self.cache.len() >= PURPOSES_CAP && !self.cache.contains_key(&rmap_one) {
+            return "other";
+        }
         let kallsyms = &self.kallsyms;
         self.cache
             .entry(rmap_one)

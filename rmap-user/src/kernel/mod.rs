@@ -2,5 +2,6 @@
 pub mod btf;
 pub mod host;
 pub mod kallsyms;
+pub mod layouts;
 pub mod pidns;
 pub mod tracefs;

@@ -109,6 +109,14 @@ impl Tracefs {
         Ok(t)
     }
 
+    /// A tracefs already mounted at `root` (a test's synthetic tree, or a known mount).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            mounted: None,
+        }
+    }
+
     pub fn has_event(&self, category: &str, name: &str) -> bool {
         self.root
             .join("events")

@@ -2,16 +2,21 @@
 //! every walk goes to (aggregators, CSV, interval log, Prometheus, slow-walk lines), the loop
 //! that drains the ring buffer into it until the command's work ends, a tick or a signal, and
 //! the end-of-run summary.
+pub mod drain;
 pub mod signals;
 pub mod sink;
 pub mod slow;
 pub mod summary;
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 
-use self::{signals::Stop, sink::Sink};
+use self::{
+    drain::{Drained, Walks},
+    signals::Stop,
+    sink::Sink,
+};
 use crate::{
     attach::load::Filters,
     cli::{TraceArgs, Types},
@@ -50,11 +55,12 @@ pub enum Woke<T> {
     Signal,
 }
 
-/// Drains the ring buffer of `session` (when tracing) into `sink` until `work` finishes,
-/// `tick` fires or a signal arrives; what the ring buffer still holds when `work` finishes
-/// is drained too, so that the last walks of the work are counted.
-pub async fn run_until<F: Future + Unpin>(
-    mut session: Option<&mut Session>,
+/// Drains the walks of `session` (when tracing) into `sink`, in bounded slices
+/// ([`drain::batch`]), until `work` finishes, `tick` fires or a signal arrives; what the ring
+/// buffer still holds when `work` finishes is drained too, so that the last walks of the work
+/// are counted.
+pub async fn run_until<S: Walks, F: Future + Unpin>(
+    mut session: Option<&mut S>,
     sink: &mut Sink,
     stop: &mut Stop,
     work: &mut F,
@@ -65,7 +71,7 @@ pub async fn run_until<F: Future + Unpin>(
             r = batch(session.as_deref_mut(), sink) => r?,
             out = &mut *work => {
                 if let Some(s) = session {
-                    drain(s, sink);
+                    final_drain(s, sink);
                 }
                 return Ok(Woke::Done(out));
             }
@@ -75,9 +81,19 @@ pub async fn run_until<F: Future + Unpin>(
     }
 }
 
-/// Hands every walk now in the ring buffer to the sink.
+/// How long the end of a run may spend on the walks still in the ring buffer.
+const FINAL_DRAIN: Duration = Duration::from_millis(500);
+
+/// Hands the walks now in the ring buffer to the sink, for at most [`FINAL_DRAIN`]: walks of
+/// other processes that keep arriving must not hold up the end of the run.
 pub fn drain(session: &mut Session, sink: &mut Sink) {
-    session.drain(|ev, purpose, process| sink.record(ev, purpose, process));
+    final_drain(session, sink);
+}
+
+fn final_drain(src: &mut impl Walks, sink: &mut Sink) {
+    if drain::until_empty(src, sink, FINAL_DRAIN) == Drained::More {
+        log::info!("walks still arriving after {FINAL_DRAIN:?} of final drain: the rest are not read");
+    }
 }
 
 /// Runs one scenario in a blocking task while its walks are traced; SIGINT/SIGTERM cancel it
@@ -112,12 +128,9 @@ pub async fn scenario(
     }
 }
 
-async fn batch(session: Option<&mut Session>, sink: &mut Sink) -> anyhow::Result<()> {
+async fn batch(session: Option<&mut impl Walks>, sink: &mut Sink) -> anyhow::Result<()> {
     match session {
-        Some(s) => {
-            s.next_batch(|ev, purpose, process| sink.record(ev, purpose, process))
-                .await
-        }
+        Some(s) => drain::batch(s, sink).await,
         None => std::future::pending().await,
     }
 }

@@ -15,6 +15,7 @@ use crate::{
     cli::TraceArgs,
     counters::{KernelCounts, Latency},
     export::{csv::CsvWriter, hlog::HlogWriter, plot, prometheus::Metrics},
+    procs::Process,
 };
 
 #[derive(Default)]
@@ -59,11 +60,11 @@ impl Sink {
         self
     }
 
-    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+    pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: Process<'_>) {
         self.total.record(ev, purpose, process);
         self.interval.record(ev, purpose, process);
         if let Some(c) = self.csv.as_mut() {
-            c.write(ev, purpose, process);
+            c.write(ev, purpose, process.name);
         }
         if let Some(m) = &self.metrics {
             match m.lock() {
