@@ -41,7 +41,7 @@ fn every_filter() -> Filters {
 fn expected_programs() -> Vec<String> {
     let mut names: Vec<String> = Walker::ALL
         .iter()
-        .flat_map(|w| ["fentry_", "fexit_", "kprobe_"].map(|p| format!("{p}{}", w.suffix())))
+        .flat_map(|w| ["fentry_", "fexit_", "kprobe_", "kprobe_clone_"].map(|p| format!("{p}{}", w.suffix())))
         .collect();
     names.extend(
         [
