@@ -57,9 +57,21 @@ pub fn check_own() -> Result<(), PidError> {
 
 /// Our pid namespace (`pid:[INODE]`) when it is not the initial one.
 fn child_namespace() -> Result<Option<String>, PidError> {
-    let ns = fs::read_link("/proc/self/ns/pid").map_err(PidError::Unreadable)?;
-    let ns = ns.to_string_lossy();
-    Ok((ns != INIT_PID_NS).then(|| ns.into_owned()))
+    namespace_of(fs::read_link("/proc/self/ns/pid"))
+}
+
+/// The child namespace named by the link `/proc/self/ns/pid`, if any. A kernel built without
+/// `CONFIG_PID_NS` has no such link (`fs/proc/namespaces.c` lists only the configured namespaces'
+/// operations) and only the initial pid namespace, like our tinyconfig guest kernel.
+fn namespace_of(link: io::Result<std::path::PathBuf>) -> Result<Option<String>, PidError> {
+    match link {
+        Ok(ns) => {
+            let ns = ns.to_string_lossy();
+            Ok((ns != INIT_PID_NS).then(|| ns.into_owned()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PidError::Unreadable(e)),
+    }
 }
 
 /// The `Tgid:` of a `/proc/PID/status`.
@@ -81,6 +93,20 @@ mod tests {
             Some(4242)
         );
         assert_eq!(tgid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn namespace_links() {
+        assert!(matches!(namespace_of(Ok(INIT_PID_NS.into())), Ok(None)));
+        assert!(matches!(
+            namespace_of(Ok("pid:[4026532201]".into())),
+            Ok(Some(ns)) if ns == "pid:[4026532201]"
+        ));
+        // No CONFIG_PID_NS: no link, one namespace.
+        let absent = io::Error::from(io::ErrorKind::NotFound);
+        assert!(matches!(namespace_of(Err(absent)), Ok(None)));
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(matches!(namespace_of(Err(denied)), Err(PidError::Unreadable(_))));
     }
 
     #[test]
