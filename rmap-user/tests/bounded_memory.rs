@@ -39,19 +39,14 @@ fn walk(tgid: u32, i: u64) -> WalkEvent {
         start_ns: i,
         // Spread over 1 µs .. 10 ms, so that each histogram touches many buckets.
         duration_ns: 1_000 + (u64::from(tgid) * 7919 + i * 104_729) % 10_000_000,
-        offcpu_ns: 0,
-        folio: 0xffff_ea00_0010_0000,
-        rwc: 0xffff_c900_00ab_cdef,
         rmap_one: 1,
         pid: tgid,
         tgid,
-        cpu: 0,
         page_type: PageType::Anon as u32,
-        locked: 0,
         source: Source::Kprobe as u32,
         flags: FLAG_OFFCPU_VALID,
-        _pad: 0,
         comm,
+        ..WalkEvent::default()
     }
 }
 

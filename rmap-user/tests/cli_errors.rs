@@ -126,27 +126,10 @@ fn pids_the_kernel_filter_cannot_match() {
             || stderr.contains("-p 4194304: rmap-trace runs in a child pid namespace"),
         "{stderr}"
     );
-    let out = Command::new("unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            bin,
-        ])
-        .args(["--attach-only", "-p", "1"])
-        .output();
-    let Ok(out) = out else {
-        eprintln!("skipped: no unshare on this host");
+    let Some((code, stderr)) = in_child_pid_namespace(&[bin, "--attach-only", "-p", "1"]) else {
         return;
     };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.starts_with("unshare:") {
-        eprintln!("skipped: {stderr}");
-        return;
-    }
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("rmap-trace: error: -p 1: rmap-trace runs in a child pid namespace"),
@@ -158,23 +141,33 @@ fn pids_the_kernel_filter_cannot_match() {
 /// in one line before it changes anything.
 #[test]
 fn benchmark_in_a_child_pid_namespace_is_refused() {
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc"])
-        .args([env!("CARGO_BIN_EXE_rmap-trace"), "--types", "ksm", "--pages", "2"])
-        .output();
-    let Ok(out) = out else {
-        eprintln!("skipped: no unshare on this host");
+    let bin = env!("CARGO_BIN_EXE_rmap-trace");
+    let Some((code, stderr)) = in_child_pid_namespace(&[bin, "--types", "ksm", "--pages", "2"]) else {
         return;
     };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.starts_with("unshare:") {
-        eprintln!("skipped: {stderr}");
-        return;
-    }
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("rmap-trace: error: the benchmark runs in a child pid namespace"),
         "{stderr}"
     );
+}
+
+/// Runs `argv` as root of new user and pid namespaces (`unshare`): its exit code and stderr, or
+/// `None` (said on stderr) where this host cannot make such namespaces.
+fn in_child_pid_namespace(argv: &[&str]) -> Option<(Option<i32>, String)> {
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--pid", "--fork", "--mount-proc"])
+        .args(argv)
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: no unshare on this host");
+        return None;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if stderr.starts_with("unshare:") {
+        eprintln!("skipped: {stderr}");
+        return None;
+    }
+    Some((out.status.code(), stderr))
 }
