@@ -1,4 +1,5 @@
 //! Project tasks: `cargo xtask <command>`. One module per command; the guest harness in `guest/`.
+mod bench;
 mod build;
 mod cache;
 mod cmd;
@@ -24,6 +25,8 @@ enum Xtask {
     /// Check and install the prerequisites (the pinned eBPF toolchain and bpf-linker of
     /// ebpf-toolchain.toml, their LLVM majors checked to agree; QEMU) and print their versions.
     Setup,
+    /// rmap-trace's own cost: tracer overhead in the guest, host pipeline capacity, memory.
+    Bench(bench::Args),
     /// Build rmap-trace (with its eBPF object) for this host.
     Build,
     /// Build everything and run rmap-trace: on this host if it can attach to rmap walks,
@@ -46,6 +49,7 @@ enum Xtask {
 fn main() -> ExitCode {
     let result = match Xtask::parse() {
         Xtask::Setup => setup::ensure(),
+        Xtask::Bench(args) => bench::run(&args),
         Xtask::Build => setup::ensure().and_then(|()| build::host()),
         Xtask::Run(args) => run::run(&args),
         Xtask::Test(args) => test::run(args),

@@ -1,0 +1,33 @@
+//! `cargo xtask bench`: what rmap-trace itself costs, measured, never part of CI (short smokes of
+//! these are in `cargo xtask test`). One module per bench.
+mod capacity;
+mod memory;
+mod overhead;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub bench: Bench,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Bench {
+    /// Added time per walk of each tracer (none, rmap-trace's modes, tracefs kprobe_events text,
+    /// bpftrace) on walk-heavy workloads, interleaved repetitions in one guest boot per kernel.
+    Overhead(overhead::Args),
+    /// The host's event pipeline, not emulated: a full ring buffer of real-format records drained
+    /// through the real decoder, aggregator and writers; events/s and ns per event per stage.
+    Capacity(capacity::Args),
+    /// `--attach-only` with `--prometheus` and `--hlog` under continuous walks in the guest: RSS
+    /// sampled every 10 s, the ring buffer's mapping reported apart from the rest.
+    Memory(memory::Args),
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    crate::setup::ensure()?;
+    match &args.bench {
+        Bench::Overhead(a) => overhead::run(a),
+        Bench::Capacity(a) => capacity::run(a),
+        Bench::Memory(a) => memory::run(a),
+    }
+}
