@@ -167,7 +167,8 @@ fn csv_and_hlog_reach_the_file_every_interval() {
             page_type: PageType::Ksm as u32,
             _pad: 0,
         };
-        sink.set_latency(vec![(key, buckets)], |_| "migrate".to_string());
+        sink.set_latency(vec![(key, buckets)], |_| "migrate".to_string())
+            .unwrap();
         sink.end_interval();
         let lines = fs::read_to_string(&csv).unwrap().lines().count();
         assert_eq!(lines, 1 + interval, "header and one line per walk so far");

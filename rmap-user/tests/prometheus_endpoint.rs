@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use rmap_common::{PageType, WalkEvent};
+use rmap_common::{HIST_BUCKETS, HistKey, PageType, hist_bucket};
 use rmap_user::export::{
     endpoint::{self, HEAD_TIMEOUT},
     prometheus::Metrics,
@@ -31,14 +31,14 @@ fn server() -> SocketAddr {
                 .unwrap();
             rt.block_on(async move {
                 let metrics = Metrics::new("tracepoint", "6.1.0");
-                metrics.observe(
-                    &WalkEvent {
-                        page_type: PageType::Ksm as u32,
-                        duration_ns: 3_000_000,
-                        ..Default::default()
-                    },
-                    "migrate",
-                );
+                let mut buckets = vec![0u64; HIST_BUCKETS];
+                buckets[hist_bucket(3_000_000) as usize] = 1;
+                let key = HistKey {
+                    rmap_one: 0,
+                    page_type: PageType::Ksm as u32,
+                    _pad: 0,
+                };
+                metrics.set_latency(&vec![(key, buckets)], |_| "migrate".to_string());
                 let metrics = Arc::new(Mutex::new(metrics));
                 let addr = endpoint::serve("127.0.0.1:0".parse().unwrap(), metrics)
                     .await

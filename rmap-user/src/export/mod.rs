@@ -7,5 +7,6 @@ pub mod endpoint;
 pub mod hlog;
 pub mod output;
 pub mod plot;
+pub mod prom_hist;
 pub mod prometheus;
 pub mod read;

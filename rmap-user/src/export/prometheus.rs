@@ -1,22 +1,17 @@
 //! `--prometheus ADDR` (with --attach-only): `/metrics` in the OpenMetrics text format, encoded
-//! by prometheus-client (served by `endpoint`). Labels are `page_type` and purpose only: both come from small fixed
-//! sets, so the series count stays bounded however many processes and folios walk.
+//! by prometheus-client (served by `endpoint`). Labels are `page_type` and purpose only: both
+//! come from small fixed sets, so the series count stays bounded however many processes and
+//! folios walk. Every value comes from the kernel's counters and latency histograms, so no
+//! ring-buffer drop changes it.
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{
-        counter::Counter,
-        family::Family,
-        histogram::{Histogram, exponential_buckets},
-        info::Info,
-    },
+    metrics::{counter::Counter, family::Family, info::Info},
     registry::{Registry, Unit},
 };
-use rmap_common::{Counter as KernelCounter, PageType, WalkEvent};
+use rmap_common::{Counter as KernelCounter, HistKey, PageType};
 
-use crate::counters::{KernelCounts, TypeWalks};
-
-/// exp2 buckets from 1 µs: 2^0 .. 2^23 µs, the last bound 8.39 s (then +Inf).
-const BUCKETS: u16 = 24;
+use super::prom_hist::{Buckets, KernelHistogram};
+use crate::counters::{KernelCounts, Latency, TypeWalks};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WalkLabels {
@@ -36,15 +31,11 @@ struct BuildLabels {
     kernel: String,
 }
 
-fn walk_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(1e-6, 2.0, BUCKETS))
-}
-
 /// The exported metrics; the kernel's counters are cumulative, so the last values seen are kept
 /// to add only what is new.
 pub struct Metrics {
     registry: Registry,
-    durations: Family<WalkLabels, Histogram, fn() -> Histogram>,
+    durations: Family<WalkLabels, KernelHistogram>,
     walks: Family<TypeLabel, Counter>,
     drops: Counter,
     unpaired: Counter,
@@ -58,11 +49,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(attach_mode: &str, kernel: &str) -> Self {
         let mut registry = Registry::default();
-        let durations =
-            Family::<WalkLabels, Histogram, fn() -> Histogram>::new_with_constructor(walk_histogram);
+        let durations = Family::<WalkLabels, KernelHistogram>::default();
         registry.register_with_unit(
             "rmap_walk_duration",
-            "Duration of reverse-mapping walks (rmap_walk), by folio type and the reason for the walk",
+            "Duration of reverse-mapping walks (rmap_walk), by folio type and the reason for the walk: \
+             every walk, from the kernel's histograms (bounds are powers of two in ns; _sum within 3.1%)",
             Unit::Seconds,
             durations.clone(),
         );
@@ -113,14 +104,29 @@ impl Metrics {
         }
     }
 
-    pub fn observe(&self, ev: &WalkEvent, purpose: &str) {
-        let labels = WalkLabels {
-            page_type: PageType::from_u32(ev.page_type).name().to_string(),
-            purpose: purpose.to_string(),
-        };
-        self.durations
-            .get_or_create(&labels)
-            .observe(ev.duration_ns as f64 / 1e9);
+    /// Sets the duration histograms to the kernel's cumulative latency histograms;
+    /// `purpose` names an `rmap_one` address (two addresses may share a name: summed).
+    pub fn set_latency(&self, latency: &Latency, mut purpose: impl FnMut(u64) -> String) {
+        let mut series: Vec<(WalkLabels, Buckets)> = Vec::new();
+        for (
+            HistKey {
+                rmap_one, page_type, ..
+            },
+            kernel,
+        ) in latency
+        {
+            let labels = WalkLabels {
+                page_type: PageType::from_u32(*page_type).name().to_string(),
+                purpose: purpose(*rmap_one),
+            };
+            match series.iter_mut().find(|(l, _)| *l == labels) {
+                Some((_, b)) => b.add_kernel(kernel),
+                None => series.push((labels, Buckets::from_kernel(kernel))),
+            }
+        }
+        for (labels, b) in series {
+            self.durations.get_or_create(&labels).set(b);
+        }
     }
 
     /// Adds what the kernel counted since the last call.
@@ -165,36 +171,72 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use rmap_common::{HIST_BUCKETS, hist_bucket};
 
+    use super::*;
+    use crate::export::prom_hist::BOUNDS;
+
+    fn key(rmap_one: u64, ty: PageType) -> HistKey {
+        HistKey {
+            rmap_one,
+            page_type: ty as u32,
+            _pad: 0,
+        }
+    }
+
+    /// Three KSM walks of 3 ms under two `rmap_one` addresses named alike, one anon walk: one
+    /// series each, counts exact at the power-of-two bounds, no per-walk labels.
     #[test]
-    fn exposition_has_bounded_labels_and_exp2_buckets() {
+    fn exposition_from_kernel_histograms() {
         let m = Metrics::new("tracepoint", "6.1.0");
-        let ev = WalkEvent {
-            page_type: PageType::Ksm as u32,
-            duration_ns: 3_000_000,
-            pid: 77,
-            folio: 0xffff_0000,
-            ..Default::default()
-        };
-        m.observe(&ev, "migrate");
+        let mut ksm = vec![0u64; HIST_BUCKETS];
+        ksm[hist_bucket(3_000_000) as usize] = 2;
+        let mut ksm2 = vec![0u64; HIST_BUCKETS];
+        ksm2[hist_bucket(3_000_000) as usize] = 1;
+        let mut anon = vec![0u64; HIST_BUCKETS];
+        anon[hist_bucket(900) as usize] = 1;
+        let latency = vec![
+            (key(1, PageType::Ksm), ksm),
+            (key(2, PageType::Ksm), ksm2),
+            (key(3, PageType::Anon), anon),
+        ];
+        m.set_latency(&latency, |a| {
+            if a == 3 { "reclaim" } else { "migrate" }.to_string()
+        });
         let text = m.encode().unwrap();
         assert!(
             text.contains("# TYPE rmap_walk_duration_seconds histogram"),
             "{text}"
         );
-        let bucket = |le: &str| {
-            format!("rmap_walk_duration_seconds_bucket{{le=\"{le}\",page_type=\"ksm\",purpose=\"migrate\"}}")
+        let bucket = |le: &str, ty: &str, p: &str| {
+            format!("rmap_walk_duration_seconds_bucket{{le=\"{le}\",page_type=\"{ty}\",purpose=\"{p}\"}}")
         };
-        assert!(text.contains(&format!("{} 0\n", bucket("0.000001"))), "{text}");
-        assert!(text.contains(&format!("{} 0\n", bucket("0.002048"))), "{text}");
-        assert!(text.contains(&format!("{} 1\n", bucket("0.004096"))), "{text}");
-        assert!(text.contains(&format!("{} 1\n", bucket("+Inf"))), "{text}");
+        // 3 ms lies between 2^21 ns (2.097 ms) and 2^22 ns (4.194 ms).
+        assert!(
+            text.contains(&format!("{} 0\n", bucket("0.002097152", "ksm", "migrate"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 3\n", bucket("0.004194304", "ksm", "migrate"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 3\n", bucket("+Inf", "ksm", "migrate"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 1\n", bucket("0.000001024", "anon", "reclaim"))),
+            "{text}"
+        );
+        assert!(
+            text.contains("rmap_walk_duration_seconds_count{page_type=\"ksm\",purpose=\"migrate\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("rmap_trace_build_info{"), "{text}");
         assert!(!text.contains("pid=") && !text.contains("folio="), "{text}");
         assert_eq!(
             text.lines().filter(|l| l.contains("_bucket{")).count(),
-            BUCKETS as usize + 1
+            2 * (BOUNDS + 1)
         );
     }
 }

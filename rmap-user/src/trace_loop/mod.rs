@@ -41,8 +41,7 @@ pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32) -> Filters {
 /// `Sink::finish`, so that counts and percentiles cover every walk.
 pub fn kernel_latency(session: &mut Session, sink: &mut Sink) -> anyhow::Result<()> {
     let now = session.latency()?;
-    sink.set_latency(now, |addr| session.purposes.of(addr).to_string());
-    Ok(())
+    sink.set_latency(now, |addr| session.purposes.of(addr).to_string())
 }
 
 /// What ended a wait of [`run_until`].

@@ -66,25 +66,30 @@ impl Sink {
         if let Some(c) = self.csv.as_mut() {
             c.write(ev, purpose, process.name);
         }
-        if let Some(m) = &self.metrics {
-            match m.lock() {
-                Ok(m) => m.observe(ev, purpose),
-                Err(_) => log::warn!("metrics lock poisoned"),
-            }
-        }
         if let Some(s) = &self.slow {
             s.record(ev, purpose);
         }
     }
 
     /// The kernel's latency histograms now (cumulative): the run's counts and percentiles per
-    /// page type and purpose, and the current interval's (what was added since it began).
-    pub fn set_latency(&mut self, now: Latency, mut purpose: impl FnMut(u64) -> String) {
+    /// page type and purpose, the current interval's (what was added since it began), and the
+    /// Prometheus duration histograms.
+    pub fn set_latency(
+        &mut self,
+        now: Latency,
+        mut purpose: impl FnMut(u64) -> String,
+    ) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.lock()
+                .map_err(|_| anyhow!("metrics lock poisoned"))?
+                .set_latency(&now, &mut purpose);
+        }
         let interval = crate::latency::minus(&now, &self.latency_from);
         self.total.set_latency(crate::latency::named(&now, &mut purpose));
         self.interval
             .set_latency(crate::latency::named(&interval, &mut purpose));
         self.latency = now;
+        Ok(())
     }
 
     /// Ends the current interval: CSV flushed, interval queued to the interval log, returned.
