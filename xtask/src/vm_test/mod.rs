@@ -10,6 +10,7 @@ mod drops;
 mod export;
 mod faults;
 mod patched;
+mod ring;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -52,6 +52,7 @@ fn script(pages: u32) -> String {
         ));
     }
     s.push_str(&format!("run mremap --types ksm --pages {pages} --mremap\n"));
+    s.push_str(&super::ring::script(pages));
     s.push_str(
         "cat /sys/devices/system/clocksource/clocksource0/current_clocksource > /tmp/clock.txt\n\
          emit clock /tmp/clock.txt\n",
@@ -103,6 +104,7 @@ fn verify(run: &GuestRun, pages: u32, c: &mut Checks) {
         }
     }
     verify_mremap(run, pages, c);
+    super::ring::verify(run, c);
 }
 
 /// One benchmark run with forced attach options: the mode and point, page types, locked.
