@@ -127,6 +127,13 @@ mod tests {
         }
     }
 
+    /// Each target as (walker, symbol, whether its arguments are read).
+    fn brief(t: &[Target]) -> Vec<(Walker, &str, bool)> {
+        t.iter()
+            .map(|t| (t.walker, t.symbol.as_str(), t.reads_args))
+            .collect()
+    }
+
     #[test]
     fn prefers_per_type_walkers() {
         let t = resolve(have(&[
@@ -136,12 +143,8 @@ mod tests {
             "rmap_walk_file",
         ]))
         .unwrap();
-        let got: Vec<_> = t
-            .iter()
-            .map(|t| (t.walker, t.symbol.as_str(), t.reads_args))
-            .collect();
         assert_eq!(
-            got,
+            brief(&t),
             [
                 (Walker::Ksm, "rmap_walk_ksm", true),
                 (Walker::Anon, "rmap_walk_anon.isra.0", false),
@@ -165,12 +168,8 @@ ffffffff81301000 T rmap_walk
     fn clones_in_kallsyms_are_counted_and_timed_only() {
         let k = crate::kernel::kallsyms::Kallsyms::parse(KALLSYMS);
         let t = resolve(|f| k.clone_of(f).map(String::from)).unwrap();
-        let got: Vec<_> = t
-            .iter()
-            .map(|t| (t.walker, t.symbol.as_str(), t.reads_args))
-            .collect();
         assert_eq!(
-            got,
+            brief(&t),
             [
                 (Walker::Ksm, "rmap_walk_ksm", true),
                 (Walker::Anon, "rmap_walk_anon.isra.0", false),
