@@ -2,13 +2,14 @@
 //! process's `RLIMIT_NOFILE`): accept fails with EMFILE while a connection waits, and the server
 //! must back off rather than retry at once (a spin would burn a core of a production host), then
 //! serve the waiting client once descriptors are free again.
+mod common;
+
 use std::{
     io::{Read as _, Write as _},
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use rmap_user::export::{endpoint, prometheus::Metrics};
+use rmap_user::export::prometheus::Metrics;
 
 fn cpu_time() -> Duration {
     // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
@@ -45,22 +46,7 @@ fn next_fd() -> u64 {
 
 #[test]
 fn accept_errors_back_off_and_recover() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let metrics = Arc::new(Mutex::new(Metrics::new("tracepoint", "6.1.0")));
-            let addr = endpoint::serve("127.0.0.1:0".parse().unwrap(), metrics)
-                .await
-                .unwrap();
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let addr = rx.recv().unwrap();
+    let addr = common::serve_on_thread(Metrics::new("tracepoint", "6.1.0"));
     // Room for the client's socket and nothing more: the server's accept gets EMFILE.
     let old = set_soft_nofile(next_fd() + 1);
     let mut client = std::net::TcpStream::connect(addr).unwrap();

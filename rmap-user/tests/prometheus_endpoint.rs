@@ -1,17 +1,12 @@
 //! The `--prometheus` endpoint on its own (no root, no eBPF): the metrics registry and the
 //! server are built directly, served on a current-thread runtime of their own like in a run,
 //! and spoken to over loopback TCP.
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
+mod common;
+
+use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
 use rmap_common::{HIST_BUCKETS, HistKey, PageType, hist_bucket};
-use rmap_user::export::{
-    endpoint::{self, HEAD_TIMEOUT},
-    prometheus::Metrics,
-};
+use rmap_user::export::{endpoint::HEAD_TIMEOUT, prometheus::Metrics};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
@@ -23,31 +18,16 @@ const SLOW_CLIENTS: usize = 1_000;
 fn server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let metrics = Metrics::new("tracepoint", "6.1.0");
-                let mut buckets = vec![0u64; HIST_BUCKETS];
-                buckets[hist_bucket(3_000_000) as usize] = 1;
-                let key = HistKey {
-                    rmap_one: 0,
-                    page_type: PageType::Ksm as u32,
-                    _pad: 0,
-                };
-                metrics.set_latency(&vec![(key, buckets)], |_| "migrate".to_string());
-                let metrics = Arc::new(Mutex::new(metrics));
-                let addr = endpoint::serve("127.0.0.1:0".parse().unwrap(), metrics)
-                    .await
-                    .unwrap();
-                tx.send(addr).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().unwrap()
+        let metrics = Metrics::new("tracepoint", "6.1.0");
+        let mut buckets = vec![0u64; HIST_BUCKETS];
+        buckets[hist_bucket(3_000_000) as usize] = 1;
+        let key = HistKey {
+            rmap_one: 0,
+            page_type: PageType::Ksm as u32,
+            _pad: 0,
+        };
+        metrics.set_latency(&vec![(key, buckets)], |_| "migrate".to_string());
+        common::serve_on_thread(metrics)
     })
 }
 
