@@ -2,7 +2,7 @@
 //! at the end of every interval, so that a crash loses at most the current interval.
 use std::{
     fs::File,
-    io::{BufWriter, Write as _},
+    io::{BufWriter, Write},
     path::{Path, PathBuf},
 };
 
@@ -17,42 +17,60 @@ pub const HEADER: &str =
 pub struct CsvWriter {
     path: PathBuf,
     out: BufWriter<File>,
+    /// The line being formatted, kept from one walk to the next.
+    line: Vec<u8>,
     /// The first write error; later writes are skipped and `finish` reports it.
     failed: Option<std::io::Error>,
 }
 
-/// A field that may hold commas or quotes (comm names are arbitrary bytes).
-fn quoted(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// Writes a field that may hold commas or quotes (comm names are arbitrary bytes), quoted
+/// when it must be; no allocation either way.
+fn quoted(out: &mut impl Write, s: &str) -> std::io::Result<()> {
+    if !s.contains([',', '"', '\n', '\r']) {
+        return out.write_all(s.as_bytes());
     }
+    out.write_all(b"\"")?;
+    for (i, part) in s.split('"').enumerate() {
+        if i > 0 {
+            out.write_all(b"\"\"")?;
+        }
+        out.write_all(part.as_bytes())?;
+    }
+    out.write_all(b"\"")
 }
 
-/// One CSV line (no newline). `offcpu_ns` is empty where it was not measured.
-pub fn line(ev: &WalkEvent, purpose: &str, process: &str) -> String {
-    let offcpu = if ev.flags & FLAG_OFFCPU_VALID != 0 {
-        ev.offcpu_ns.to_string()
-    } else {
-        String::new()
-    };
-    format!(
-        "{},{},{offcpu},{},{},{},{},{},{},{},{},{:#x},{:#x},{}",
-        ev.start_ns,
-        ev.duration_ns,
-        PageType::from_u32(ev.page_type).name(),
-        quoted(purpose),
-        ev.locked,
-        ev.pid,
-        ev.tgid,
-        quoted(&events::comm(ev)),
-        quoted(process),
+/// Writes one CSV line and its newline straight into `out`: called per walk, so nothing is
+/// allocated. `offcpu_ns` is empty where it was not measured.
+pub fn write_line(out: &mut impl Write, ev: &WalkEvent, purpose: &str, process: &str) -> std::io::Result<()> {
+    write!(out, "{},{},", ev.start_ns, ev.duration_ns)?;
+    if ev.flags & FLAG_OFFCPU_VALID != 0 {
+        write!(out, "{}", ev.offcpu_ns)?;
+    }
+    write!(out, ",{},", PageType::from_u32(ev.page_type).name())?;
+    quoted(out, purpose)?;
+    write!(out, ",{},{},{},", ev.locked, ev.pid, ev.tgid)?;
+    quoted(out, &String::from_utf8_lossy(events::comm_bytes(ev)))?;
+    out.write_all(b",")?;
+    quoted(out, process)?;
+    writeln!(
+        out,
+        ",{},{:#x},{:#x},{}",
         ev.cpu,
         ev.folio,
         ev.rwc,
         Source::from_u32(ev.source).map_or("unknown", Source::name),
     )
+}
+
+/// One CSV line (no newline), as [`write_line`] writes it.
+pub fn line(ev: &WalkEvent, purpose: &str, process: &str) -> String {
+    let mut v = Vec::new();
+    if let Err(e) = write_line(&mut v, ev, purpose, process) {
+        // A Vec grows or aborts; it never returns a write error.
+        unreachable!("writing to a Vec: {e}");
+    }
+    v.pop();
+    String::from_utf8_lossy(&v).into_owned()
 }
 
 impl CsvWriter {
@@ -63,16 +81,20 @@ impl CsvWriter {
         Ok(Self {
             path: path.to_path_buf(),
             out,
+            line: Vec::with_capacity(256),
             failed: None,
         })
     }
 
     pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
-        // One write per line: the buffer then only ever holds, and flushes, whole lines.
-        let mut l = line(ev, purpose, process);
-        l.push('\n');
+        // Formatted into a reused buffer (no allocation per walk), then one write per line:
+        // the BufWriter then only ever holds, and flushes, whole lines.
+        self.line.clear();
+        if let Err(e) = write_line(&mut self.line, ev, purpose, process) {
+            unreachable!("writing to a Vec: {e}");
+        }
         if self.failed.is_none()
-            && let Err(e) = self.out.write_all(l.as_bytes())
+            && let Err(e) = self.out.write_all(&self.line)
         {
             self.failed = Some(e);
         }
