@@ -19,11 +19,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::{
-    Ebpf,
-    maps::RingBuf,
-    programs::RawTracePoint,
-};
+use aya::{Ebpf, maps::RingBuf, programs::RawTracePoint};
 use rmap_common::{Counter, WALK_EVENT_SIZE, maps};
 use rmap_user::{
     agg::Aggregator,

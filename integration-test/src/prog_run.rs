@@ -27,8 +27,8 @@ struct TestRun {
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
-/// Runs a `raw_tp` program once in this thread with `args` as its tracepoint arguments (raw_tp
-/// takes no `repeat`: net/bpf/test_run.c, `bpf_prog_test_run_raw_tp`, rejects it).
+/// Runs a `raw_tp` program once in this thread with `args` as its tracepoint arguments (`raw_tp`
+/// takes no `repeat`: `net/bpf/test_run.c`, `bpf_prog_test_run_raw_tp`, rejects it).
 pub fn raw_tp(prog_fd: i32, args: &[u64; 3]) -> io::Result<()> {
     let mut attr = TestRun {
         prog_fd: prog_fd as u32,

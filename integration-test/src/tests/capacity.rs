@@ -40,7 +40,11 @@ fn a_full_ring_drains_whole_and_drops_are_exact() {
         attempted += fill.attempted;
         assert_eq!(fill.attempted, cap + EXTRA, "round {round}: {fill:?}");
         assert_eq!(fill.reserved, cap, "round {round}: {fill:?}");
-        assert_eq!(fill.drops, fill.attempted - fill.reserved, "round {round}: {fill:?}");
+        assert_eq!(
+            fill.drops,
+            fill.attempted - fill.reserved,
+            "round {round}: {fill:?}"
+        );
         let counts = rig.counts().expect("counters");
         let out = capacity::drain(&mut rig, Stage::All, &dir.0, &counts).expect("drain");
         let total = out.total.expect("a sink's aggregate");
@@ -64,7 +68,11 @@ fn a_full_ring_drains_whole_and_drops_are_exact() {
             .collect();
         let want: BTreeSet<u64> = (0..cap).map(|i| 0xffff_8880_0000_0000 + (i << 12)).collect();
         assert_eq!(folios.len() as u64, cap, "round {round}: csv lines");
-        assert_eq!(folios.iter().copied().collect::<BTreeSet<_>>(), want, "round {round}");
+        assert_eq!(
+            folios.iter().copied().collect::<BTreeSet<_>>(),
+            want,
+            "round {round}"
+        );
         let text = out
             .metrics
             .expect("metrics")

@@ -85,7 +85,8 @@ impl ProcessNames {
         }
         // Into the same buffer each time: no allocation per walk while the lookup waits.
         self.provisional.clear();
-        self.provisional.push_str(&String::from_utf8_lossy(events::comm_bytes(ev)));
+        self.provisional
+            .push_str(&String::from_utf8_lossy(events::comm_bytes(ev)));
         Process::named(&self.provisional)
     }
 

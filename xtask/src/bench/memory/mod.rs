@@ -1,6 +1,6 @@
 //! `cargo xtask bench memory`: the memory bound of issue #13 item 4, in the Debian guest.
 //! `rmap-trace --attach-only --prometheus --hlog` runs for `--minutes` under continuous walks
-//! of many short-lived processes, /metrics is scraped and VmRSS and the `anon_inode:bpf-map`
+//! of many short-lived processes, /metrics is scraped and `VmRSS` and the `anon_inode:bpf-map`
 //! mappings' Rss (from /proc/PID/smaps) are sampled every 10 s. The ring buffer's mappings are
 //! reported apart from the rest, which must stay flat and under 32 MiB.
 mod script;
@@ -36,11 +36,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .max(u64::from(args.minutes) * 60 + SLACK.as_secs()),
         ..args.guest.clone()
     };
-    let run = guest::boot(
-        &debian,
-        &script::script(args.minutes, args.ringbuf_kib),
-        false,
-    )?;
+    let run = guest::boot(&debian, &script::script(args.minutes, args.ringbuf_kib), false)?;
     eprintln!(
         "xtask: guest (memory) finished in {:.1} s",
         run.elapsed.as_secs_f64()
@@ -48,7 +44,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for line in &run.console {
         println!("guest: {line}");
     }
-    for name in ["w.txt", "tracer.tail"] {
+    for name in ["w.txt", "tracer.tail", "top"] {
         if let Some(t) = run.outputs.get(name) {
             println!("--- guest {name} ---\n{}", t.trim_end());
         }
@@ -62,7 +58,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(last) = samples.last() {
         println!("anon_inode mappings of the tracer at {} s:", last.seconds);
         for m in &last.maps {
-            println!("  {:<24} Size {:>8} kB  Rss {:>8} kB", m.name, m.size_kib, m.rss_kib);
+            println!(
+                "  {:<24} Size {:>8} kB  Rss {:>8} kB",
+                m.name, m.size_kib, m.rss_kib
+            );
         }
     }
     println!(

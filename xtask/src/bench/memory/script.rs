@@ -1,7 +1,8 @@
 //! The guest side of the memory bench: `rmap-trace --attach-only --prometheus --hlog` under
 //! loops of walk-producing workloads, and every 10 s one sample of the tracer's memory.
 //!
-//! A sample is a block of lines: `sample <seconds> <VmRSS kB> <scrape status>` then one
+//! A sample is a block of lines: `sample <seconds> <VmRSS kB> <RssAnon kB> <RssFile kB>
+//! <scrape status> <rmap_walks_total lines>` then one
 //! `map <name> <Size kB> <Rss kB>` per `anon_inode:` mapping of the tracer (from
 //! /proc/PID/smaps), which is where a BPF map's mmap shows: the ring buffer's consumer page
 //! and its producer pages plus data, mapped twice (kernel/bpf/ringbuf.c,
@@ -33,11 +34,12 @@ ksm & K=$!
 s=0
 while [ $s -le {samples} ]; do
   wget -qO /tmp/metrics http://127.0.0.1:{PORT}/metrics; W=$?
-  echo "sample $((s * {PERIOD_S})) $(awk '/^VmRSS:/ {{print $2}}' /proc/$T/status) $W $(grep -c '^rmap_walks_total' /tmp/metrics)" >> /tmp/series
+  echo "sample $((s * {PERIOD_S})) $(awk '/^(VmRSS|RssAnon|RssFile):/ {{printf "%s ", $2}}' /proc/$T/status)$W $(grep -c '^rmap_walks_total' /tmp/metrics)" >> /tmp/series
   awk '/^[0-9a-f]+-[0-9a-f]+ / {{ name = $6 }} /^Size:/ {{ size = $2 }} /^Rss:/ {{ if (name ~ /^anon_inode:/) print "map", name, size, $2 }}' /proc/$T/smaps >> /tmp/series
   s=$((s + 1))
   [ $s -le {samples} ] && sleep {PERIOD_S}
 done
+awk '/^[0-9a-f]+-[0-9a-f]+ / {{ name = $6 }} /^Rss:/ {{ print $2, name }}' /proc/$T/smaps | sort -rn | head -n 12 > /tmp/top
 touch /tmp/stop
 wait $A1 $A2 $K
 kill -TERM $T; wait $T; echo "tracer exit $?" >> /tmp/w.txt
@@ -48,6 +50,7 @@ emit series /tmp/series
 emit w.txt /tmp/w.txt
 emit tracer.tail /tmp/t.tail
 emit metrics /tmp/metrics
+emit top /tmp/top
 "#
     )
 }

@@ -19,6 +19,10 @@ pub struct Mapping {
 pub struct Sample {
     pub seconds: u64,
     pub vm_rss_kib: u64,
+    /// Anonymous and file-backed parts of `VmRSS` (/proc/PID/status): the binary's own pages
+    /// are file-backed; the ring buffer's are in neither (RssShmem-like `anon_inode`).
+    pub rss_anon_kib: u64,
+    pub rss_file_kib: u64,
     /// busybox wget's exit status for the /metrics scrape taken just before.
     pub scrape_status: i32,
     /// `rmap_walks_total` lines in that scrape (page types that have walked).
@@ -48,9 +52,11 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Sample>> {
         let w: Vec<&str> = l.split_whitespace().collect();
         match w.as_slice() {
             [] => {}
-            ["sample", s, rss, status, series] => samples.push(Sample {
+            ["sample", s, rss, anon, file, status, series] => samples.push(Sample {
                 seconds: s.parse().map_err(|_| bad())?,
                 vm_rss_kib: rss.parse().map_err(|_| bad())?,
+                rss_anon_kib: anon.parse().map_err(|_| bad())?,
+                rss_file_kib: file.parse().map_err(|_| bad())?,
                 scrape_status: status.parse().map_err(|_| bad())?,
                 walk_series: series.parse().map_err(|_| bad())?,
                 maps: Vec::new(),
@@ -95,17 +101,19 @@ pub fn verdict(samples: &[Sample]) -> Option<Verdict> {
 
 pub fn table(samples: &[Sample]) -> String {
     let mut s = format!(
-        "{:>6}  {:>10}  {:>10}  {:>10}  {:>6}\n",
-        "t (s)", "VmRSS kB", "ring kB", "rest kB", "scrape"
+        "{:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}\n",
+        "t (s)", "VmRSS kB", "ring kB", "rest kB", "anon kB", "file kB", "scrape"
     );
     for x in samples {
         let scrape = if x.scrape_status == 0 { "ok" } else { "FAILED" };
         s += &format!(
-            "{:>6}  {:>10}  {:>10}  {:>10}  {:>6}\n",
+            "{:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}\n",
             x.seconds,
             x.vm_rss_kib,
             x.ring_kib(),
             x.rest_kib(),
+            x.rss_anon_kib,
+            x.rss_file_kib,
             scrape
         );
     }
@@ -116,15 +124,15 @@ pub fn table(samples: &[Sample]) -> String {
 mod tests {
     use super::*;
 
-    const TEXT: &str = "sample 0 20000 0 0
+    const TEXT: &str = "sample 0 20000 1 2 0 0
 map anon_inode:bpf-map 4 4
 map anon_inode:bpf-map 32772 32772
 map anon_inode:[eventfd] 4 0
-sample 10 21000 0 2
+sample 10 21000 1 2 0 2
 map anon_inode:bpf-map 4 4
 map anon_inode:bpf-map 32772 32772
-sample 20 21500 1 2
-sample 30 21200 0 2
+sample 20 21500 1 2 1 2
+sample 30 21200 1 2 0 2
 ";
 
     #[test]
@@ -148,7 +156,7 @@ sample 30 21200 0 2
 
     #[test]
     fn flat_and_over_limit() {
-        let text = "sample 0 40000 0 1\nsample 10 40100 0 1\nsample 20 40200 0 1\n";
+        let text = "sample 0 40000 1 2 0 1\nsample 10 40100 1 2 0 1\nsample 20 40200 1 2 0 1\n";
         let v = verdict(&parse(text).expect("parses")).expect("samples");
         assert_eq!(v.late_growth_kib, 100);
         assert!(v.flat);
@@ -158,7 +166,7 @@ sample 30 21200 0 2
     #[test]
     fn bad_lines_are_errors() {
         assert!(parse("map x 1 2\n").is_err());
-        assert!(parse("sample 0 x 0 0\n").is_err());
+        assert!(parse("sample 0 x 1 2 0 0\n").is_err());
         assert!(verdict(&[]).is_none());
     }
 }
