@@ -15,7 +15,7 @@ struct Opts {
 fn parse() -> anyhow::Result<Opts> {
     let mut o = Opts {
         ringbuf_kib: 16_384,
-        rounds: 5,
+        rounds: 7,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,9 +58,10 @@ fn pin() -> anyhow::Result<usize> {
     Ok(cpu as usize)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// The fastest round: what the pipeline costs, with the least of the other load on this
+/// shared machine (which only ever adds time).
+fn best(v: Vec<Duration>) -> Duration {
+    v.into_iter().min().unwrap_or_default()
 }
 
 fn ns_per(d: Duration, n: u64) -> f64 {
@@ -69,8 +70,8 @@ fn ns_per(d: Duration, n: u64) -> f64 {
 
 /// What the rounds measured.
 struct Measured {
-    /// Median drain time per stage, in `Stage::ALL`'s order.
-    medians: Vec<Duration>,
+    /// Fastest drain time per stage, in `Stage::ALL`'s order.
+    best: Vec<Duration>,
     /// The first fill (all fills are alike: checked).
     fill: Fill,
     /// Walks per second of the fills, averaged.
@@ -115,7 +116,7 @@ fn measure(rig: &mut Rig, rounds: usize, runs: u64, dir: &Path) -> anyhow::Resul
         .sum::<f64>()
         / fills.len() as f64;
     Ok(Measured {
-        medians: times.into_iter().map(median).collect(),
+        best: times.into_iter().map(best).collect(),
         fill: fills[0],
         fill_rate,
         checked: fills.len(),
@@ -141,12 +142,15 @@ fn print_table(o: &Opts, cpu: usize, runs: u64, m: &Measured) {
         m.checked
     );
     println!(
-        "drain on CPU {cpu}, median of {} rounds, {records} records each:",
+        "drain on CPU {cpu}, best of {} rounds, {records} records each:",
         o.rounds
     );
-    let at = |s: Stage| m.medians[Stage::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+    let at = |s: Stage| m.best[Stage::ALL.iter().position(|x| *x == s).unwrap_or(0)];
     let ns = |s: Stage| ns_per(at(s), records);
-    println!("  {:<34} {:>10}", "stage", "ns/event");
+    println!(
+        "  {:<34} {:>10}   (each stage: its drain minus the one it adds to, timed apart)",
+        "stage", "ns/event"
+    );
     let stage_ns = [
         ("decode (ring read, decode, names)", ns(Stage::Decode)),
         (

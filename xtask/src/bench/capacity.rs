@@ -14,8 +14,8 @@ pub struct Args {
     /// Ring buffer size (rmap-trace's --ringbuf-kib): a power of two from 4 to 1048576.
     #[arg(long, default_value_t = 16_384)]
     pub ringbuf_kib: u32,
-    /// Rounds of every stage; the table shows the medians.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Rounds of every stage; the table shows the fastest of each.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
 }
 

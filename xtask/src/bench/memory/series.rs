@@ -19,8 +19,9 @@ pub struct Mapping {
 pub struct Sample {
     pub seconds: u64,
     pub vm_rss_kib: u64,
-    /// Anonymous and file-backed parts of `VmRSS` (/proc/PID/status): the binary's own pages
-    /// are file-backed; the ring buffer's are in neither (RssShmem-like `anon_inode`).
+    /// Anonymous and file-backed parts of `VmRSS` (/proc/PID/status). The `anon_inode:bpf-map`
+    /// mappings count as file-backed (an anonymous inode is a file); the binary, in the
+    /// initramfs (shmem), counts in neither.
     pub rss_anon_kib: u64,
     pub rss_file_kib: u64,
     /// busybox wget's exit status for the /metrics scrape taken just before.
