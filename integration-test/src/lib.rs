@@ -4,6 +4,8 @@
 //! binary, then runs them as root (through `sudo` when it is not root itself).
 use std::path::PathBuf;
 
+pub mod capacity;
+pub mod prog_run;
 #[cfg(test)]
 mod tests;
 

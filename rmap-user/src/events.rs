@@ -17,8 +17,13 @@ pub fn decode(bytes: &[u8]) -> Result<WalkEvent, BadRecord> {
 
 /// The comm as text (NUL-terminated in the kernel).
 pub fn comm(ev: &WalkEvent) -> String {
+    String::from_utf8_lossy(comm_bytes(ev)).into_owned()
+}
+
+/// The comm's bytes, up to its NUL.
+pub fn comm_bytes(ev: &WalkEvent) -> &[u8] {
     let end = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
-    String::from_utf8_lossy(&ev.comm[..end]).into_owned()
+    &ev.comm[..end]
 }
 
 #[cfg(test)]

@@ -16,10 +16,12 @@ use crate::{
         plan::{AttachChoice, Outcome, TpFlavor},
     },
     counters::{self, KernelCounts},
-    events,
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
-    procs::{Process, names::ProcessNames},
-    trace_loop::drain::Walks,
+    procs::Process,
+    trace_loop::{
+        drain::Walks,
+        ring::{Decoder, LOOKUPS_PER_SLICE},
+    },
 };
 
 /// No attach mode worked; the outcome says why for each.
@@ -27,18 +29,14 @@ use crate::{
 #[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|s| s.mode).collect::<Vec<_>>().join(", "))]
 pub struct AttachFailed(pub Outcome);
 
-/// Most /proc lookups between two ring-buffer slices (each a few µs).
-const LOOKUPS_PER_SLICE: usize = 64;
-
 pub struct Session {
     // Field order matters for drop: the ring buffer and logger go before the object.
     ring: AsyncFd<RingBuf<MapData>>,
     logger: Option<tokio::task::JoinHandle<()>>,
     pub ebpf: Ebpf,
     pub attached: Attached,
-    pub purposes: Purposes,
-    pub processes: ProcessNames,
-    pub decode_errors: u64,
+    /// Purposes, process names, decode errors.
+    pub decoder: Decoder,
     /// The last read stopped before the ring buffer was empty: its readiness, cleared before
     /// that read, will not be signalled again for the records left, so do not wait for it.
     backlog: bool,
@@ -85,36 +83,17 @@ impl Session {
             logger,
             ebpf,
             attached,
-            purposes: Purposes::new(facts.kallsyms.take()),
-            processes: ProcessNames::default(),
-            decode_errors: 0,
+            decoder: Decoder::new(Purposes::new(facts.kallsyms.take())),
             backlog: false,
             _tracefs: facts.tracefs.take(),
         })
     }
 
     /// Hands the next decodable record to `f` with its purpose and process name; false when
-    /// the ring buffer is empty. A record that cannot be decoded is counted and skipped.
+    /// the ring buffer is empty.
     fn next_walk(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
-        let ring = self.ring.get_mut();
-        loop {
-            let Some(item) = ring.next() else {
-                self.backlog = false;
-                return false;
-            };
-            match events::decode(&item) {
-                Ok(ev) => {
-                    drop(item);
-                    f(&ev, self.purposes.of(ev.rmap_one), self.processes.lookup(&ev));
-                    self.backlog = true;
-                    return true;
-                }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    log::warn!("{e}");
-                }
-            }
-        }
+        self.backlog = self.decoder.next(self.ring.get_mut(), f);
+        self.backlog
     }
 
     pub fn counts(&self) -> anyhow::Result<KernelCounts> {
@@ -133,7 +112,7 @@ impl Walks for Session {
     /// Between slices, the processes first seen in the last one are looked up in /proc, a
     /// bounded batch at a time ([`ProcessNames::resolve`]).
     async fn readable(&mut self) -> anyhow::Result<()> {
-        self.processes.resolve(LOOKUPS_PER_SLICE);
+        self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
         if self.backlog {
             return Ok(());
         }

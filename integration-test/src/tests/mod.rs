@@ -1,6 +1,7 @@
 //! One module per kernel interface, and the object's licence. Tests that load programs, mount
 //! or read kallsyms addresses start with `require_root`.
 mod btf;
+mod capacity;
 mod host_kernel;
 mod inflight;
 mod kallsyms;

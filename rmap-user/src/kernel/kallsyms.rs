@@ -12,10 +12,14 @@ pub enum KallsymsError {
     Hidden(String),
 }
 
-/// Text symbols, sorted by address.
+/// Text symbols, sorted by address. Kept for the whole run (purposes of new callbacks), so
+/// compact: the names in one string and 16 bytes per symbol, a few MiB for a distribution
+/// kernel's 100,000 symbols, where a `String` per name and a by-name map took over 20 MiB
+/// (issue #13 item 4, the memory bound).
 pub struct Kallsyms {
-    syms: Vec<(u64, String)>,
-    by_name: HashMap<String, u64>,
+    names: String,
+    /// Address, and the name's start and length in `names`.
+    syms: Vec<(u64, u32, u32)>,
 }
 
 impl Kallsyms {
@@ -26,7 +30,7 @@ impl Kallsyms {
             source,
         })?;
         let k = Self::parse(&text);
-        if k.syms.iter().all(|(a, _)| *a == 0) {
+        if k.syms.iter().all(|(a, _, _)| *a == 0) {
             return Err(KallsymsError::Hidden(path.display().to_string()));
         }
         Ok(k)
@@ -34,8 +38,8 @@ impl Kallsyms {
 
     /// Parses `address type name [module]` lines, keeping text (t/T) symbols.
     pub fn parse(text: &str) -> Self {
+        let mut names = String::new();
         let mut syms = Vec::new();
-        let mut by_name = HashMap::new();
         for line in text.lines() {
             let mut it = line.split_whitespace();
             let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else {
@@ -47,30 +51,38 @@ impl Kallsyms {
             let Ok(addr) = u64::from_str_radix(addr, 16) else {
                 continue;
             };
-            by_name.entry(name.to_string()).or_insert(addr);
-            syms.push((addr, name.to_string()));
+            // Offsets fit in u32: /proc/kallsyms is tens of MiB at most.
+            syms.push((addr, names.len() as u32, name.len() as u32));
+            names.push_str(name);
         }
-        syms.sort_unstable();
-        Self { syms, by_name }
+        // By address, then name: of aliases at one address, `symbolize` names the last.
+        let name = |&(_, start, len): &(u64, u32, u32)| &names[start as usize..(start + len) as usize];
+        syms.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| name(x).cmp(name(y))));
+        names.shrink_to_fit();
+        syms.shrink_to_fit();
+        Self { names, syms }
+    }
+
+    fn name(&self, (_, start, len): (u64, u32, u32)) -> &str {
+        &self.names[start as usize..(start + len) as usize]
     }
 
     /// The function containing `addr` (nearest symbol at or below it).
     pub fn symbolize(&self, addr: u64) -> Option<&str> {
-        let i = self.syms.partition_point(|(a, _)| *a <= addr);
-        i.checked_sub(1).map(|i| self.syms[i].1.as_str())
+        let i = self.syms.partition_point(|(a, _, _)| *a <= addr);
+        i.checked_sub(1).map(|i| self.name(self.syms[i]))
     }
 
     /// The probe-able symbol for `name`: itself, or its first compiler clone that is an entry
     /// point (a `.cold` part is a block split out of the function: probing it counts nothing).
+    /// A scan: called a few times, when attaching.
     pub fn clone_of(&self, name: &str) -> Option<&str> {
-        if let Some((n, _)) = self.by_name.get_key_value(name) {
-            return Some(n.as_str());
+        let names = || self.syms.iter().map(|s| self.name(*s));
+        if let Some(n) = names().find(|n| *n == name) {
+            return Some(n);
         }
         let prefix = format!("{name}.");
-        self.syms
-            .iter()
-            .map(|(_, n)| n.as_str())
-            .find(|n| n.starts_with(&prefix) && !n.split('.').any(|s| s == "cold"))
+        names().find(|n| n.starts_with(&prefix) && !n.split('.').any(|s| s == "cold"))
     }
 }
 

@@ -83,7 +83,10 @@ impl ProcessNames {
         if self.pending.len() < PENDING_CAP {
             self.pending.entry(ev.tgid).or_insert(ev.comm);
         }
-        self.provisional = events::comm(ev);
+        // Into the same buffer each time: no allocation per walk while the lookup waits.
+        self.provisional.clear();
+        self.provisional
+            .push_str(&String::from_utf8_lossy(events::comm_bytes(ev)));
         Process::named(&self.provisional)
     }
 

@@ -3,6 +3,7 @@
 //! that drains the ring buffer into it until the command's work ends, a tick or a signal, and
 //! the end-of-run summary.
 pub mod drain;
+pub mod ring;
 pub mod signals;
 pub mod sink;
 pub mod slow;
@@ -41,7 +42,7 @@ pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32) -> Filters {
 /// `Sink::finish`, so that counts and percentiles cover every walk.
 pub fn kernel_latency(session: &mut Session, sink: &mut Sink) -> anyhow::Result<()> {
     let now = session.latency()?;
-    sink.set_latency(now, |addr| session.purposes.of(addr).to_string())
+    sink.set_latency(now, |addr| session.decoder.purposes.of(addr).to_string())
 }
 
 /// What ended a wait of [`run_until`].

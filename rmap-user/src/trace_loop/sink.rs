@@ -38,9 +38,14 @@ impl Sink {
     /// Creates the output files of `trace`: call it once attached, so that a run that could not
     /// attach leaves old files as they were (clap has checked the paths already).
     pub fn create(trace: &TraceArgs) -> anyhow::Result<Self> {
+        Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref())
+    }
+
+    /// A sink writing the interval log `hlog` and the CSV `csv`, when given.
+    pub fn with_files(hlog: Option<&Path>, csv: Option<&Path>) -> anyhow::Result<Self> {
         Ok(Self {
-            hlog: trace.hlog.as_deref().map(HlogWriter::create).transpose()?,
-            csv: trace.csv.as_deref().map(CsvWriter::create).transpose()?,
+            hlog: hlog.map(HlogWriter::create).transpose()?,
+            csv: csv.map(CsvWriter::create).transpose()?,
             interval_from: Some(SystemTime::now()),
             ..Self::default()
         })

@@ -36,7 +36,7 @@ impl<'a> RunJson<'a> {
             offcpu_unavailable: session.attached.offcpu_unavailable.as_deref(),
             duration_s: elapsed.as_secs_f64(),
             kernel_counts: counts,
-            decode_errors: session.decode_errors,
+            decode_errors: session.decoder.decode_errors,
         }
     }
 }
@@ -52,7 +52,7 @@ pub fn attach_name(outcome: &Outcome) -> &'static str {
 /// The lines every run ends with: the kernel counters, then decode errors if any.
 pub fn footer(session: &Session, counts: &KernelCounts) {
     println!("{}", render::counters_line(counts));
-    if session.decode_errors > 0 {
-        println!("decode errors: {}", session.decode_errors);
+    if session.decoder.decode_errors > 0 {
+        println!("decode errors: {}", session.decoder.decode_errors);
     }
 }

@@ -1,0 +1,95 @@
+//! Reading walk records out of the `EVENTS` ring buffer: the one per-record path of every run
+//! (decode, purpose, process), shared by the session and by the capacity bench and test, which
+//! drain a ring buffer they filled themselves while nothing was reading it.
+use aya::maps::{MapData, RingBuf};
+use rmap_common::WalkEvent;
+
+use super::{
+    drain::{self, Budget, Drained, Walks},
+    sink::Sink,
+};
+use crate::{
+    events,
+    kernel::kallsyms::Purposes,
+    procs::{Process, names::ProcessNames},
+};
+
+/// Most /proc lookups between two ring-buffer slices (each a few µs).
+pub const LOOKUPS_PER_SLICE: usize = 64;
+
+/// What a record is turned into a walk with.
+pub struct Decoder {
+    pub purposes: Purposes,
+    pub processes: ProcessNames,
+    /// Records of the wrong size, skipped.
+    pub decode_errors: u64,
+}
+
+impl Decoder {
+    pub fn new(purposes: Purposes) -> Self {
+        Self {
+            purposes,
+            processes: ProcessNames::default(),
+            decode_errors: 0,
+        }
+    }
+
+    /// Hands the next decodable record of `ring` to `f` with its purpose and process; false
+    /// when the ring buffer is empty. A record that cannot be decoded is counted and skipped.
+    /// No allocation or system call per record: the ring buffer is read from its mapping, and
+    /// names come from caches (new processes are looked up between slices).
+    pub fn next(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        f: impl FnOnce(&WalkEvent, &str, Process<'_>),
+    ) -> bool {
+        loop {
+            let Some(item) = ring.next() else {
+                return false;
+            };
+            match events::decode(&item) {
+                Ok(ev) => {
+                    // Released before `f`, so that the producer may reuse the space at once.
+                    drop(item);
+                    f(&ev, self.purposes.of(ev.rmap_one), self.processes.lookup(&ev));
+                    return true;
+                }
+                Err(e) => {
+                    self.decode_errors += 1;
+                    log::warn!("{e}");
+                }
+            }
+        }
+    }
+}
+
+/// A ring buffer read without waiting: what is in it now.
+pub struct RingWalks {
+    pub ring: RingBuf<MapData>,
+    pub decoder: Decoder,
+}
+
+impl RingWalks {
+    /// Everything in the ring buffer into `sink`, in the live loop's slices, with its /proc
+    /// lookups between them; returns the records read.
+    pub fn drain(&mut self, sink: &mut Sink) -> u64 {
+        let before = sink.total.records;
+        loop {
+            self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
+            if drain::slice(self, sink, Budget::default()) == Drained::Empty {
+                return sink.total.records - before;
+            }
+        }
+    }
+}
+
+impl Walks for RingWalks {
+    async fn readable(&mut self) -> anyhow::Result<()> {
+        self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
+        Ok(())
+    }
+
+    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool {
+        self.decoder.next(&mut self.ring, f)
+    }
+}
