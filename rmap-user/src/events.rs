@@ -17,8 +17,13 @@ pub fn decode(bytes: &[u8]) -> Result<WalkEvent, BadRecord> {
 
 /// The comm as text (NUL-terminated in the kernel).
 pub fn comm(ev: &WalkEvent) -> String {
-    let end = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
-    String::from_utf8_lossy(&ev.comm[..end]).into_owned()
+    text(&ev.comm).into_owned()
+}
+
+/// A kernel `comm` (NUL-terminated, at most 16 bytes) as text, borrowed when it is UTF-8.
+pub fn text(b: &[u8; 16]) -> std::borrow::Cow<'_, str> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end])
 }
 
 #[cfg(test)]
@@ -45,6 +50,8 @@ pub(crate) mod tests {
             flags: FLAG_OFFCPU_VALID,
             _pad: 0,
             comm,
+            process: comm,
+            cgroup_id: 0,
         }
     }
 
