@@ -9,7 +9,9 @@
 #![deny(missing_docs)]
 
 mod owner;
-pub use owner::{CGROUP_MAX_DEPTH, FLAG_KTHREAD, FLAG_OWNER_VALID, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD};
+pub use owner::{
+    CGROUP_MAX_DEPTH, FLAG_KTHREAD, FLAG_OWNER_VALID, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD,
+};
 
 /// Page type of the folio being walked, as the kernel dispatches in `rmap_walk()`
 /// (mm/rmap.c: `folio_test_ksm` → `rmap_walk_ksm`, `folio_test_anon` → `rmap_walk_anon`,

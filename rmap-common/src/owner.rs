@@ -12,7 +12,7 @@ pub const FLAG_OWNER_VALID: u32 = 4;
 pub const PF_KTHREAD: u32 = 0x0020_0000;
 /// Low bits of `folio->memcg_data` that are flags, not pointer bits (include/linux/memcontrol.h:
 /// `MEMCG_DATA_OBJCGS` = 1, `MEMCG_DATA_KMEM` = 2). With either set the word is no
-/// `struct mem_cgroup *` (slab object vectors, kernel memory charged through an obj_cgroup);
+/// `struct mem_cgroup *` (slab object vectors, kernel memory charged through an `obj_cgroup`);
 /// user folios, which rmap walks, have neither.
 pub const MEMCG_DATA_FLAGS: u64 = 3;
 /// Ancestors the `--cgroup` filter climbs from the folio's cgroup (cgroup v2 trees are shallow:
@@ -25,7 +25,7 @@ pub const CGROUP_MAX_DEPTH: u32 = 16;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OwnerLayout {
-    /// `struct folio` → `memcg_data` (include/linux/mm_types.h).
+    /// `struct folio` → `memcg_data` (`include/linux/mm_types.h`).
     pub folio_memcg_data: u32,
     /// `struct mem_cgroup` → `css` (include/linux/memcontrol.h).
     pub memcg_css: u32,

@@ -10,13 +10,14 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType, Source, WalkEvent,
-    hist_bucket, log2_bucket,
+    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType,
+    Source, WalkEvent, hist_bucket, log2_bucket,
 };
 
 use crate::{
     config::{
-        FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF, TYPE_MASK,
+        FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
+        TYPE_MASK,
     },
     maps::{EVENTS, HIST, INFLIGHT, LATENCY, OFFCPU_ON, ZERO_HIST, add_one, bump},
     owner,

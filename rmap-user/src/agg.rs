@@ -209,8 +209,11 @@ impl Aggregator {
 
     /// Owners (cgroup paths) with the slowest walks first, at most `limit`, then "other".
     pub fn owner_rows(&self, limit: usize, paths: &mut CgroupPaths) -> Vec<Row> {
-        let names: std::collections::HashMap<u64, String> =
-            self.owners.entries().map(|(id, _)| (*id, paths.name(*id))).collect();
+        let names: std::collections::HashMap<u64, String> = self
+            .owners
+            .entries()
+            .map(|(id, _)| (*id, paths.name(*id)))
+            .collect();
         self.owners
             .rows(limit, |id, _| names.get(id).cloned().unwrap_or_default())
     }

@@ -124,10 +124,10 @@ pub struct LiveArgs {
     /// Serve Prometheus metrics at <http://ADDR/metrics> (PORT alone binds 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR", value_parser = crate::export::endpoint::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
-    /// Also export walks per owner cgroup (`rmap_owner_walks_total{cgroup}` and
-    /// `rmap_owner_walk_seconds_total{cgroup}`, from ring records) for the N owners with the
-    /// most walks, the rest as cgroup="other": bounded label cardinality (1 to 1,000).
-    #[arg(long, value_name = "N", requires = "prometheus", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Also export walks per owner (`rmap_owner_walks_total{cgroup}`,
+    /// `rmap_owner_walk_seconds_total{cgroup}`, from ring records) for the N owner cgroups with
+    /// the most walks, the rest as cgroup="other", so the series stay bounded (1 to 64).
+    #[arg(long, value_name = "N", requires = "prometheus", value_parser = clap::value_parser!(u32).range(1..=crate::top::TOP as i64))]
     pub prometheus_cgroups: Option<u32>,
     /// Only walks by threads of processes with this name (the thread-group leader's `comm`,
     /// filtered in the kernel): `--process java` keeps every thread of a JVM.

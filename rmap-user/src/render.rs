@@ -81,7 +81,11 @@ pub fn table_with_parts(title: &str, rows: &[Row], offcpu: bool, label: &str) ->
         out.push_str(line);
         out.push('\n');
         if !row.parts.is_empty() {
-            let parts: Vec<String> = row.parts.iter().map(|p| format!("{} {}", p.name, p.walks)).collect();
+            let parts: Vec<String> = row
+                .parts
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.walks))
+                .collect();
             out.push_str(&format!("  {label}: {}\n", parts.join(", ")));
         }
     }

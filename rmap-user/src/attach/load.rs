@@ -108,7 +108,10 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     if OBJECT.is_empty() {
         return Err(LoadError::Stub);
     }
-    let (comm, process) = (comm_bytes(filters.comm.as_deref()), comm_bytes(filters.process.as_deref()));
+    let (comm, process) = (
+        comm_bytes(filters.comm.as_deref()),
+        comm_bytes(filters.process.as_deref()),
+    );
     let (tgid, mask, min) = (filters.tgid, filters.type_mask, filters.min_duration_ns);
     let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
     let sched = facts.layouts.sched_next_pid.clone().unwrap_or(0);
@@ -134,7 +137,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .load(OBJECT)?)
 }
 
-/// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (TASK_COMM_LEN 16).
+/// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).
 fn comm_bytes(name: Option<&str>) -> [u8; 16] {
     let mut b = [0u8; 16];
     if let Some(c) = name {

@@ -62,7 +62,14 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     let total = sink.finish(trace.plot.as_deref())?;
     let counts = session.counts()?;
     let mut paths = CgroupPaths::default();
-    print_summary(&session, &total, &counts, started.elapsed(), live.threads, &mut paths);
+    print_summary(
+        &session,
+        &total,
+        &counts,
+        started.elapsed(),
+        live.threads,
+        &mut paths,
+    );
     if let Some(path) = &trace.json {
         let doc = LiveJson {
             run: RunJson::new(&session, &counts, started.elapsed()),
@@ -83,7 +90,11 @@ async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Opt
     };
     let mode = summary::attach_name(&session.attached.outcome);
     let kernel = crate::kernel::host::kernel_release();
-    let metrics = Arc::new(Mutex::new(Metrics::new(mode, &kernel)));
+    let mut metrics = Metrics::new(mode, &kernel);
+    if let Some(top) = live.prometheus_cgroups {
+        metrics = metrics.with_owners(top as usize);
+    }
+    let metrics = Arc::new(Mutex::new(metrics));
     let bound = endpoint::serve(addr, metrics.clone()).await?;
     println!("prometheus: serving http://{bound}/metrics");
     Ok(Some(metrics))
@@ -151,13 +162,21 @@ fn print_summary(
         print!("{}", render::table("type/purpose", &total.purpose_rows(), true));
         let processes = total.process_rows(10);
         if threads {
-            print!("{}", render::table_with_parts("process", &processes, true, "threads"));
+            print!(
+                "{}",
+                render::table_with_parts("process", &processes, true, "threads")
+            );
         } else {
             print!("{}", render::table("process", &processes, true));
         }
         print!(
             "{}",
-            render::table_with_parts("owner (memory cgroup)", &total.owner_rows(10, paths), true, "walkers")
+            render::table_with_parts(
+                "owner (memory cgroup)",
+                &total.owner_rows(10, paths),
+                true,
+                "walkers"
+            )
         );
     }
     if let Some(note) = render::coverage_note(total.records, counts) {

@@ -7,18 +7,23 @@ use std::{
 };
 
 use anyhow::Context as _;
-use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
+use rmap_common::{FLAG_KTHREAD, FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
 
-use crate::{events, export::output};
+use crate::{
+    events,
+    export::output,
+    owners::{self, paths::CgroupPaths},
+};
 
-pub const HEADER: &str =
-    "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source";
+pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup";
 
 pub struct CsvWriter {
     path: PathBuf,
     out: BufWriter<File>,
     /// The first write error; later writes are skipped and `finish` reports it.
     failed: Option<std::io::Error>,
+    /// Names the owner column.
+    cgroups: CgroupPaths,
 }
 
 /// A field that may hold commas or quotes (comm names are arbitrary bytes).
@@ -30,15 +35,22 @@ fn quoted(s: &str) -> String {
     }
 }
 
-/// One CSV line (no newline). `offcpu_ns` is empty where it was not measured.
-pub fn line(ev: &WalkEvent, purpose: &str, process: &str) -> String {
+/// One CSV line (no newline). `offcpu_ns` is empty where it was not measured; `cgroup_id` is
+/// empty when the folio's owner is unknown, `cgroup` when its path is.
+pub fn line(ev: &WalkEvent, purpose: &str, process: &str, cgroup: Option<&str>) -> String {
     let offcpu = if ev.flags & FLAG_OFFCPU_VALID != 0 {
         ev.offcpu_ns.to_string()
     } else {
         String::new()
     };
+    let owner = owners::owner_of(ev);
+    let owner_id = if owner == owners::NOT_CHARGED {
+        String::new()
+    } else {
+        owner.to_string()
+    };
     format!(
-        "{},{},{offcpu},{},{},{},{},{},{},{},{},{:#x},{:#x},{}",
+        "{},{},{offcpu},{},{},{},{},{},{},{},{},{:#x},{:#x},{},{},{owner_id},{}",
         ev.start_ns,
         ev.duration_ns,
         PageType::from_u32(ev.page_type).name(),
@@ -52,6 +64,8 @@ pub fn line(ev: &WalkEvent, purpose: &str, process: &str) -> String {
         ev.folio,
         ev.rwc,
         Source::from_u32(ev.source).map_or("unknown", Source::name),
+        u32::from(ev.flags & FLAG_KTHREAD != 0),
+        quoted(cgroup.unwrap_or("")),
     )
 }
 
@@ -64,12 +78,14 @@ impl CsvWriter {
             path: path.to_path_buf(),
             out,
             failed: None,
+            cgroups: CgroupPaths::default(),
         })
     }
 
     pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
         // One write per line: the buffer then only ever holds, and flushes, whole lines.
-        let mut l = line(ev, purpose, process);
+        let cgroup = self.cgroups.lookup(owners::owner_of(ev));
+        let mut l = line(ev, purpose, process, cgroup);
         l.push('\n');
         if self.failed.is_none()
             && let Err(e) = self.out.write_all(l.as_bytes())
@@ -117,13 +133,16 @@ mod tests {
             ..Default::default()
         };
         ev.comm[..4].copy_from_slice(b"a,\"b");
-        let l = line(&ev, "migrate", "java");
+        let l = line(&ev, "migrate", "java", None);
         assert_eq!(
             l,
-            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry"
+            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,"
         );
-        ev.flags = 0;
-        assert!(line(&ev, "migrate", "java").starts_with("5,1500,,ksm,"));
-        assert_eq!(HEADER.split(',').count(), 14);
+        ev.flags = FLAG_KTHREAD | rmap_common::FLAG_OWNER_VALID;
+        ev.cgroup_id = 4242;
+        let l = line(&ev, "migrate", "kswapd0", Some("/system.slice/java.service"));
+        assert!(l.starts_with("5,1500,,ksm,"), "{l}");
+        assert!(l.ends_with(",fentry,1,4242,/system.slice/java.service"), "{l}");
+        assert_eq!(HEADER.split(',').count(), 17);
     }
 }

@@ -58,7 +58,7 @@ impl KernelBtf {
 
     /// The members followed from a folio to its memory cgroup's id and from a task to its
     /// process; absent ones are `OwnerLayout::ABSENT`, and the first one missing on the way to
-    /// the cgroup is the reason owners are not shown (a kernel without CONFIG_MEMCG).
+    /// the cgroup is the reason owners are not shown (a kernel without `CONFIG_MEMCG`).
     pub fn owner_layout(&self) -> (OwnerLayout, Option<String>) {
         let at = |strukt: &str, member: &str| self.member_offset(strukt, member);
         let owner = [
@@ -69,7 +69,9 @@ impl KernelBtf {
             at("cgroup", "kn"),
             at("kernfs_node", "id"),
         ];
-        let missing = owner.iter().find_map(|r| r.as_ref().err().map(ToString::to_string));
+        let missing = owner
+            .iter()
+            .find_map(|r| r.as_ref().err().map(ToString::to_string));
         let [memcg_data, css, cgroup, parent, kn, id] = owner.map(|r| r.unwrap_or(OwnerLayout::ABSENT));
         let task = |member: &str| at("task_struct", member).unwrap_or(OwnerLayout::ABSENT);
         let layout = OwnerLayout {

@@ -29,17 +29,23 @@ fn resolve(root: &Path, s: &str, check_fs: bool) -> Result<CgroupFilter, String>
     }
     let rel = Path::new(s).strip_prefix(root).unwrap_or(Path::new(s));
     let rel = rel.strip_prefix("/").unwrap_or(rel);
-    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
         return Err(format!("{s}: a cgroup path may not contain `..` or `.`"));
     }
     let dir: PathBuf = root.join(rel);
-    let meta = std::fs::metadata(&dir)
-        .map_err(|e| format!("{s}: no such cgroup under {} ({e})", root.display()))?;
+    let meta =
+        std::fs::metadata(&dir).map_err(|e| format!("{s}: no such cgroup under {} ({e})", root.display()))?;
     if !meta.is_dir() {
         return Err(format!("{s}: {} is not a cgroup directory", dir.display()));
     }
     if check_fs && !is_cgroup2(&dir) {
-        return Err(format!("{s}: {} is not on a cgroup v2 file system", dir.display()));
+        return Err(format!(
+            "{s}: {} is not on a cgroup v2 file system",
+            dir.display()
+        ));
     }
     Ok(CgroupFilter {
         path: format!("/{}", rel.display()),
@@ -51,10 +57,11 @@ fn is_cgroup2(dir: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return false;
     };
+    // SAFETY: statfs is plain data, valid all zero.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and a statfs buffer of the right type.
     let rc = unsafe { libc::statfs(c.as_ptr(), &raw mut st) };
-    rc == 0 && i64::from(st.f_type) == CGROUP2_MAGIC
+    rc == 0 && st.f_type == CGROUP2_MAGIC
 }
 
 #[cfg(test)]
@@ -78,8 +85,16 @@ mod tests {
         ] {
             assert_eq!(resolve(&root, &given, false), Ok(want.clone()), "{given}");
         }
-        assert!(resolve(&root, "/nope", false).unwrap_err().contains("no such cgroup"));
-        assert!(resolve(&root, "/system.slice/../x", false).unwrap_err().contains(".."));
+        assert!(
+            resolve(&root, "/nope", false)
+                .unwrap_err()
+                .contains("no such cgroup")
+        );
+        assert!(
+            resolve(&root, "/system.slice/../x", false)
+                .unwrap_err()
+                .contains("..")
+        );
         std::fs::remove_dir_all(&root).unwrap();
         // The real mount check: a temporary directory is not cgroup v2.
         assert!(parse("/").is_ok_and(|f| f.path == "/") || !is_cgroup2(Path::new(super::super::CGROUP_ROOT)));

@@ -46,13 +46,19 @@ impl CgroupPaths {
         if id == NOT_CHARGED {
             return "(not charged)".into();
         }
+        self.lookup(id)
+            .map_or_else(|| format!("cgroup id {id}"), str::to_string)
+    }
+
+    /// The path of cgroup `id`, borrowed (for a line per walk), if it can be found.
+    pub fn lookup(&mut self, id: u64) -> Option<&str> {
+        if id == NOT_CHARGED {
+            return None;
+        }
         if !self.by_id.contains_key(&id) && self.scanned.is_none_or(|t| t.elapsed() >= RESCAN) {
             self.scan();
         }
-        self.by_id
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| format!("cgroup id {id}"))
+        self.by_id.get(&id).map(String::as_str)
     }
 
     fn scan(&mut self) {
@@ -98,7 +104,7 @@ mod tests {
         let pod = root.join("kubepods.slice");
         std::fs::create_dir(&pod).unwrap();
         assert_eq!(paths.name(ino(&pod)), format!("cgroup id {}", ino(&pod)));
-        paths.scanned = paths.scanned.map(|t| t - RESCAN);
+        paths.scanned = paths.scanned.and_then(|t| t.checked_sub(RESCAN));
         assert_eq!(paths.name(ino(&pod)), "/kubepods.slice");
         assert_eq!(paths.name(NOT_CHARGED), "(not charged)");
         std::fs::remove_dir_all(&root).unwrap();

@@ -28,7 +28,8 @@ impl ProcessTable {
             self.table.rekey(provisional, key, process.name);
         }
         // Thread names: JVM threads rename themselves (`GC Thread#0`, `C2 CompilerThre`).
-        self.table.record(key, process.name, &crate::events::text(&ev.comm), ev);
+        self.table
+            .record(key, process.name, &crate::events::text(&ev.comm), ev);
     }
 
     /// Processes with a row.
