@@ -182,6 +182,10 @@ pub struct BenchArgs {
     /// their page offsets while their addresses change, which a KSM rmap walk must still find.
     #[arg(long)]
     pub mremap: bool,
+    /// Name the threads that make the kernel walk (at most 15 bytes), as an application's
+    /// threads rename themselves (a JVM's `GC Thread#0`): for tests of --comm and --process.
+    #[arg(long, hide = true, value_parser = comm)]
+    pub thread_name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
