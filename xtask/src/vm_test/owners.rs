@@ -147,11 +147,12 @@ fn filters(run: &GuestRun, walks: u64, lines: &[Vec<&str>], c: &mut Checks) -> a
             format!("kernel counted {got}, expected {want}"),
         );
     }
-    // The guest's /proc saw the thread so named while the workload ran.
+    // What the guest's /proc showed, sampled every 50 ms (a short-lived thread can be missed):
+    // printed, not required.
     let seen = text(run, "names.u");
     c.check(
-        "owners: the walks were made by the renamed thread (as /proc/PID/task/*/comm showed it)",
-        renamed == walks && seen.lines().any(|l| l == THREAD),
+        "owners: every walk was made by the thread named --thread-name",
+        renamed == walks && walks > 0,
         format!(
             "{renamed} by {THREAD}, {plain} by rmap-trace; /proc showed {:?}",
             seen.lines().collect::<Vec<_>>()
