@@ -8,6 +8,11 @@
 // lints cannot add its own there.)
 #![deny(missing_docs)]
 
+mod owner;
+pub use owner::{
+    CGROUP_MAX_DEPTH, FLAG_KTHREAD, FLAG_OWNER_VALID, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD,
+};
+
 /// Page type of the folio being walked, as the kernel dispatches in `rmap_walk()`
 /// (mm/rmap.c: `folio_test_ksm` → `rmap_walk_ksm`, `folio_test_anon` → `rmap_walk_anon`,
 /// else `rmap_walk_file`).
@@ -154,10 +159,16 @@ pub struct WalkEvent {
     pub _pad: u32,
     /// Command name of the walking thread (`task->comm`), NUL-padded.
     pub comm: [u8; 16],
+    /// Command name of the walking thread's process (`task->group_leader->comm`), NUL-padded;
+    /// all zero when unreadable.
+    pub process: [u8; 16],
+    /// Id of the memory cgroup the folio is charged to (its directory's inode number under
+    /// /sys/fs/cgroup), valid with [`FLAG_OWNER_VALID`]: whose memory was walked.
+    pub cgroup_id: u64,
 }
 
 /// Size of [`WalkEvent`] in bytes (asserted below), as userspace reads it from the ring buffer.
-pub const WALK_EVENT_SIZE: usize = 96;
+pub const WALK_EVENT_SIZE: usize = 120;
 const _: () = assert!(core::mem::size_of::<WalkEvent>() == WALK_EVENT_SIZE);
 const _: () = assert!(core::mem::align_of::<WalkEvent>() == 8);
 
@@ -378,6 +389,13 @@ pub mod globals {
     pub const TP_LAYOUT: &str = "TP_LAYOUT";
     /// u32: offset of `next_pid` in the `sched/sched_switch` record.
     pub const SCHED_NEXT_PID_OFF: &str = "SCHED_NEXT_PID_OFF";
+    /// [`super::OwnerLayout`]: struct offsets from a folio to its memory cgroup and from a task
+    /// to its process (from BTF).
+    pub const OWNER_LAYOUT: &str = "OWNER_LAYOUT";
+    /// u64: only walks of folios charged to this cgroup (by id) or below it (0: all).
+    pub const FILTER_CGROUP: &str = "FILTER_CGROUP";
+    /// [u8; 16]: only walks whose process (thread-group leader) comm equals this (zero: all).
+    pub const FILTER_PROCESS: &str = "FILTER_PROCESS";
 }
 
 /// Names of the maps userspace reads, resizes or writes.
@@ -470,6 +488,8 @@ mod pod {
     unsafe impl aya::Pod for super::LatencyHist {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Inflight {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OwnerLayout {}
 }
 
 #[cfg(test)]

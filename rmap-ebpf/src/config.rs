@@ -1,7 +1,7 @@
 //! Load-time options, set by userspace with `EbpfLoader::override_global` (names in
 //! `rmap_common::globals`). Read-only in the kernel, so the verifier can prune on them.
 use aya_ebpf::Global;
-use rmap_common::TpLayout;
+use rmap_common::{OwnerLayout, TpLayout};
 
 #[unsafe(no_mangle)]
 pub static FILTER_TGID: Global<u32> = Global::new(0);
@@ -19,3 +19,9 @@ pub static RWC_RMAP_ONE_OFF: Global<u32> = Global::new(8);
 pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::EMPTY);
 #[unsafe(no_mangle)]
 pub static SCHED_NEXT_PID_OFF: Global<u32> = Global::new(56);
+#[unsafe(no_mangle)]
+pub static OWNER_LAYOUT: Global<OwnerLayout> = Global::new(OwnerLayout::EMPTY);
+#[unsafe(no_mangle)]
+pub static FILTER_CGROUP: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static FILTER_PROCESS: Global<[u8; 16]> = Global::new([0; 16]);

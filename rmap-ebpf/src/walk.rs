@@ -10,20 +10,29 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType, Source, WalkEvent,
-    hist_bucket, log2_bucket,
+    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType,
+    Source, WalkEvent, hist_bucket, log2_bucket,
 };
 
 use crate::{
-    config::{FILTER_COMM, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF, TYPE_MASK},
+    config::{
+        FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
+        TYPE_MASK,
+    },
     maps::{EVENTS, HIST, INFLIGHT, LATENCY, OFFCPU_ON, ZERO_HIST, add_one, bump},
+    owner,
 };
 
-/// Whether the current task passes the tgid and comm filters.
+/// Whether the current task passes the tgid, comm (the thread's) and process (the thread-group
+/// leader's comm: JVM threads rename themselves, their process stays `java`) filters.
 #[inline(always)]
 fn task_passes(pid_tgid: u64) -> bool {
     let want = FILTER_TGID.load();
     if want != 0 && (pid_tgid >> 32) as u32 != want {
+        return false;
+    }
+    let want = FILTER_PROCESS.load();
+    if want[0] != 0 && words(&owner::process_comm()) != words(&want) {
         return false;
     }
     let want = FILTER_COMM.load();
@@ -178,7 +187,7 @@ fn record(
         PageType::Unknown => classify(folio),
         known => known,
     };
-    if TYPE_MASK.load() & page_type.mask_bit() == 0 {
+    if TYPE_MASK.load() & page_type.mask_bit() == 0 || !owner::passes(folio) {
         bump(Counter::Filtered as u32);
         return;
     }
@@ -200,6 +209,11 @@ fn record(
         bump(Counter::RingbufDrops as u32);
         return;
     };
+    // Only for walks sent as records: counting a walk needs none of this.
+    let (cgroup_id, owner_flag) = match owner::owner(folio) {
+        Some(id) => (id, FLAG_OWNER_VALID),
+        None => (0, 0),
+    };
     entry.write(WalkEvent {
         start_ns,
         duration_ns,
@@ -214,9 +228,11 @@ fn record(
         page_type: page_type as u32,
         locked,
         source: source as u32,
-        flags,
+        flags: flags | owner_flag | owner::kthread_flag(),
         _pad: 0,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        process: owner::process_comm(),
+        cgroup_id,
     });
     entry.submit(0);
     bump(Counter::EventsSent as u32);

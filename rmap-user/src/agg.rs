@@ -9,7 +9,11 @@ use hdrhistogram::Histogram;
 use rmap_common::{FLAG_OFFCPU_VALID, PageType, WalkEvent};
 use serde::Serialize;
 
-use crate::procs::{Process, table::ProcessTable};
+use crate::{
+    owners::{self, paths::CgroupPaths},
+    procs::{Process, table::ProcessTable},
+    top::TopTable,
+};
 
 /// Highest trackable walk: one hour, in ns (a walk longer than that is clamped).
 pub const MAX_NS: u64 = 3_600_000_000_000;
@@ -94,6 +98,7 @@ impl Stats {
             offcpu_max_ns: self.offcpu_max_ns,
             offcpu_measured: self.offcpu_walks,
             locked: self.locked,
+            parts: Vec::new(),
         }
     }
 }
@@ -114,6 +119,9 @@ pub struct Row {
     pub offcpu_max_ns: u64,
     pub offcpu_measured: u64,
     pub locked: u64,
+    /// Thread names of a process row, walkers of an owner row (absent elsewhere).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::top::Part>,
 }
 
 /// All groups.
@@ -124,6 +132,9 @@ pub struct Aggregator {
     pub purposes: BTreeMap<PageType, BTreeMap<String, Stats>>,
     /// By process (tgid and start time), bounded ([`ProcessTable`]).
     pub processes: ProcessTable,
+    /// By owner: the memory cgroup of the walked folio (its id), bounded, each with its
+    /// walkers (process names, kernel threads in brackets).
+    pub owners: TopTable<u64>,
     /// Ring records seen: the walks the per-process tables, CSV and slow-walk lines cover.
     pub records: u64,
 }
@@ -140,6 +151,9 @@ impl Aggregator {
             None => purposes.entry(purpose.to_string()).or_default().record_side(ev),
         }
         self.processes.record(ev, process);
+        let mut buf = [0u8; 18];
+        self.owners
+            .record(owners::owner_of(ev), "", owners::walker(ev, &mut buf), ev);
     }
 
     /// Sets the latency of each page type and purpose from the kernel's histograms (see
@@ -191,6 +205,17 @@ impl Aggregator {
     /// Processes with the slowest walks first, at most `limit`, then the "other" row.
     pub fn process_rows(&self, limit: usize) -> Vec<Row> {
         self.processes.rows(limit)
+    }
+
+    /// Owners (cgroup paths) with the slowest walks first, at most `limit`, then "other".
+    pub fn owner_rows(&self, limit: usize, paths: &mut CgroupPaths) -> Vec<Row> {
+        let names: std::collections::HashMap<u64, String> = self
+            .owners
+            .entries()
+            .map(|(id, _)| (*id, paths.name(*id)))
+            .collect();
+        self.owners
+            .rows(limit, |id, _| names.get(id).cloned().unwrap_or_default())
     }
 }
 

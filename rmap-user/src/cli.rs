@@ -66,7 +66,9 @@ pub struct TraceArgs {
     /// For the tracepoint modes: `raw_tp`, the classic tracepoint, or auto (`raw_tp`, else classic).
     #[arg(long, value_enum, default_value_t = TpFlavor::Auto)]
     pub tracepoint_flavor: TpFlavor,
-    /// Only walks by tasks with this command name (filtered in the kernel; at most 15 bytes).
+    /// Only walks by threads with this command name (the walking thread's own `comm`, filtered
+    /// in the kernel; at most 15 bytes). Threads may rename themselves (a JVM's are `GC
+    /// Thread#0`, `C2 CompilerThre`…): to mean a whole process, use --process.
     #[arg(long, value_parser = comm)]
     pub comm: Option<String>,
     /// Walks shorter than this many microseconds (up to 60,000,000) are counted in the kernel
@@ -122,6 +124,23 @@ pub struct LiveArgs {
     /// Serve Prometheus metrics at <http://ADDR/metrics> (PORT alone binds 127.0.0.1:PORT).
     #[arg(long, value_name = "ADDR", value_parser = crate::export::endpoint::parse_addr)]
     pub prometheus: Option<std::net::SocketAddr>,
+    /// Also export walks per owner (`rmap_owner_walks_total{cgroup}`,
+    /// `rmap_owner_walk_seconds_total{cgroup}`, from ring records) for the N owner cgroups with
+    /// the most walks, the rest as cgroup="other", so the series stay bounded (1 to 64).
+    #[arg(long, value_name = "N", requires = "prometheus", value_parser = clap::value_parser!(u32).range(1..=crate::top::TOP as i64))]
+    pub prometheus_cgroups: Option<u32>,
+    /// Only walks by threads of processes with this name (the thread-group leader's `comm`,
+    /// filtered in the kernel): `--process java` keeps every thread of a JVM.
+    #[arg(long, value_parser = comm)]
+    pub process: Option<String>,
+    /// Only walks of memory owned by this cgroup or below it (the memory cgroup each folio is
+    /// charged to, filtered in the kernel): /sys/fs/cgroup/PATH, or PATH as /proc/PID/cgroup
+    /// shows it (e.g. /system.slice/app.service).
+    #[arg(long, value_name = "PATH", value_parser = crate::owners::filter::parse)]
+    pub cgroup: Option<crate::owners::filter::CgroupFilter>,
+    /// Show the thread names under each process of the per-process table.
+    #[arg(long)]
+    pub threads: bool,
 }
 
 /// The workload of the benchmark (and of `rmap-trace workload`).
@@ -163,6 +182,10 @@ pub struct BenchArgs {
     /// their page offsets while their addresses change, which a KSM rmap walk must still find.
     #[arg(long)]
     pub mremap: bool,
+    /// Name the threads that make the kernel walk (at most 15 bytes), as an application's
+    /// threads rename themselves (a JVM's `GC Thread#0`): for tests of --comm and --process.
+    #[arg(long, hide = true, value_parser = comm)]
+    pub thread_name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

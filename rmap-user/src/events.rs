@@ -17,13 +17,22 @@ pub fn decode(bytes: &[u8]) -> Result<WalkEvent, BadRecord> {
 
 /// The comm as text (NUL-terminated in the kernel).
 pub fn comm(ev: &WalkEvent) -> String {
-    String::from_utf8_lossy(comm_bytes(ev)).into_owned()
+    text(&ev.comm).into_owned()
 }
 
 /// The comm's bytes, up to its NUL.
 pub fn comm_bytes(ev: &WalkEvent) -> &[u8] {
-    let end = ev.comm.iter().position(|&b| b == 0).unwrap_or(ev.comm.len());
-    &ev.comm[..end]
+    until_nul(&ev.comm)
+}
+
+/// A kernel `comm` (NUL-terminated, at most 16 bytes) as text, borrowed when it is UTF-8.
+pub fn text(b: &[u8; 16]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(until_nul(b))
+}
+
+fn until_nul(b: &[u8; 16]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
 }
 
 #[cfg(test)]
@@ -50,6 +59,8 @@ pub(crate) mod tests {
             flags: FLAG_OFFCPU_VALID,
             _pad: 0,
             comm,
+            process: comm,
+            cgroup_id: 0,
         }
     }
 

@@ -67,6 +67,31 @@ pub fn table(title: &str, rows: &[Row], offcpu: bool) -> String {
     out
 }
 
+/// A table whose rows are each followed by their parts (`label`: "threads", "walkers"):
+/// "  walkers: [kswapd0] 120, java 3".
+pub fn table_with_parts(title: &str, rows: &[Row], offcpu: bool, label: &str) -> String {
+    let text = table(title, rows, offcpu);
+    let mut lines = text.lines();
+    let mut out = String::new();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push('\n');
+    }
+    for (line, row) in lines.zip(rows) {
+        out.push_str(line);
+        out.push('\n');
+        if !row.parts.is_empty() {
+            let parts: Vec<String> = row
+                .parts
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.walks))
+                .collect();
+            out.push_str(&format!("  {label}: {}\n", parts.join(", ")));
+        }
+    }
+    out
+}
+
 /// The kernel-side counters line; drops and unpaired ends are always printed.
 pub fn counters_line(k: &KernelCounts) -> String {
     let mut s = format!(
@@ -146,6 +171,7 @@ mod tests {
             offcpu_max_ns: 0,
             offcpu_measured: 0,
             locked: 0,
+            parts: Vec::new(),
         };
         let t = table("type", &[r], true);
         let lines: Vec<_> = t.lines().collect();

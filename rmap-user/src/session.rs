@@ -49,6 +49,9 @@ impl Session {
     /// Loads and attaches; prints the attach report (chosen mode, skipped modes).
     pub fn start(filters: &Filters, choice: AttachChoice, flavor: TpFlavor) -> anyhow::Result<Self> {
         let mut facts = KernelFacts::read()?;
+        if let (true, Some(why)) = (filters.cgroup_id != 0, &facts.owner_missing) {
+            anyhow::bail!("--cgroup needs the folio's memory cgroup, which this kernel's BTF lacks: {why}");
+        }
         let mut ebpf = load::load_object(filters, &facts)?;
         let attached = match load::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
             Ok(a) => a,
@@ -62,6 +65,9 @@ impl Session {
         }
         if let Some(why) = &attached.offcpu_unavailable {
             println!("  off-CPU time not measured: {why}");
+        }
+        if let Some(why) = &facts.owner_missing {
+            println!("  memory owners (cgroups) not shown: {why}");
         }
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(tokio::spawn(poll_logger(logger))),

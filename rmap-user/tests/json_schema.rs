@@ -13,6 +13,7 @@ use rmap_user::{
         live::LiveJson,
     },
     counters::KernelCounts,
+    owners::paths::CgroupPaths,
     procs::Process,
     trace_loop::summary::RunJson,
     workload::Ran,
@@ -214,6 +215,7 @@ fn live_document_matches_the_readme() {
         types: agg.type_rows(),
         purposes: agg.purpose_rows(),
         processes: agg.process_rows(usize::MAX),
+        owners: agg.owner_rows(usize::MAX, &mut CgroupPaths::default()),
     };
     check("live", &serde_json::to_value(&doc).unwrap());
 }

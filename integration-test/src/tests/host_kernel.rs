@@ -34,6 +34,9 @@ fn every_filter() -> Filters {
         ringbuf_bytes: 4096,
         inflight_entries: 1,
         no_offcpu: false,
+        // Any id: the filter's ancestor climb is then live code the verifier must accept.
+        cgroup_id: 1,
+        process: Some("java".into()),
     }
 }
 

@@ -6,7 +6,7 @@ use aya::{
     maps::Array,
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use rmap_common::{TpLayout, globals, maps};
+use rmap_common::{OwnerLayout, TpLayout, globals, maps};
 
 use super::{
     errors::describe,
@@ -55,11 +55,19 @@ pub struct Filters {
     /// Do not attach the `sched_switch` hook (off-CPU time then shows "n/a"; to test that the
     /// off-CPU flag does not lie).
     pub no_offcpu: bool,
+    /// Only folios charged to this cgroup (by id) or below it (0: all).
+    pub cgroup_id: u64,
+    /// Only tasks whose process (thread-group leader) has this comm (empty: all).
+    pub process: Option<String>,
 }
 
 /// Kernel facts the object needs.
 pub struct KernelFacts {
     pub offsets: Offsets,
+    /// From a folio to its memory cgroup, from a task to its process…
+    pub owner: OwnerLayout,
+    /// …and why owners cannot be read, if they cannot.
+    pub owner_missing: Option<String>,
     pub tracefs: Option<Tracefs>,
     /// Classic tracepoint layouts, and why any that is absent could not be read.
     pub layouts: EventLayouts,
@@ -77,12 +85,15 @@ impl KernelFacts {
         let kernel_btf = crate::kernel::btf::KernelBtf::open(crate::kernel::btf::VMLINUX_BTF)
             .context("kernel BTF is required for struct offsets")?;
         let offsets = kernel_btf.offsets()?;
+        let (owner, owner_missing) = kernel_btf.owner_layout();
         let tracefs = Tracefs::find_or_mount().ok();
         let layouts = tracefs
             .as_ref()
             .map_or_else(EventLayouts::none, EventLayouts::read);
         Ok(Self {
             offsets,
+            owner,
+            owner_missing,
             tracefs,
             layouts,
             kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
@@ -97,11 +108,10 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     if OBJECT.is_empty() {
         return Err(LoadError::Stub);
     }
-    let mut comm = [0u8; 16];
-    if let Some(c) = &filters.comm {
-        let n = c.len().min(15);
-        comm[..n].copy_from_slice(&c.as_bytes()[..n]);
-    }
+    let (comm, process) = (
+        comm_bytes(filters.comm.as_deref()),
+        comm_bytes(filters.process.as_deref()),
+    );
     let (tgid, mask, min) = (filters.tgid, filters.type_mask, filters.min_duration_ns);
     let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
     let sched = facts.layouts.sched_next_pid.clone().unwrap_or(0);
@@ -121,7 +131,20 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::RWC_RMAP_ONE_OFF, &rmap_one, true)
         .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
+        .override_global(globals::OWNER_LAYOUT, &facts.owner, true)
+        .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
+        .override_global(globals::FILTER_PROCESS, &process, true)
         .load(OBJECT)?)
+}
+
+/// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).
+fn comm_bytes(name: Option<&str>) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if let Some(c) = name {
+        let n = c.len().min(15);
+        b[..n].copy_from_slice(&c.as_bytes()[..n]);
+    }
+    b
 }
 
 /// An attached mode.

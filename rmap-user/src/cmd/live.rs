@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use crate::{
     agg::{Aggregator, Row},
+    attach::load::Filters,
     cli::{LiveArgs, TraceArgs, Types},
     export::{endpoint, prometheus::Metrics},
+    owners::paths::CgroupPaths,
     render,
     session::Session,
     trace_loop::{
@@ -30,8 +32,11 @@ pub struct LiveJson<'a> {
     pub types: Vec<Row>,
     /// Walks per page type and purpose.
     pub purposes: Vec<Row>,
-    /// Walks per process (`comm/tgid`).
+    /// Walks per process (`comm/tgid`), with their thread names (`parts`).
     pub processes: Vec<Row>,
+    /// Walks per owner: the memory cgroup of the walked folio (its path under the cgroup v2
+    /// mount), with the walkers (`parts`: process names, kernel threads in brackets).
+    pub owners: Vec<Row>,
 }
 
 pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
@@ -39,7 +44,11 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     if let Some(pid) = live.pid {
         crate::kernel::pidns::check(pid)?;
     }
-    let filters = trace_loop::filters(trace, types, live.pid.unwrap_or(0));
+    let filters = Filters {
+        cgroup_id: live.cgroup.as_ref().map_or(0, |c| c.id),
+        process: live.process.clone(),
+        ..trace_loop::filters(trace, types, live.pid.unwrap_or(0))
+    };
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let metrics = serve_metrics(live, &session).await?;
     // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
@@ -52,13 +61,22 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     trace_loop::kernel_latency(&mut session, &mut sink)?;
     let total = sink.finish(trace.plot.as_deref())?;
     let counts = session.counts()?;
-    print_summary(&session, &total, &counts, started.elapsed());
+    let mut paths = CgroupPaths::default();
+    print_summary(
+        &session,
+        &total,
+        &counts,
+        started.elapsed(),
+        live.threads,
+        &mut paths,
+    );
     if let Some(path) = &trace.json {
         let doc = LiveJson {
             run: RunJson::new(&session, &counts, started.elapsed()),
             types: total.type_rows(),
             purposes: total.purpose_rows(),
             processes: total.process_rows(usize::MAX),
+            owners: total.owner_rows(usize::MAX, &mut paths),
         };
         render::write_json(path, &doc)?;
     }
@@ -72,7 +90,11 @@ async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Opt
     };
     let mode = summary::attach_name(&session.attached.outcome);
     let kernel = crate::kernel::host::kernel_release();
-    let metrics = Arc::new(Mutex::new(Metrics::new(mode, &kernel)));
+    let mut metrics = Metrics::new(mode, &kernel);
+    if let Some(top) = live.prometheus_cgroups {
+        metrics = metrics.with_owners(top as usize);
+    }
+    let metrics = Arc::new(Mutex::new(metrics));
     let bound = endpoint::serve(addr, metrics.clone()).await?;
     println!("prometheus: serving http://{bound}/metrics");
     Ok(Some(metrics))
@@ -125,6 +147,8 @@ fn print_summary(
     total: &Aggregator,
     counts: &crate::counters::KernelCounts,
     elapsed: Duration,
+    threads: bool,
+    paths: &mut CgroupPaths,
 ) {
     println!(
         "=== summary: {:.1}s, kernel {} ===",
@@ -136,10 +160,27 @@ fn print_summary(
     } else {
         print!("{}", render::table("type", &total.type_rows(), true));
         print!("{}", render::table("type/purpose", &total.purpose_rows(), true));
-        print!("{}", render::table("process", &total.process_rows(10), true));
+        let processes = total.process_rows(10);
+        if threads {
+            print!(
+                "{}",
+                render::table_with_parts("process", &processes, true, "threads")
+            );
+        } else {
+            print!("{}", render::table("process", &processes, true));
+        }
+        print!(
+            "{}",
+            render::table_with_parts(
+                "owner (memory cgroup)",
+                &total.owner_rows(10, paths),
+                true,
+                "walkers"
+            )
+        );
     }
     if let Some(note) = render::coverage_note(total.records, counts) {
-        println!("process table, CSV and slow-walk lines: {note}");
+        println!("process and owner tables, CSV and slow-walk lines: {note}");
     }
     summary::footer(session, counts);
 }

@@ -38,6 +38,13 @@ pub fn run(json: Option<&Path>) -> anyhow::Result<()> {
                 "offsets:  folio.mapping={} rmap_walk_control.rmap_one={}",
                 facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one
             );
+            match &facts.owner_missing {
+                None => println!(
+                    "owners:   yes (folio.memcg_data={}, walks name their memory cgroup)",
+                    facts.owner.folio_memcg_data
+                ),
+                Some(why) => println!("owners:   no ({why}); --cgroup is refused"),
+            }
             (Some(facts.offsets), try_modes(&facts)?)
         }
         Err(e) => (None, unavailable(&format!("{e:#}"))),

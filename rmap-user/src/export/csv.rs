@@ -7,12 +7,15 @@ use std::{
 };
 
 use anyhow::Context as _;
-use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
+use rmap_common::{FLAG_KTHREAD, FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
 
-use crate::{events, export::output};
+use crate::{
+    events,
+    export::output,
+    owners::{self, paths::CgroupPaths},
+};
 
-pub const HEADER: &str =
-    "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source";
+pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup";
 
 pub struct CsvWriter {
     path: PathBuf,
@@ -21,6 +24,8 @@ pub struct CsvWriter {
     line: Vec<u8>,
     /// The first write error; later writes are skipped and `finish` reports it.
     failed: Option<std::io::Error>,
+    /// Names the owner column.
+    cgroups: CgroupPaths,
 }
 
 /// Appends a field that may hold commas or quotes (comm names are arbitrary bytes), quoted
@@ -67,8 +72,9 @@ fn hex(out: &mut Vec<u8>, n: u64) {
 }
 
 /// Appends one CSV line and its newline to `out`: called per walk, so nothing is allocated
-/// (`out` is reused). `offcpu_ns` is empty where it was not measured.
-pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, purpose: &str, process: &str) {
+/// (`out` is reused). `offcpu_ns` is empty where it was not measured; `cgroup_id` is empty when
+/// the folio's owner is unknown, `cgroup` when its path is.
+pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, purpose: &str, process: &str, cgroup: Option<&str>) {
     dec(out, ev.start_ns);
     out.push(b',');
     dec(out, ev.duration_ns);
@@ -100,13 +106,22 @@ pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, purpose: &str, process: &st
             .map_or("unknown", Source::name)
             .as_bytes(),
     );
+    out.push(b',');
+    dec(out, u64::from(ev.flags & FLAG_KTHREAD != 0));
+    out.push(b',');
+    let owner = owners::owner_of(ev);
+    if owner != owners::NOT_CHARGED {
+        dec(out, owner);
+    }
+    out.push(b',');
+    quoted(out, cgroup.unwrap_or(""));
     out.push(b'\n');
 }
 
 /// One CSV line (no newline), as [`write_line`] writes it.
-pub fn line(ev: &WalkEvent, purpose: &str, process: &str) -> String {
+pub fn line(ev: &WalkEvent, purpose: &str, process: &str, cgroup: Option<&str>) -> String {
     let mut v = Vec::new();
-    write_line(&mut v, ev, purpose, process);
+    write_line(&mut v, ev, purpose, process, cgroup);
     v.pop();
     String::from_utf8_lossy(&v).into_owned()
 }
@@ -121,14 +136,16 @@ impl CsvWriter {
             out,
             line: Vec::with_capacity(256),
             failed: None,
+            cgroups: CgroupPaths::default(),
         })
     }
 
     pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
         // Formatted into a reused buffer (no allocation per walk), then one write per line:
         // the BufWriter then only ever holds, and flushes, whole lines.
+        let cgroup = self.cgroups.lookup(owners::owner_of(ev));
         self.line.clear();
-        write_line(&mut self.line, ev, purpose, process);
+        write_line(&mut self.line, ev, purpose, process, cgroup);
         if self.failed.is_none()
             && let Err(e) = self.out.write_all(&self.line)
         {
@@ -175,21 +192,24 @@ mod tests {
             ..Default::default()
         };
         ev.comm[..4].copy_from_slice(b"a,\"b");
-        let l = line(&ev, "migrate", "java");
+        let l = line(&ev, "migrate", "java", None);
         assert_eq!(
             l,
-            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry"
+            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,"
         );
-        ev.flags = 0;
-        assert!(line(&ev, "migrate", "java").starts_with("5,1500,,ksm,"));
+        ev.flags = FLAG_KTHREAD | rmap_common::FLAG_OWNER_VALID;
+        ev.cgroup_id = 4242;
+        let l = line(&ev, "migrate", "kswapd0", Some("/system.slice/java.service"));
+        assert!(l.starts_with("5,1500,,ksm,"), "{l}");
+        assert!(l.ends_with(",fentry,1,4242,/system.slice/java.service"), "{l}");
         // The hand-written numbers are those of `format!`, at their extremes too.
         for n in [0, 1, 9, 10, 15, 16, 255, 4096, 0xffff_ea00_0010_0000, u64::MAX] {
             ev.start_ns = n;
             ev.folio = n;
-            let l = line(&ev, "p", "q");
+            let l = line(&ev, "p", "q", None);
             assert!(l.starts_with(&format!("{n},")), "{l}");
             assert!(l.contains(&format!(",{n:#x},")), "{l}");
         }
-        assert_eq!(HEADER.split(',').count(), 14);
+        assert_eq!(HEADER.split(',').count(), 17);
     }
 }

@@ -25,6 +25,18 @@ struct TypeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OwnerLabel {
+    cgroup: String,
+}
+
+/// `--prometheus-cgroups N`: walks per owner for the top N owners, the rest as "other".
+struct OwnerMetrics {
+    top: usize,
+    walks: Family<OwnerLabel, Counter>,
+    seconds: Family<OwnerLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     attach_mode: String,
@@ -40,6 +52,7 @@ pub struct Metrics {
     drops: Counter,
     unpaired: Counter,
     evicted: Counter,
+    owners: Option<OwnerMetrics>,
     seen_evicted: u64,
     seen_walks: Vec<(&'static str, u64)>,
     seen_drops: u64,
@@ -97,10 +110,75 @@ impl Metrics {
             drops,
             unpaired,
             evicted,
+            owners: None,
             seen_evicted: 0,
             seen_walks: Vec::new(),
             seen_drops: 0,
             seen_unpaired: 0,
+        }
+    }
+
+    /// Adds the per-owner series for the `top` owners with the most walks (opt-in: a `cgroup`
+    /// label per owner, bounded by `top` plus "other").
+    #[must_use]
+    pub fn with_owners(mut self, top: usize) -> Self {
+        let walks = Family::<OwnerLabel, Counter>::default();
+        self.registry.register(
+            "rmap_owner_walks",
+            "Walks by owner: the memory cgroup the walked folio is charged to, the top owners by walks \
+             and cgroup=\"other\" (from ring records: walks the ring buffer dropped are missing; a \
+             series restarts when its owner re-enters the top)",
+            walks.clone(),
+        );
+        let seconds = Family::<OwnerLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        self.registry.register_with_unit(
+            "rmap_owner_walk",
+            "Time spent walking each owner's folios (from ring records, 1% precision)",
+            Unit::Seconds,
+            seconds.clone(),
+        );
+        self.owners = Some(OwnerMetrics { top, walks, seconds });
+        self
+    }
+
+    /// Whether per-owner series are exported.
+    pub fn has_owners(&self) -> bool {
+        self.owners.is_some()
+    }
+
+    /// Sets the per-owner series from the owner rows (cumulative, most walks first is not
+    /// required; "other" last as `TopTable::rows` gives it).
+    pub fn set_owners(&self, rows: &[crate::agg::Row]) {
+        let Some(o) = &self.owners else { return };
+        let mut by_walks: Vec<&crate::agg::Row> =
+            rows.iter().filter(|r| r.key != crate::top::OTHER).collect();
+        by_walks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        let (mut other_walks, mut other_s) = (0u64, 0f64);
+        let seconds = |r: &crate::agg::Row| r.mean_ns as f64 * r.count as f64 / 1e9;
+        for r in rows.iter().filter(|r| r.key == crate::top::OTHER) {
+            other_walks += r.count;
+            other_s += seconds(r);
+        }
+        o.walks.clear();
+        o.seconds.clear();
+        for (i, r) in by_walks.iter().enumerate() {
+            if i < o.top {
+                let label = OwnerLabel {
+                    cgroup: r.key.clone(),
+                };
+                o.walks.get_or_create(&label).inc_by(r.count);
+                o.seconds.get_or_create(&label).inc_by(seconds(r));
+            } else {
+                other_walks += r.count;
+                other_s += seconds(r);
+            }
+        }
+        if other_walks > 0 {
+            let label = OwnerLabel {
+                cgroup: crate::top::OTHER.into(),
+            };
+            o.walks.get_or_create(&label).inc_by(other_walks);
+            o.seconds.get_or_create(&label).inc_by(other_s);
         }
     }
 
@@ -238,5 +316,33 @@ mod tests {
             text.lines().filter(|l| l.contains("_bucket{")).count(),
             2 * (BOUNDS + 1)
         );
+    }
+
+    /// Opt-in owner series: the top 2 of 3 owners by walks, the third and the table's own
+    /// "other" row summed under cgroup="other"; nothing of it without the opt-in.
+    #[test]
+    fn owner_series_are_bounded() {
+        let row = |key: &str, count: u64| crate::agg::Row {
+            key: key.into(),
+            count,
+            mean_ns: 1_000_000,
+            ..crate::agg::Stats::default().row(String::new())
+        };
+        let rows = [row("/a", 5), row("/b", 9), row("/c", 1), row("other", 2)];
+        let plain = Metrics::new("fentry", "6.1.0");
+        plain.set_owners(&rows);
+        assert!(!plain.encode().unwrap().contains("rmap_owner"));
+        let m = Metrics::new("fentry", "6.1.0").with_owners(2);
+        m.set_owners(&rows);
+        let text = m.encode().unwrap();
+        for line in [
+            "rmap_owner_walks_total{cgroup=\"/b\"} 9",
+            "rmap_owner_walks_total{cgroup=\"/a\"} 5",
+            "rmap_owner_walks_total{cgroup=\"other\"} 3",
+            "rmap_owner_walk_seconds_total{cgroup=\"/b\"} 0.009",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert!(!text.contains("cgroup=\"/c\""), "{text}");
     }
 }

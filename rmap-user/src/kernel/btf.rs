@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, Type};
+use rmap_common::OwnerLayout;
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -53,6 +54,39 @@ impl KernelBtf {
             folio_mapping: self.member_offset("folio", "mapping")?,
             rwc_rmap_one: self.member_offset("rmap_walk_control", "rmap_one")?,
         })
+    }
+
+    /// The members followed from a folio to its memory cgroup's id and from a task to its
+    /// process; absent ones are `OwnerLayout::ABSENT`, and the first one missing on the way to
+    /// the cgroup is the reason owners are not shown (a kernel without `CONFIG_MEMCG`).
+    pub fn owner_layout(&self) -> (OwnerLayout, Option<String>) {
+        let at = |strukt: &str, member: &str| self.member_offset(strukt, member);
+        let owner = [
+            at("folio", "memcg_data"),
+            at("mem_cgroup", "css"),
+            at("cgroup_subsys_state", "cgroup"),
+            at("cgroup_subsys_state", "parent"),
+            at("cgroup", "kn"),
+            at("kernfs_node", "id"),
+        ];
+        let missing = owner
+            .iter()
+            .find_map(|r| r.as_ref().err().map(ToString::to_string));
+        let [memcg_data, css, cgroup, parent, kn, id] = owner.map(|r| r.unwrap_or(OwnerLayout::ABSENT));
+        let task = |member: &str| at("task_struct", member).unwrap_or(OwnerLayout::ABSENT);
+        let layout = OwnerLayout {
+            folio_memcg_data: memcg_data,
+            memcg_css: css,
+            css_cgroup: cgroup,
+            css_parent: parent,
+            cgroup_kn: kn,
+            kn_id: id,
+            task_group_leader: task("group_leader"),
+            task_comm: task("comm"),
+            task_flags: task("flags"),
+            _pad: 0,
+        };
+        (layout, missing)
     }
 
     /// Byte offset of `member` in `struct strukt`, descending into anonymous members (struct

@@ -1,46 +1,16 @@
-//! The per-process walk table, bounded: at most [`TOP`] processes have a row; the walks of the
-//! others go to an "other" row, so that the rows always add up to every walk read.
-//!
-//! A process without a row is counted in a bounded candidate set; when its count there passes
-//! the smallest row's rank, it takes that row's place (the evicted row is folded into "other").
-//! A row therefore holds the walks since it was given, its earlier ones are in "other". Each row's
-//! histogram has 2 significant digits (1%), about a seventh of the size of the per-type ones.
-use std::collections::HashMap;
-
+//! The per-process walk table: a [`TopTable`] keyed by process (tgid and start time). A walk
+//! read before its process's start time is known gets a provisional row (start 0), which
+//! becomes the process's row once the start time is read.
 use rmap_common::WalkEvent;
 
 use super::{ProcKey, Process};
-use crate::agg::{Row, Stats};
-
-/// Most processes with a row of their own.
-pub const TOP: usize = 64;
-/// Most processes counted while waiting for a row; the set is emptied when full.
-pub const CANDIDATES: usize = 16 * TOP;
-
-/// The key of the row of walks of processes without their own row.
-pub const OTHER: &str = "other";
-
-/// One process's row.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub name: String,
-    pub stats: Stats,
-    /// Walks counted for ranking: those of the row plus those counted as a candidate before
-    /// (as in the Space-Saving algorithm), so that a row just given is not at once taken by a
-    /// process with fewer walks in all.
-    rank: u64,
-}
+pub use crate::top::{OTHER, TOP};
+use crate::{agg::Row, top::TopTable};
 
 /// See the module's doc.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessTable {
-    rows: HashMap<ProcKey, Entry>,
-    candidates: HashMap<ProcKey, u64>,
-    /// Walks of processes without a row.
-    other: Option<Stats>,
-    /// The row of least rank, when known (cleared when that row changes): spares a scan of
-    /// the rows for each walk of a process without one.
-    smallest: Option<(ProcKey, u64)>,
+    table: TopTable<ProcKey>,
 }
 
 impl ProcessTable {
@@ -49,95 +19,32 @@ impl ProcessTable {
             tgid: ev.tgid,
             start: process.start,
         };
-        if let Some(e) = self.rows.get_mut(&key) {
-            e.stats.record(ev);
-            e.rank += 1;
-            if self.smallest.is_some_and(|(k, _)| k == key) {
-                self.smallest = None;
-            }
-            return;
-        }
         // The provisional row of this tgid (start time not yet read) is this process's.
         let provisional = ProcKey {
             tgid: ev.tgid,
             start: 0,
         };
-        if key.start != 0
-            && let Some(mut e) = self.rows.remove(&provisional)
-        {
-            e.name = process.name.to_string();
-            e.stats.record(ev);
-            e.rank += 1;
-            self.rows.insert(key, e);
-            self.smallest = None;
-            return;
+        if key.start != 0 && !self.table.has_row(&key) {
+            self.table.rekey(provisional, key, process.name);
         }
-        if self.rows.len() < TOP {
-            self.insert(key, process.name, ev, 1);
-            return;
-        }
-        if self.candidates.len() >= CANDIDATES && !self.candidates.contains_key(&key) {
-            self.candidates.clear();
-        }
-        let seen = self.candidates.entry(key).or_insert(0);
-        *seen += 1;
-        let seen = *seen;
-        let smallest = self.smallest.or_else(|| {
-            self.rows
-                .iter()
-                .map(|(k, e)| (*k, e.rank))
-                .min_by_key(|(_, n)| *n)
-        });
-        self.smallest = smallest;
-        if let Some((smallest, count)) = smallest
-            && seen > count
-            && let Some(out) = self.rows.remove(&smallest)
-        {
-            self.other.get_or_insert_with(Stats::coarse).merge(&out.stats);
-            self.candidates.remove(&key);
-            self.smallest = None;
-            self.insert(key, process.name, ev, seen);
-        } else {
-            self.other.get_or_insert_with(Stats::coarse).record(ev);
-        }
-    }
-
-    fn insert(&mut self, key: ProcKey, name: &str, ev: &WalkEvent, rank: u64) {
-        let mut stats = Stats::coarse();
-        stats.record(ev);
-        self.rows.insert(
-            key,
-            Entry {
-                name: name.to_string(),
-                stats,
-                rank,
-            },
-        );
+        // Thread names: JVM threads rename themselves (`GC Thread#0`, `C2 CompilerThre`).
+        self.table
+            .record(key, process.name, &crate::events::text(&ev.comm), ev);
     }
 
     /// Processes with a row.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.other.is_none()
+        self.table.is_empty()
     }
 
     /// Processes with the slowest walks first, at most `limit`, then "other" when some walks
     /// went there.
     pub fn rows(&self, limit: usize) -> Vec<Row> {
-        let mut rows: Vec<Row> = self
-            .rows
-            .iter()
-            .map(|(k, e)| e.stats.row(format!("{}/{}", e.name, k.tgid)))
-            .collect();
-        rows.sort_by(|a, b| b.max_ns.cmp(&a.max_ns).then_with(|| a.key.cmp(&b.key)));
-        rows.truncate(limit);
-        if let Some(other) = &self.other {
-            rows.push(other.row(OTHER.to_string()));
-        }
-        rows
+        self.table.rows(limit, |k, name| format!("{name}/{}", k.tgid))
     }
 }
 

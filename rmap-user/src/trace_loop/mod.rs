@@ -35,6 +35,7 @@ pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32) -> Filters {
         ringbuf_bytes: trace.ringbuf_kib * 1024,
         inflight_entries: trace.inflight_entries,
         no_offcpu: trace.no_offcpu,
+        ..Filters::default()
     }
 }
 

@@ -15,6 +15,7 @@ use crate::{
     cli::TraceArgs,
     counters::{KernelCounts, Latency},
     export::{csv::CsvWriter, hlog::HlogWriter, plot, prometheus::Metrics},
+    owners::paths::CgroupPaths,
     procs::Process,
 };
 
@@ -28,6 +29,8 @@ pub struct Sink {
     hlog: Option<HlogWriter>,
     metrics: Option<Arc<Mutex<Metrics>>>,
     slow: Option<SlowWalks>,
+    /// Names owners for the per-owner Prometheus series.
+    cgroups: CgroupPaths,
     /// The kernel's cumulative latency histograms at the last `set_latency`…
     latency: Latency,
     /// …and at the start of the current interval.
@@ -113,11 +116,13 @@ impl Sink {
     }
 
     /// The kernel's counters, to the Prometheus metrics.
-    pub fn publish(&self, counts: &KernelCounts) -> anyhow::Result<()> {
+    pub fn publish(&mut self, counts: &KernelCounts) -> anyhow::Result<()> {
         if let Some(m) = &self.metrics {
-            m.lock()
-                .map_err(|_| anyhow!("metrics lock poisoned"))?
-                .update(counts);
+            let mut m = m.lock().map_err(|_| anyhow!("metrics lock poisoned"))?;
+            m.update(counts);
+            if m.has_owners() {
+                m.set_owners(&self.total.owner_rows(usize::MAX, &mut self.cgroups));
+            }
         }
         Ok(())
     }

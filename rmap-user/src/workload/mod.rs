@@ -70,6 +70,8 @@ pub struct Spec {
     pub mremap: bool,
     /// Change KSM's settings even while other processes have KSM-merged pages.
     pub force_ksm: bool,
+    /// The name the walking thread gives itself (`--thread-name`).
+    pub thread_name: Option<String>,
 }
 
 /// What a scenario did.
@@ -107,6 +109,9 @@ fn bar(len: u64, msg: &'static str) -> ProgressBar {
 /// KSM's settings are put back: its pages are unmerged by the unmap, not by a scan at the
 /// host's own (slower) settings, and nothing of ours is left merged under them.
 pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
+    if let Some(name) = &spec.thread_name {
+        name_thread(name)?;
+    }
     // Reclaim works on a cgroup: enter it before faulting pages, so they are charged there.
     let cgroup = match spec.trigger {
         Trigger::Reclaim => Some(cgroup::TempCgroup::enter()?),
@@ -266,5 +271,16 @@ fn merge(guard: &ksm::KsmGuard, pages: usize, timeout: Duration, msg: &'static s
     let pb = bar(pages as u64, msg);
     guard.wait_merged(timeout, |merged| pb.set_position(merged))?;
     pb.finish_and_clear();
+    Ok(())
+}
+
+/// Names the calling thread (`prctl(PR_SET_NAME)`, what a JVM does for each of its threads):
+/// the kernel's `comm` of the walks it makes.
+fn name_thread(name: &str) -> anyhow::Result<()> {
+    let c = std::ffi::CString::new(name).context("a thread name without NUL bytes")?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of up to 16 bytes (longer is cut).
+    if unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_NAME)");
+    }
     Ok(())
 }

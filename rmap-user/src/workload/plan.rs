@@ -33,6 +33,7 @@ pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
                 trigger,
                 mremap: b.mremap,
                 force_ksm: b.force_ksm,
+                thread_name: b.thread_name.clone(),
             });
         }
     }

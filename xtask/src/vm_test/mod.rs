@@ -9,6 +9,7 @@ mod debian;
 mod drops;
 mod export;
 mod faults;
+mod owners;
 mod patched;
 mod ring;
 
@@ -23,7 +24,8 @@ pub struct Args {
     /// export (Prometheus and the interval log, on Debian's kernel), patched (our kernel with
     /// the rmap tracepoints and ksm-rmap-pgoff), faults (SIGKILL at each phase, then the
     /// host state restored; about a minute in the guest), drops (Debian's kernel: a tiny ring
-    /// buffer, a shrunk in-flight map, the off-CPU hook disabled), or all.
+    /// buffer, a shrunk in-flight map, the off-CPU hook disabled), owners (Debian's kernel:
+    /// memory owners, --cgroup, --process against renamed threads), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -35,6 +37,7 @@ pub enum Suite {
     Patched,
     Faults,
     Drops,
+    Owners,
     All,
 }
 
@@ -107,6 +110,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Drops) {
         drops::run(&args.guest, 2000, &mut c)?;
+    }
+    if args.suite.has(Suite::Owners) {
+        owners::run(&args.guest, 300, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;

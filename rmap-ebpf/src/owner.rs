@@ -1,0 +1,102 @@
+//! Whose memory a walk touched (the folio's memory cgroup) and which process walked, read by
+//! following kernel pointers at offsets from BTF (`OWNER_LAYOUT`; Rust eBPF has no CO-RE).
+//! Every read goes through `bpf_probe_read_kernel`, so a stale or unexpected pointer costs a
+//! failed read (the owner is then unknown), never a fault.
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use rmap_common::{CGROUP_MAX_DEPTH, FLAG_KTHREAD, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD};
+
+use crate::config::{FILTER_CGROUP, OWNER_LAYOUT};
+
+#[inline(always)]
+fn read_u64(addr: u64) -> Option<u64> {
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel(addr as *const u64) }.ok()
+}
+
+/// The `struct cgroup_subsys_state` of the memory cgroup `folio` is charged to
+/// (`folio_memcg()`, include/linux/memcontrol.h: `memcg_data` without its flag bits).
+#[inline(always)]
+fn memcg_css(l: &OwnerLayout, folio: u64) -> Option<u64> {
+    let data = read_u64(folio + l.folio_memcg_data as u64)?;
+    if data == 0 || data & MEMCG_DATA_FLAGS != 0 {
+        return None;
+    }
+    Some((data & !MEMCG_DATA_FLAGS) + l.memcg_css as u64)
+}
+
+/// The cgroup id of a css: `css->cgroup->kn->id` (what `cgroup_id()` returns).
+#[inline(always)]
+fn css_id(l: &OwnerLayout, css: u64) -> Option<u64> {
+    let cgroup = read_u64(css + l.css_cgroup as u64)?;
+    let kn = read_u64(cgroup + l.cgroup_kn as u64)?;
+    read_u64(kn + l.kn_id as u64)
+}
+
+/// The id of the memory cgroup `folio` is charged to, if any.
+#[inline(always)]
+pub fn owner(folio: u64) -> Option<u64> {
+    let l = OWNER_LAYOUT.load();
+    if !l.has_owner() {
+        return None;
+    }
+    css_id(&l, memcg_css(&l, folio)?)
+}
+
+/// Whether `folio`'s cgroup is the `--cgroup` filter's or below it: its memory cgroup's
+/// ancestors (`css->parent`) are climbed up to `CGROUP_MAX_DEPTH` levels.
+#[inline(always)]
+pub fn passes(folio: u64) -> bool {
+    let want = FILTER_CGROUP.load();
+    if want == 0 {
+        return true;
+    }
+    let l = OWNER_LAYOUT.load();
+    let Some(mut css) = memcg_css(&l, folio) else {
+        return false;
+    };
+    for _ in 0..CGROUP_MAX_DEPTH {
+        if css_id(&l, css) == Some(want) {
+            return true;
+        }
+        match read_u64(css + l.css_parent as u64) {
+            Some(parent) if parent != 0 => css = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The current task, as an address to read from.
+#[inline(always)]
+fn task() -> u64 {
+    // SAFETY: a helper call without arguments.
+    unsafe { bpf_get_current_task() }
+}
+
+/// The walking task's process name (`current->group_leader->comm`); zero when unreadable.
+#[inline(always)]
+pub fn process_comm() -> [u8; 16] {
+    let l = OWNER_LAYOUT.load();
+    if !l.has_process() {
+        return [0; 16];
+    }
+    let Some(leader) = read_u64(task() + l.task_group_leader as u64) else {
+        return [0; 16];
+    };
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel((leader + l.task_comm as u64) as *const [u8; 16]) }.unwrap_or([0; 16])
+}
+
+/// `FLAG_KTHREAD` when the walking task is a kernel thread.
+#[inline(always)]
+pub fn kthread_flag() -> u32 {
+    let l = OWNER_LAYOUT.load();
+    if l.task_flags == OwnerLayout::ABSENT {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    match unsafe { bpf_probe_read_kernel((task() + l.task_flags as u64) as *const u32) } {
+        Ok(f) if f & PF_KTHREAD != 0 => FLAG_KTHREAD,
+        _ => 0,
+    }
+}
