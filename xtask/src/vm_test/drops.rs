@@ -16,6 +16,17 @@ use crate::guest::{self, GuestArgs};
 /// HdrHistogram's 0.1%; two tracers' values can differ by twice that.
 const PRECISION: f64 = 1.0 / 32.0 + 0.001;
 
+/// Pages of each of the two concurrent KSM workloads of the eviction run: one KSM page is
+/// mapped by up to 256 of them, and `rmap_walk_ksm` reschedules between its rmap items, so the
+/// two processes' long walks overlap and one in-flight entry cannot hold both.
+const KSM_PAGES: u32 = 1500;
+/// `--min-duration-us` of one tracer: longer than any walk of the run (60 s), so that it keeps
+/// no record while its counts must still cover every walk.
+const MIN_US: u64 = 60_000_000;
+/// `--threshold-ms` of the reference tracer: between the short anon walks (one VMA) and the
+/// KSM walks over 200 mappings under TCG, so that the slow-walk lines are some walks, not all.
+const THRESHOLD_MS: f64 = 0.5;
+
 fn script(pages: u32) -> String {
     format!(
         r#"attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
@@ -35,21 +46,26 @@ emit large.csv /tmp/large.csv
 rmap-trace --attach-only --attach-mode fentry --inflight-entries 1 --interval 600 --json /tmp/evict.json > /tmp/evict.txt 2>&1 &
 T=$!
 attached /tmp/evict.txt || echo "evict tracer did not attach"
-many() {{ for i in 1 2 3; do rmap-trace workload --types anon --pages {pages} > /dev/null 2>&1; done; }}
-many & A1=$!
-many & A2=$!
-many & A3=$!
-wait $A1 $A2 $A3
+rmap-trace workload --types ksm --pages {KSM_PAGES} > /tmp/k1.txt 2>&1 &
+K1=$!
+rmap-trace workload --types ksm --pages {KSM_PAGES} --force-ksm > /tmp/k2.txt 2>&1 &
+K2=$!
+wait $K1; echo "ksm 1 exit $?"; wait $K2; echo "ksm 2 exit $?"
 kill -TERM $T; wait $T; echo "evict exit $?"
 emit evict /tmp/evict.json
 emit evict.txt /tmp/evict.txt
-rmap-trace --attach-only --attach-mode fentry --no-offcpu --comm rmap-trace --interval 600 --json /tmp/nooff.json > /tmp/nooff.txt 2>&1 &
-T=$!
+rmap-trace --attach-only --attach-mode fentry --no-offcpu --comm rmap-trace --types ksm --interval 600 --json /tmp/nooff.json --csv /tmp/nooff.csv > /tmp/nooff.txt 2>&1 &
+T1=$!
 attached /tmp/nooff.txt || echo "no-offcpu tracer did not attach"
-rmap-trace workload --types ksm --pages 200 > /dev/null 2>&1
-kill -TERM $T; wait $T; echo "no-offcpu exit $?"
-emit nooff /tmp/nooff.json
-emit nooff.txt /tmp/nooff.txt
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --min-duration-us {MIN_US} --interval 600 --json /tmp/mindur.json --csv /tmp/mindur.csv > /tmp/mindur.txt 2>&1 &
+T2=$!
+attached /tmp/mindur.txt || echo "min-duration tracer did not attach"
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --threshold-ms {THRESHOLD_MS} --interval 600 --json /tmp/ref.json --csv /tmp/ref.csv > /tmp/ref.txt 2>&1 &
+T3=$!
+attached /tmp/ref.txt || echo "reference tracer did not attach"
+rmap-trace workload --types ksm,anon --pages 200 > /dev/null 2>&1
+kill -TERM $T1 $T2 $T3; wait $T1; echo "no-offcpu exit $?"; wait $T2; echo "min-duration exit $?"; wait $T3; echo "reference exit $?"
+for n in nooff mindur ref; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; emit $n.csv /tmp/$n.csv; done
 "#
     )
 }
@@ -71,7 +87,91 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     let nooff = json(&out, "nooff")?;
     let text = out.outputs.get("nooff.txt").map_or("", String::as_str);
     no_offcpu(&nooff, text, c);
+    let reference = json(&out, "ref")?;
+    let csv = |n: &str| out.outputs.get(n).map_or("", String::as_str);
+    types_option(&nooff, csv("nooff.csv"), &reference, c);
+    min_duration(&json(&out, "mindur")?, csv("mindur.csv"), &reference, c);
+    threshold(csv("ref.txt"), csv("ref.csv"), c);
     Ok(())
+}
+
+/// (page type, duration in ns) of each CSV record.
+fn records(csv: &str) -> Vec<(&str, u64)> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let d = f.nth(1)?.parse().ok()?;
+            Some((f.nth(1)?, d))
+        })
+        .collect()
+}
+
+/// `--types ksm` while the workload walks ksm and anon: no anon walk in its kernel counts,
+/// rows or records, and every ksm walk the reference tracer saw.
+fn types_option(only_ksm: &Value, csv: &str, reference: &Value, c: &mut Checks) {
+    let recs = records(csv);
+    let other = recs.iter().filter(|(t, _)| *t != "ksm").count();
+    let (anon_kernel, anon_row) = (kernel_walks(only_ksm, "anon"), stat(only_ksm, "anon", "count"));
+    let ref_anon = kernel_walks(reference, "anon");
+    c.check(
+        "--types ksm: no other type in kernel counts, rows or records",
+        ref_anon > 0 && anon_kernel == 0 && anon_row == 0 && other == 0 && !recs.is_empty(),
+        format!(
+            "anon: kernel {anon_kernel}, row {anon_row}, records of other types {other} of {}; reference tracer anon {ref_anon}",
+            recs.len()
+        ),
+    );
+    let (k, r) = (kernel_walks(only_ksm, "ksm"), kernel_walks(reference, "ksm"));
+    c.check(
+        "--types ksm: every ksm walk counted",
+        k > 0 && k == r,
+        format!("{k} ksm walks, reference tracer {r}"),
+    );
+}
+
+/// `--min-duration-us` longer than any walk: no record, yet counts equal the reference's.
+fn min_duration(doc: &Value, csv: &str, reference: &Value, c: &mut Checks) {
+    let recs = records(csv);
+    let short = recs.iter().filter(|(_, d)| *d < MIN_US * 1000).count();
+    c.check(
+        &format!("--min-duration-us {MIN_US}: no shorter walk recorded"),
+        short == 0 && csv.starts_with("start_ns,"),
+        format!("{} records, {short} shorter", recs.len()),
+    );
+    let counts: Vec<String> = ["ksm", "anon"]
+        .iter()
+        .map(|t| {
+            format!(
+                "{t} {} (rows {}), reference {}",
+                kernel_walks(doc, t),
+                stat(doc, t, "count"),
+                kernel_walks(reference, t)
+            )
+        })
+        .collect();
+    let equal = ["ksm", "anon"].iter().all(|t| {
+        let r = kernel_walks(reference, t);
+        r > 0 && kernel_walks(doc, t) == r && stat(doc, t, "count") == r
+    });
+    c.check(
+        &format!("--min-duration-us {MIN_US}: counts still cover every walk"),
+        equal,
+        counts.join("; "),
+    );
+}
+
+/// `--threshold-ms`: one line per record at least that long, and none for the others.
+fn threshold(text: &str, csv: &str, c: &mut Checks) {
+    let recs = records(csv);
+    let limit = (THRESHOLD_MS * 1e6) as u64;
+    let slow = recs.iter().filter(|(_, d)| *d >= limit).count();
+    let lines = text.lines().filter(|l| l.contains(" folio 0x")).count();
+    c.check(
+        &format!("--threshold-ms {THRESHOLD_MS}: a line per slower walk, only those"),
+        slow > 0 && slow < recs.len() && lines == slow,
+        format!("{lines} lines, {slow} of {} records at least {THRESHOLD_MS} ms", recs.len()),
+    );
 }
 
 fn stat(doc: &Value, key: &str, field: &str) -> u64 {
@@ -132,23 +232,28 @@ fn ring_sizes(tiny: &Value, large: &Value, csv: &str, c: &mut Checks) {
     }
 }
 
-/// One in-flight entry for three concurrent walkers: printed, not checked. Under TCG their
-/// walks (a few µs) did not overlap in two runs, so nothing was evicted; the deterministic test
-/// is on the host (integration-test `shrunk_inflight_map_evicts_and_counts`). Whatever happens,
-/// every evicted start must show up as an unpaired end.
+/// One in-flight entry for two concurrent KSM workloads: their long walks overlap, so
+/// entries are evicted, and each evicted start shows up as an unpaired end.
 fn eviction(doc: &Value, c: &mut Checks) {
     let evicted = doc["kernel_counts"]["inflight_evicted"].as_u64().unwrap_or(0);
     let unpaired = counter(doc, "unpaired");
-    println!(
-        "info in-flight map of 1 entry: evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}",
+    let figures = format!(
+        "evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}, overlapping {}, ksm walks {}",
         counter(doc, "inflight_full"),
         counter(doc, "inflight_stored"),
-        counter(doc, "inflight_taken")
+        counter(doc, "inflight_taken"),
+        counter(doc, "overlapping"),
+        kernel_walks(doc, "ksm")
+    );
+    c.check(
+        "in-flight map of 1 entry: overlapping KSM walks evict",
+        evicted > 0,
+        &figures,
     );
     c.check(
         "in-flight map of 1 entry: each eviction is an unpaired end",
         unpaired >= evicted && unpaired != u64::MAX,
-        format!("evicted {evicted}, unpaired {unpaired}"),
+        figures,
     );
 }
 
