@@ -170,7 +170,10 @@ fn threshold(text: &str, csv: &str, c: &mut Checks) {
     c.check(
         &format!("--threshold-ms {THRESHOLD_MS}: a line per slower walk, only those"),
         slow > 0 && slow < recs.len() && lines == slow,
-        format!("{lines} lines, {slow} of {} records at least {THRESHOLD_MS} ms", recs.len()),
+        format!(
+            "{lines} lines, {slow} of {} records at least {THRESHOLD_MS} ms",
+            recs.len()
+        ),
     );
 }
 

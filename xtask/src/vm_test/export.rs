@@ -275,7 +275,9 @@ fn check_hlog(run: &GuestRun, live: &Value, c: &mut Checks) -> anyhow::Result<()
         c.check(
             &format!("python hdrhistogram decodes the guest's log to the kernel's counts: {ty}"),
             kernel > 0 && pc == kernel && py_log2 == kernel_log2,
-            format!("python: {pc} walks, per power of two {py_log2:?}; kernel: {kernel} walks, {kernel_log2:?}"),
+            format!(
+                "python: {pc} walks, per power of two {py_log2:?}; kernel: {kernel} walks, {kernel_log2:?}"
+            ),
         );
         // Equal up to the histogram's resolution (3 significant digits: 0.1%).
         c.check(

@@ -225,7 +225,10 @@ fn ctrl_c(run: &GuestRun, c: &mut Checks) {
         exit_s <= 1.2 && text.contains("=== summary") && text.contains("exit 0"),
         format!(
             "SIGINT to exit {exit_s:.2} s, {}",
-            text.lines().rev().find(|l| l.starts_with("exit")).unwrap_or("no exit line")
+            text.lines()
+                .rev()
+                .find(|l| l.starts_with("exit"))
+                .unwrap_or("no exit line")
         ),
     );
     let (before, after) = (

@@ -41,7 +41,12 @@ const RUNS: [(&str, &str, &str, &str); 5] = [
 ];
 
 /// The scenarios of each run (`--types ksm,anon,file --layouts split,thp`; thp is anon only).
-const SCENARIOS: [(&str, &str); 4] = [("ksm", "split"), ("anon", "split"), ("file", "split"), ("anon", "thp")];
+const SCENARIOS: [(&str, &str); 4] = [
+    ("ksm", "split"),
+    ("anon", "split"),
+    ("file", "split"),
+    ("anon", "thp"),
+];
 
 fn script(pages: u32) -> String {
     let mut s = String::from(
