@@ -5,9 +5,9 @@
 //! histograms) must be those of its own complete CSV records within the histograms' precision.
 //! The two tracers' p50/p99 are printed side by side but not compared: nested fentry/fexit
 //! programs time each walk differently (each includes the other's program, and a trampoline
-//! can be preempted between them). A one-entry in-flight map under a KSM workload
-//! with short walkers beside it must evict, each eviction an unpaired end; with the `sched_switch` hook disabled,
-//! off-CPU time must be "n/a", never a measured 0. Three tracers then watch one ksm+anon
+//! can be preempted between them). A one-entry in-flight map under a KSM workload with short
+//! walkers beside it must evict, each eviction an unpaired end; with the `sched_switch` hook
+//! disabled, off-CPU time must be "n/a", never a measured 0. Three tracers then watch one ksm+anon
 //! workload: `--types ksm` (no anon walk anywhere in its output), `--min-duration-us` above
 //! every walk (no record, every walk counted) and `--threshold-ms` (a line per slower record).
 use serde_json::Value;
@@ -21,10 +21,10 @@ const PRECISION: f64 = 1.0 / 32.0 + 0.001;
 
 /// Pages of the KSM workload of the eviction run: its walks, one per KSM page of up to 256
 /// mappings, take milliseconds under TCG and reschedule between rmap items
-/// (`rmap_walk_ksm`), while compaction and anon workloads walk short and often on the other
-/// CPU: one in-flight entry cannot hold both. (Two KSM workloads instead share KSM pages —
+/// (`rmap_walk_ksm`), while two loops of compaction and anon workloads walk short and often on
+/// the other CPU: one in-flight entry cannot hold both. (Two KSM workloads instead share KSM pages —
 /// their pages are alike — so one migrates what the other wanted to, which fails with EBUSY.)
-const KSM_PAGES: u32 = 1500;
+const KSM_PAGES: u32 = 1000;
 /// `--min-duration-us` of one tracer: longer than any walk of the run (60 s), so that it keeps
 /// no record while its counts must still cover every walk.
 const MIN_US: u64 = 60_000_000;
@@ -52,10 +52,11 @@ rmap-trace --attach-only --attach-mode fentry --inflight-entries 1 --interval 60
 T=$!
 attached /tmp/evict.txt || echo "evict tracer did not attach"
 walkers() {{ while [ ! -f /tmp/evict.stop ]; do echo 1 > /proc/sys/vm/compact_memory; rmap-trace workload --types anon --pages 200 > /dev/null 2>&1; done; }}
-walkers & A=$!
+walkers & A1=$!
+walkers & A2=$!
 rmap-trace workload --types ksm --pages {KSM_PAGES} > /tmp/k.txt 2>&1
 echo "ksm exit $?"
-touch /tmp/evict.stop; wait $A
+touch /tmp/evict.stop; wait $A1 $A2
 kill -TERM $T; wait $T; echo "evict exit $?"
 emit evict /tmp/evict.json
 emit evict.txt /tmp/evict.txt
