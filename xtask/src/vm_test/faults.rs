@@ -119,6 +119,8 @@ kill -INT $T
 W=$!
 wait $T; echo "exit $?" >> /tmp/int.out
 read t1 rest < /proc/uptime
+# At once: the load's next rmap-trace would put back what a dead tracer left (journal).
+{ grep tracefs /proc/mounts; ls /run/rmap-trace 2>/dev/null; } > /tmp/int.left
 kill $W 2>/dev/null
 wait $S
 touch /tmp/int.stop; wait $L1 $L2 $L3; rm -f /tmp/int.stop
@@ -126,6 +128,7 @@ state > /tmp/int.after
 echo "$t0 $(cat /tmp/int.summary) $t1" > /tmp/int.times
 emit int.out /tmp/int.out
 emit int.times /tmp/int.times
+emit int.left /tmp/int.left
 emit int.before /tmp/int.before
 emit int.after /tmp/int.after
 "#;
@@ -238,6 +241,12 @@ fn ctrl_c(run: &GuestRun, c: &mut Checks) {
                 .find(|l| l.starts_with("exit"))
                 .unwrap_or("no exit line")
         ),
+    );
+    let left = run.outputs.get("int.left").map_or("<none>", |s| s.trim());
+    c.check(
+        "ctrl-c under load: the tracer's own exit unmounted its tracefs and removed its journal",
+        left.is_empty(),
+        format!("left when it exited: [{}]", left.replace('\n', " | ")),
     );
     let (before, after) = (
         run.outputs.get("int.before").map(|s| s.trim()),
