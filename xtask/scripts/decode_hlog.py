@@ -14,6 +14,16 @@ from hdrh.log import HistogramLogReader
 LOWEST, HIGHEST, DIGITS = 1, 3_600_000_000_000, 3
 
 
+def log2(h):
+    """Counts per power of two of each recorded value (its bucket's lowest equivalent)."""
+    buckets = {}
+    for item in h.get_recorded_iterator():
+        value = h.get_lowest_equivalent_value(item.value_iterated_to)
+        i = max(value, 1).bit_length() - 1
+        buckets[i] = buckets.get(i, 0) + item.count_added_in_this_iter_step
+    return [buckets.get(i, 0) for i in range(max(buckets, default=-1) + 1)]
+
+
 def main(path):
     reader = HistogramLogReader(path, HdrHistogram(LOWEST, HIGHEST, DIGITS))
     totals = {}
@@ -28,7 +38,7 @@ def main(path):
             totals[tag] = HdrHistogram(LOWEST, HIGHEST, DIGITS)
         totals[tag].add(h)
     out = {
-        tag: {"count": t.get_total_count(), "max": t.get_max_value()}
+        tag: {"count": t.get_total_count(), "max": t.get_max_value(), "log2": log2(t)}
         for tag, t in totals.items()
     }
     print(json.dumps({"intervals": intervals, "tags": out}))

@@ -97,15 +97,27 @@ fn final_drain(src: &mut impl Walks, sink: &mut Sink) {
     }
 }
 
-/// Runs one scenario in a blocking task while its walks are traced; SIGINT/SIGTERM cancel it
-/// (the workload's guards then undo its changes) and it ends with the `interrupted` error.
+/// Runs one scenario in a blocking task while its walks are traced ([`supervise`]).
 pub async fn scenario(
     spec: Spec,
-    mut session: Option<&mut Session>,
+    session: Option<&mut Session>,
     sink: &mut Sink,
     stop: &mut Stop,
 ) -> anyhow::Result<Ran> {
-    let mut task = tokio::task::spawn_blocking(move || workload::run(&spec));
+    supervise(move || workload::run(&spec), session, sink, stop).await
+}
+
+/// Runs `work` in a blocking task while the walks of `session` are drained into `sink`;
+/// SIGINT/SIGTERM cancel it (the workload's guards then undo its changes) and it ends with the
+/// `interrupted` error. An error of the trace side cancels it too, and returns once the work
+/// has ended.
+pub async fn supervise<S: Walks, T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    mut session: Option<&mut S>,
+    sink: &mut Sink,
+    stop: &mut Stop,
+) -> anyhow::Result<T> {
+    let mut task = tokio::task::spawn_blocking(work);
     loop {
         let woke = match run_until(session.as_deref_mut(), sink, stop, &mut task, None).await {
             Ok(w) => w,

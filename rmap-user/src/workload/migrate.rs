@@ -50,12 +50,21 @@ pub fn node_of(addr: *mut u8) -> anyhow::Result<i32> {
 /// With `shared`, addresses may map the same page (KSM): one call per address, since within
 /// one call a page is isolated once and its other addresses report EBUSY
 /// (mm/migrate.c: `add_page_for_migration`); a later call finds it already on `node`.
-pub fn move_pages(region: &Region, count: usize, node: i32, shared: bool) -> anyhow::Result<usize> {
+///
+/// `done` is told the pages handed to the kernel so far after each call.
+pub fn move_pages(
+    region: &Region,
+    count: usize,
+    node: i32,
+    shared: bool,
+    mut done: impl FnMut(usize),
+) -> anyhow::Result<usize> {
     let count = count.min(region.pages());
     let pages: Vec<_> = (0..count).map(|p| region.addr(p).cast()).collect();
     let nodes = vec![node; count];
     let mut status = vec![0i32; count];
     let batch = if shared { 1 } else { count.max(1) };
+    let mut handed = 0;
     for ((p, n), s) in pages
         .chunks(batch)
         .zip(nodes.chunks(batch))
@@ -64,6 +73,8 @@ pub fn move_pages(region: &Region, count: usize, node: i32, shared: bool) -> any
         // One call per KSM page, each up to seconds under emulation: stop soon after a signal.
         super::cancel::check()?;
         move_pages_raw(p, Some(n), s, MPOL_MF_MOVE_ALL).context("move_pages(MPOL_MF_MOVE_ALL)")?;
+        handed += p.len();
+        done(handed);
     }
     if let Some((i, s)) = status.iter().enumerate().find(|(_, s)| **s != node) {
         anyhow::bail!(

@@ -174,7 +174,12 @@ fn map(spec: &Spec) -> anyhow::Result<Mapped> {
         (PageType::Unknown, _) => anyhow::bail!("no workload for unknown pages"),
     };
     let vmas = match spec.layout {
-        Layout::Split => region.split()?,
+        Layout::Split => {
+            let pb = bar((pages / 2) as u64, "splitting into VMAs");
+            let vmas = region.split(|n| pb.set_position(n as u64))?;
+            pb.finish_and_clear();
+            vmas
+        }
         Layout::Sharers => 1,
         Layout::Thp => {
             region.split_huge_page()?;
@@ -213,7 +218,9 @@ fn merge_ksm(spec: &Spec, guard: &ksm::KsmGuard, mapped: &mut Mapped) -> anyhow:
 /// `--mremap`: moves every page to a new address; KSM pages are merged again there.
 fn mremap(spec: &Spec, mapped: &mut Mapped, ksm: Option<&ksm::KsmGuard>) -> anyhow::Result<usize> {
     cancel::check()?;
-    let moved = mapped.region.mremap_away()?;
+    let pb = bar(mapped.region.pages() as u64, "moving pages with mremap");
+    let moved = mapped.region.mremap_away(|n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
     if let Some(guard) = ksm {
         // mm/mremap.c move_vma() unmerged the moved KSM pages: let ksmd merge them again
         // at their new addresses, so that the trigger walks KSM pages whose rmap_items
@@ -251,7 +258,10 @@ fn trigger(
             let ksm = spec.ty == PageType::Ksm;
             let pages = spec.layout.pages(spec.pages);
             let count = if ksm { pages } else { pages.min(64) };
-            (migrate::move_pages(region, count, target, ksm)?, Some(target))
+            let pb = bar(count as u64, "migrating with move_pages");
+            let moved = migrate::move_pages(region, count, target, ksm, |n| pb.set_position(n as u64))?;
+            pb.finish_and_clear();
+            (moved, Some(target))
         }
         Trigger::Reclaim => {
             let cg = cgroup.context("reclaim without its cgroup")?;

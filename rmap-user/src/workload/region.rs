@@ -179,8 +179,9 @@ impl Region {
     }
 
     /// `mprotect(PROT_READ)` on every other page: one VMA per page, all sharing one `anon_vma`.
-    pub fn split(&mut self) -> anyhow::Result<usize> {
-        for p in (1..self.pages).step_by(2) {
+    /// `done` is told the calls made so far after each one.
+    pub fn split(&mut self, mut done: impl FnMut(usize)) -> anyhow::Result<usize> {
+        for (n, p) in (1..self.pages).step_by(2).enumerate() {
             // Thousands of calls, slow under emulation: stop soon after a signal.
             super::cancel::check()?;
             check(
@@ -188,6 +189,7 @@ impl Region {
                 unsafe { libc::mprotect(self.addr(p).cast(), PAGE, libc::PROT_READ) },
                 "mprotect split",
             )?;
+            done(n + 1);
         }
         Ok(self.pages)
     }
@@ -196,8 +198,9 @@ impl Region {
     /// the VMAs keep their `vm_pgoff` (mm/mremap.c, `move_vma()` -> `copy_vma()`) while their
     /// addresses change, so a page's index no longer equals its address >> `PAGE_SHIFT`. Page
     /// by page, since mremap moves within one VMA only and a split region has one per page.
-    /// Returns the pages moved.
-    pub fn mremap_away(&mut self) -> anyhow::Result<usize> {
+    /// Returns the pages moved; `done` is told the pages moved so far after each call. When
+    /// stopped (cancelled or failed), both ranges are unmapped.
+    pub fn mremap_away(&mut self, mut done: impl FnMut(usize)) -> anyhow::Result<usize> {
         let len = self.pages * PAGE;
         // Reserve the destination: MREMAP_FIXED replaces whatever is mapped there.
         // SAFETY: a fresh inaccessible mapping.
@@ -244,6 +247,7 @@ impl Region {
                 self.base = std::ptr::null_mut();
                 return Err(err);
             }
+            done(p + 1);
         }
         // Nothing is left at the old range: every page moved out of it.
         self.base = dest;

@@ -5,8 +5,11 @@
 //! histograms) must be those of its own complete CSV records within the histograms' precision.
 //! The two tracers' p50/p99 are printed side by side but not compared: nested fentry/fexit
 //! programs time each walk differently (each includes the other's program, and a trampoline
-//! can be preempted between them). A shrunk in-flight map's evictions are printed; with the
-//! `sched_switch` hook disabled, off-CPU time must be "n/a", never a measured 0.
+//! can be preempted between them). A one-entry in-flight map under a KSM workload with short
+//! walkers beside it must evict, each eviction an unpaired end; with the `sched_switch` hook
+//! disabled, off-CPU time must be "n/a", never a measured 0. Three tracers then watch one ksm+anon
+//! workload: `--types ksm` (no anon walk anywhere in its output), `--min-duration-us` above
+//! every walk (no record, every walk counted) and `--threshold-ms` (a line per slower record).
 use serde_json::Value;
 
 use super::{Checks, counter, json, kernel_walks, row};
@@ -15,6 +18,19 @@ use crate::guest::{self, GuestArgs};
 /// Relative precision of one bucketed value (`rmap_common::HIST_RELATIVE_ERROR`, 1/32) plus
 /// HdrHistogram's 0.1%; two tracers' values can differ by twice that.
 const PRECISION: f64 = 1.0 / 32.0 + 0.001;
+
+/// Pages of the KSM workload of the eviction run: its walks, one per KSM page of up to 256
+/// mappings, take milliseconds under TCG and reschedule between rmap items
+/// (`rmap_walk_ksm`), while two loops of compaction and anon workloads walk short and often on
+/// the other CPU: one in-flight entry cannot hold both. (Two KSM workloads instead share KSM pages —
+/// their pages are alike — so one migrates what the other wanted to, which fails with EBUSY.)
+const KSM_PAGES: u32 = 1000;
+/// `--min-duration-us` of one tracer: longer than any walk of the run (60 s), so that it keeps
+/// no record while its counts must still cover every walk.
+const MIN_US: u64 = 60_000_000;
+/// `--threshold-ms` of the reference tracer: between the short anon walks (one VMA) and the
+/// KSM walks over 200 mappings under TCG, so that the slow-walk lines are some walks, not all.
+const THRESHOLD_MS: f64 = 0.5;
 
 fn script(pages: u32) -> String {
     format!(
@@ -35,21 +51,28 @@ emit large.csv /tmp/large.csv
 rmap-trace --attach-only --attach-mode fentry --inflight-entries 1 --interval 600 --json /tmp/evict.json > /tmp/evict.txt 2>&1 &
 T=$!
 attached /tmp/evict.txt || echo "evict tracer did not attach"
-many() {{ for i in 1 2 3; do rmap-trace workload --types anon --pages {pages} > /dev/null 2>&1; done; }}
-many & A1=$!
-many & A2=$!
-many & A3=$!
-wait $A1 $A2 $A3
+walkers() {{ while [ ! -f /tmp/evict.stop ]; do echo 1 > /proc/sys/vm/compact_memory; rmap-trace workload --types anon --pages 200 > /dev/null 2>&1; done; }}
+walkers & A1=$!
+walkers & A2=$!
+rmap-trace workload --types ksm --pages {KSM_PAGES} > /tmp/k.txt 2>&1
+echo "ksm exit $?"
+touch /tmp/evict.stop; wait $A1 $A2
 kill -TERM $T; wait $T; echo "evict exit $?"
 emit evict /tmp/evict.json
 emit evict.txt /tmp/evict.txt
-rmap-trace --attach-only --attach-mode fentry --no-offcpu --comm rmap-trace --interval 600 --json /tmp/nooff.json > /tmp/nooff.txt 2>&1 &
-T=$!
+emit k.txt /tmp/k.txt
+rmap-trace --attach-only --attach-mode fentry --no-offcpu --comm rmap-trace --types ksm --interval 600 --json /tmp/nooff.json --csv /tmp/nooff.csv > /tmp/nooff.txt 2>&1 &
+T1=$!
 attached /tmp/nooff.txt || echo "no-offcpu tracer did not attach"
-rmap-trace workload --types ksm --pages 200 > /dev/null 2>&1
-kill -TERM $T; wait $T; echo "no-offcpu exit $?"
-emit nooff /tmp/nooff.json
-emit nooff.txt /tmp/nooff.txt
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --min-duration-us {MIN_US} --interval 600 --json /tmp/mindur.json --csv /tmp/mindur.csv > /tmp/mindur.txt 2>&1 &
+T2=$!
+attached /tmp/mindur.txt || echo "min-duration tracer did not attach"
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --threshold-ms {THRESHOLD_MS} --interval 600 --json /tmp/ref.json --csv /tmp/ref.csv > /tmp/ref.txt 2>&1 &
+T3=$!
+attached /tmp/ref.txt || echo "reference tracer did not attach"
+rmap-trace workload --types ksm,anon --pages 200 > /dev/null 2>&1
+kill -TERM $T1 $T2 $T3; wait $T1; echo "no-offcpu exit $?"; wait $T2; echo "min-duration exit $?"; wait $T3; echo "reference exit $?"
+for n in nooff mindur ref; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; emit $n.csv /tmp/$n.csv; done
 "#
     )
 }
@@ -60,7 +83,7 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     for line in &out.console {
         println!("guest: {line}");
     }
-    for name in ["tiny.txt", "evict.txt", "nooff.txt"] {
+    for name in ["tiny.txt", "evict.txt", "k.txt", "nooff.txt"] {
         if let Some(t) = out.outputs.get(name) {
             println!("--- guest output, {name} ---\n{}", t.trim_end());
         }
@@ -71,7 +94,94 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     let nooff = json(&out, "nooff")?;
     let text = out.outputs.get("nooff.txt").map_or("", String::as_str);
     no_offcpu(&nooff, text, c);
+    let reference = json(&out, "ref")?;
+    let csv = |n: &str| out.outputs.get(n).map_or("", String::as_str);
+    types_option(&nooff, csv("nooff.csv"), &reference, c);
+    min_duration(&json(&out, "mindur")?, csv("mindur.csv"), &reference, c);
+    threshold(csv("ref.txt"), csv("ref.csv"), c);
     Ok(())
+}
+
+/// (page type, duration in ns) of each CSV record.
+fn records(csv: &str) -> Vec<(&str, u64)> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let d = f.nth(1)?.parse().ok()?;
+            Some((f.nth(1)?, d))
+        })
+        .collect()
+}
+
+/// `--types ksm` while the workload walks ksm and anon: no anon walk in its kernel counts,
+/// rows or records, and every ksm walk the reference tracer saw.
+fn types_option(only_ksm: &Value, csv: &str, reference: &Value, c: &mut Checks) {
+    let recs = records(csv);
+    let other = recs.iter().filter(|(t, _)| *t != "ksm").count();
+    let (anon_kernel, anon_row) = (kernel_walks(only_ksm, "anon"), stat(only_ksm, "anon", "count"));
+    let ref_anon = kernel_walks(reference, "anon");
+    c.check(
+        "--types ksm: no other type in kernel counts, rows or records",
+        ref_anon > 0 && anon_kernel == 0 && anon_row == 0 && other == 0 && !recs.is_empty(),
+        format!(
+            "anon: kernel {anon_kernel}, row {anon_row}, records of other types {other} of {}; reference tracer anon {ref_anon}",
+            recs.len()
+        ),
+    );
+    let (k, r) = (kernel_walks(only_ksm, "ksm"), kernel_walks(reference, "ksm"));
+    c.check(
+        "--types ksm: every ksm walk counted",
+        k > 0 && k == r,
+        format!("{k} ksm walks, reference tracer {r}"),
+    );
+}
+
+/// `--min-duration-us` longer than any walk: no record, yet counts equal the reference's.
+fn min_duration(doc: &Value, csv: &str, reference: &Value, c: &mut Checks) {
+    let recs = records(csv);
+    let short = recs.iter().filter(|(_, d)| *d < MIN_US * 1000).count();
+    c.check(
+        &format!("--min-duration-us {MIN_US}: no shorter walk recorded"),
+        short == 0 && csv.starts_with("start_ns,"),
+        format!("{} records, {short} shorter", recs.len()),
+    );
+    let counts: Vec<String> = ["ksm", "anon"]
+        .iter()
+        .map(|t| {
+            format!(
+                "{t} {} (rows {}), reference {}",
+                kernel_walks(doc, t),
+                stat(doc, t, "count"),
+                kernel_walks(reference, t)
+            )
+        })
+        .collect();
+    let equal = ["ksm", "anon"].iter().all(|t| {
+        let r = kernel_walks(reference, t);
+        r > 0 && kernel_walks(doc, t) == r && stat(doc, t, "count") == r
+    });
+    c.check(
+        &format!("--min-duration-us {MIN_US}: counts still cover every walk"),
+        equal,
+        counts.join("; "),
+    );
+}
+
+/// `--threshold-ms`: one line per record at least that long, and none for the others.
+fn threshold(text: &str, csv: &str, c: &mut Checks) {
+    let recs = records(csv);
+    let limit = (THRESHOLD_MS * 1e6) as u64;
+    let slow = recs.iter().filter(|(_, d)| *d >= limit).count();
+    let lines = text.lines().filter(|l| l.contains(" folio 0x")).count();
+    c.check(
+        &format!("--threshold-ms {THRESHOLD_MS}: a line per slower walk, only those"),
+        slow > 0 && slow < recs.len() && lines == slow,
+        format!(
+            "{lines} lines, {slow} of {} records at least {THRESHOLD_MS} ms",
+            recs.len()
+        ),
+    );
 }
 
 fn stat(doc: &Value, key: &str, field: &str) -> u64 {
@@ -132,23 +242,28 @@ fn ring_sizes(tiny: &Value, large: &Value, csv: &str, c: &mut Checks) {
     }
 }
 
-/// One in-flight entry for three concurrent walkers: printed, not checked. Under TCG their
-/// walks (a few µs) did not overlap in two runs, so nothing was evicted; the deterministic test
-/// is on the host (integration-test `shrunk_inflight_map_evicts_and_counts`). Whatever happens,
-/// every evicted start must show up as an unpaired end.
+/// One in-flight entry for a KSM workload and short walkers beside it: their walks overlap, so
+/// entries are evicted, and each evicted start shows up as an unpaired end.
 fn eviction(doc: &Value, c: &mut Checks) {
     let evicted = doc["kernel_counts"]["inflight_evicted"].as_u64().unwrap_or(0);
     let unpaired = counter(doc, "unpaired");
-    println!(
-        "info in-flight map of 1 entry: evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}",
+    let figures = format!(
+        "evicted {evicted}, unpaired {unpaired}, full {}, stored {}, taken {}, overlapping {}, ksm walks {}",
         counter(doc, "inflight_full"),
         counter(doc, "inflight_stored"),
-        counter(doc, "inflight_taken")
+        counter(doc, "inflight_taken"),
+        counter(doc, "overlapping"),
+        kernel_walks(doc, "ksm")
+    );
+    c.check(
+        "in-flight map of 1 entry: overlapping walks evict",
+        evicted > 0,
+        &figures,
     );
     c.check(
         "in-flight map of 1 entry: each eviction is an unpaired end",
         unpaired >= evicted && unpaired != u64::MAX,
-        format!("evicted {evicted}, unpaired {unpaired}"),
+        figures,
     );
 }
 

@@ -2,8 +2,9 @@
 //! (Debian's `prometheus` package, its binary and libraries copied into the initramfs) scrapes
 //! `rmap-trace --attach-only --prometheus` on the guest's loopback while a workload walks;
 //! its HTTP API's `histogram_quantile(0.99, …)` for ksm must fall in the same bucket as
-//! rmap-trace's own p99. The interval log written in the same run is decoded on the host by the
-//! Python `hdrhistogram` package to the counts and max of rmap-trace's summary.
+//! rmap-trace's own p99. The interval log and the CSV written in the same run are compared with
+//! the kernel's own counters and log2 histogram (counted apart from the latency histograms the
+//! log is made of): the log decoded on the host by the Python `hdrhistogram` package.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -13,7 +14,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::{Checks, json, row};
+use super::{Checks, counter, json, kernel_walks, row};
 use crate::{
     build::workspace_root,
     cache,
@@ -119,6 +120,8 @@ wget -qO /tmp/q.json '{url}'
 echo "query exit $?" >> /tmp/w.txt
 kill -TERM $T; wait $T; echo "tracer exit $?" >> /tmp/live.txt
 kill $P; wait $P
+ls -a /tmp | grep -e rmap-trace -e '[.]tmp$' > /tmp/tmp.ls
+emit tmp.ls /tmp/tmp.ls
 emit live.txt /tmp/live.txt
 emit w.txt /tmp/w.txt
 emit q /tmp/q.json
@@ -162,6 +165,7 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     let live = json(&run, "live")?;
     check_prometheus(&run, &live, c);
     check_csv(&run, &live, c);
+    check_temp(&run, c);
     check_hlog(&run, &live, c)
 }
 
@@ -187,7 +191,36 @@ fn check_prometheus(run: &GuestRun, live: &Value, c: &mut Checks) {
     );
 }
 
-/// The CSV has a header and one line per walk of the summary.
+/// The kernel's own log2 histogram of one page type (`kernel_counts.per_type[].log2_buckets`,
+/// counted by the eBPF program beside the latency histograms), trailing zeros cut.
+fn kernel_log2(doc: &Value, ty: &str) -> Vec<u64> {
+    let mut b: Vec<u64> = doc["kernel_counts"]["per_type"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["type"] == ty))
+        .and_then(|t| t["log2_buckets"].as_array())
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    while b.last() == Some(&0) {
+        b.pop();
+    }
+    b
+}
+
+/// Counts per power of two of nanoseconds, trailing zeros cut.
+fn log2_of(durations: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut b = Vec::new();
+    for d in durations {
+        let i = d.max(1).ilog2() as usize;
+        if b.len() <= i {
+            b.resize(i + 1, 0);
+        }
+        b[i] += 1;
+    }
+    b
+}
+
+/// The CSV has a header and one line per walk the kernel counted, each walk's duration in the
+/// power of two where the kernel's log2 histogram counted it.
 fn check_csv(run: &GuestRun, live: &Value, c: &mut Checks) {
     let csv = run
         .outputs
@@ -195,20 +228,35 @@ fn check_csv(run: &GuestRun, live: &Value, c: &mut Checks) {
         .map(|t| t.trim_end().to_string())
         .unwrap_or_default();
     let header = csv.lines().next().unwrap_or("");
-    let walks: u64 = ["ksm", "anon"]
+    let walks: u64 = ["ksm", "anon", "file", "unknown"]
         .iter()
-        .filter_map(|t| row(&live["types"], t).and_then(|r| r["count"].as_u64()))
+        .map(|t| kernel_walks(live, t))
         .sum();
     let lines = csv.lines().skip(1).count() as u64;
-    let ksm_lines = csv.lines().filter(|l| l.split(',').nth(3) == Some("ksm")).count();
+    let drops = counter(live, "ringbuf_drops");
     c.check(
-        "csv: a header and one line per walk",
-        header.starts_with("start_ns,duration_ns,") && walks > 0 && lines == walks && ksm_lines > 0,
-        format!("{lines} lines ({ksm_lines} ksm) for {walks} walks"),
+        "csv: a header and one line per walk the kernel counted",
+        header.starts_with("start_ns,duration_ns,") && walks > 0 && lines == walks && drops == 0,
+        format!("{lines} lines for {walks} walks in the kernel's counters, {drops} ring-buffer drops"),
     );
+    for ty in ["ksm", "anon"] {
+        let records = log2_of(csv.lines().skip(1).filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.get(3) == Some(&ty)).then(|| f.get(1)?.parse().ok())?
+        }));
+        let kernel = kernel_log2(live, ty);
+        c.check(
+            &format!("csv: {ty} durations per power of two = the kernel's log2 histogram"),
+            !kernel.is_empty() && records == kernel,
+            format!("csv {records:?}, kernel {kernel:?}"),
+        );
+    }
 }
 
-/// The Python hdrhistogram package decodes the interval log to the summary's counts and max.
+/// The Python hdrhistogram package decodes the interval log to the kernel's own counts: the
+/// walks of each type and their durations per power of two (the log holds the latency
+/// histograms' values; the log2 histogram is counted apart in the kernel); its max is the
+/// summary's.
 fn check_hlog(run: &GuestRun, live: &Value, c: &mut Checks) -> anyhow::Result<()> {
     let hlog = workspace_root().join("target/xtask/live.hlog");
     fs::create_dir_all(hlog.parent().context("target dir")?)?;
@@ -219,24 +267,45 @@ fn check_hlog(run: &GuestRun, live: &Value, c: &mut Checks) -> anyhow::Result<()
     fs::write(&hlog, format!("{}\n", text.trim_end()))?;
     let py = python_decode(&hlog)?;
     for ty in ["ksm", "anon"] {
-        let own = row(&live["types"], ty);
-        let (count, max) = (
-            own.and_then(|r| r["count"].as_u64()).unwrap_or(0),
-            own.and_then(|r| r["max_ns"].as_u64()).unwrap_or(0),
-        );
+        let max = row(&live["types"], ty)
+            .and_then(|r| r["max_ns"].as_u64())
+            .unwrap_or(0);
+        let kernel = kernel_walks(live, ty);
         let (pc, pm) = (
             py["tags"][ty]["count"].as_u64().unwrap_or(u64::MAX),
             py["tags"][ty]["max"].as_u64().unwrap_or(u64::MAX),
         );
-        // Equal up to the histogram's resolution (3 significant digits: 0.1%).
-        let max_ok = pm.abs_diff(max) as f64 <= max as f64 * 0.001;
+        let py_log2: Vec<u64> = py["tags"][ty]["log2"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let kernel_log2 = kernel_log2(live, ty);
         c.check(
-            &format!("python hdrhistogram decodes the guest's log: {ty}"),
-            count > 0 && pc == count && max_ok,
-            format!("python: {pc} walks, max {pm} ns; rmap-trace: {count} walks, max {max} ns"),
+            &format!("python hdrhistogram decodes the guest's log to the kernel's counts: {ty}"),
+            kernel > 0 && pc == kernel && py_log2 == kernel_log2,
+            format!(
+                "python: {pc} walks, per power of two {py_log2:?}; kernel: {kernel} walks, {kernel_log2:?}"
+            ),
+        );
+        // Equal up to the histogram's resolution (3 significant digits: 0.1%).
+        c.check(
+            &format!("python hdrhistogram: {ty} max = the summary's"),
+            max > 0 && pm.abs_diff(max) as f64 <= max as f64 * 0.001,
+            format!("python {pm} ns, rmap-trace {max} ns"),
         );
     }
     Ok(())
+}
+
+/// Nothing of rmap-trace is left in the guest's /tmp but the outputs: the JSON went through a
+/// temporary file renamed over it.
+fn check_temp(run: &GuestRun, c: &mut Checks) {
+    let left = run.outputs.get("tmp.ls").map_or("<none>", |s| s.trim());
+    c.check(
+        "no temporary file left beside the outputs",
+        run.outputs.contains_key("live") && left.is_empty(),
+        format!("left: [{}]", left.replace('\n', " ")),
+    );
 }
 
 #[cfg(test)]

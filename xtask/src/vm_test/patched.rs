@@ -40,6 +40,14 @@ const RUNS: [(&str, &str, &str, &str); 5] = [
     ),
 ];
 
+/// The scenarios of each run (`--types ksm,anon,file --layouts split,thp`; thp is anon only).
+const SCENARIOS: [(&str, &str); 4] = [
+    ("ksm", "split"),
+    ("anon", "split"),
+    ("file", "split"),
+    ("anon", "thp"),
+];
+
 fn script(pages: u32) -> String {
     let mut s = String::from(
         "run() { n=$1; shift; rmap-trace \"$@\" --json /tmp/$n.json > /tmp/$n.txt 2>&1; \
@@ -119,12 +127,25 @@ fn verify_run(name: &str, mode: &str, point: &str, doc: &Value, c: &mut Checks) 
         chosen["mode"] == mode && points.first() == Some(&point),
         chosen.to_string(),
     );
-    for ty in ["ksm", "anon", "file"] {
-        let n = kernel_walks(doc, ty);
+    // Per scenario (its rows cover the walks between its start and its end): walks of its own
+    // type only. Counts over the whole run would not see one type reported as another.
+    for (ty, layout) in SCENARIOS {
+        let rows = scenario(doc, ty, layout).and_then(|s| s["rows"].as_array());
+        let count = |t: &str| {
+            rows.and_then(|r| r.iter().find(|r| r["key"] == t))
+                .and_then(|r| r["count"].as_u64())
+                .unwrap_or(0)
+        };
+        let own = count(ty);
+        let others: Vec<String> = ["ksm", "anon", "file", "unknown"]
+            .iter()
+            .filter(|t| **t != ty && count(t) > 0)
+            .map(|t| format!("{t} {}", count(t)))
+            .collect();
         c.check(
-            &format!("{name}: {ty} walks reported as {ty}"),
-            n > 0,
-            format!("{n} walks"),
+            &format!("{name}: {ty}/{layout} scenario walks reported as {ty} only"),
+            rows.is_some() && own > 0 && others.is_empty(),
+            format!("{ty} {own}, others: [{}]", others.join(", ")),
         );
     }
     let unknown = kernel_walks(doc, "unknown");
