@@ -163,6 +163,11 @@ pub struct BenchArgs {
     /// their page offsets while their addresses change, which a KSM rmap walk must still find.
     #[arg(long)]
     pub mremap: bool,
+    /// move-pages trigger, anon and file pages: move ALL pages of the region, N per
+    /// `move_pages` call (default: a sample of the first 64 pages in one call). KSM pages are
+    /// always moved one call per address.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(bounds::MOVE_BATCH))]
+    pub move_batch: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,6 +345,8 @@ mod tests {
             &["--attach-only", "--types", "huge"],
             &["--attach-only", "--comm", "a-name-longer-than-15"],
             &["--attach-mode", "uprobe"],
+            &["workload", "--move-batch", "0"],
+            &["workload", "--move-batch", "65537"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
@@ -360,6 +367,7 @@ mod tests {
             &["--attach-only", "--trigger", "compact"],
             &["--attach-only", "--setup-swap"],
             &["--attach-only", "--mremap"],
+            &["--attach-only", "--move-batch", "512"],
             // Options of the runs given to a command.
             &["probe", "--pages", "100"],
             &["--pages", "100", "probe"],

@@ -33,6 +33,7 @@ pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
                 trigger,
                 mremap: b.mremap,
                 force_ksm: b.force_ksm,
+                move_batch: b.move_batch.map(|n| n as usize),
             });
         }
     }

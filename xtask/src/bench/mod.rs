@@ -12,7 +12,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Bench {
-    /// Added time per walk of each tracer (none, rmap-trace's modes, tracefs kprobe_events text,
+    /// Added time per walk of each tracer (none, rmap-trace's modes, tracefs `kprobe_events` text,
     /// bpftrace) on walk-heavy workloads, interleaved repetitions in one guest boot per kernel.
     Overhead(overhead::Args),
     /// The host's event pipeline, not emulated: a full ring buffer of real-format records drained
