@@ -105,7 +105,7 @@ pub struct Args {
     pub accel: guest::qemu::Accel,
 }
 
-const DEBIAN_ROWS: [Row; 5] = [Row::None, Row::Fentry, Row::Kprobe, Row::Tracefs, Row::Bpftrace];
+const DEBIAN_ROWS: [Row; 5] = [Row::None, Row::Fentry, Row::Kprobe, Row::Bpftrace, Row::Tracefs];
 const OUR_ROWS: [Row; 3] = [Row::None, Row::Tracepoint, Row::Fentry];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -200,7 +200,16 @@ fn boot(
         if g.patches.is_some() { "ours" } else { "debian" }
     ));
     std::fs::write(&log, out.console.join("\n"))?;
-    eprintln!("xtask: the guest's console is in {}", log.display());
+    let dir = log.with_extension("outputs");
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in &out.outputs {
+        std::fs::write(dir.join(name), text)?;
+    }
+    eprintln!(
+        "xtask: the guest's console is in {}, each run's outputs in {}",
+        log.display(),
+        dir.display()
+    );
     for line in out.console.iter().filter(|l| l.starts_with("bench:")) {
         eprintln!("guest: {line}");
     }

@@ -4,7 +4,9 @@
 use super::{Row, Sizes, Workload};
 
 /// Shell functions shared by all rows.
-const COMMON: &str = r#"waitfor() { for i in $(seq 1500); do grep -q "$2" $1 && return 0; sleep 0.2; done; return 1; }
+const COMMON: &str = r#"waitfor() { end=$(( $(date +%s) + $3 )); while [ $(date +%s) -lt $end ]; do grep -q "$2" $1 && return 0; sleep 0.5; done; return 1; }
+# Ends process $1: signal $2, then KILL after $3 s.
+finish() { kill -$2 $1 2>/dev/null; end=$(( $(date +%s) + $3 )); while kill -0 $1 2>/dev/null && [ $(date +%s) -lt $end ]; do sleep 0.5; done; kill -KILL $1 2>/dev/null; wait $1; }
 SYMS=""
 for f in rmap_walk_ksm rmap_walk_anon rmap_walk_file; do
   s=$(awk -v f=$f '$3 == f || (index($3, f ".") == 1 && $3 !~ /\.cold$/) { print $3; exit }' /proc/kallsyms)
@@ -19,9 +21,9 @@ start_rmap() {
   rm -f /tmp/t.json
   rmap-trace --attach-only --attach-mode $1 --interval 600 --json /tmp/t.json > /tmp/tl.txt 2>&1 &
   T=$!
-  waitfor /tmp/tl.txt '^attach:' || { echo "bench: rmap-trace $1 did not attach"; cat /tmp/tl.txt; }
+  waitfor /tmp/tl.txt '^attach:' 300 || { echo "bench: rmap-trace $1 did not attach"; cat /tmp/tl.txt; }
 }
-stop_rmap() { kill -TERM $T; wait $T; cp /tmp/t.json /tmp/t.txt 2>/dev/null || echo '{}' > /tmp/t.txt; }
+stop_rmap() { finish $T TERM 120; cp /tmp/t.json /tmp/t.txt 2>/dev/null || echo '{}' > /tmp/t.txt; }
 start_fentry() { start_rmap fentry; }
 start_kprobe() { start_rmap kprobe; }
 start_tracepoint() { start_rmap tracepoint; }
@@ -40,13 +42,13 @@ start_tracefs() {
   T=$!
 }
 stop_tracefs() {
-  echo 0 > $TR/events/rbench/enable; sleep 1; kill $T; wait $T
+  echo 0 > $TR/events/rbench/enable; sleep 1; finish $T TERM 10
   for s in $SYMS; do ev=$(echo $s | tr . _); echo "-:rbench/e_$ev" >> $TR/kprobe_events; echo "-:rbench/r_$ev" >> $TR/kprobe_events; done
   gzip -c /tmp/tf.txt | base64 > /tmp/t.txt; rm -f /tmp/tf.txt
 }
 BTPROG=""
 for s in $SYMS; do BTE="${BTE:+$BTE,}kprobe:$s"; BTR="${BTR:+$BTR,}kretprobe:$s"; done
-BTPROG="$BTE { @start[tid] = nsecs; } $BTR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); }"
+BTPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTE { @start[tid] = nsecs; } $BTR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); }"
 if [ -d $BT ]; then
   mount -t debugfs none /sys/kernel/debug 2>/dev/null
   mkdir -p $BT/proc $BT/sys $BT/dev $BT/tmp
@@ -54,12 +56,14 @@ if [ -d $BT ]; then
   echo "bench: bpftrace program: $BTPROG"
 fi
 start_bpftrace() {
-  chroot $BT /usr/bin/bpftrace -e "$BTPROG" > /tmp/bt.txt 2>&1 &
+  chroot $BT /usr/bin/bpftrace -B line -e "$BTPROG" > /tmp/bt.txt 2>&1 &
   T=$!
-  waitfor /tmp/bt.txt '^Attaching' || { echo "bench: bpftrace did not attach"; cat /tmp/bt.txt; }
+  # BEGIN runs once every probe is attached (and SIGINT is handled: before that it is
+  # ignored, as in any background job of a non-interactive shell).
+  waitfor /tmp/bt.txt '^bpftrace-ready' 240 || { echo "bench: bpftrace did not attach"; cat /tmp/bt.txt; ps; }
   sleep 1
 }
-stop_bpftrace() { kill -INT $T; wait $T; cp /tmp/bt.txt /tmp/t.txt; }
+stop_bpftrace() { finish $T INT 120; cp /tmp/bt.txt /tmp/t.txt; }
 "#;
 
 fn workload_line(w: Workload, s: &Sizes) -> String {
@@ -84,10 +88,10 @@ pub fn script(rows: &[Row], workloads: &[Workload], sizes: &Sizes, reps: u32) ->
     let mut s = COMMON.to_string();
     s += "wl() { case $1 in\n";
     for &w in workloads {
-        s += &format!("  {}) {} ;;\n", w.name(), workload_line(w, sizes));
+        s += &format!("  {}) timeout 900 {} ;;\n", w.name(), workload_line(w, sizes));
     }
     s += "esac > /tmp/w.txt 2>&1; echo \"exit $?\" >> /tmp/w.txt; }\n";
-    s += "run() { run_name=$1-$2-$3; echo \"bench: $run_name\"; start_$2; wl $3; stop_$2; emit $run_name.w /tmp/w.txt; emit $run_name.t /tmp/t.txt; }\n";
+    s += "run() { run_name=$1-$2-$3; echo \"bench: $run_name at $(cut -d' ' -f1 /proc/uptime) s\"; start_$2; wl $3; stop_$2; emit $run_name.w /tmp/w.txt; emit $run_name.t /tmp/t.txt; }\n";
     // One unmeasured warm-up of each workload: page cache, first faults, zram module.
     for &w in workloads {
         s += &format!("run 0 none {}\n", w.name());
