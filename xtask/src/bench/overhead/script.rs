@@ -5,6 +5,8 @@ use super::{Row, Sizes, Workload};
 
 /// Shell functions shared by all rows.
 const COMMON: &str = r#"waitfor() { end=$(( $(date +%s) + $3 )); while [ $(date +%s) -lt $end ]; do grep -q "$2" $1 && return 0; sleep 0.5; done; return 1; }
+# Signals process $1 with $2 and waits up to $3 s for it to end; false if it has not.
+finish_soft() { kill -$2 $1 2>/dev/null; end=$(( $(date +%s) + $3 )); while kill -0 $1 2>/dev/null && [ $(date +%s) -lt $end ]; do sleep 0.5; done; ! kill -0 $1 2>/dev/null; }
 # Ends process $1: signal $2, then KILL after $3 s.
 finish() { kill -$2 $1 2>/dev/null; end=$(( $(date +%s) + $3 )); while kill -0 $1 2>/dev/null && [ $(date +%s) -lt $end ]; do sleep 0.5; done; kill -KILL $1 2>/dev/null; wait $1; }
 SYMS=""
@@ -48,7 +50,7 @@ stop_tracefs() {
 }
 BTPROG=""
 for s in $SYMS; do BTE="${BTE:+$BTE,}kprobe:$s"; BTR="${BTR:+$BTR,}kretprobe:$s"; done
-BTPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTE { @start[tid] = nsecs; } $BTR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); }"
+BTPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTE { @start[tid] = nsecs; } $BTR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
 if [ -d $BT ]; then
   mount -t debugfs none /sys/kernel/debug 2>/dev/null
   mkdir -p $BT/proc $BT/sys $BT/dev $BT/tmp
@@ -63,7 +65,12 @@ start_bpftrace() {
   waitfor /tmp/bt.txt '^bpftrace-ready' 240 || { echo "bench: bpftrace did not attach"; cat /tmp/bt.txt; ps; }
   sleep 1
 }
-stop_bpftrace() { finish $T INT 120; cp /tmp/bt.txt /tmp/t.txt; }
+# bpftrace 0.17 now and then ignores a SIGINT (2 runs in 15): then `sync` makes it exit() (its
+# maps are printed the same way).
+stop_bpftrace() {
+  finish_soft $T INT 30 || { echo "bench: bpftrace ignored SIGINT, exit() by sync"; sync; }
+  finish $T INT 90; cp /tmp/bt.txt /tmp/t.txt
+}
 "#;
 
 fn workload_line(w: Workload, s: &Sizes) -> String {
