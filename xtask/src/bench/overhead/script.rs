@@ -60,8 +60,7 @@ fi
 start_bpftrace() {
   chroot $BT /usr/bin/bpftrace -B line -e "$BTPROG" > /tmp/bt.txt 2>&1 &
   T=$!
-  # BEGIN runs once every probe is attached (and SIGINT is handled: before that it is
-  # ignored, as in any background job of a non-interactive shell).
+  # BEGIN runs once every probe is attached.
   waitfor /tmp/bt.txt '^bpftrace-ready' 240 || { echo "bench: bpftrace did not attach"; cat /tmp/bt.txt; ps; }
   sleep 1
 }
