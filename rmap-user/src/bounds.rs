@@ -16,6 +16,9 @@ pub const MIN_DURATION_US: RangeInclusive<u64> = 0..=60_000_000;
 /// `-p`: 1 to `PID_MAX_LIMIT` (2^22), the largest pid a kernel hands out.
 pub const PID: RangeInclusive<u32> = 1..=4_194_304;
 /// `--max-page-sharing`: KSM's own bounds (at least 2; the knob is a C int).
+/// `--move-batch`: pages per `move_pages` call (the kernel takes any count; above this it is one
+/// call for the whole region anyway).
+pub const MOVE_BATCH: RangeInclusive<u64> = 1..=65_536;
 pub const MAX_PAGE_SHARING: RangeInclusive<u64> = 2..=2_147_483_647;
 
 /// A clap value parser of a finite number in `range`, `unit` naming it in the error.

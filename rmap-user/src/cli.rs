@@ -186,6 +186,11 @@ pub struct BenchArgs {
     /// threads rename themselves (a JVM's `GC Thread#0`): for tests of --comm and --process.
     #[arg(long, hide = true, value_parser = comm)]
     pub thread_name: Option<String>,
+    /// move-pages trigger, anon and file pages: move ALL pages of the region, N per
+    /// `move_pages` call (default: a sample of the first 64 pages in one call). KSM pages are
+    /// always moved one call per address.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(bounds::MOVE_BATCH))]
+    pub move_batch: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -363,6 +368,8 @@ mod tests {
             &["--attach-only", "--types", "huge"],
             &["--attach-only", "--comm", "a-name-longer-than-15"],
             &["--attach-mode", "uprobe"],
+            &["workload", "--move-batch", "0"],
+            &["workload", "--move-batch", "65537"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
@@ -383,6 +390,7 @@ mod tests {
             &["--attach-only", "--trigger", "compact"],
             &["--attach-only", "--setup-swap"],
             &["--attach-only", "--mremap"],
+            &["--attach-only", "--move-batch", "512"],
             // Options of the runs given to a command.
             &["probe", "--pages", "100"],
             &["--pages", "100", "probe"],

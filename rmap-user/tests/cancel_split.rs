@@ -40,7 +40,7 @@ fn split_and_move_pages_stop_after_a_cancel_from_another_thread() {
 
     let region = Region::anon(8, false).expect("mapping the region");
     let mut calls = 0;
-    let err = migrate::move_pages(&region, 8, 0, true, |n| calls = n)
+    let err = migrate::move_pages(&region, 8, 0, 1, |n| calls = n)
         .expect_err("move_pages ran after the cancellation");
     assert!(
         err.downcast_ref::<Cancelled>().is_some(),

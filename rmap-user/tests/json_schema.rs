@@ -234,6 +234,7 @@ fn bench_document_matches_the_readme() {
             target_node: Some(1),
             mremapped: 0,
             ksm_merged: 2000,
+            trigger_ns: 1_000_000,
         },
         rows: agg.type_rows(),
         purposes: agg.purpose_rows(),

@@ -5,6 +5,7 @@ mod cache;
 mod cmd;
 mod compare_kernels;
 mod debian;
+mod debroot;
 mod dist;
 mod guest;
 mod kbuild;

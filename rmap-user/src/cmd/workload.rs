@@ -29,7 +29,13 @@ fn line(ran: &Ran) -> String {
         String::new()
     };
     format!(
-        "workload: {} {} vmas {} mappings/page {} triggered {} by {}{moved}",
-        ran.page_type, ran.layout, ran.vmas, ran.mappings_per_page, ran.pages_triggered, ran.trigger
+        "workload: {} {} vmas {} mappings/page {} triggered {} by {} in {} ns{moved}",
+        ran.page_type,
+        ran.layout,
+        ran.vmas,
+        ran.mappings_per_page,
+        ran.pages_triggered,
+        ran.trigger,
+        ran.trigger_ns
     )
 }

@@ -47,7 +47,7 @@ pub fn node_of(addr: *mut u8) -> anyhow::Result<i32> {
 /// Moves the first `count` pages to `node`; returns how many are on `node` afterwards. A page
 /// that could not be moved is an error (the seed benchmark ignored the status array).
 ///
-/// With `shared`, addresses may map the same page (KSM): one call per address, since within
+/// `batch` pages per call. Where addresses may map the same page (KSM) it must be 1: within
 /// one call a page is isolated once and its other addresses report EBUSY
 /// (mm/migrate.c: `add_page_for_migration`); a later call finds it already on `node`.
 ///
@@ -56,14 +56,14 @@ pub fn move_pages(
     region: &Region,
     count: usize,
     node: i32,
-    shared: bool,
+    batch: usize,
     mut done: impl FnMut(usize),
 ) -> anyhow::Result<usize> {
     let count = count.min(region.pages());
     let pages: Vec<_> = (0..count).map(|p| region.addr(p).cast()).collect();
     let nodes = vec![node; count];
     let mut status = vec![0i32; count];
-    let batch = if shared { 1 } else { count.max(1) };
+    let batch = batch.max(1);
     let mut handed = 0;
     for ((p, n), s) in pages
         .chunks(batch)

@@ -72,6 +72,9 @@ pub struct Spec {
     pub force_ksm: bool,
     /// The name the walking thread gives itself (`--thread-name`).
     pub thread_name: Option<String>,
+    /// move-pages, anon/file: move every page, this many per call (None: the first 64 pages
+    /// in one call).
+    pub move_batch: Option<usize>,
 }
 
 /// What a scenario did.
@@ -91,6 +94,8 @@ pub struct Ran {
     /// Pages of this process merged by KSM when the trigger ran (its own
     /// `/proc/self/ksm_merging_pages`, not the host-wide counters other KSM users move).
     pub ksm_merged: u64,
+    /// Wall time of the trigger phase alone, in ns (what a benchmark divides by walks).
+    pub trigger_ns: u64,
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
@@ -137,7 +142,9 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         None => 0,
     };
     cancel::check()?;
+    let started = std::time::Instant::now();
     let (pages_triggered, target_node) = trigger(spec, &mapped.region, cgroup.as_ref())?;
+    let trigger_ns = started.elapsed().as_nanos() as u64;
     Ok(Ran {
         page_type: spec.ty.name(),
         layout: spec.layout.name(),
@@ -148,6 +155,7 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         target_node,
         mremapped,
         ksm_merged,
+        trigger_ns,
     })
 }
 
@@ -254,12 +262,16 @@ fn trigger(
                 .find(|&&n| n as i32 != here)
                 .context("no other NUMA node")? as i32;
             // KSM: each KSM page is migrated once, through its first address; the others find
-            // it already moved. Anon/file: a sample of pages, each walked once.
-            let ksm = spec.ty == PageType::Ksm;
+            // it already moved. Anon/file: a sample of pages, each walked once, or with
+            // --move-batch every page, N per call.
             let pages = spec.layout.pages(spec.pages);
-            let count = if ksm { pages } else { pages.min(64) };
+            let (count, batch) = match (spec.ty, spec.move_batch) {
+                (PageType::Ksm, _) => (pages, 1),
+                (_, Some(n)) => (pages, n),
+                (_, None) => (pages.min(64), pages.min(64)),
+            };
             let pb = bar(count as u64, "migrating with move_pages");
-            let moved = migrate::move_pages(region, count, target, ksm, |n| pb.set_position(n as u64))?;
+            let moved = migrate::move_pages(region, count, target, batch, |n| pb.set_position(n as u64))?;
             pb.finish_and_clear();
             (moved, Some(target))
         }

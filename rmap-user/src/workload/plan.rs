@@ -34,6 +34,7 @@ pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
                 mremap: b.mremap,
                 force_ksm: b.force_ksm,
                 thread_name: b.thread_name.clone(),
+                move_batch: b.move_batch.map(|n| n as usize),
             });
         }
     }

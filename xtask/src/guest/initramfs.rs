@@ -57,11 +57,53 @@ impl Archive {
         self.pad();
     }
 
+    pub fn symlink(&mut self, name: &str, target: &str) {
+        self.header(name, libc::S_IFLNK | 0o777, target.len());
+        self.out.extend_from_slice(target.as_bytes());
+        self.pad();
+    }
+
+    /// The tree under `root` as `prefix/...`: directories, files (their modes) and symlinks,
+    /// without documentation (`usr/share/{doc,man,info,locale}`).
+    pub fn tree(&mut self, prefix: &str, root: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut stack = vec![(prefix.to_string(), root.to_path_buf())];
+        while let Some((name, path)) = stack.pop() {
+            let meta = fs::symlink_metadata(&path).with_context(|| format!("{}", path.display()))?;
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path)?;
+                self.symlink(&name, &target.to_string_lossy());
+            } else if meta.is_dir() {
+                self.dir(&name);
+                for e in fs::read_dir(&path)? {
+                    let e = e?;
+                    let child = format!("{name}/{}", e.file_name().to_string_lossy());
+                    if SKIPPED.iter().any(|s| child.ends_with(s)) {
+                        continue;
+                    }
+                    stack.push((child, e.path()));
+                }
+            } else if meta.is_file() {
+                let data = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                self.file(&name, meta.permissions().mode() & 0o7777, &data);
+            }
+        }
+        Ok(())
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         self.header("TRAILER!!!", 0, 0);
         self.out
     }
 }
+
+/// What `Archive::tree` leaves out.
+const SKIPPED: [&str; 4] = [
+    "/usr/share/doc",
+    "/usr/share/man",
+    "/usr/share/info",
+    "/usr/share/locale",
+];
 
 /// busybox from Debian's busybox-static package, unpacked in the cache (not installed).
 pub fn busybox() -> anyhow::Result<std::path::PathBuf> {
@@ -76,6 +118,9 @@ pub struct Contents<'a> {
     pub modules: Option<&'a Path>,
     /// More files: (path in the guest, without the leading /; file on the host).
     pub extra: &'a [(String, std::path::PathBuf)],
+    /// Whole trees: (directory in the guest, without the leading /, made with its parents
+    /// absent from the fixed layout; directory on the host).
+    pub trees: &'a [(String, std::path::PathBuf)],
 }
 
 /// Builds the initramfs bytes.
@@ -127,6 +172,22 @@ pub fn build(c: &Contents) -> anyhow::Result<Vec<u8>> {
         }
         let data = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         a.file(to, 0o755, &data);
+    }
+    for (to, from) in c.trees {
+        let mut parts: Vec<&str> = to.split('/').collect();
+        parts.pop();
+        let mut parent = String::new();
+        for part in parts {
+            parent = if parent.is_empty() {
+                part.to_string()
+            } else {
+                format!("{parent}/{part}")
+            };
+            if made.insert(parent.clone()) {
+                a.dir(&parent);
+            }
+        }
+        a.tree(to, from)?;
     }
     if let Some(modules) = c.modules {
         // Only the modules the workloads may need (zram swap), not the whole tree.

@@ -54,6 +54,18 @@ pub fn boot_with(
     echo: bool,
     extra: &[(String, PathBuf)],
 ) -> anyhow::Result<qemu::GuestRun> {
+    boot_with_trees(args, cmd, echo, extra, &[])
+}
+
+/// `boot_with` and whole directory trees (guest directory, host directory), e.g. a
+/// `debroot` root to chroot into.
+pub fn boot_with_trees(
+    args: &GuestArgs,
+    cmd: &str,
+    echo: bool,
+    extra: &[(String, PathBuf)],
+    trees: &[(String, PathBuf)],
+) -> anyhow::Result<qemu::GuestRun> {
     use anyhow::Context as _;
     let kernel = kernel::for_guest(args)?;
     let rmap_trace = crate::build::static_binary()?;
@@ -62,6 +74,7 @@ pub fn boot_with(
         cmd,
         modules: kernel.modules.as_deref(),
         extra,
+        trees,
     })?;
     let initrd = TempFile::new("initrd.cpio")?;
     std::fs::write(&initrd.0, image).with_context(|| format!("writing {}", initrd.0.display()))?;

@@ -1,0 +1,263 @@
+//! `cargo xtask bench overhead`: rmap-trace's own added time per walk beside bpftrace's and the
+//! tracefs text method's, in the QEMU guest. Walk-heavy workloads (anon pages all moved in
+//! batches, KSM pages of thousands of VMAs moved, anon reclaim) run interleaved, each
+//! repetition under every tracer, all in one boot per kernel: Debian's 6.1 (no tracer,
+//! rmap-trace fentry and kprobe, tracefs `kprobe_events` text, bpftrace) and ours (no tracer,
+//! tracepoint, fentry). Ratios are only compared within a boot. Under TCG the costs are
+//! emulated, and the tables say so.
+mod parse;
+mod script;
+mod table;
+
+use std::path::PathBuf;
+
+use crate::guest::{self, GuestArgs, qemu::GuestRun};
+
+/// A tracer row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Row {
+    None,
+    Tracepoint,
+    Fentry,
+    Kprobe,
+    Tracefs,
+    Bpftrace,
+}
+
+impl Row {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Row::None => "none",
+            Row::Tracepoint => "tracepoint",
+            Row::Fentry => "fentry",
+            Row::Kprobe => "kprobe",
+            Row::Tracefs => "tracefs",
+            Row::Bpftrace => "bpftrace",
+        }
+    }
+}
+
+/// A workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    Anon,
+    Ksm,
+    Reclaim,
+}
+
+impl Workload {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Workload::Anon => "anon",
+            Workload::Ksm => "ksm",
+            Workload::Reclaim => "reclaim",
+        }
+    }
+
+    const ALL: [Workload; 3] = [Workload::Anon, Workload::Ksm, Workload::Reclaim];
+}
+
+pub struct Sizes {
+    pub anon_pages: u32,
+    pub move_batch: u32,
+    pub ksm_vmas: u32,
+    pub reclaim_pages: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kernels {
+    Debian,
+    Ours,
+    Both,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Repetitions of each (tracer, workload), interleaved.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub reps: u32,
+    /// Anon pages (one VMA each) all moved to the other node.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=200_000))]
+    pub anon_pages: u32,
+    /// Pages per `move_pages` call of the anon workload (rmap-trace workload --move-batch).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub move_batch: u32,
+    /// VMAs (one page each) of the KSM workload.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub ksm_vmas: u32,
+    /// Anon pages reclaimed (memory.reclaim, temporary zram swap) by the reclaim workload.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(16..=200_000))]
+    pub reclaim_pages: u32,
+    /// Which boots.
+    #[arg(long, value_enum, default_value_t = Kernels::Both)]
+    pub kernels: Kernels,
+    /// Our kernel's patches (the tracepoint row needs rmap-tracepoints).
+    #[arg(long, default_value = "rmap-tracepoints,rmap-tracepoint-v4")]
+    pub patches: String,
+    /// Timeout of each boot, seconds.
+    #[arg(long, default_value_t = 5400)]
+    pub timeout: u64,
+    /// Echo the guest's console (outputs included) as it comes.
+    #[arg(long)]
+    pub echo: bool,
+    /// QEMU accelerator.
+    #[arg(long, value_enum, default_value_t = guest::qemu::Accel::Tcg)]
+    pub accel: guest::qemu::Accel,
+}
+
+const DEBIAN_ROWS: [Row; 5] = [Row::None, Row::Fentry, Row::Kprobe, Row::Bpftrace, Row::Tracefs];
+const OUR_ROWS: [Row; 3] = [Row::None, Row::Tracepoint, Row::Fentry];
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let sizes = Sizes {
+        anon_pages: args.anon_pages,
+        move_batch: args.move_batch,
+        ksm_vmas: args.ksm_vmas,
+        reclaim_pages: args.reclaim_pages,
+    };
+    let guest = |patches: Option<String>| GuestArgs {
+        kernel: None,
+        patches,
+        modules: None,
+        numa_nodes: 2,
+        memory_mib: 4096,
+        timeout: args.timeout,
+        accel: args.accel,
+    };
+    let emulated = if args.accel == guest::qemu::Accel::Kvm {
+        "KVM"
+    } else {
+        "TCG: emulated costs, not native ones"
+    };
+    let mut out = format!(
+        "cargo xtask bench overhead --reps {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
+         workloads: anon = {} anon pages moved, {} per move_pages call; ksm = {} VMAs of KSM pages moved; \
+         reclaim = {} anon pages reclaimed to zram\n\n",
+        args.reps,
+        args.anon_pages,
+        args.move_batch,
+        args.ksm_vmas,
+        args.reclaim_pages,
+        args.anon_pages,
+        args.move_batch,
+        args.ksm_vmas,
+        args.reclaim_pages
+    );
+    let mut failed = Vec::new();
+    if matches!(args.kernels, Kernels::Debian | Kernels::Both) {
+        let root = crate::debroot::root(&["bpftrace"])?;
+        let trees = [("opt/bpftrace".to_string(), root)];
+        match boot(&guest(None), &DEBIAN_ROWS, &sizes, args, &trees) {
+            Ok(runs) => {
+                out += &table::render(
+                    &format!("Debian 6.1 kernel, one boot ({emulated})"),
+                    &runs,
+                    args.reps,
+                    &DEBIAN_ROWS,
+                    &Workload::ALL,
+                );
+                out += &table::goals(&runs, args.reps, &Workload::ALL);
+                out += "\n";
+            }
+            Err(e) => failed.push(format!("Debian boot: {e:#}")),
+        }
+    }
+    if matches!(args.kernels, Kernels::Ours | Kernels::Both) {
+        match boot(&guest(Some(args.patches.clone())), &OUR_ROWS, &sizes, args, &[]) {
+            Ok(runs) => {
+                out += &table::render(
+                    &format!("our kernel ({}), one boot ({emulated})", args.patches),
+                    &runs,
+                    args.reps,
+                    &OUR_ROWS,
+                    &Workload::ALL,
+                );
+            }
+            Err(e) => failed.push(format!("our kernel's boot: {e:#}")),
+        }
+    }
+    println!("{out}");
+    if !failed.is_empty() {
+        anyhow::bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+/// One boot: every repetition of every row on every workload; the runs parsed.
+fn boot(
+    g: &GuestArgs,
+    rows: &[Row],
+    sizes: &Sizes,
+    args: &Args,
+    trees: &[(String, PathBuf)],
+) -> anyhow::Result<table::Runs> {
+    let reps = args.reps;
+    let cmd = script::script(rows, &Workload::ALL, sizes, reps);
+    let out = guest::boot_with_trees(g, &cmd, args.echo, &[], trees)?;
+    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    let log = crate::build::workspace_root().join(format!(
+        "target/xtask/bench-overhead-{}.console",
+        if g.patches.is_some() { "ours" } else { "debian" }
+    ));
+    std::fs::write(&log, out.console.join("\n"))?;
+    let dir = log.with_extension("outputs");
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in &out.outputs {
+        std::fs::write(dir.join(name), text)?;
+    }
+    eprintln!(
+        "xtask: the guest's console is in {}, each run's outputs in {}",
+        log.display(),
+        dir.display()
+    );
+    for line in out.console.iter().filter(|l| l.starts_with("bench:")) {
+        eprintln!("guest: {line}");
+    }
+    Ok(collect(&out, rows, reps))
+}
+
+fn collect(out: &GuestRun, rows: &[Row], reps: u32) -> table::Runs {
+    let mut runs = table::Runs::new();
+    for rep in 1..=reps {
+        for &r in rows {
+            for w in Workload::ALL {
+                let n = format!("{rep}-{}-{}", r.name(), w.name());
+                let Some(wtext) = out.outputs.get(&format!("{n}.w")) else {
+                    eprintln!("xtask: no output of run {n}");
+                    continue;
+                };
+                let Some((_, trigger_ns)) = parse::workload_line(wtext) else {
+                    eprintln!("xtask: run {n}: no workload line:\n{}", wtext.trim_end());
+                    continue;
+                };
+                let t = out.outputs.get(&format!("{n}.t")).map_or("", String::as_str);
+                let seen = match r {
+                    Row::None => None,
+                    Row::Tracepoint | Row::Fentry | Row::Kprobe => parse::rmap_trace_count(t),
+                    Row::Bpftrace => parse::bpftrace_hist_total(t),
+                    Row::Tracefs => match parse::gunzip_base64(t) {
+                        Ok(text) => {
+                            let (pairs, lost) = parse::tracefs_pairs(&text);
+                            if lost > 0 {
+                                eprintln!("xtask: run {n}: tracefs lost {lost} events");
+                            }
+                            Some(pairs)
+                        }
+                        Err(e) => {
+                            eprintln!("xtask: run {n}: {e:#}");
+                            None
+                        }
+                    },
+                };
+                if r != Row::None && seen.is_none() {
+                    eprintln!(
+                        "xtask: run {n}: no count from the tracer:\n{}",
+                        t.chars().take(2000).collect::<String>()
+                    );
+                }
+                runs.insert((rep, r, w), table::Run { trigger_ns, seen });
+            }
+        }
+    }
+    runs
+}

@@ -1,0 +1,263 @@
+//! Per-run results aggregated per (row, workload) and printed: walks/s, added ns per walk
+//! against no tracer of the same repetition (median, min–max over repetitions), and whether the
+//! tracer saw every walk (its count equals the reference of that run). Pure, unit-tested.
+use std::collections::BTreeMap;
+
+use super::{Row, Workload};
+
+/// One run: a tracer row on a workload in a repetition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Run {
+    pub trigger_ns: u64,
+    /// Walks the tracer saw (None: no tracer, or its output was missing).
+    pub seen: Option<u64>,
+}
+
+/// Results by (repetition, row, workload).
+pub type Runs = BTreeMap<(u32, Row, Workload), Run>;
+
+pub fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    Some(if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        f64::midpoint(s[n / 2 - 1], s[n / 2])
+    })
+}
+
+/// The walks of a workload: the deterministic count, i.e. the count most runs of it saw in this
+/// boot (ties: the larger). A tracer that lost walks saw fewer; one that saw more also caught
+/// walks outside the workload (the tracers watch the whole system).
+pub fn reference(runs: &Runs, w: Workload) -> Option<u64> {
+    let mut freq: BTreeMap<u64, usize> = BTreeMap::new();
+    for ((_, _, wl), run) in runs {
+        if let (true, Some(n)) = (*wl == w, run.seen) {
+            *freq.entry(n).or_default() += 1;
+        }
+    }
+    freq.into_iter().max_by_key(|&(n, f)| (f, n)).map(|(n, _)| n)
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Default)]
+pub struct Line {
+    pub walks_per_s: Option<f64>,
+    /// Added ns per walk over the repetitions (None for the no-tracer row).
+    pub added: Vec<f64>,
+    /// (tracer count, reference) per repetition.
+    pub seen: Vec<(Option<u64>, Option<u64>)>,
+}
+
+impl Line {
+    pub fn added_median(&self) -> Option<f64> {
+        median(&self.added)
+    }
+
+    /// "yes" when every repetition saw at least the reference count, else "NO" with the
+    /// counts of the first repetition that saw fewer.
+    pub fn saw_every_walk(&self, row: Row) -> String {
+        if row == Row::None {
+            return "-".into();
+        }
+        if self.seen.is_empty() {
+            return "no runs".into();
+        }
+        match self.seen.iter().find(|(s, r)| s.is_none() || s < r) {
+            None => {
+                let n = self.seen.first().and_then(|s| s.1).unwrap_or(0);
+                format!("yes ({n} walks)")
+            }
+            Some((s, r)) => format!(
+                "NO ({} of {})",
+                s.map_or("?".into(), |v| v.to_string()),
+                r.map_or("?".into(), |v| v.to_string())
+            ),
+        }
+    }
+}
+
+pub fn line(runs: &Runs, reps: u32, row: Row, w: Workload) -> Line {
+    let mut l = Line::default();
+    let mut rates = Vec::new();
+    for rep in 1..=reps {
+        let (Some(run), Some(none)) = (runs.get(&(rep, row, w)), runs.get(&(rep, Row::None, w))) else {
+            continue;
+        };
+        let refc = reference(runs, w);
+        if let Some(walks) = refc.filter(|&n| n > 0) {
+            rates.push(walks as f64 / (run.trigger_ns.max(1) as f64 / 1e9));
+            if row != Row::None {
+                l.added
+                    .push((run.trigger_ns as f64 - none.trigger_ns as f64) / walks as f64);
+            }
+        }
+        if row != Row::None {
+            l.seen.push((run.seen, refc));
+        }
+    }
+    l.walks_per_s = median(&rates);
+    l
+}
+
+fn fmt_added(l: &Line) -> String {
+    let (Some(m), Some(lo), Some(hi)) = (
+        l.added_median(),
+        l.added.iter().copied().reduce(f64::min),
+        l.added.iter().copied().reduce(f64::max),
+    ) else {
+        return "-".into();
+    };
+    format!("{m:.0} [{lo:.0} .. {hi:.0}]")
+}
+
+/// The table of one boot.
+pub fn render(title: &str, runs: &Runs, reps: u32, rows: &[Row], workloads: &[Workload]) -> String {
+    let mut s = format!("{title}\n");
+    s += &format!(
+        "{:<8} {:<10} {:>10}  {:<32} {}\n",
+        "workload", "tracer", "walks/s", "added ns/walk median [min .. max]", "saw every walk"
+    );
+    for &w in workloads {
+        for &r in rows {
+            let l = line(runs, reps, r, w);
+            s += &format!(
+                "{:<8} {:<10} {:>10}  {:<32} {}\n",
+                w.name(),
+                r.name(),
+                l.walks_per_s.map_or("-".into(), |v| format!("{v:.0}")),
+                fmt_added(&l),
+                l.saw_every_walk(r)
+            );
+        }
+    }
+    s
+}
+
+/// The goals (fentry ≤ ½ bpftrace, ≤ ¼ tracefs, on medians), one line per workload.
+pub fn goals(runs: &Runs, reps: u32, workloads: &[Workload]) -> String {
+    let mut s = String::new();
+    for &w in workloads {
+        let m = |r| line(runs, reps, r, w).added_median();
+        let f = m(Row::Fentry);
+        for (other, limit) in [(Row::Bpftrace, 0.5), (Row::Tracefs, 0.25)] {
+            let verdict = match (f, m(other)) {
+                (Some(f), Some(o)) if o > 0.0 && f <= 0.0 => format!(
+                    "n/a: fentry's median added time is {f:.0} ns (within the noise), {}'s {o:.0} ns",
+                    other.name()
+                ),
+                (Some(f), Some(o)) if o > 0.0 => {
+                    let ratio = f / o;
+                    format!("{ratio:.2} -> {}", if ratio <= limit { "met" } else { "NOT met" })
+                }
+                (Some(_), Some(_)) => format!("n/a ({} added no time)", other.name()),
+                _ => "n/a (missing runs)".into(),
+            };
+            s += &format!(
+                "goal {:<8} fentry/{:<8} <= {limit}: {verdict}\n",
+                w.name(),
+                other.name()
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs() -> Runs {
+        let mut r = Runs::new();
+        for (rep, none, fentry, bpf, tf) in [
+            (1, 1000, 1100, 1300, 2000),
+            (2, 1000, 1200, 1400, 2200),
+            (3, 1100, 1150, 1500, 2100),
+        ] {
+            r.insert(
+                (rep, Row::None, Workload::Anon),
+                Run {
+                    trigger_ns: none,
+                    seen: None,
+                },
+            );
+            r.insert(
+                (rep, Row::Fentry, Workload::Anon),
+                Run {
+                    trigger_ns: fentry,
+                    seen: Some(10),
+                },
+            );
+            r.insert(
+                (rep, Row::Bpftrace, Workload::Anon),
+                Run {
+                    trigger_ns: bpf,
+                    seen: Some(10),
+                },
+            );
+            r.insert(
+                (rep, Row::Tracefs, Workload::Anon),
+                Run {
+                    trigger_ns: tf,
+                    seen: Some(if rep == 2 { 9 } else { 10 }),
+                },
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn added_time_is_against_the_same_repetitions_no_tracer() {
+        let r = runs();
+        let l = line(&r, 3, Row::Fentry, Workload::Anon);
+        // (1100-1000)/10, (1200-1000)/10, (1150-1100)/10
+        assert_eq!(l.added, [10.0, 20.0, 5.0]);
+        assert_eq!(l.added_median(), Some(10.0));
+        assert_eq!(l.saw_every_walk(Row::Fentry), "yes (10 walks)");
+        let t = line(&r, 3, Row::Tracefs, Workload::Anon);
+        assert_eq!(t.saw_every_walk(Row::Tracefs), "NO (9 of 10)");
+        let n = line(&r, 3, Row::None, Workload::Anon);
+        assert!(n.added.is_empty());
+        assert_eq!(n.walks_per_s, Some(10.0 / 1000e-9));
+    }
+
+    #[test]
+    fn the_reference_is_the_most_frequent_count() {
+        let r = runs();
+        // 10 seen 8 times, 9 and 11 once each.
+        assert_eq!(reference(&r, Workload::Anon), Some(10));
+        assert_eq!(reference(&r, Workload::Ksm), None);
+    }
+
+    #[test]
+    fn a_negative_fentry_median_meets_no_goal() {
+        let mut r = runs();
+        for rep in 1..=3 {
+            r.get_mut(&(rep, Row::Fentry, Workload::Anon)).unwrap().trigger_ns = 900;
+        }
+        let g = goals(&r, 3, &[Workload::Anon]);
+        assert!(
+            g.contains("fentry/bpftrace <= 0.5: n/a: fentry's median added time is -10 ns"),
+            "{g}"
+        );
+    }
+
+    #[test]
+    fn goals_on_medians() {
+        let g = goals(&runs(), 3, &[Workload::Anon]);
+        // fentry 10, bpftrace 40 → 0.25 met; tracefs 100 → 0.10 met.
+        assert!(g.contains("fentry/bpftrace <= 0.5: 0.25 -> met"), "{g}");
+        assert!(g.contains("fentry/tracefs  <= 0.25: 0.10 -> met"), "{g}");
+    }
+}
