@@ -389,6 +389,9 @@ pub mod globals {
     pub const TP_LAYOUT: &str = "TP_LAYOUT";
     /// u32: offset of `next_pid` in the `sched/sched_switch` record.
     pub const SCHED_NEXT_PID_OFF: &str = "SCHED_NEXT_PID_OFF";
+    /// u64: bytes waiting in the ring buffer at which a record wakes the reader up (below it,
+    /// records are submitted without a wakeup and the reader polls on a timer).
+    pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
     /// [`super::OwnerLayout`]: struct offsets from a folio to its memory cgroup and from a task
     /// to its process (from BTF).
     pub const OWNER_LAYOUT: &str = "OWNER_LAYOUT";

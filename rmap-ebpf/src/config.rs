@@ -20,6 +20,8 @@ pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::EMPTY);
 #[unsafe(no_mangle)]
 pub static SCHED_NEXT_PID_OFF: Global<u32> = Global::new(56);
 #[unsafe(no_mangle)]
+pub static WAKEUP_BYTES: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
 pub static OWNER_LAYOUT: Global<OwnerLayout> = Global::new(OwnerLayout::EMPTY);
 #[unsafe(no_mangle)]
 pub static FILTER_CGROUP: Global<u64> = Global::new(0);

@@ -24,6 +24,11 @@ use crate::{
     },
 };
 
+/// How often the ring buffer is read when no record woke the reader: records are submitted
+/// without a wakeup until a quarter of the ring is waiting (rmap-ebpf walk.rs `record`), so
+/// that a walk does not cost a switch to this process.
+pub const DRAIN_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// No attach mode worked; the outcome says why for each.
 #[derive(Debug, thiserror::Error)]
 #[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|s| s.mode).collect::<Vec<_>>().join(", "))]
@@ -122,12 +127,12 @@ impl Walks for Session {
         if self.backlog {
             return Ok(());
         }
-        let mut guard = self
-            .ring
-            .readable_mut()
-            .await
-            .context("waiting on the ring buffer")?;
-        guard.clear_ready();
+        tokio::select! {
+            ready = self.ring.readable_mut() => {
+                ready.context("waiting on the ring buffer")?.clear_ready();
+            }
+            () = tokio::time::sleep(DRAIN_PERIOD) => {}
+        }
         Ok(())
     }
 

@@ -132,9 +132,25 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .override_global(globals::OWNER_LAYOUT, &facts.owner, true)
+        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ringbuf_bytes), true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
         .override_global(globals::FILTER_PROCESS, &process, true)
         .load(OBJECT)?)
+}
+
+/// The object's ring buffer when `--ringbuf-kib` does not say (rmap-ebpf maps.rs `EVENTS`).
+const DEFAULT_RINGBUF_BYTES: u32 = 1 << 20;
+
+/// Waiting bytes at which a record wakes the reader: a quarter of the ring, so that a burst
+/// is read long before the ring is full while the reader otherwise drains on its timer
+/// (`session::DRAIN_PERIOD`).
+fn wakeup_bytes(ringbuf_bytes: u32) -> u64 {
+    let size = if ringbuf_bytes == 0 {
+        DEFAULT_RINGBUF_BYTES
+    } else {
+        ringbuf_bytes
+    };
+    u64::from(size / 4)
 }
 
 /// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).
