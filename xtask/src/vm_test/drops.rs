@@ -78,7 +78,7 @@ for n in nooff mindur ref; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; emi
 }
 
 pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
-    let out = guest::boot(args, &script(pages), false)?;
+    let out = guest::boot(args, &(script(pages) + &super::burst::script()), false)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     for line in &out.console {
         println!("guest: {line}");
@@ -99,7 +99,7 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     types_option(&nooff, csv("nooff.csv"), &reference, c);
     min_duration(&json(&out, "mindur")?, csv("mindur.csv"), &reference, c);
     threshold(csv("ref.txt"), csv("ref.csv"), c);
-    Ok(())
+    super::burst::verify(&out, c)
 }
 
 /// (page type, duration in ns) of each CSV record.

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::guest::{GuestArgs, qemu::GuestRun};
 
+mod burst;
 mod debian;
 mod drops;
 mod export;
