@@ -309,13 +309,3 @@ gawk
         assert_ne!(k, key(&["a"], &v2));
     }
 }
-#[cfg(test)]
-mod live {
-    #[test]
-    #[ignore = "needs apt"]
-    fn bpftrace_closure() {
-        let c = super::closure(&["bpftrace"]).unwrap();
-        eprintln!("{c:?}");
-        eprintln!("{:?}", super::versions(&c));
-    }
-}
