@@ -28,18 +28,19 @@ pub const NOT_CHARGED: u64 = 0;
 pub fn walker<'a>(ev: &WalkEvent, buf: &'a mut [u8; 18]) -> &'a str {
     let name = if ev.process[0] == 0 { &ev.comm } else { &ev.process };
     let len = name.iter().position(|&b| b == 0).unwrap_or(16);
-    let (start, end) = if ev.flags & FLAG_KTHREAD != 0 {
+    let end = if ev.flags & FLAG_KTHREAD != 0 {
         buf[0] = b'[';
         buf[1..=len].copy_from_slice(&name[..len]);
         buf[len + 1] = b']';
-        (0, len + 2)
+        len + 2
     } else {
         buf[..len].copy_from_slice(&name[..len]);
-        (0, len)
+        len
     };
-    match std::str::from_utf8(&buf[start..end]) {
+    // A comm is bytes: keep its valid UTF-8 prefix rather than allocate a lossy copy.
+    match std::str::from_utf8(&buf[..end]) {
         Ok(s) => s,
-        Err(e) => std::str::from_utf8(&buf[start..start + e.valid_up_to()]).unwrap_or_default(),
+        Err(e) => std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default(),
     }
 }
 
