@@ -107,13 +107,32 @@ pub fn tp_rmap_walk_end(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "rmap", name = "rmap_walk")]
 pub fn tp_rmap_walk_v4(ctx: TracePointContext) -> u32 {
     let l = TP_LAYOUT.load();
-    walk::whole(
-        read_u64(&ctx, l.v4_folio),
-        read_u64(&ctx, l.v4_rwc),
-        read_u64(&ctx, l.v4_duration),
-        page_type_at(&ctx, l.v4_page_type),
-        read_bool(&ctx, l.v4_locked),
-        Source::TpV4,
-    );
+    // One path into `walk::whole`, with every field an unknown value: a failed read defaulting
+    // to 0, or each page_type string becoming its own constant, gives the verifier a path per
+    // combination, and 6.1's verifier then explores the record path (owner reads, ring buffer)
+    // that many times, past its 1M-instruction limit (BPF_PROG_LOAD: E2BIG). The record's
+    // fields are in the event's own buffer, so these reads do not fail in practice; the page
+    // type is classified from `folio->mapping` at the end, as the raw_tp program does (the
+    // tracepoint patch's `rmap_walk_page_type`, include/trace/events/rmap.h, tests the same
+    // bits).
+    let (Some(folio), Some(rwc), Some(duration), Some(locked)) = (
+        field::<u64>(&ctx, l.v4_folio),
+        field::<u64>(&ctx, l.v4_rwc),
+        field::<u64>(&ctx, l.v4_duration),
+        field::<u8>(&ctx, l.v4_locked),
+    ) else {
+        return 0;
+    };
+    walk::whole(folio, rwc, duration, PageType::Unknown, u32::from(locked & 1), Source::TpV4);
     0
+}
+
+/// A record field at `off`, if the layout has it and it can be read.
+#[inline(always)]
+fn field<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
+    if off == TpLayout::ABSENT {
+        return None;
+    }
+    // SAFETY: read_at uses bpf_probe_read on the record; a bad offset fails the read.
+    unsafe { ctx.read_at::<T>(off as usize) }.ok()
 }
