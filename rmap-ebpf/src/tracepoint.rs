@@ -123,7 +123,14 @@ pub fn tp_rmap_walk_v4(ctx: TracePointContext) -> u32 {
     ) else {
         return 0;
     };
-    walk::whole(folio, rwc, duration, PageType::Unknown, u32::from(locked & 1), Source::TpV4);
+    walk::whole(
+        folio,
+        rwc,
+        duration,
+        PageType::Unknown,
+        u32::from(locked & 1),
+        Source::TpV4,
+    );
     0
 }
 
