@@ -157,10 +157,15 @@ pub fn build(c: &Contents) -> anyhow::Result<Vec<u8>> {
         format!("{}{}", super::script::PRELUDE, c.cmd).as_bytes(),
     );
     let mut made: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    for (to, from) in c.extra {
-        // Parent directories first: the kernel's unpacker creates no missing ones.
+    // Parent directories first: the kernel's unpacker creates no missing ones.
+    let mut parents = |a: &mut Archive, to: &str| {
         let mut parent = String::new();
-        for part in to.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+        for part in to
+            .rsplit_once('/')
+            .map_or("", |(dir, _)| dir)
+            .split('/')
+            .filter(|p| !p.is_empty())
+        {
             parent = if parent.is_empty() {
                 part.to_string()
             } else {
@@ -170,23 +175,14 @@ pub fn build(c: &Contents) -> anyhow::Result<Vec<u8>> {
                 a.dir(&parent);
             }
         }
+    };
+    for (to, from) in c.extra {
+        parents(&mut a, to);
         let data = fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         a.file(to, 0o755, &data);
     }
     for (to, from) in c.trees {
-        let mut parts: Vec<&str> = to.split('/').collect();
-        parts.pop();
-        let mut parent = String::new();
-        for part in parts {
-            parent = if parent.is_empty() {
-                part.to_string()
-            } else {
-                format!("{parent}/{part}")
-            };
-            if made.insert(parent.clone()) {
-                a.dir(&parent);
-            }
-        }
+        parents(&mut a, to);
         a.tree(to, from)?;
     }
     if let Some(modules) = c.modules {
