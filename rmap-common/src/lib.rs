@@ -12,6 +12,7 @@ mod owner;
 pub use owner::{
     CGROUP_MAX_DEPTH, FLAG_KTHREAD, FLAG_OWNER_VALID, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD,
 };
+pub mod stall;
 
 /// Page type of the folio being walked, as the kernel dispatches in `rmap_walk()`
 /// (mm/rmap.c: `folio_test_ksm` → `rmap_walk_ksm`, `folio_test_anon` → `rmap_walk_anon`,
@@ -151,12 +152,9 @@ pub struct WalkEvent {
     pub source: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
-    /// Explicit padding, always 0.
-    #[expect(
-        clippy::pub_underscore_fields,
-        reason = "public so that both sides can build the struct"
-    )]
-    pub _pad: u32,
+    /// Waits of other threads on a lock this walk held (`--stalls`; 0 without it), counted
+    /// when each wait began: see [`stall`].
+    pub stall_waits: u32,
     /// Command name of the walking thread (`task->comm`), NUL-padded.
     pub comm: [u8; 16],
     /// Command name of the walking thread's process (`task->group_leader->comm`), NUL-padded;
@@ -273,12 +271,9 @@ pub struct Inflight {
     /// `FLAG_*` bits known at the start: [`FLAG_OFFCPU_VALID`] when the `sched_switch` hook was
     /// attached before the walk began (so that it saw every switch of the walk).
     pub flags: u32,
-    /// Explicit padding, always 0.
-    #[expect(
-        clippy::pub_underscore_fields,
-        reason = "public so that both sides can build the struct"
-    )]
-    pub _pad: u32,
+    /// Waits of other threads on a lock this walk holds, so far (`--stalls`; added to
+    /// atomically by the contention hook on another CPU).
+    pub stall_waits: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Inflight>() == 56);
@@ -399,6 +394,8 @@ pub mod globals {
     pub const FILTER_CGROUP: &str = "FILTER_CGROUP";
     /// [u8; 16]: only walks whose process (thread-group leader) comm equals this (zero: all).
     pub const FILTER_PROCESS: &str = "FILTER_PROCESS";
+    /// [`super::stall::StallLayout`]: offsets the lock-contention hooks follow (from BTF).
+    pub const STALL_LAYOUT: &str = "STALL_LAYOUT";
 }
 
 /// Names of the maps userspace reads, resizes or writes.
@@ -415,6 +412,14 @@ pub mod maps {
     pub const LATENCY: &str = "LATENCY";
     /// One-entry array: 1 once userspace attached the `sched_switch` hook.
     pub const OFFCPU_ON: &str = "OFFCPU_ON";
+    /// Ring buffer of [`super::stall::StallEvent`]s (`--stalls`); sized at load time.
+    pub const STALLS: &str = "STALLS";
+    /// Hash of waits in progress by thread id ([`super::stall::Waiting`]).
+    pub const WAITING: &str = "WAITING";
+    /// Per-CPU counters, one per [`super::stall::StallCounter`].
+    pub const STALL_COUNTS: &str = "STALL_COUNTS";
+    /// Per-CPU one-entry array: the [`super::LatencyHist`] of stall waits.
+    pub const STALL_HIST: &str = "STALL_HIST";
 }
 
 /// Field offsets of the classic `rmap` tracepoint records, parsed from
@@ -493,6 +498,10 @@ mod pod {
     unsafe impl aya::Pod for super::Inflight {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::OwnerLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stall::StallLayout {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stall::StallEvent {}
 }
 
 #[cfg(test)]

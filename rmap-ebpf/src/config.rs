@@ -1,7 +1,7 @@
 //! Load-time options, set by userspace with `EbpfLoader::override_global` (names in
 //! `rmap_common::globals`). Read-only in the kernel, so the verifier can prune on them.
 use aya_ebpf::Global;
-use rmap_common::{OwnerLayout, TpLayout};
+use rmap_common::{OwnerLayout, TpLayout, stall::StallLayout};
 
 #[unsafe(no_mangle)]
 pub static FILTER_TGID: Global<u32> = Global::new(0);
@@ -27,3 +27,5 @@ pub static OWNER_LAYOUT: Global<OwnerLayout> = Global::new(OwnerLayout::EMPTY);
 pub static FILTER_CGROUP: Global<u64> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static FILTER_PROCESS: Global<[u8; 16]> = Global::new([0; 16]);
+#[unsafe(no_mangle)]
+pub static STALL_LAYOUT: Global<StallLayout> = Global::new(StallLayout::EMPTY);

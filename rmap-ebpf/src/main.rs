@@ -23,6 +23,8 @@ mod owner;
 #[cfg(target_arch = "bpf")]
 mod sched;
 #[cfg(target_arch = "bpf")]
+mod stall;
+#[cfg(target_arch = "bpf")]
 mod tracepoint;
 #[cfg(target_arch = "bpf")]
 mod walk;

@@ -5,7 +5,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
-use rmap_common::{COUNTERS, HIST_KEYS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES};
+use rmap_common::{
+    COUNTERS, HIST_KEYS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES,
+    stall::{STALL_COUNTERS, StallCounter, Waiting},
+};
 
 /// Per-walk events for userspace. 1 MiB here (~10,000 events of 96 bytes in flight); userspace
 /// sets the size at load time (`--ringbuf-kib`).
@@ -58,6 +61,33 @@ pub fn add_one(slot: *mut u64) {
 #[inline(always)]
 pub fn bump(index: u32) {
     if let Some(slot) = COUNTS.get_ptr_mut(index) {
+        add_one(slot);
+    }
+}
+
+/// Waits on locks held by walks (`--stalls`), sent when each wait ends. Userspace sets the
+/// size at load time (a page when `--stalls` is off).
+#[map]
+pub static STALLS: RingBuf = RingBuf::with_byte_size(256 << 10, 0);
+
+/// Waits in progress by thread id: a thread waits on one lock at a time. LRU, so that a wait
+/// whose end was missed (attached between its begin and end) cannot fill it for good.
+#[map]
+pub static WAITING: LruHashMap<u32, Waiting> = LruHashMap::with_max_entries(4096, 0);
+
+/// `rmap_common::stall::StallCounter` values, per CPU.
+#[map]
+pub static STALL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STALL_COUNTERS as u32, 0);
+
+/// Log-linear histogram of stall waits, per CPU: the source of `rmap_walk_stall_seconds`
+/// whatever the stall ring buffer drops.
+#[map]
+pub static STALL_HIST: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a stall counter (this CPU's slot, atomically: see `add_one`).
+#[inline(always)]
+pub fn bump_stall(index: StallCounter) {
+    if let Some(slot) = STALL_COUNTS.get_ptr_mut(index as u32) {
         add_one(slot);
     }
 }

@@ -78,7 +78,7 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
             Some(1) => FLAG_OFFCPU_VALID,
             _ => 0,
         },
-        _pad: 0,
+        stall_waits: 0,
     };
     if INFLIGHT.get_ptr(&tid).is_some() {
         bump(Counter::Overlapping as u32);
@@ -133,6 +133,7 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
         state.rwc,
         PageType::from_u32(state.page_type),
         state.locked,
+        state.stall_waits,
         source,
     );
 }
@@ -156,6 +157,7 @@ pub fn whole(folio: u64, rwc: u64, duration_ns: u64, page_type: PageType, locked
         rwc,
         page_type,
         locked,
+        0,
         source,
     );
 }
@@ -182,6 +184,7 @@ fn record(
     rwc: u64,
     page_type: PageType,
     locked: u32,
+    stall_waits: u32,
     source: Source,
 ) {
     let page_type = match page_type {
@@ -230,7 +233,7 @@ fn record(
         locked,
         source: source as u32,
         flags: flags | owner_flag | owner::kthread_flag(),
-        _pad: 0,
+        stall_waits,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
         process: owner::process_comm(),
         cgroup_id,

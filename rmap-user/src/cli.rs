@@ -141,6 +141,12 @@ pub struct LiveArgs {
     /// Show the thread names under each process of the per-process table.
     #[arg(long)]
     pub threads: bool,
+    /// Also show who waited for walks: threads blocked on an rwsem (anon_vma, i_mmap) held by
+    /// a walk in flight, from `lock:contention_begin`/`end`, which fire on every contended
+    /// lock of the host (their cost: README, "Overhead"). A table per victim process and per
+    /// walk, `stalls` in --json, `rmap_walk_stall_seconds` in Prometheus.
+    #[arg(long)]
+    pub stalls: bool,
 }
 
 /// The workload of the benchmark (and of `rmap-trace workload`).
@@ -191,6 +197,14 @@ pub struct BenchArgs {
     /// always moved one call per address.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(bounds::MOVE_BATCH))]
     pub move_batch: Option<u64>,
+    /// Fork N victim processes that change a page of the split region in a loop while the
+    /// trigger runs, each timing its own changes: the ground truth `--stalls` is checked
+    /// against (0 to 64; split layout only).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub victims: u64,
+    /// What the victims do to their page.
+    #[arg(long, value_enum, default_value_t = crate::workload::victims::VictimOp::Mprotect)]
+    pub victim_op: crate::workload::victims::VictimOp,
 }
 
 #[derive(Debug, Subcommand)]

@@ -57,7 +57,7 @@ pub(crate) mod tests {
             locked: 0,
             source: Source::Kprobe as u32,
             flags: FLAG_OFFCPU_VALID,
-            _pad: 0,
+            stall_waits: 0,
             comm,
             process: comm,
             cgroup_id: 0,

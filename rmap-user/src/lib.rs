@@ -19,6 +19,7 @@ pub mod owners;
 pub mod procs;
 pub mod render;
 pub mod session;
+pub mod stalls;
 pub mod top;
 pub mod trace_loop;
 pub mod workload;

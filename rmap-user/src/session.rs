@@ -7,7 +7,7 @@ use aya::{
     maps::{MapData, RingBuf},
 };
 use aya_log::EbpfLogger;
-use rmap_common::WalkEvent;
+use rmap_common::{WalkEvent, maps};
 use tokio::io::unix::AsyncFd;
 
 use crate::{
@@ -18,6 +18,7 @@ use crate::{
     counters::{self, KernelCounts},
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
     procs::Process,
+    stalls::StallReader,
     trace_loop::{
         drain::Walks,
         ring::{Decoder, LOOKUPS_PER_SLICE},
@@ -45,6 +46,8 @@ pub struct Session {
     /// The last read stopped before the ring buffer was empty: its readiness, cleared before
     /// that read, will not be signalled again for the records left, so do not wait for it.
     backlog: bool,
+    /// `--stalls`: the stall ring buffer and what was read from it.
+    pub stalls: Option<StallReader>,
     /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
     /// unmounted when it is dropped.
     _tracefs: Option<Tracefs>,
@@ -74,6 +77,19 @@ impl Session {
         if let Some(why) = &facts.owner_missing {
             println!("  memory owners (cgroups) not shown: {why}");
         }
+        let stalls = if filters.stalls {
+            let points = crate::attach::stalls::attach(&mut ebpf, &facts.stall)
+                .map_err(|why| anyhow::anyhow!("--stalls: {why}"))?;
+            println!("  stalls: {}", points.join(", "));
+            let map = ebpf
+                .take_map(maps::STALLS)
+                .context("map STALLS missing from the eBPF object")?;
+            Some(StallReader::new(
+                RingBuf::try_from(map).context("STALLS is not a ring buffer")?,
+            ))
+        } else {
+            None
+        };
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(tokio::spawn(poll_logger(logger))),
             Err(e) => {
@@ -96,6 +112,7 @@ impl Session {
             attached,
             decoder: Decoder::new(Purposes::new(facts.kallsyms.take())),
             backlog: false,
+            stalls,
             _tracefs: facts.tracefs.take(),
         })
     }
@@ -111,6 +128,21 @@ impl Session {
         Ok(counters::read(&self.ebpf)?)
     }
 
+    /// Reads the stall records waiting (`--stalls`), without waiting for more.
+    pub fn drain_stalls(&mut self) {
+        if let Some(s) = self.stalls.as_mut() {
+            s.drain();
+        }
+    }
+
+    /// The kernel's stall counters and wait histogram, with `--stalls`.
+    pub fn stall_counts(&self) -> anyhow::Result<Option<crate::stalls::kernel::StallCounts>> {
+        if self.stalls.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(crate::stalls::kernel::read(&self.ebpf)?))
+    }
+
     /// The kernel's latency histograms so far (cumulative), per page type and purpose.
     pub fn latency(&self) -> anyhow::Result<counters::Latency> {
         Ok(counters::read_latency(&self.ebpf)?)
@@ -124,6 +156,7 @@ impl Walks for Session {
     /// bounded batch at a time ([`ProcessNames::resolve`]).
     async fn readable(&mut self) -> anyhow::Result<()> {
         self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
+        self.drain_stalls();
         if self.backlog {
             return Ok(());
         }

@@ -6,7 +6,7 @@ use aya::{
     maps::Array,
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use rmap_common::{OwnerLayout, TpLayout, globals, maps};
+use rmap_common::{OwnerLayout, TpLayout, globals, maps, stall::StallLayout};
 
 use super::{
     errors::describe,
@@ -59,6 +59,9 @@ pub struct Filters {
     pub cgroup_id: u64,
     /// Only tasks whose process (thread-group leader) has this comm (empty: all).
     pub process: Option<String>,
+    /// Attribute lock waits to walks (`--stalls`): the stall ring buffer gets its size and the
+    /// session attaches the `lock:contention_*` hooks.
+    pub stalls: bool,
 }
 
 /// Kernel facts the object needs.
@@ -68,6 +71,8 @@ pub struct KernelFacts {
     pub owner: OwnerLayout,
     /// …and why owners cannot be read, if they cannot.
     pub owner_missing: Option<String>,
+    /// From a reader-owned rwsem to its last reader (`--stalls`), or why not.
+    pub stall: Result<StallLayout, String>,
     pub tracefs: Option<Tracefs>,
     /// Classic tracepoint layouts, and why any that is absent could not be read.
     pub layouts: EventLayouts,
@@ -86,6 +91,7 @@ impl KernelFacts {
             .context("kernel BTF is required for struct offsets")?;
         let offsets = kernel_btf.offsets()?;
         let (owner, owner_missing) = kernel_btf.owner_layout();
+        let stall = kernel_btf.stall_layout().map_err(|e| e.to_string());
         let tracefs = Tracefs::find_or_mount().ok();
         let layouts = tracefs
             .as_ref()
@@ -94,6 +100,7 @@ impl KernelFacts {
             offsets,
             owner,
             owner_missing,
+            stall,
             tracefs,
             layouts,
             kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
@@ -122,6 +129,16 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     if filters.inflight_entries != 0 {
         loader.map_max_entries(maps::INFLIGHT, filters.inflight_entries);
     }
+    // Without --stalls nothing writes the stall ring buffer: one page instead of its size.
+    loader.map_max_entries(
+        maps::STALLS,
+        if filters.stalls {
+            STALL_RINGBUF_BYTES
+        } else {
+            PAGE_BYTES
+        },
+    );
+    let stall = facts.stall.clone().unwrap_or(StallLayout::EMPTY);
     Ok(loader
         .override_global(globals::FILTER_TGID, &tgid, true)
         .override_global(globals::FILTER_COMM, &comm, true)
@@ -135,8 +152,16 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ringbuf_bytes), true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
         .override_global(globals::FILTER_PROCESS, &process, true)
+        .override_global(globals::STALL_LAYOUT, &stall, true)
         .load(OBJECT)?)
 }
+
+/// The stall ring buffer with `--stalls`: 2,340 records of 112 bytes, drained every 50 ms
+/// (`session::DRAIN_PERIOD`), so about 46,000 waits/s before a record is dropped (the waits
+/// are still counted and in the histogram).
+const STALL_RINGBUF_BYTES: u32 = 256 << 10;
+/// A ring buffer's smallest size: one page.
+const PAGE_BYTES: u32 = 4096;
 
 /// The object's ring buffer when `--ringbuf-kib` does not say (rmap-ebpf maps.rs `EVENTS`).
 const DEFAULT_RINGBUF_BYTES: u32 = 1 << 20;
@@ -290,7 +315,7 @@ fn unload(prog: &mut aya::programs::Program) -> Result<(), ProgramError> {
     }
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {

@@ -3,4 +3,5 @@
 pub mod errors;
 pub mod load;
 pub mod plan;
+pub mod stalls;
 pub mod targets;

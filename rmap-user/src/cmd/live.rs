@@ -15,6 +15,7 @@ use crate::{
     owners::paths::CgroupPaths,
     render,
     session::Session,
+    stalls::{self, render::StallsJson},
     trace_loop::{
         self, Woke,
         signals::Stop,
@@ -37,6 +38,9 @@ pub struct LiveJson<'a> {
     /// Walks per owner: the memory cgroup of the walked folio (its path under the cgroup v2
     /// mount), with the walkers (`parts`: process names, kernel threads in brackets).
     pub owners: Vec<Row>,
+    /// With `--stalls`: who waited for walks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalls: Option<StallsJson>,
 }
 
 pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
@@ -47,6 +51,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     let filters = Filters {
         cgroup_id: live.cgroup.as_ref().map_or(0, |c| c.id),
         process: live.process.clone(),
+        stalls: live.stalls,
         ..trace_loop::filters(trace, types, live.pid.unwrap_or(0))
     };
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
@@ -61,6 +66,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     trace_loop::kernel_latency(&mut session, &mut sink)?;
     let total = sink.finish(trace.plot.as_deref())?;
     let counts = session.counts()?;
+    let stall_counts = session.stall_counts()?;
     let mut paths = CgroupPaths::default();
     print_summary(
         &session,
@@ -70,6 +76,9 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
         live.threads,
         &mut paths,
     );
+    if let (Some(reader), Some(c)) = (&session.stalls, &stall_counts) {
+        print!("{}", stalls::render::summary(&reader.agg, c, reader.records));
+    }
     if let Some(path) = &trace.json {
         let doc = LiveJson {
             run: RunJson::new(&session, &counts, started.elapsed()),
@@ -77,6 +86,11 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
             purposes: total.purpose_rows(),
             processes: total.process_rows(usize::MAX),
             owners: total.owner_rows(usize::MAX, &mut paths),
+            stalls: session
+                .stalls
+                .as_ref()
+                .zip(stall_counts)
+                .map(|(r, c)| StallsJson::new(&r.agg, c, r.records)),
         };
         render::write_json(path, &doc)?;
     }

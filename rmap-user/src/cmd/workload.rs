@@ -3,7 +3,7 @@
 use crate::{
     cli::{BenchArgs, Types},
     trace_loop::{self, signals::Stop, sink::Sink},
-    workload::{Ran, plan},
+    workload::{Ran, plan, victims::VictimRun},
 };
 
 pub async fn run(types: &Types, b: &BenchArgs) -> anyhow::Result<()> {
@@ -14,6 +14,9 @@ pub async fn run(types: &Types, b: &BenchArgs) -> anyhow::Result<()> {
     for spec in specs {
         let ran = trace_loop::scenario(spec, None, &mut Sink::default(), &mut stop).await?;
         println!("{}", line(&ran));
+        for v in &ran.victims {
+            println!("{}", victim_line(v));
+        }
     }
     Ok(())
 }
@@ -37,5 +40,13 @@ fn line(ran: &Ran) -> String {
         ran.pages_triggered,
         ran.trigger,
         ran.trigger_ns
+    )
+}
+
+/// What one victim measured, in one line (the guest suites read it).
+fn victim_line(v: &VictimRun) -> String {
+    format!(
+        "victim: pid {} op {:?} calls {} total_ns {} baseline_ns {} slow_calls {} slow_ns {} excess_ns {}",
+        v.pid, v.op, v.calls, v.total_ns, v.baseline_ns, v.slow_calls, v.slow_ns, v.excess_ns
     )
 }

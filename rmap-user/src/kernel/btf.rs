@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, Type};
-use rmap_common::OwnerLayout;
+use rmap_common::{OwnerLayout, stall::StallLayout};
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -87,6 +87,18 @@ impl KernelBtf {
             _pad: 0,
         };
         (layout, missing)
+    }
+
+    /// The members the lock-contention hooks follow (`--stalls`): from a reader-owned rwsem to
+    /// its last reader, and from that task to its thread id, process id and name; or the
+    /// first that is missing.
+    pub fn stall_layout(&self) -> Result<StallLayout, BtfError> {
+        Ok(StallLayout {
+            rwsem_owner: self.member_offset("rw_semaphore", "owner")?,
+            task_pid: self.member_offset("task_struct", "pid")?,
+            task_tgid: self.member_offset("task_struct", "tgid")?,
+            task_comm: self.member_offset("task_struct", "comm")?,
+        })
     }
 
     /// Byte offset of `member` in `struct strukt`, descending into anonymous members (struct

@@ -89,6 +89,7 @@ const FINAL_DRAIN: Duration = Duration::from_millis(500);
 /// other processes that keep arriving must not hold up the end of the run.
 pub fn drain(session: &mut Session, sink: &mut Sink) {
     final_drain(session, sink);
+    session.drain_stalls();
 }
 
 fn final_drain(src: &mut impl Walks, sink: &mut Sink) {

@@ -13,6 +13,7 @@ pub mod region;
 pub mod sharers;
 pub mod swap;
 pub mod trigger;
+pub mod victims;
 
 use std::time::Duration;
 
@@ -75,6 +76,9 @@ pub struct Spec {
     /// move-pages, anon/file: move every page, this many per call (None: the first 64 pages
     /// in one call).
     pub move_batch: Option<usize>,
+    /// Victim processes changing pages of the region during the trigger (`--victims`).
+    pub victims: usize,
+    pub victim_op: victims::VictimOp,
 }
 
 /// What a scenario did.
@@ -96,6 +100,8 @@ pub struct Ran {
     pub ksm_merged: u64,
     /// Wall time of the trigger phase alone, in ns (what a benchmark divides by walks).
     pub trigger_ns: u64,
+    /// With --victims: what each victim measured during the trigger.
+    pub victims: Vec<victims::VictimRun>,
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
@@ -142,9 +148,11 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         None => 0,
     };
     cancel::check()?;
+    let victims = fork_victims(spec, &mapped)?;
     let started = std::time::Instant::now();
     let (pages_triggered, target_node) = trigger(spec, &mapped.region, cgroup.as_ref())?;
     let trigger_ns = started.elapsed().as_nanos() as u64;
+    let victims = victims.map(victims::Victims::finish).transpose()?.unwrap_or_default();
     Ok(Ran {
         page_type: spec.ty.name(),
         layout: spec.layout.name(),
@@ -156,7 +164,27 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         mremapped,
         ksm_merged,
         trigger_ns,
+        victims,
     })
+}
+
+/// `--victims`: forked once the region is ready, measuring from just before the trigger.
+/// Victim i changes page 2(i+1): a writable page between two read-only ones of the split.
+fn fork_victims(spec: &Spec, mapped: &Mapped) -> anyhow::Result<Option<victims::Victims>> {
+    if spec.victims == 0 {
+        return Ok(None);
+    }
+    let pages: Vec<usize> = (1..=spec.victims).map(|i| 2 * i).collect();
+    if spec.layout != Layout::Split || pages.last().is_some_and(|&p| p >= mapped.region.pages()) {
+        anyhow::bail!(
+            "--victims {} needs the split layout with more than {} pages",
+            spec.victims,
+            2 * spec.victims
+        );
+    }
+    let v = victims::Victims::fork(mapped.region.addr(0), &pages, spec.victim_op)?;
+    v.start()?;
+    Ok(Some(v))
 }
 
 /// The region of a scenario, mapped in its layout.

@@ -35,6 +35,8 @@ pub fn specs(types: &[PageType], b: &BenchArgs, trigger: Trigger) -> Vec<Spec> {
                 force_ksm: b.force_ksm,
                 thread_name: b.thread_name.clone(),
                 move_batch: b.move_batch.map(|n| n as usize),
+                victims: b.victims as usize,
+                victim_op: b.victim_op,
             });
         }
     }

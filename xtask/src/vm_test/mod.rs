@@ -13,6 +13,7 @@ mod faults;
 mod owners;
 mod patched;
 mod ring;
+mod stalls;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,7 +27,8 @@ pub struct Args {
     /// the rmap tracepoints and ksm-rmap-pgoff), faults (SIGKILL at each phase, then the
     /// host state restored; about a minute in the guest), drops (Debian's kernel: a tiny ring
     /// buffer, a shrunk in-flight map, the off-CPU hook disabled), owners (Debian's kernel:
-    /// memory owners, --cgroup, --process against renamed threads), or all.
+    /// memory owners, --cgroup, --process against renamed threads), stalls (Debian's kernel:
+    /// --stalls against victims that time their own calls), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -39,6 +41,7 @@ pub enum Suite {
     Faults,
     Drops,
     Owners,
+    Stalls,
     All,
 }
 
@@ -114,6 +117,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Owners) {
         owners::run(&args.guest, 300, &mut c)?;
+    }
+    if args.suite.has(Suite::Stalls) {
+        // The whole run (5,000-20,000 VMAs: `--suite stalls --pages N`) on demand; a short one in
+        // `all`, which CI runs.
+        let pages = if args.suite == Suite::Stalls { args.pages } else { 2000 };
+        stalls::run(&args.guest, pages, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;

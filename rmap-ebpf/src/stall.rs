@@ -1,0 +1,167 @@
+//! Who waited for a walk (`--stalls`), from `lock:contention_begin`/`contention_end` as raw
+//! tracepoints (`TP_PROTO(void *lock, unsigned int flags)` and `(void *lock, int ret)`,
+//! include/trace/events/lock.h). Both fire for every contended lock of the system, so what
+//! is not a plain rwsem is left at once, by its flags.
+//!
+//! A wait counts as a stall by a walk when the rwsem is reader-owned and its recorded owner
+//! (`sem->owner`, the last reader: kernel/locking/rwsem.c `__rwsem_set_reader_owned`) is a
+//! thread with a walk in flight (`INFLIGHT`). What this cannot see: a second reader holding
+//! the lock beside the walker (only the last reader is recorded), and the optimistic spinning
+//! a writer does before it sleeps (`rwsem_down_write_slowpath` spins, then traces the wait).
+use aya_ebpf::{
+    bindings::BPF_RB_NO_WAKEUP,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use rmap_common::{
+    HIST_BUCKETS, hist_bucket,
+    stall::{
+        LCB_F_READ, LCB_F_WRITE, LCB_NOT_RWSEM, RWSEM_OWNER_FLAGS_MASK, RWSEM_READER_OWNED,
+        StallCounter, StallEvent, Waiting,
+    },
+};
+
+use crate::{
+    config::STALL_LAYOUT,
+    maps::{INFLIGHT, STALL_HIST, STALLS, WAITING, add_one, bump_stall},
+    owner,
+};
+
+#[inline(always)]
+fn read<T>(addr: u64) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+#[raw_tracepoint(tracepoint = "contention_begin")]
+pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
+    let lock: u64 = ctx.arg(0);
+    let flags: u64 = ctx.arg(1);
+    let flags = flags as u32;
+    if flags & (LCB_F_READ | LCB_F_WRITE) == 0 || flags & LCB_NOT_RWSEM != 0 {
+        return 0;
+    }
+    let l = STALL_LAYOUT.load();
+    let Some(sem_owner) = read::<u64>(lock + l.rwsem_owner as u64) else {
+        return 0;
+    };
+    if sem_owner & RWSEM_READER_OWNED == 0 {
+        // Writer-owned (or free again): no walk holds it, walks only read.
+        bump_stall(StallCounter::Others);
+        return 0;
+    }
+    let task = sem_owner & !RWSEM_OWNER_FLAGS_MASK;
+    let Some(walker_pid) = read::<u32>(task + l.task_pid as u64) else {
+        return 0;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = pid_tgid as u32;
+    let Some(walk) = INFLIGHT.get_ptr_mut(&walker_pid) else {
+        bump_stall(StallCounter::Others);
+        return 0;
+    };
+    if walker_pid == pid {
+        // The walker itself waits to read again behind a queued writer: it is the one
+        // stalled, by that writer; not a stall the walk causes.
+        return 0;
+    }
+    // SAFETY: a helper call without arguments; it only reads the clock.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: a valid map value; the counter is added to atomically (the walker's CPU may be
+    // reading the entry at its end).
+    let (walk_start_ns, page_type) = unsafe {
+        add_one_u32(&raw mut (*walk).stall_waits);
+        ((*walk).start_ns, (*walk).page_type)
+    };
+    let waiting = Waiting {
+        start_ns: now,
+        walk_start_ns,
+        lock,
+        walker_pid,
+        walker_tgid: read::<u32>(task + l.task_tgid as u64).unwrap_or(0),
+        lock_flags: flags,
+        page_type,
+        walker_comm: read::<[u8; 16]>(task + l.task_comm as u64).unwrap_or([0; 16]),
+    };
+    if WAITING.insert(&pid, &waiting, 0).is_err() {
+        bump_stall(StallCounter::Unpaired);
+        return 0;
+    }
+    bump_stall(StallCounter::Waits);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "contention_end")]
+pub fn contention_end(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = pid_tgid as u32;
+    // Most ends are of waits that were no stall: nothing to find, nothing to do.
+    let Some(w) = WAITING.get_ptr(&pid) else {
+        return 0;
+    };
+    // SAFETY: a valid map value, copied before the entry is removed.
+    let w = unsafe { *w };
+    if WAITING.remove(&pid).is_err() {
+        bump_stall(StallCounter::Unpaired);
+        return 0;
+    }
+    let lock: u64 = ctx.arg(0);
+    if lock != w.lock {
+        // The end of another lock's wait: this one's end was missed.
+        bump_stall(StallCounter::Unpaired);
+        return 0;
+    }
+    let ret: u64 = ctx.arg(1);
+    // SAFETY: a helper call without arguments; it only reads the clock.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let wait_ns = now.saturating_sub(w.start_ns);
+    count_wait(wait_ns);
+    let Some(mut entry) = STALLS.reserve::<StallEvent>(0) else {
+        bump_stall(StallCounter::Drops);
+        return 0;
+    };
+    entry.write(StallEvent {
+        start_ns: w.start_ns,
+        wait_ns,
+        walk_start_ns: w.walk_start_ns,
+        lock,
+        pid,
+        tgid: (pid_tgid >> 32) as u32,
+        walker_pid: w.walker_pid,
+        walker_tgid: w.walker_tgid,
+        lock_flags: w.lock_flags,
+        page_type: w.page_type,
+        ret: ret as i32,
+        flags: owner::kthread_flag(),
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        process: owner::process_comm(),
+        walker_comm: w.walker_comm,
+    });
+    // The reader drains this ring on its timer: a wakeup per wait would add a switch to it.
+    entry.submit(BPF_RB_NO_WAKEUP as u64);
+    0
+}
+
+/// Adds a wait to the stall histogram (the source of `rmap_walk_stall_seconds`).
+#[inline(always)]
+fn count_wait(wait_ns: u64) {
+    let Some(hist) = STALL_HIST.get_ptr_mut(0) else {
+        return;
+    };
+    let b = hist_bucket(wait_ns) as usize;
+    // An explicit bound the verifier sees.
+    if b >= HIST_BUCKETS {
+        return;
+    }
+    // SAFETY: this CPU's histogram; `b` is in bounds (checked above).
+    add_one(unsafe { (*hist).buckets.as_mut_ptr().add(b) });
+}
+
+/// Adds one to a u32 atomically (`lock *(u32 *)(r + off) += r`).
+#[inline(always)]
+fn add_one_u32(slot: *mut u32) {
+    use core::intrinsics::{AtomicOrdering, atomic_xadd};
+    // SAFETY: callers pass an aligned u32 of a map value, valid while the map lives.
+    unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(slot, 1) };
+}

@@ -1,0 +1,394 @@
+//! Waits on locks held by walks, aggregated per victim process (with its threads) and per
+//! walk. Plain data, bounded: at most [`PROCESSES`] victim processes, [`THREADS`] threads
+//! each and [`WALKS`] walks have their own entry; the rest is counted in "other" totals, so
+//! that the totals always cover every record read.
+use std::collections::HashMap;
+
+use rmap_common::{PageType, stall::StallEvent};
+use serde::Serialize;
+
+use crate::events::text;
+
+/// Most victim processes with a row.
+pub const PROCESSES: usize = 64;
+/// Most threads named under one victim process.
+pub const THREADS: usize = 16;
+/// Most walks with an entry; when full, the walk with the least waiting goes to "other".
+pub const WALKS: usize = 4096;
+/// Most distinct victim threads remembered per walk (more are counted, not named).
+pub const VICTIMS_PER_WALK: usize = 64;
+/// Most victim process names listed per walk.
+pub const PROCESSES_PER_WALK: usize = 4;
+
+/// A count, sum and maximum of waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Waits {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+}
+
+impl Waits {
+    pub fn add(&mut self, ns: u64) {
+        self.count += 1;
+        self.total_ns += ns;
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    pub fn merge(&mut self, o: &Waits) {
+        self.count += o.count;
+        self.total_ns += o.total_ns;
+        self.max_ns = self.max_ns.max(o.max_ns);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Thread {
+    comm: String,
+    waits: Waits,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Victim {
+    process: String,
+    waits: Waits,
+    threads: HashMap<u32, Thread>,
+    /// Waits of threads beyond [`THREADS`].
+    other_threads: Waits,
+}
+
+#[derive(Clone, Debug)]
+struct Walk {
+    walker: String,
+    walker_tgid: u32,
+    page_type: u32,
+    waits: Waits,
+    victims: Vec<u32>,
+    /// Distinct victims beyond [`VICTIMS_PER_WALK`] (may count one twice).
+    more_victims: u64,
+    processes: Vec<String>,
+}
+
+/// See the module's doc.
+#[derive(Clone, Debug, Default)]
+pub struct StallAgg {
+    /// Every wait read.
+    pub total: Waits,
+    victims: HashMap<u32, Victim>,
+    /// Waits of victim processes without a row.
+    other_processes: Waits,
+    walks: HashMap<(u32, u64), Walk>,
+    /// Waits of walks that lost their entry.
+    other_walks: Waits,
+}
+
+impl StallAgg {
+    pub fn record(&mut self, ev: &StallEvent) {
+        self.total.add(ev.wait_ns);
+        self.record_victim(ev);
+        self.record_walk(ev);
+    }
+
+    fn record_victim(&mut self, ev: &StallEvent) {
+        if !self.victims.contains_key(&ev.tgid) && self.victims.len() >= PROCESSES {
+            self.other_processes.add(ev.wait_ns);
+            return;
+        }
+        let v = self.victims.entry(ev.tgid).or_insert_with(|| Victim {
+            process: text(&ev.process).into_owned(),
+            ..Victim::default()
+        });
+        v.waits.add(ev.wait_ns);
+        if let Some(t) = v.threads.get_mut(&ev.pid) {
+            t.waits.add(ev.wait_ns);
+        } else if v.threads.len() < THREADS {
+            let mut waits = Waits::default();
+            waits.add(ev.wait_ns);
+            v.threads.insert(
+                ev.pid,
+                Thread {
+                    comm: text(&ev.comm).into_owned(),
+                    waits,
+                },
+            );
+        } else {
+            v.other_threads.add(ev.wait_ns);
+        }
+    }
+
+    fn record_walk(&mut self, ev: &StallEvent) {
+        let key = (ev.walker_pid, ev.walk_start_ns);
+        if !self.walks.contains_key(&key) && self.walks.len() >= WALKS {
+            self.evict_least_walk();
+        }
+        let w = self.walks.entry(key).or_insert_with(|| Walk {
+            walker: text(&ev.walker_comm).into_owned(),
+            walker_tgid: ev.walker_tgid,
+            page_type: ev.page_type,
+            waits: Waits::default(),
+            victims: Vec::new(),
+            more_victims: 0,
+            processes: Vec::new(),
+        });
+        w.waits.add(ev.wait_ns);
+        if !w.victims.contains(&ev.pid) {
+            if w.victims.len() < VICTIMS_PER_WALK {
+                w.victims.push(ev.pid);
+            } else {
+                w.more_victims += 1;
+            }
+        }
+        let process = text(&ev.process);
+        if w.processes.len() < PROCESSES_PER_WALK && !w.processes.iter().any(|p| *p == process) {
+            w.processes.push(process.into_owned());
+        }
+    }
+
+    /// Folds the walk with the least total waiting into "other" (only when the table is full:
+    /// a scan per new walk beyond [`WALKS`]).
+    fn evict_least_walk(&mut self) {
+        let least = self
+            .walks
+            .iter()
+            .min_by_key(|(k, w)| (w.waits.total_ns, **k))
+            .map(|(k, _)| *k);
+        if let Some(w) = least.and_then(|k| self.walks.remove(&k)) {
+            self.other_walks.merge(&w.waits);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total.count == 0
+    }
+
+    /// Victim processes, the most waiting first, then "other" when some had no row.
+    pub fn victim_rows(&self) -> Vec<VictimRow> {
+        let mut rows: Vec<VictimRow> = self
+            .victims
+            .iter()
+            .map(|(tgid, v)| {
+                let mut threads: Vec<ThreadRow> = v
+                    .threads
+                    .iter()
+                    .map(|(pid, t)| ThreadRow::new(Some(*pid), &t.comm, &t.waits))
+                    .collect();
+                threads.sort_by(|a, b| b.total_wait_ns().cmp(&a.total_wait_ns()).then(a.pid.cmp(&b.pid)));
+                if v.other_threads.count > 0 {
+                    threads.push(ThreadRow::new(None, crate::top::OTHER, &v.other_threads));
+                }
+                VictimRow {
+                    tgid: Some(*tgid),
+                    process: v.process.clone(),
+                    waits: WaitFigures::from(&v.waits),
+                    threads,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.waits.total_ns.cmp(&a.waits.total_ns).then(a.tgid.cmp(&b.tgid)));
+        if self.other_processes.count > 0 {
+            rows.push(VictimRow {
+                tgid: None,
+                process: crate::top::OTHER.to_string(),
+                waits: WaitFigures::from(&self.other_processes),
+                threads: Vec::new(),
+            });
+        }
+        rows
+    }
+
+    /// Walks, the most waiting first, at most `limit`.
+    pub fn walk_rows(&self, limit: usize) -> Vec<WalkRow> {
+        let mut rows: Vec<WalkRow> = self
+            .walks
+            .iter()
+            .map(|((pid, start), w)| WalkRow {
+                walker: w.walker.clone(),
+                walker_pid: *pid,
+                walker_tgid: w.walker_tgid,
+                page_type: PageType::from_u32(w.page_type).name(),
+                walk_start_ns: *start,
+                victims: w.victims.len() as u64 + w.more_victims,
+                victim_processes: w.processes.clone(),
+                waits: WaitFigures::from(&w.waits),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.waits
+                .total_ns
+                .cmp(&a.waits.total_ns)
+                .then(a.walk_start_ns.cmp(&b.walk_start_ns))
+        });
+        rows.truncate(limit);
+        rows
+    }
+
+    /// Walks with an entry, and the waits of those that lost theirs.
+    pub fn walks(&self) -> (usize, Waits) {
+        (self.walks.len(), self.other_walks)
+    }
+}
+
+/// Count, total and maximum of waits, in ns and seconds (JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct WaitFigures {
+    pub waits: u64,
+    #[serde(skip)]
+    pub total_ns: u64,
+    #[serde(skip)]
+    pub max_ns: u64,
+    pub total_wait_s: f64,
+    pub max_wait_s: f64,
+}
+
+impl From<&Waits> for WaitFigures {
+    fn from(w: &Waits) -> Self {
+        Self {
+            waits: w.count,
+            total_ns: w.total_ns,
+            max_ns: w.max_ns,
+            total_wait_s: w.total_ns as f64 / 1e9,
+            max_wait_s: w.max_ns as f64 / 1e9,
+        }
+    }
+}
+
+/// One victim thread (`pid` none: the threads without a row of their own).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThreadRow {
+    pub pid: Option<u32>,
+    pub comm: String,
+    #[serde(flatten)]
+    pub waits: WaitFigures,
+}
+
+impl ThreadRow {
+    fn new(pid: Option<u32>, comm: &str, w: &Waits) -> Self {
+        Self {
+            pid,
+            comm: comm.to_string(),
+            waits: WaitFigures::from(w),
+        }
+    }
+
+    /// For sorting.
+    fn total_wait_ns(&self) -> u64 {
+        self.waits.total_ns
+    }
+}
+
+/// One victim process (`tgid` none: "other").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VictimRow {
+    pub tgid: Option<u32>,
+    pub process: String,
+    #[serde(flatten)]
+    pub waits: WaitFigures,
+    pub threads: Vec<ThreadRow>,
+}
+
+/// One walk that made others wait.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WalkRow {
+    /// Command name of the walking thread.
+    pub walker: String,
+    pub walker_pid: u32,
+    pub walker_tgid: u32,
+    /// Page type as known at the walk's start (`unknown` for `rmap_walk` hooks).
+    pub page_type: &'static str,
+    /// `bpf_ktime_get_ns()` at the walk's start (matches `WalkEvent::start_ns`).
+    pub walk_start_ns: u64,
+    /// Distinct threads that waited.
+    pub victims: u64,
+    /// Their processes, the first few.
+    pub victim_processes: Vec<String>,
+    #[serde(flatten)]
+    pub waits: WaitFigures,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comm(s: &str) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        b
+    }
+
+    fn wait(pid: u32, tgid: u32, walker: u32, walk_start: u64, ns: u64) -> StallEvent {
+        StallEvent {
+            wait_ns: ns,
+            walk_start_ns: walk_start,
+            pid,
+            tgid,
+            walker_pid: walker,
+            walker_tgid: walker,
+            page_type: PageType::Ksm as u32,
+            comm: comm(&format!("victim-{pid}")),
+            process: comm("java"),
+            walker_comm: comm("kcompactd0"),
+            ..StallEvent::default()
+        }
+    }
+
+    #[test]
+    fn waits_add_up_per_thread_process_and_walk() {
+        let mut a = StallAgg::default();
+        a.record(&wait(11, 10, 7, 100, 3_000));
+        a.record(&wait(11, 10, 7, 100, 5_000));
+        a.record(&wait(12, 10, 7, 100, 1_000));
+        a.record(&wait(21, 20, 7, 900, 2_000));
+        assert_eq!(
+            a.total,
+            Waits {
+                count: 4,
+                total_ns: 11_000,
+                max_ns: 5_000
+            }
+        );
+        let v = a.victim_rows();
+        assert_eq!(v[0].tgid, Some(10));
+        assert_eq!(
+            (v[0].waits.waits, v[0].waits.total_ns, v[0].waits.max_ns),
+            (3, 9_000, 5_000)
+        );
+        assert_eq!(v[0].threads[0].pid, Some(11));
+        assert_eq!(v[0].threads[0].waits.total_ns, 8_000);
+        assert_eq!(v[0].threads[0].comm, "victim-11");
+        let w = a.walk_rows(10);
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].walk_start_ns, w[0].victims, w[0].waits.waits), (100, 2, 3));
+        assert_eq!(w[0].victim_processes, vec!["java".to_string()]);
+        assert_eq!(w[0].walker, "kcompactd0");
+    }
+
+    #[test]
+    fn bounded_tables_keep_every_wait_in_the_totals() {
+        let mut a = StallAgg::default();
+        for i in 0..(WALKS as u64 + 10) {
+            // One process per wait beyond the bound, one thread each, one walk each.
+            a.record(&wait(1_000 + i as u32, 1_000 + i as u32, 7, i, 1_000 + i));
+        }
+        let rows = a.victim_rows();
+        assert_eq!(rows.len(), PROCESSES + 1, "the top processes and other");
+        let sum: u64 = rows.iter().map(|r| r.waits.waits).sum();
+        assert_eq!(sum, WALKS as u64 + 10);
+        let (kept, lost) = a.walks();
+        assert_eq!(kept, WALKS);
+        assert_eq!(kept as u64 + lost.count, WALKS as u64 + 10);
+        // The walks with least waiting went: the first ones.
+        assert!(a.walk_rows(usize::MAX).iter().all(|w| w.walk_start_ns >= 10));
+    }
+
+    #[test]
+    fn threads_beyond_the_bound_are_other() {
+        let mut a = StallAgg::default();
+        for pid in 0..(THREADS as u32 + 3) {
+            a.record(&wait(100 + pid, 10, 7, 1, 10));
+        }
+        let v = a.victim_rows();
+        assert_eq!(v[0].threads.len(), THREADS + 1);
+        let other = v[0].threads.last().map(|t| (t.pid, t.waits.waits));
+        assert_eq!(other, Some((None, 3)));
+    }
+}

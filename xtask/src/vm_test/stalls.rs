@@ -1,0 +1,146 @@
+//! The suite "stalls", on Debian's 6.1 kernel (fentry): who waited for walks (`--stalls`),
+//! checked against victims that time their own calls. The workload forks victim processes
+//! (`--victims`) that mprotect a page of the split region in a loop while its pages are
+//! migrated; a tracer with `--stalls` attributes their waits on the region's `anon_vma` lock
+//! to the walks. Per victim, the attributed total must agree with the time the victim itself
+//! measured beyond its uncontended median (within 10 %, KSM); anon walks make few, short waits.
+use serde_json::Value;
+
+use super::{Checks, json};
+use crate::guest::{self, GuestArgs, qemu::GuestRun};
+
+/// Victim processes per workload.
+const VICTIMS: u32 = 2;
+/// Largest relative difference between attributed and measured waiting (KSM rows).
+const AGREEMENT: f64 = 0.10;
+
+fn script(pages: u32) -> String {
+    format!(
+        r#"attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
+for ty in ksm anon; do
+  rmap-trace --attach-only --attach-mode fentry --stalls --interval 600 --json /tmp/$ty.json > /tmp/$ty.txt 2>&1 &
+  T=$!
+  attached /tmp/$ty.txt || echo "$ty tracer did not attach"
+  extra=""; [ $ty = anon ] && extra="--move-batch 512"
+  rmap-trace workload --types $ty --layouts split --pages {pages} --victims {VICTIMS} $extra > /tmp/w-$ty.txt 2>&1 &
+  W=$!
+  echo $W > /tmp/w-$ty.pid
+  wait $W; echo "workload exit $?" >> /tmp/w-$ty.txt
+  kill -INT $T; wait $T
+  for f in $ty.txt w-$ty.txt w-$ty.pid; do emit $f /tmp/$f; done
+  emit $ty /tmp/$ty.json
+done
+"#
+    )
+}
+
+pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
+    let out = guest::boot(args, &script(pages), false)?;
+    eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    for line in &out.console {
+        println!("guest: {line}");
+    }
+    for name in ["ksm.txt", "w-ksm.txt", "anon.txt", "w-anon.txt"] {
+        if let Some(t) = out.outputs.get(name) {
+            println!("--- guest output, {name} ---\n{}", t.trim_end());
+        }
+    }
+    verify(&out, c)
+}
+
+fn text<'a>(run: &'a GuestRun, name: &str) -> &'a str {
+    run.outputs.get(name).map_or("", |s| s.trim())
+}
+
+/// What a victim measured (its `victim:` line of the workload's output).
+#[derive(Debug)]
+struct Measured {
+    pid: u64,
+    calls: u64,
+    slow_calls: u64,
+    excess_ns: u64,
+}
+
+fn measured(workload: &str) -> Vec<Measured> {
+    workload
+        .lines()
+        .filter(|l| l.starts_with("victim:"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let field = |name: &str| {
+                words
+                    .iter()
+                    .position(|w| *w == name)
+                    .and_then(|i| words.get(i + 1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            Some(Measured {
+                pid: field("pid")?,
+                calls: field("calls")?,
+                slow_calls: field("slow_calls")?,
+                excess_ns: field("excess_ns")?,
+            })
+        })
+        .collect()
+}
+
+/// Attributed waits of one victim thread: (waits, total ns).
+fn attributed(doc: &Value, pid: u64) -> (u64, u64) {
+    let threads = doc["stalls"]["victims"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|v| v["threads"].as_array().into_iter().flatten());
+    let mut out = (0, 0);
+    for t in threads.filter(|t| t["pid"].as_u64() == Some(pid)) {
+        out.0 += t["waits"].as_u64().unwrap_or(0);
+        out.1 += (t["total_wait_s"].as_f64().unwrap_or(0.0) * 1e9) as u64;
+    }
+    out
+}
+
+fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
+    for ty in ["ksm", "anon"] {
+        let doc = json(run, ty)?;
+        let workload = text(run, &format!("w-{ty}.txt"));
+        let walker = text(run, &format!("w-{ty}.pid"));
+        let victims = measured(workload);
+        c.check(
+            &format!("stalls {ty}: the workload ran with its victims"),
+            workload.contains("workload exit 0") && victims.len() == VICTIMS as usize,
+            format!("{} victim lines", victims.len()),
+        );
+        let walks = doc["stalls"]["walks"].as_array().cloned().unwrap_or_default();
+        let foreign: Vec<&Value> = walks
+            .iter()
+            .filter(|w| w["walker_tgid"].as_u64().map(|t| t.to_string()) != Some(walker.to_string()))
+            .collect();
+        println!("stalls {ty}: {} walks made victims wait; kernel {}", walks.len(), doc["stalls"]["kernel_counts"]);
+        for v in &victims {
+            let (waits, total) = attributed(&doc, v.pid);
+            let diff = (total as f64 - v.excess_ns as f64).abs() / (v.excess_ns.max(1) as f64);
+            println!(
+                "stalls {ty}: victim {}: attributed {waits} waits, {:.3} ms; measured {} slow of {} calls, {:.3} ms beyond the median; difference {:.1} %",
+                v.pid,
+                total as f64 / 1e6,
+                v.slow_calls,
+                v.calls,
+                v.excess_ns as f64 / 1e6,
+                diff * 100.0
+            );
+            if ty == "ksm" {
+                c.check(
+                    &format!("stalls ksm: victim {}'s attributed wait agrees with its own measure within 10 %", v.pid),
+                    waits > 0 && diff <= AGREEMENT,
+                    format!("{:.3} ms attributed, {:.3} ms measured, {:.1} %", total as f64 / 1e6, v.excess_ns as f64 / 1e6, diff * 100.0),
+                );
+            }
+        }
+        c.check(
+            &format!("stalls {ty}: every attributed wait is for a walk of the workload"),
+            foreign.is_empty(),
+            format!("{} walks by others: {:?}", foreign.len(), foreign.iter().take(3).collect::<Vec<_>>()),
+        );
+    }
+    Ok(())
+}
