@@ -6,7 +6,8 @@
 //! that needs it for writing (mprotect, munmap, mmap, fork, exit) sleeps until it is released.
 //! `lock:contention_begin`/`contention_end` (include/trace/events/lock.h) bracket that sleep;
 //! a reader-owned rwsem keeps its last reader in `sem->owner` with `RWSEM_READER_OWNED` set
-//! (kernel/locking/rwsem.c: `__rwsem_set_reader_owned`).
+//! (kernel/locking/rwsem.c: `__rwsem_set_reader_owned`). A wait on a writer-owned rwsem whose
+//! writer is itself waiting for a walk is that walk's too ([`STALL_CHAINED`]).
 
 /// `lock:contention_begin` flags (include/trace/events/lock.h): a spinning lock.
 pub const LCB_F_SPIN: u32 = 1 << 0;
@@ -83,11 +84,25 @@ pub struct Waiting {
     pub lock_flags: u32,
     /// [`super::PageType`] of the walk as known at its start (`Unknown` for `rmap_walk`).
     pub page_type: u32,
+    /// [`STALL_CHAINED`] when the lock's holder was itself waiting for the walk.
+    pub flags: u32,
+    /// Explicit padding, always 0.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "public so that both sides can build the struct"
+    )]
+    pub _pad: u32,
     /// Command name of the walking thread.
     pub walker_comm: [u8; 16],
 }
 
-const _: () = assert!(core::mem::size_of::<Waiting>() == 56);
+const _: () = assert!(core::mem::size_of::<Waiting>() == 64);
+
+/// [`StallEvent::flags`]: the lock waited for was held by a thread that was itself waiting for
+/// the walk (a thread in `mprotect` holds `mmap_lock` for writing while it waits for the
+/// walk's `anon_vma` lock; every thread of the process that faults or maps memory meanwhile
+/// waits for `mmap_lock`, so for the walk too).
+pub const STALL_CHAINED: u32 = 8;
 
 /// One wait of a thread on a lock held by a walk in flight, sent when the wait ends.
 #[repr(C)]
@@ -116,7 +131,8 @@ pub struct StallEvent {
     pub page_type: u32,
     /// 0 when the wait ended with the lock, else the error (`-EINTR`: a signal).
     pub ret: i32,
-    /// `FLAG_KTHREAD` when the victim is a kernel thread.
+    /// `FLAG_KTHREAD` when the victim is a kernel thread, [`STALL_CHAINED`] when it waited
+    /// behind another victim.
     pub flags: u32,
     /// Command name of the victim thread.
     pub comm: [u8; 16],
@@ -137,8 +153,8 @@ const _: () = assert!(core::mem::align_of::<StallEvent>() == 8);
 pub enum StallCounter {
     /// Waits that began on a lock whose owner is a walker in flight.
     Waits = 0,
-    /// Waits on rwsems whose owner is no walker in flight (writer-owned, or a reader without a
-    /// walk): not counted as stalls.
+    /// Waits on rwsems held neither by a walk in flight nor by a thread waiting for one: not
+    /// stalls by walks.
     Others = 1,
     /// Stall records lost because the stall ring buffer was full (the wait is still in the
     /// histogram and in `Waits`).

@@ -8,6 +8,11 @@
 //! thread with a walk in flight (`INFLIGHT`). What this cannot see: a second reader holding
 //! the lock beside the walker (only the last reader is recorded), and the optimistic spinning
 //! a writer does before it sleeps (`rwsem_down_write_slowpath` spins, then traces the wait).
+//!
+//! A wait on a writer-owned rwsem whose writer is itself waiting for a walk (`WAITING`) is
+//! that walk's too, marked `STALL_CHAINED`: `mmap_lock` held by a thread in `mprotect` that
+//! waits for the walk's `anon_vma` lock stalls every thread of the process that maps memory
+//! or faults meanwhile.
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
@@ -18,7 +23,7 @@ use rmap_common::{
     HIST_BUCKETS, hist_bucket,
     stall::{
         LCB_F_READ, LCB_F_WRITE, LCB_NOT_RWSEM, RWSEM_OWNER_FLAGS_MASK, RWSEM_READER_OWNED,
-        StallCounter, StallEvent, Waiting,
+        STALL_CHAINED, StallCounter, StallEvent, Waiting,
     },
 };
 
@@ -46,43 +51,62 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
     let Some(sem_owner) = read::<u64>(lock + l.rwsem_owner as u64) else {
         return 0;
     };
-    if sem_owner & RWSEM_READER_OWNED == 0 {
-        // Writer-owned (or free again): no walk holds it, walks only read.
-        bump_stall(StallCounter::Others);
-        return 0;
-    }
     let task = sem_owner & !RWSEM_OWNER_FLAGS_MASK;
-    let Some(walker_pid) = read::<u32>(task + l.task_pid as u64) else {
+    let Some(holder) = read::<u32>(task + l.task_pid as u64) else {
         return 0;
     };
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = pid_tgid as u32;
-    let Some(walk) = INFLIGHT.get_ptr_mut(&walker_pid) else {
-        bump_stall(StallCounter::Others);
-        return 0;
-    };
-    if walker_pid == pid {
-        // The walker itself waits to read again behind a queued writer: it is the one
-        // stalled, by that writer; not a stall the walk causes.
+    if holder == pid {
+        // The walker waits to read again behind a queued writer: it is the one stalled, by
+        // that writer; not a stall the walk causes.
         return 0;
     }
     // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: a valid map value; the counter is added to atomically (the walker's CPU may be
-    // reading the entry at its end).
-    let (walk_start_ns, page_type) = unsafe {
-        add_one_u32(&raw mut (*walk).stall_waits);
-        ((*walk).start_ns, (*walk).page_type)
-    };
-    let waiting = Waiting {
-        start_ns: now,
-        walk_start_ns,
-        lock,
-        walker_pid,
-        walker_tgid: read::<u32>(task + l.task_tgid as u64).unwrap_or(0),
-        lock_flags: flags,
-        page_type,
-        walker_comm: read::<[u8; 16]>(task + l.task_comm as u64).unwrap_or([0; 16]),
+    let waiting = if sem_owner & RWSEM_READER_OWNED != 0 {
+        // Reader-owned: its last reader may be a walk in flight.
+        let Some(walk) = INFLIGHT.get_ptr_mut(&holder) else {
+            bump_stall(StallCounter::Others);
+            return 0;
+        };
+        // SAFETY: a valid map value; the counter is added to atomically (the walker's CPU
+        // may be reading the entry at its end).
+        let (walk_start_ns, page_type) = unsafe {
+            add_one_u32(&raw mut (*walk).stall_waits);
+            ((*walk).start_ns, (*walk).page_type)
+        };
+        Waiting {
+            start_ns: now,
+            walk_start_ns,
+            lock,
+            walker_pid: holder,
+            walker_tgid: read::<u32>(task + l.task_tgid as u64).unwrap_or(0),
+            lock_flags: flags,
+            page_type,
+            flags: 0,
+            _pad: 0,
+            walker_comm: read::<[u8; 16]>(task + l.task_comm as u64).unwrap_or([0; 16]),
+        }
+    } else {
+        // Writer-owned: walks only read, but the writer may itself be waiting for one.
+        let Some(ahead) = WAITING.get_ptr(&holder) else {
+            bump_stall(StallCounter::Others);
+            return 0;
+        };
+        // SAFETY: a valid map value, copied.
+        let ahead = unsafe { *ahead };
+        if let Some(walk) = INFLIGHT.get_ptr_mut(&ahead.walker_pid) {
+            // SAFETY: as above.
+            unsafe { add_one_u32(&raw mut (*walk).stall_waits) };
+        }
+        Waiting {
+            start_ns: now,
+            lock,
+            lock_flags: flags,
+            flags: STALL_CHAINED,
+            ..ahead
+        }
     };
     if WAITING.insert(&pid, &waiting, 0).is_err() {
         bump_stall(StallCounter::Unpaired);
@@ -133,7 +157,7 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
         lock_flags: w.lock_flags,
         page_type: w.page_type,
         ret: ret as i32,
-        flags: owner::kthread_flag(),
+        flags: owner::kthread_flag() | w.flags,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
         process: owner::process_comm(),
         walker_comm: w.walker_comm,

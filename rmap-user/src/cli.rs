@@ -197,7 +197,7 @@ pub struct BenchArgs {
     /// always moved one call per address.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(bounds::MOVE_BATCH))]
     pub move_batch: Option<u64>,
-    /// Fork N victim processes that change a page of the split region in a loop while the
+    /// Start N victim threads that change a page of the split region in a loop while the
     /// trigger runs, each timing its own changes: the ground truth `--stalls` is checked
     /// against (0 to 64; split layout only).
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]

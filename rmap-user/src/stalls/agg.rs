@@ -4,7 +4,10 @@
 //! that the totals always cover every record read.
 use std::collections::HashMap;
 
-use rmap_common::{PageType, stall::StallEvent};
+use rmap_common::{
+    PageType,
+    stall::{STALL_CHAINED, StallEvent},
+};
 use serde::Serialize;
 
 use crate::events::text;
@@ -74,6 +77,8 @@ struct Walk {
 pub struct StallAgg {
     /// Every wait read.
     pub total: Waits,
+    /// Of them, waits behind another victim (`STALL_CHAINED`).
+    pub chained: Waits,
     victims: HashMap<u32, Victim>,
     /// Waits of victim processes without a row.
     other_processes: Waits,
@@ -85,6 +90,9 @@ pub struct StallAgg {
 impl StallAgg {
     pub fn record(&mut self, ev: &StallEvent) {
         self.total.add(ev.wait_ns);
+        if ev.flags & STALL_CHAINED != 0 {
+            self.chained.add(ev.wait_ns);
+        }
         self.record_victim(ev);
         self.record_walk(ev);
     }

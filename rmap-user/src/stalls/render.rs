@@ -23,6 +23,9 @@ pub struct StallsJson {
     pub max_wait_s: f64,
     /// Stall records read (fewer than `waits` when records were dropped).
     pub records: u64,
+    /// Of the records, waits behind another victim (on a lock held by a thread that was
+    /// waiting for the walk: `mmap_lock` behind `anon_vma`).
+    pub chained_records: u64,
     /// Per victim process, with its threads: from records.
     pub victims: Vec<VictimRow>,
     /// Per walk that made others wait, the most waiting first: from records.
@@ -38,6 +41,7 @@ impl StallsJson {
             max_wait_s: counts.quantile_ns(1.0) as f64 / 1e9,
             kernel_counts: counts,
             records,
+            chained_records: agg.chained.count,
             victims: agg.victim_rows(),
             walks: agg.walk_rows(usize::MAX),
         }
@@ -51,8 +55,9 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
     line(
         &mut out,
         format!(
-            "stalled by walks: {waits} waits on locks held by walks in flight (p50 {}, p99 {}, max {}); \
-         other rwsem waits {}",
+            "stalled by walks: {waits} waits on locks held by walks in flight or by their waiters \
+             ({} behind a waiter; p50 {}, p99 {}, max {}); other rwsem waits {}",
+            agg.chained.count,
             fmt_ns(counts.quantile_ns(0.5)),
             fmt_ns(counts.quantile_ns(0.99)),
             fmt_ns(counts.quantile_ns(1.0)),

@@ -168,7 +168,7 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
     })
 }
 
-/// `--victims`: forked once the region is ready, measuring from just before the trigger.
+/// `--victims`: started once the region is ready, measuring from just before the trigger.
 /// Victim i changes page 2(i+1): a writable page between two read-only ones of the split.
 fn fork_victims(spec: &Spec, mapped: &Mapped) -> anyhow::Result<Option<victims::Victims>> {
     if spec.victims == 0 {
@@ -182,7 +182,7 @@ fn fork_victims(spec: &Spec, mapped: &Mapped) -> anyhow::Result<Option<victims::
             2 * spec.victims
         );
     }
-    let v = victims::Victims::fork(mapped.region.addr(0), &pages, spec.victim_op)?;
+    let v = victims::Victims::spawn(mapped.region.addr(0), &pages, spec.victim_op)?;
     v.start()?;
     Ok(Some(v))
 }

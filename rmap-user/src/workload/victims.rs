@@ -1,13 +1,14 @@
-//! `--victims N`: the ground truth for `--stalls`. N processes, forked once the region is laid
-//! out, each change one page of their copy of it in a loop while the trigger runs and time
-//! every change with their own clock (`CLOCK_MONOTONIC`).
+//! `--victims N`: the ground truth for `--stalls`. N threads of the workload change one page
+//! of the split region each, in a loop while the trigger runs, and time every change with
+//! their own clock (`CLOCK_MONOTONIC`).
 //!
-//! Why processes, not threads: a child's VMAs are linked into the parent's `anon_vma` tree and
-//! share its root (mm/rmap.c: `anon_vma_fork`), so splitting or unmapping one of them takes the
-//! very rwsem the walks of the region hold for reading (`anon_vma_lock_write` on the root);
-//! yet each child has its own `mmap_lock`, so victims never queue behind each other's
-//! `mmap_lock` while one of them waits for a walk (threads would, and that wait is not a
-//! walk's).
+//! A change of the split region takes its `anon_vma` lock for writing (mm/mmap.c:
+//! `__vma_adjust` on the merge and split of `mprotect`; `unlink_anon_vmas` on `munmap`), the
+//! lock the region's walks hold for reading, and the process's `mmap_lock` for writing first:
+//! while one victim waits for a walk, the others wait behind it for `mmap_lock` (as every
+//! thread of an application does that maps memory or faults then): `--stalls` follows that
+//! chain. Between changes a victim sleeps [`PAUSE`], so that victims do not take the CPUs
+//! from the walks (a change preempted by another thread would look slow without waiting).
 //!
 //! Each victim first runs its change until the trigger begins, keeping the last
 //! [`BASELINE_CALLS`] durations: their median is the uncontended cost of one change. During
@@ -16,7 +17,12 @@
 //! must attribute to the walks.
 use std::{
     io,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -28,29 +34,31 @@ use super::{cancel, region::PAGE};
 pub const BASELINE_CALLS: usize = 64;
 /// A change is slow beyond twice the median plus this much (emulated clocks are noisy).
 pub const SLOW_MARGIN_NS: u64 = 20_000;
+/// Sleep between two changes of a victim.
+pub const PAUSE: Duration = Duration::from_micros(200);
 
 /// What a victim does to its page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VictimOp {
-    /// `mprotect` the page read-only and back: a VMA merge, then a split (`__vma_adjust`
-    /// takes the `anon_vma` lock for writing, mm/mmap.c).
+    /// `mprotect` the page read-only and back: its VMA merges with its read-only neighbours,
+    /// then is split out again.
     Mprotect,
-    /// `munmap` the page and map it again, touched (`unlink_anon_vmas` and
-    /// `__anon_vma_prepare` take the lock for writing).
+    /// `munmap` the page and map it again, touched.
     Munmap,
 }
 
-/// Phases, written by the parent, read by the victims.
+/// Phases, written by the workload, read by the victims.
 const WARMUP: u32 = 0;
 const MEASURE: u32 = 1;
 const STOP: u32 = 2;
 
-/// One victim's figures, in memory shared with the parent (`MAP_SHARED`).
-#[repr(C)]
+/// One victim's figures, shared with the workload's thread.
 #[derive(Default)]
 struct Slot {
     phase: AtomicU32,
+    /// The victim's thread id, once it runs.
+    tid: AtomicU32,
     /// 1 once the baseline is taken.
     ready: AtomicU32,
     calls: AtomicU64,
@@ -59,14 +67,13 @@ struct Slot {
     slow_calls: AtomicU64,
     slow_ns: AtomicU64,
     excess_ns: AtomicU64,
-    /// errno of a failed change, 0 when none failed.
-    error: AtomicU64,
 }
 
 /// What one victim measured during the trigger.
 #[derive(Clone, Debug, Serialize)]
 pub struct VictimRun {
-    pub pid: i32,
+    /// Thread id.
+    pub pid: u32,
     pub op: VictimOp,
     /// Changes made during the trigger.
     pub calls: u64,
@@ -80,79 +87,60 @@ pub struct VictimRun {
     pub excess_ns: u64,
 }
 
+/// The address of a page, sendable to the victim's thread.
+#[derive(Clone, Copy)]
+struct Page(usize);
+
 pub struct Victims {
-    children: Vec<libc::pid_t>,
-    slots: *mut Slot,
-    len: usize,
+    threads: Vec<(Arc<Slot>, JoinHandle<Result<(), io::Error>>)>,
     op: VictimOp,
 }
 
 impl Victims {
-    /// Forks `n` victims, victim i changing page `pages[i]` of the region at `base` (the pages
-    /// must exist in the region, and be writable).
-    pub fn fork(base: *mut u8, pages: &[usize], op: VictimOp) -> anyhow::Result<Self> {
-        let len = std::mem::size_of::<Slot>() * pages.len().max(1);
-        // SAFETY: a fresh shared anonymous mapping, zeroed (all phases WARMUP, all counts 0).
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if raw == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error()).context("mmap of the victims' shared page");
-        }
+    /// Starts `pages.len()` victims, victim i changing page `pages[i]` of the region at `base`
+    /// (the pages must exist in the region and be writable; the region must outlive them:
+    /// `finish` or drop joins them).
+    pub fn spawn(base: *mut u8, pages: &[usize], op: VictimOp) -> anyhow::Result<Self> {
         let mut v = Self {
-            children: Vec::with_capacity(pages.len()),
-            slots: raw.cast(),
-            len,
+            threads: Vec::with_capacity(pages.len()),
             op,
         };
         for (i, &page) in pages.iter().enumerate() {
-            cancel::check()?;
-            // SAFETY: inside the region (the caller's contract) and our shared mapping.
-            let (addr, slot) = unsafe { (base.add(page * PAGE), &*v.slots.add(i)) };
-            // SAFETY: the child only makes system calls and atomic stores, then _exit.
-            match unsafe { libc::fork() } {
-                -1 => return Err(io::Error::last_os_error()).context("fork of a victim"),
-                0 => victim(addr, slot, op),
-                pid => v.children.push(pid),
-            }
+            let slot = Arc::new(Slot::default());
+            let addr = Page(base as usize + page * PAGE);
+            let s = slot.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("victim-{i}"))
+                .spawn(move || victim(addr, &s, op))
+                .context("starting a victim thread")?;
+            v.threads.push((slot, handle));
         }
         Ok(v)
     }
 
-    fn slots(&self) -> &[Slot] {
-        // SAFETY: `children.len()` slots, initialised (zeroed) and alive while self is.
-        unsafe { std::slice::from_raw_parts(self.slots, self.children.len()) }
-    }
-
     /// Waits until every victim has its baseline, then lets them measure.
     pub fn start(&self) -> anyhow::Result<()> {
-        for s in self.slots() {
+        for (s, h) in &self.threads {
             while s.ready.load(Ordering::Acquire) == 0 {
-                cancel::sleep(std::time::Duration::from_millis(5))?;
+                if h.is_finished() {
+                    anyhow::bail!("a victim stopped before the trigger");
+                }
+                cancel::sleep(Duration::from_millis(5))?;
             }
         }
-        for s in self.slots() {
+        for (s, _) in &self.threads {
             s.phase.store(MEASURE, Ordering::Release);
         }
         Ok(())
     }
 
-    /// Stops the victims, reaps them and returns what each measured.
+    /// Stops the victims, joins them and returns what each measured.
     pub fn finish(mut self) -> anyhow::Result<Vec<VictimRun>> {
-        self.stop_and_reap();
-        let runs: Vec<VictimRun> = self
-            .slots()
-            .iter()
-            .zip(&self.children)
-            .map(|(s, &pid)| VictimRun {
-                pid,
+        let mut runs = Vec::new();
+        for (s, h) in self.stop_and_join() {
+            h.with_context(|| format!("victim {}: its {:?}", s.tid.load(Ordering::Acquire), self.op))?;
+            runs.push(VictimRun {
+                pid: s.tid.load(Ordering::Acquire),
                 op: self.op,
                 calls: s.calls.load(Ordering::Acquire),
                 total_ns: s.total_ns.load(Ordering::Acquire),
@@ -160,45 +148,33 @@ impl Victims {
                 slow_calls: s.slow_calls.load(Ordering::Acquire),
                 slow_ns: s.slow_ns.load(Ordering::Acquire),
                 excess_ns: s.excess_ns.load(Ordering::Acquire),
-            })
-            .collect();
-        for (s, pid) in self.slots().iter().zip(&self.children) {
-            let errno = s.error.load(Ordering::Acquire);
-            if errno != 0 {
-                anyhow::bail!(
-                    "victim {pid}: its {:?} failed: {}",
-                    self.op,
-                    io::Error::from_raw_os_error(errno as i32)
-                );
-            }
+            });
         }
-        self.children.clear();
         Ok(runs)
     }
 
-    fn stop_and_reap(&mut self) {
-        for s in self.slots() {
+    fn stop_and_join(&mut self) -> Vec<(Arc<Slot>, Result<(), io::Error>)> {
+        for (s, _) in &self.threads {
             s.phase.store(STOP, Ordering::Release);
         }
-        for &pid in &self.children {
-            let mut status = 0;
-            // SAFETY: our child.
-            while unsafe { libc::waitpid(pid, &raw mut status, 0) } < 0
-                && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-            {}
-        }
+        self.threads
+            .drain(..)
+            .map(|(s, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the victim thread panicked")));
+                (s, r)
+            })
+            .collect()
     }
 }
 
 impl Drop for Victims {
     fn drop(&mut self) {
-        if !self.children.is_empty() {
-            self.stop_and_reap();
-            self.children.clear();
-        }
-        // SAFETY: our mapping, no longer used.
-        if unsafe { libc::munmap(self.slots.cast(), self.len) } != 0 {
-            log::warn!("munmap of the victims' page: {}", io::Error::last_os_error());
+        for (s, r) in self.stop_and_join() {
+            if let Err(e) = r {
+                log::warn!("victim {}: {e}", s.tid.load(Ordering::Acquire));
+            }
         }
     }
 }
@@ -210,25 +186,30 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// One change of the page; an errno when it failed.
-fn change(addr: *mut u8, op: VictimOp) -> Result<(), i32> {
-    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-    // SAFETY: one page of our copy of the region, ours to change.
+/// One change of the page.
+fn change(addr: Page, op: VictimOp) -> Result<(), io::Error> {
+    let addr = addr.0 as *mut libc::c_void;
+    let fail = |what: &str| {
+        let e = io::Error::last_os_error();
+        io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    // SAFETY: one page of the region, which outlives the victims; nothing else uses it.
     unsafe {
         match op {
             VictimOp::Mprotect => {
-                if libc::mprotect(addr.cast(), PAGE, libc::PROT_READ) != 0
-                    || libc::mprotect(addr.cast(), PAGE, libc::PROT_READ | libc::PROT_WRITE) != 0
-                {
-                    return Err(errno());
+                if libc::mprotect(addr, PAGE, libc::PROT_READ) != 0 {
+                    return Err(fail("mprotect(PROT_READ)"));
+                }
+                if libc::mprotect(addr, PAGE, libc::PROT_READ | libc::PROT_WRITE) != 0 {
+                    return Err(fail("mprotect(PROT_READ | PROT_WRITE)"));
                 }
             }
             VictimOp::Munmap => {
-                if libc::munmap(addr.cast(), PAGE) != 0 {
-                    return Err(errno());
+                if libc::munmap(addr, PAGE) != 0 {
+                    return Err(fail("munmap"));
                 }
                 let p = libc::mmap(
-                    addr.cast(),
+                    addr,
                     PAGE,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
@@ -236,30 +217,29 @@ fn change(addr: *mut u8, op: VictimOp) -> Result<(), i32> {
                     0,
                 );
                 if p == libc::MAP_FAILED {
-                    return Err(errno());
+                    return Err(fail("mmap(MAP_FIXED)"));
                 }
-                addr.write_volatile(1);
+                addr.cast::<u8>().write_volatile(1);
             }
         }
     }
     Ok(())
 }
 
-/// The victim's loop, in the forked child: no allocation, only system calls and atomics.
-fn victim(addr: *mut u8, slot: &Slot, op: VictimOp) -> ! {
+/// A victim's loop.
+fn victim(addr: Page, slot: &Slot, op: VictimOp) -> Result<(), io::Error> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    slot.tid.store(unsafe { libc::gettid() } as u32, Ordering::Release);
     let mut recent = [0u64; BASELINE_CALLS];
     let mut n = 0usize;
     let mut baseline = 0u64;
     loop {
         let phase = slot.phase.load(Ordering::Acquire);
         if phase == STOP {
-            break;
+            return Ok(());
         }
         let t0 = now_ns();
-        if let Err(e) = change(addr, op) {
-            slot.error.store(e as u64, Ordering::Release);
-            break;
-        }
+        change(addr, op)?;
         let d = now_ns().saturating_sub(t0);
         if phase == WARMUP {
             recent[n % BASELINE_CALLS] = d;
@@ -271,16 +251,15 @@ fn victim(addr: *mut u8, slot: &Slot, op: VictimOp) -> ! {
                 slot.baseline_ns.store(baseline, Ordering::Release);
                 slot.ready.store(1, Ordering::Release);
             }
-            continue;
+        } else {
+            slot.calls.fetch_add(1, Ordering::AcqRel);
+            slot.total_ns.fetch_add(d, Ordering::AcqRel);
+            if d > 2 * baseline + SLOW_MARGIN_NS {
+                slot.slow_calls.fetch_add(1, Ordering::AcqRel);
+                slot.slow_ns.fetch_add(d, Ordering::AcqRel);
+                slot.excess_ns.fetch_add(d - baseline, Ordering::AcqRel);
+            }
         }
-        slot.calls.fetch_add(1, Ordering::AcqRel);
-        slot.total_ns.fetch_add(d, Ordering::AcqRel);
-        if d > 2 * baseline + SLOW_MARGIN_NS {
-            slot.slow_calls.fetch_add(1, Ordering::AcqRel);
-            slot.slow_ns.fetch_add(d, Ordering::AcqRel);
-            slot.excess_ns.fetch_add(d - baseline, Ordering::AcqRel);
-        }
+        std::thread::sleep(PAUSE);
     }
-    // SAFETY: ends the child without running the parent's destructors or atexit handlers.
-    unsafe { libc::_exit(0) }
 }
