@@ -3,16 +3,25 @@
 //! (`--victims`) that mprotect a page of the split region in a loop while its pages are
 //! migrated; a tracer with `--stalls` attributes their waits on the region's `anon_vma` lock
 //! to the walks. Per victim, the attributed total must agree with the time the victim itself
-//! measured beyond its uncontended median (within 10 %, KSM); anon walks make few, short waits.
+//! measured beyond its uncontended median (within 10 % from 5,000 VMAs, KSM); anon walks make
+//! fewer and shorter waits.
 use serde_json::Value;
 
 use super::{Checks, json};
 use crate::guest::{self, GuestArgs, qemu::GuestRun};
 
-/// Victim processes per workload.
-const VICTIMS: u32 = 2;
-/// Largest relative difference between attributed and measured waiting (KSM rows).
+/// Victim threads per workload. One: a second victim spins on the first one's `mmap_lock`
+/// while the first works (`rwsem_optimistic_spin`, before any wait is traced), time that is
+/// the other victim's and no walk's, yet in the second's own measure.
+const VICTIMS: u32 = 1;
+/// Largest relative difference between attributed and measured waiting (KSM rows), from
+/// 5,000 VMAs (the acceptance: `--suite stalls --pages 5000`)…
 const AGREEMENT: f64 = 0.10;
+/// …and in the short run of `all` (2,000 VMAs), whose waits are shorter, so that what each
+/// slow change costs beyond its wait (the change itself under contention, wakeups) weighs more.
+const AGREEMENT_SHORT: f64 = 0.25;
+/// Pages from which [`AGREEMENT`] applies.
+const FULL_PAGES: u32 = 5000;
 
 fn script(pages: u32) -> String {
     format!(
@@ -35,6 +44,7 @@ done
 }
 
 pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
+    let agreement = if pages >= FULL_PAGES { AGREEMENT } else { AGREEMENT_SHORT };
     let out = guest::boot(args, &script(pages), false)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     for line in &out.console {
@@ -45,7 +55,7 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
             println!("--- guest output, {name} ---\n{}", t.trim_end());
         }
     }
-    verify(&out, c)
+    verify(&out, agreement, c)
 }
 
 fn text<'a>(run: &'a GuestRun, name: &str) -> &'a str {
@@ -99,7 +109,7 @@ fn attributed(doc: &Value, pid: u64) -> (u64, u64) {
     out
 }
 
-fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
+fn verify(run: &GuestRun, agreement: f64, c: &mut Checks) -> anyhow::Result<()> {
     for ty in ["ksm", "anon"] {
         let doc = json(run, ty)?;
         let workload = text(run, &format!("w-{ty}.txt"));
@@ -130,8 +140,12 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
             );
             if ty == "ksm" {
                 c.check(
-                    &format!("stalls ksm: victim {}'s attributed wait agrees with its own measure within 10 %", v.pid),
-                    waits > 0 && diff <= AGREEMENT,
+                    &format!(
+                        "stalls ksm: victim {}'s attributed wait agrees with its own measure within {:.0} %",
+                        v.pid,
+                        agreement * 100.0
+                    ),
+                    waits > 0 && diff <= agreement,
                     format!("{:.3} ms attributed, {:.3} ms measured, {:.1} %", total as f64 / 1e6, v.excess_ns as f64 / 1e6, diff * 100.0),
                 );
             }
@@ -142,5 +156,28 @@ fn verify(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
             format!("{} walks by others: {:?}", foreign.len(), foreign.iter().take(3).collect::<Vec<_>>()),
         );
     }
+    shorter(&json(run, "ksm")?, &json(run, "anon")?, c);
     Ok(())
+}
+
+/// Anon walks make few and short waits: fewer waits per walk waited for, and a shorter median
+/// wait, than KSM walks over the same VMAs.
+fn shorter(ksm: &Value, anon: &Value, c: &mut Checks) {
+    let per_walk = |d: &Value| {
+        let walks = d["stalls"]["walks"].as_array().map_or(0, Vec::len).max(1);
+        d["stalls"]["waits"].as_u64().unwrap_or(0) as f64 / walks as f64
+    };
+    let p50 = |d: &Value| d["stalls"]["p50_wait_s"].as_f64().unwrap_or(f64::MAX);
+    let (k, a) = ((per_walk(ksm), p50(ksm)), (per_walk(anon), p50(anon)));
+    c.check(
+        "stalls: anon walks make fewer and shorter waits than KSM walks",
+        a.0 < k.0 && a.1 < k.1,
+        format!(
+            "waits per walk waited for: anon {:.1}, ksm {:.1}; median wait: anon {:.3} ms, ksm {:.3} ms",
+            a.0,
+            k.0,
+            a.1 * 1e3,
+            k.1 * 1e3
+        ),
+    );
 }
