@@ -159,7 +159,8 @@ pub enum StallCounter {
     /// Stall records lost because the stall ring buffer was full (the wait is still in the
     /// histogram and in `Waits`).
     Drops = 2,
-    /// Waits whose end was seen without their start (or whose start was evicted).
+    /// Waits whose start could not be stored (the map full of waits whose end was missed) or
+    /// whose entry vanished before their end.
     Unpaired = 3,
 }
 

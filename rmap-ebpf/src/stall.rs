@@ -96,6 +96,11 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
         };
         // SAFETY: a valid map value, copied.
         let ahead = unsafe { *ahead };
+        if ahead.walker_pid == pid {
+            // The walker itself, behind a victim that has just taken the lock (its wait's
+            // end not yet traced): as above, not a stall the walk causes.
+            return 0;
+        }
         if let Some(walk) = INFLIGHT.get_ptr_mut(&ahead.walker_pid) {
             // SAFETY: as above.
             unsafe { add_one_u32(&raw mut (*walk).stall_waits) };
@@ -126,13 +131,13 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
     };
     // SAFETY: a valid map value, copied before the entry is removed.
     let w = unsafe { *w };
-    if WAITING.remove(&pid).is_err() {
-        bump_stall(StallCounter::Unpaired);
-        return 0;
-    }
     let lock: u64 = ctx.arg(0);
     if lock != w.lock {
-        // The end of another lock's wait: this one's end was missed.
+        // The end of another lock's wait inside this one: the rwsem slow paths take the
+        // rwsem's `wait_lock` spinlock while waiting, and its contention is traced too.
+        return 0;
+    }
+    if WAITING.remove(&pid).is_err() {
         bump_stall(StallCounter::Unpaired);
         return 0;
     }

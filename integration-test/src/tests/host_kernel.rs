@@ -37,6 +37,7 @@ fn every_filter() -> Filters {
         // Any id: the filter's ancestor climb is then live code the verifier must accept.
         cgroup_id: 1,
         process: Some("java".into()),
+        stalls: true,
     }
 }
 
@@ -56,6 +57,8 @@ fn expected_programs() -> Vec<String> {
             "tp_rmap_walk_end",
             "tp_rmap_walk_v4",
             "sched_switch",
+            "contention_begin",
+            "contention_end",
         ]
         .map(String::from),
     );

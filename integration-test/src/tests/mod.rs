@@ -6,4 +6,5 @@ mod host_kernel;
 mod inflight;
 mod kallsyms;
 mod licence;
+mod stalls;
 mod tracefs;

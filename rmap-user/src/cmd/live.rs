@@ -108,6 +108,9 @@ async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Opt
     if let Some(top) = live.prometheus_cgroups {
         metrics = metrics.with_owners(top as usize);
     }
+    if live.stalls {
+        metrics = metrics.with_stalls();
+    }
     let metrics = Arc::new(Mutex::new(metrics));
     let bound = endpoint::serve(addr, metrics.clone()).await?;
     println!("prometheus: serving http://{bound}/metrics");
@@ -129,6 +132,9 @@ async fn watch(
         match trace_loop::run_until(Some(session), sink, stop, &mut deadline, Some(&mut tick)).await? {
             Woke::Tick => {
                 sink.publish(&session.counts()?)?;
+                if let Some(stalls) = session.stall_counts()? {
+                    sink.publish_stalls(&stalls)?;
+                }
                 trace_loop::kernel_latency(session, sink)?;
                 print_interval(&sink.end_interval(), started.elapsed());
             }

@@ -53,6 +53,8 @@ pub struct Metrics {
     unpaired: Counter,
     evicted: Counter,
     owners: Option<OwnerMetrics>,
+    /// `--stalls`: the waits on locks held by walks.
+    stalls: Option<KernelHistogram>,
     seen_evicted: u64,
     seen_walks: Vec<(&'static str, u64)>,
     seen_drops: u64,
@@ -111,10 +113,36 @@ impl Metrics {
             unpaired,
             evicted,
             owners: None,
+            stalls: None,
             seen_evicted: 0,
             seen_walks: Vec::new(),
             seen_drops: 0,
             seen_unpaired: 0,
+        }
+    }
+
+    /// Adds `rmap_walk_stall_seconds` (`--stalls`): every wait on a lock held by a walk in
+    /// flight (or by a thread waiting for one), from the kernel's histogram. No labels: the
+    /// victims are many, the per-victim figures are in the summary and JSON.
+    #[must_use]
+    pub fn with_stalls(mut self) -> Self {
+        let h = KernelHistogram::default();
+        self.registry.register_with_unit(
+            "rmap_walk_stall",
+            "Waits of threads on locks held by reverse-mapping walks in flight (anon_vma, i_mmap \
+             rwsems), or behind a thread that waits for one: every wait, from the kernel's histogram \
+             (bounds are powers of two in ns; _sum within 3.1%)",
+            Unit::Seconds,
+            h.clone(),
+        );
+        self.stalls = Some(h);
+        self
+    }
+
+    /// Sets `rmap_walk_stall_seconds` to the kernel's cumulative wait histogram.
+    pub fn set_stalls(&self, buckets: &[u64]) {
+        if let Some(h) = &self.stalls {
+            h.set(Buckets::from_kernel(buckets));
         }
     }
 
@@ -315,6 +343,31 @@ mod tests {
         assert_eq!(
             text.lines().filter(|l| l.contains("_bucket{")).count(),
             2 * (BOUNDS + 1)
+        );
+    }
+
+    /// `--stalls`: one unlabelled histogram of every wait; nothing of it without the option.
+    #[test]
+    fn stall_histogram_only_with_stalls() {
+        let mut waits = vec![0u64; HIST_BUCKETS];
+        waits[hist_bucket(500_000) as usize] = 4;
+        waits[hist_bucket(30_000_000) as usize] = 1;
+        let without = Metrics::new("fentry", "6.1.0");
+        without.set_stalls(&waits);
+        assert!(!without.encode().unwrap().contains("rmap_walk_stall"));
+        let m = Metrics::new("fentry", "6.1.0").with_stalls();
+        m.set_stalls(&waits);
+        let text = m.encode().unwrap();
+        assert!(text.contains("# TYPE rmap_walk_stall_seconds histogram"), "{text}");
+        assert!(text.contains("rmap_walk_stall_seconds_count 5\n"), "{text}");
+        // 0.5 ms lies below 2^19 ns (0.524 ms); 30 ms below 2^25 ns (33.6 ms).
+        assert!(
+            text.contains("rmap_walk_stall_seconds_bucket{le=\"0.000524288\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rmap_walk_stall_seconds_bucket{le=\"0.033554432\"} 5\n"),
+            "{text}"
         );
     }
 

@@ -127,6 +127,16 @@ impl Sink {
         Ok(())
     }
 
+    /// The kernel's stall histogram (`--stalls`), to the Prometheus metrics.
+    pub fn publish_stalls(&mut self, counts: &crate::stalls::kernel::StallCounts) -> anyhow::Result<()> {
+        if let Some(m) = &self.metrics {
+            m.lock()
+                .map_err(|_| anyhow!("metrics lock poisoned"))?
+                .set_stalls(&counts.buckets);
+        }
+        Ok(())
+    }
+
     /// Ends the last interval, closes the files (reporting a write error) and plots the run
     /// to `svg`; returns the run's aggregate.
     pub fn finish(mut self, svg: Option<&Path>) -> anyhow::Result<Aggregator> {
