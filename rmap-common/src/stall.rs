@@ -1,7 +1,7 @@
 //! Who waited for a walk (`--stalls`): a thread that blocks on a read-write semaphore whose
 //! recorded owner is a reader with a walk in flight is counted as that walk's victim.
 //!
-//! A walk holds the anon_vma (or `i_mmap`) rwsem for reading (mm/rmap.c: `rmap_walk_anon`,
+//! A walk holds the `anon_vma` (or `i_mmap`) rwsem for reading (mm/rmap.c: `rmap_walk_anon`,
 //! `rmap_walk_file`; mm/ksm.c: `rmap_walk_ksm` takes and drops it per `rmap_item`); a thread
 //! that needs it for writing (mprotect, munmap, mmap, fork, exit) sleeps until it is released.
 //! `lock:contention_begin`/`contention_end` (include/trace/events/lock.h) bracket that sleep;
@@ -15,7 +15,7 @@ pub const LCB_F_SPIN: u32 = 1 << 0;
 pub const LCB_F_READ: u32 = 1 << 1;
 /// Waits to write.
 pub const LCB_F_WRITE: u32 = 1 << 2;
-/// An rt_mutex based lock (PREEMPT_RT).
+/// An `rt_mutex` based lock (`PREEMPT_RT`).
 pub const LCB_F_RT: u32 = 1 << 3;
 /// A per-CPU rwsem.
 pub const LCB_F_PERCPU: u32 = 1 << 4;

@@ -22,8 +22,8 @@ use aya_ebpf::{
 use rmap_common::{
     HIST_BUCKETS, hist_bucket,
     stall::{
-        LCB_F_READ, LCB_F_WRITE, LCB_NOT_RWSEM, RWSEM_OWNER_FLAGS_MASK, RWSEM_READER_OWNED,
-        STALL_CHAINED, StallCounter, StallEvent, Waiting,
+        LCB_F_READ, LCB_F_WRITE, LCB_NOT_RWSEM, RWSEM_OWNER_FLAGS_MASK, RWSEM_READER_OWNED, STALL_CHAINED,
+        StallCounter, StallEvent, Waiting,
     },
 };
 

@@ -141,7 +141,7 @@ pub struct LiveArgs {
     /// Show the thread names under each process of the per-process table.
     #[arg(long)]
     pub threads: bool,
-    /// Also show who waited for walks: threads blocked on an rwsem (anon_vma, i_mmap) held by
+    /// Also show who waited for walks: threads blocked on an rwsem (`anon_vma`, `i_mmap`) held by
     /// a walk in flight, from `lock:contention_begin`/`end`, which fire on every contended
     /// lock of the host (their cost: README, "Overhead"). A table per victim process and per
     /// walk, `stalls` in --json, `rmap_walk_stall_seconds` in Prometheus.

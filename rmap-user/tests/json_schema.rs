@@ -4,7 +4,10 @@
 //! kernel counter sums and a real attach outcome, then serialized as `--json` writes them.
 use std::{collections::BTreeMap, time::Duration};
 
-use rmap_common::{COUNTERS, FLAG_OFFCPU_VALID, LOG2_BUCKETS, PAGE_TYPES, PageType, WalkEvent};
+use rmap_common::{
+    COUNTERS, FLAG_OFFCPU_VALID, LOG2_BUCKETS, PAGE_TYPES, PageType, WalkEvent,
+    stall::{StallCounter, StallEvent},
+};
 use rmap_user::{
     agg::Aggregator,
     attach::plan::{Chosen, Mode, Outcome, Skipped},
@@ -15,8 +18,12 @@ use rmap_user::{
     counters::KernelCounts,
     owners::paths::CgroupPaths,
     procs::Process,
+    stalls::{agg::StallAgg, kernel::StallCounts, render::StallsJson},
     trace_loop::summary::RunJson,
-    workload::Ran,
+    workload::{
+        Ran,
+        victims::{VictimOp, VictimRun},
+    },
 };
 use serde_json::Value;
 
@@ -196,6 +203,37 @@ fn outcome() -> Outcome {
     }
 }
 
+/// A `stalls` object with every array non-empty: a victim process with a named thread and
+/// one beyond the bound ("other", null pid), and a walk.
+fn stalls() -> StallsJson {
+    let mut agg = StallAgg::default();
+    let name = |s: &str| {
+        let mut b = [0u8; 16];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        b
+    };
+    for pid in 0..=rmap_user::stalls::agg::THREADS as u32 {
+        agg.record(&StallEvent {
+            wait_ns: 1_000_000,
+            walk_start_ns: 5,
+            pid: 100 + pid,
+            tgid: 100,
+            walker_pid: 7,
+            walker_tgid: 7,
+            page_type: PageType::Ksm as u32,
+            comm: name("VM Thread"),
+            process: name("java"),
+            walker_comm: name("kcompactd0"),
+            ..StallEvent::default()
+        });
+    }
+    let mut counters: Vec<(&'static str, u64)> = StallCounter::ALL.iter().map(|c| (c.name(), 1)).collect();
+    counters[0].1 = 17;
+    let mut buckets = vec![0u64; rmap_common::HIST_BUCKETS];
+    buckets[rmap_common::hist_bucket(1_000_000) as usize] = 17;
+    StallsJson::new(&agg, StallCounts { counters, buckets }, 17)
+}
+
 fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
     RunJson {
         kernel: "6.1.0-test".into(),
@@ -216,6 +254,7 @@ fn live_document_matches_the_readme() {
         purposes: agg.purpose_rows(),
         processes: agg.process_rows(usize::MAX),
         owners: agg.owner_rows(usize::MAX, &mut CgroupPaths::default()),
+        stalls: Some(stalls()),
     };
     check("live", &serde_json::to_value(&doc).unwrap());
 }
@@ -235,6 +274,16 @@ fn bench_document_matches_the_readme() {
             mremapped: 0,
             ksm_merged: 2000,
             trigger_ns: 1_000_000,
+            victims: vec![VictimRun {
+                pid: 77,
+                op: VictimOp::Mprotect,
+                calls: 100,
+                total_ns: 9_000_000,
+                baseline_ns: 30_000,
+                slow_calls: 10,
+                slow_ns: 6_000_000,
+                excess_ns: 5_700_000,
+            }],
         },
         rows: agg.type_rows(),
         purposes: agg.purpose_rows(),

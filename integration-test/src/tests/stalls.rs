@@ -49,7 +49,8 @@ fn reader(stop: &AtomicBool, tid: &AtomicU32) {
     let mut vec = vec![0u8; len / 4096];
     while !stop.load(Ordering::Acquire) {
         // SAFETY: `vec` has one byte per page of the mapping.
-        assert_eq!(unsafe { libc::mincore(base, len, vec.as_mut_ptr()) }, 0, "mincore");
+        let rc = unsafe { libc::mincore(base, len, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore");
     }
     // SAFETY: our mapping.
     unsafe { libc::munmap(base, len) };
@@ -76,6 +77,46 @@ fn writer(stop: &AtomicBool, tid: &AtomicU32) {
     }
 }
 
+/// Starts the reader and the writer; returns once both have their thread ids.
+fn contend(
+    stop: &Arc<AtomicBool>,
+    reader_tid: &Arc<AtomicU32>,
+    writer_tid: &Arc<AtomicU32>,
+) -> [std::thread::JoinHandle<()>; 2] {
+    let threads = [
+        {
+            let (s, t) = (stop.clone(), reader_tid.clone());
+            std::thread::spawn(move || reader(&s, &t))
+        },
+        {
+            let (s, t) = (stop.clone(), writer_tid.clone());
+            std::thread::spawn(move || writer(&s, &t))
+        },
+    ];
+    while reader_tid.load(Ordering::Acquire) == 0 || writer_tid.load(Ordering::Acquire) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    threads
+}
+
+/// Puts `walker` in the in-flight map as a KSM walk begun at [`WALK_START`].
+fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
+    let map = ebpf.map_mut(maps::INFLIGHT).expect("INFLIGHT");
+    let mut inflight = HashMap::<_, u32, Inflight>::try_from(map).expect("a hash map");
+    let walk = Inflight {
+        start_ns: WALK_START,
+        folio: 0,
+        rwc: 0,
+        switched_out_ns: 0,
+        offcpu_ns: 0,
+        page_type: PageType::Ksm as u32,
+        locked: 0,
+        flags: 0,
+        stall_waits: 0,
+    };
+    inflight.insert(walker, walk, 0).expect("a walk in flight");
+}
+
 #[test]
 fn a_writer_behind_a_walks_read_lock_is_its_victim() {
     require_root();
@@ -90,38 +131,14 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
     assert_eq!(points.len(), 2, "{points:?}");
     let stop = Arc::new(AtomicBool::new(false));
     let (reader_tid, writer_tid) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    let threads = [
-        {
-            let (s, t) = (stop.clone(), reader_tid.clone());
-            std::thread::spawn(move || reader(&s, &t))
-        },
-        {
-            let (s, t) = (stop.clone(), writer_tid.clone());
-            std::thread::spawn(move || writer(&s, &t))
-        },
-    ];
-    while reader_tid.load(Ordering::Acquire) == 0 || writer_tid.load(Ordering::Acquire) == 0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let threads = contend(&stop, &reader_tid, &writer_tid);
     let walker = reader_tid.load(Ordering::Acquire);
-    {
-        let map = ebpf.map_mut(maps::INFLIGHT).expect("INFLIGHT");
-        let mut inflight = HashMap::<_, u32, Inflight>::try_from(map).expect("a hash map");
-        let walk = Inflight {
-            start_ns: WALK_START,
-            folio: 0,
-            rwc: 0,
-            switched_out_ns: 0,
-            offcpu_ns: 0,
-            page_type: PageType::Ksm as u32,
-            locked: 0,
-            flags: 0,
-            stall_waits: 0,
-        };
-        inflight.insert(walker, walk, 0).expect("a walk in flight");
-    }
+    pretend_walk(&mut ebpf, walker);
     let started = Instant::now();
-    while kernel::read(&ebpf).expect("stall counters").get(StallCounter::Waits) == 0
+    while kernel::read(&ebpf)
+        .expect("stall counters")
+        .get(StallCounter::Waits)
+        == 0
         && started.elapsed() < PATIENCE
     {
         std::thread::sleep(Duration::from_millis(50));

@@ -358,7 +358,10 @@ mod tests {
         let m = Metrics::new("fentry", "6.1.0").with_stalls();
         m.set_stalls(&waits);
         let text = m.encode().unwrap();
-        assert!(text.contains("# TYPE rmap_walk_stall_seconds histogram"), "{text}");
+        assert!(
+            text.contains("# TYPE rmap_walk_stall_seconds histogram"),
+            "{text}"
+        );
         assert!(text.contains("rmap_walk_stall_seconds_count 5\n"), "{text}");
         // 0.5 ms lies below 2^19 ns (0.524 ms); 30 ms below 2^25 ns (33.6 ms).
         assert!(

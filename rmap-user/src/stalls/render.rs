@@ -54,7 +54,7 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
     let waits = counts.waits();
     line(
         &mut out,
-        format!(
+        &format!(
             "stalled by walks: {waits} waits on locks held by walks in flight or by their waiters \
              ({} behind a waiter; p50 {}, p99 {}, max {}); other rwsem waits {}",
             agg.chained.count,
@@ -67,18 +67,24 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
     if records < waits {
         line(
             &mut out,
-            format!(
+            &format!(
                 "  tables below: {records} of {waits} waits; {} dropped",
                 counts.get(StallCounter::Drops)
             ),
         );
     }
-    if agg.is_empty() {
-        return out;
+    if !agg.is_empty() {
+        victims(&mut out, agg);
+        walks(&mut out, agg);
     }
+    out
+}
+
+/// Per victim process, its threads under it.
+fn victims(out: &mut String, agg: &StallAgg) {
     line(
-        &mut out,
-        format!(
+        out,
+        &format!(
             "{:<24} {:>8} {:>8} {:>12} {:>12}",
             "victim process/thread", "pid", "waits", "total wait", "max wait"
         ),
@@ -86,8 +92,8 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
     for v in agg.victim_rows() {
         let pid = v.tgid.map_or_else(|| "-".to_string(), |p| p.to_string());
         line(
-            &mut out,
-            format!(
+            out,
+            &format!(
                 "{:<24} {pid:>8} {:>8} {:>12} {:>12}",
                 v.process,
                 v.waits.waits,
@@ -98,8 +104,8 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
         for t in &v.threads {
             let pid = t.pid.map_or_else(|| "-".to_string(), |p| p.to_string());
             line(
-                &mut out,
-                format!(
+                out,
+                &format!(
                     "  {:<22} {pid:>8} {:>8} {:>12} {:>12}",
                     t.comm,
                     t.waits.waits,
@@ -109,29 +115,28 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
             );
         }
     }
+}
+
+/// The walks that made others wait most.
+fn walks(out: &mut String, agg: &StallAgg) {
     let (kept, lost) = agg.walks();
+    let lost = if lost.count > 0 {
+        format!(" (and {} waits of walks not kept)", lost.count)
+    } else {
+        String::new()
+    };
+    line(out, &format!("walks that made others wait: {kept}{lost}"));
     line(
-        &mut out,
-        format!(
-            "walks that made others wait: {kept}{}",
-            if lost.count > 0 {
-                format!(" (and {} waits of walks not kept)", lost.count)
-            } else {
-                String::new()
-            }
-        ),
-    );
-    line(
-        &mut out,
-        format!(
+        out,
+        &format!(
             "{:<20} {:>8} {:>6} {:>8} {:>8} {:>12} {:>12}  victim processes",
             "walker", "pid", "type", "victims", "waits", "total wait", "max wait"
         ),
     );
     for w in agg.walk_rows(WALK_LINES) {
         line(
-            &mut out,
-            format!(
+            out,
+            &format!(
                 "{:<20} {:>8} {:>6} {:>8} {:>8} {:>12} {:>12}  {}",
                 w.walker,
                 w.walker_pid,
@@ -144,10 +149,9 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
             ),
         );
     }
-    out
 }
 
-fn line(out: &mut String, text: String) {
-    out.push_str(&text);
+fn line(out: &mut String, text: &str) {
+    out.push_str(text);
     out.push('\n');
 }

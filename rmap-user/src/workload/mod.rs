@@ -152,7 +152,10 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
     let started = std::time::Instant::now();
     let (pages_triggered, target_node) = trigger(spec, &mapped.region, cgroup.as_ref())?;
     let trigger_ns = started.elapsed().as_nanos() as u64;
-    let victims = victims.map(victims::Victims::finish).transpose()?.unwrap_or_default();
+    let victims = victims
+        .map(victims::Victims::finish)
+        .transpose()?
+        .unwrap_or_default();
     Ok(Ran {
         page_type: spec.ty.name(),
         layout: spec.layout.name(),

@@ -91,8 +91,11 @@ pub struct VictimRun {
 #[derive(Clone, Copy)]
 struct Page(usize);
 
+/// A victim's figures and its thread.
+type Victim = (Arc<Slot>, JoinHandle<Result<(), io::Error>>);
+
 pub struct Victims {
-    threads: Vec<(Arc<Slot>, JoinHandle<Result<(), io::Error>>)>,
+    threads: Vec<Victim>,
     op: VictimOp,
 }
 
@@ -180,7 +183,10 @@ impl Drop for Victims {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -229,7 +235,8 @@ fn change(addr: Page, op: VictimOp) -> Result<(), io::Error> {
 /// A victim's loop.
 fn victim(addr: Page, slot: &Slot, op: VictimOp) -> Result<(), io::Error> {
     // SAFETY: gettid has no arguments and cannot fail.
-    slot.tid.store(unsafe { libc::gettid() } as u32, Ordering::Release);
+    slot.tid
+        .store(unsafe { libc::gettid() } as u32, Ordering::Release);
     let mut recent = [0u64; BASELINE_CALLS];
     let mut n = 0usize;
     let mut baseline = 0u64;

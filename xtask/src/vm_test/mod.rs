@@ -121,7 +121,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.suite.has(Suite::Stalls) {
         // The whole run (5,000-20,000 VMAs: `--suite stalls --pages N`) on demand; a short one in
         // `all`, which CI runs.
-        let pages = if args.suite == Suite::Stalls { args.pages } else { 2000 };
+        let pages = if args.suite == Suite::Stalls {
+            args.pages
+        } else {
+            2000
+        };
         stalls::run(&args.guest, pages, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {

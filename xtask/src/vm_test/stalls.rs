@@ -44,7 +44,11 @@ done
 }
 
 pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
-    let agreement = if pages >= FULL_PAGES { AGREEMENT } else { AGREEMENT_SHORT };
+    let agreement = if pages >= FULL_PAGES {
+        AGREEMENT
+    } else {
+        AGREEMENT_SHORT
+    };
     let out = guest::boot(args, &script(pages), false)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     for line in &out.console {
@@ -125,7 +129,11 @@ fn verify(run: &GuestRun, agreement: f64, c: &mut Checks) -> anyhow::Result<()> 
             .iter()
             .filter(|w| w["walker_tgid"].as_u64().map(|t| t.to_string()) != Some(walker.to_string()))
             .collect();
-        println!("stalls {ty}: {} walks made victims wait; kernel {}", walks.len(), doc["stalls"]["kernel_counts"]);
+        println!(
+            "stalls {ty}: {} walks made victims wait; kernel {}",
+            walks.len(),
+            doc["stalls"]["kernel_counts"]
+        );
         for v in &victims {
             let (waits, total) = attributed(&doc, v.pid);
             let diff = (total as f64 - v.excess_ns as f64).abs() / (v.excess_ns.max(1) as f64);
@@ -146,14 +154,23 @@ fn verify(run: &GuestRun, agreement: f64, c: &mut Checks) -> anyhow::Result<()> 
                         agreement * 100.0
                     ),
                     waits > 0 && diff <= agreement,
-                    format!("{:.3} ms attributed, {:.3} ms measured, {:.1} %", total as f64 / 1e6, v.excess_ns as f64 / 1e6, diff * 100.0),
+                    format!(
+                        "{:.3} ms attributed, {:.3} ms measured, {:.1} %",
+                        total as f64 / 1e6,
+                        v.excess_ns as f64 / 1e6,
+                        diff * 100.0
+                    ),
                 );
             }
         }
         c.check(
             &format!("stalls {ty}: every attributed wait is for a walk of the workload"),
             foreign.is_empty(),
-            format!("{} walks by others: {:?}", foreign.len(), foreign.iter().take(3).collect::<Vec<_>>()),
+            format!(
+                "{} walks by others: {:?}",
+                foreign.len(),
+                foreign.iter().take(3).collect::<Vec<_>>()
+            ),
         );
     }
     shorter(&json(run, "ksm")?, &json(run, "anon")?, c);
