@@ -10,6 +10,7 @@ mod debian;
 mod drops;
 mod export;
 mod faults;
+mod jvm;
 mod owners;
 mod patched;
 mod ring;
@@ -39,12 +40,14 @@ pub enum Suite {
     Faults,
     Drops,
     Owners,
+    Jvm,
+    JvmSmoke,
     All,
 }
 
 impl Suite {
     fn has(self, s: Suite) -> bool {
-        self == Suite::All || self == s
+        self == s || (self == Suite::All && s != Suite::Jvm)
     }
 }
 
@@ -114,6 +117,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Owners) {
         owners::run(&args.guest, 300, &mut c)?;
+    }
+    if args.suite.has(Suite::Jvm) {
+        jvm::run(&args.guest, jvm::Depth::Full, &mut c)?;
+    }
+    if args.suite.has(Suite::JvmSmoke) {
+        jvm::run(&args.guest, jvm::Depth::Smoke, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;
