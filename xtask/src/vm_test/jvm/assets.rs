@@ -70,7 +70,12 @@ fn app() -> anyhow::Result<PathBuf> {
 }
 
 fn compile(java: &Path, shim: &Path, out: &Path) -> anyhow::Result<()> {
-    if !cmd::status(Command::new("javac").args(["--release", "17", "-Xlint:all", "-Werror", "-d"]).arg(out).arg(java))? {
+    if !cmd::status(
+        Command::new("javac")
+            .args(["--release", "17", "-Xlint:all", "-Werror", "-d"])
+            .arg(out)
+            .arg(java),
+    )? {
         bail!("javac {} failed", java.display());
     }
     if !cmd::status(

@@ -22,13 +22,16 @@ pub enum Depth {
 
 pub fn run(args: &GuestArgs, depth: Depth, c: &mut Checks) -> anyhow::Result<()> {
     if args.patches.is_some() || args.kernel.is_some() {
-        anyhow::bail!("the jvm suite runs on Debian's kernel only (zram is one of its modules): drop --patches/--kernel");
+        anyhow::bail!(
+            "the jvm suite runs on Debian's kernel only (zram is one of its modules): drop --patches/--kernel"
+        );
     }
     let full = depth == Depth::Full;
     let sizes = script::Sizes {
         heap_mib: 32,
-        high_s: if full { 20 } else { 8 },
-        kswapd_s: if full { 15 } else { 0 },
+        pause_ms: 500,
+        high_s: if full { 10 } else { 5 },
+        kswapd_s: if full { 10 } else { 0 },
         plain_jvm: full,
     };
     let a = assets::build()?;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{
     text,
-    walks::{self, Walk},
+    walks::{self, Walks},
 };
 use crate::{
     guest::qemu::GuestRun,
@@ -26,15 +26,14 @@ fn stat(run: &GuestRun, name: &str) -> u64 {
 pub fn verify(run: &GuestRun, kswapd: bool, c: &mut Checks) -> anyhow::Result<()> {
     let (ino, pid) = (text(run, "r.ino"), text(run, "r.pid"));
     let all = json(run, "r-all")?;
-    let csv = text(run, "r-all.csv");
-    let recs = walks::parse(csv);
+    let recs = walks::parse(text(run, "r-all.tally"))?;
+    let total = walks::count(&recs, |_| true);
     let drops = counter(&all, "ringbuf_drops");
     c.check(
         "jvm reclaim: the JVM filled its heap; the unfiltered tracer kept every record",
-        text(run, "r.out").contains("filled") && drops == 0 && counter(&all, "walks") == recs.len() as u64,
+        text(run, "r.out").contains("filled") && drops == 0 && counter(&all, "walks") == total,
         format!(
-            "{} records, kernel counted {} walks, {drops} dropped; JVM said {:?}",
-            recs.len(),
+            "{total} records, kernel counted {} walks, {drops} dropped; JVM said {:?}",
             counter(&all, "walks"),
             text(run, "r.out").lines().next().unwrap_or("")
         ),
@@ -44,7 +43,8 @@ pub fn verify(run: &GuestRun, kswapd: bool, c: &mut Checks) -> anyhow::Result<()
         text(run, "r.comm") == "java",
         format!("pid {pid}: {:?}", text(run, "r.comm")),
     );
-    let owned: Vec<&Walk> = recs.iter().filter(|w| w.cgroup_id == ino).collect();
+    let owned: Vec<&Walks> = recs.iter().filter(|w| w.cgroup_id == ino).collect();
+    let n_owned = walks::count(owned.iter().copied(), |_| true);
     println!(
         "jvm reclaim: walks of the JVM's cgroup by walker: {}",
         walks::tally(owned.iter().copied(), |w| format!(
@@ -56,12 +56,12 @@ pub fn verify(run: &GuestRun, kswapd: bool, c: &mut Checks) -> anyhow::Result<()
     );
     c.check(
         "jvm reclaim: walks owned by the JVM's cgroup (id = inode of /sys/fs/cgroup/jvm) are shown at /jvm",
-        !owned.is_empty() && !ino.is_empty() && owned.iter().all(|w| w.cgroup == "/jvm"),
-        format!("{} walks with cgroup_id {ino}", owned.len()),
+        n_owned > 0 && !ino.is_empty() && owned.iter().all(|w| w.cgroup == "/jvm"),
+        format!("{n_owned} walks with cgroup_id {ino}"),
     );
     jvm_threads(run, &recs, &owned, pid, c);
     let (scan_direct, steal_direct) = (stat(run, "pgscan_direct"), stat(run, "pgsteal_direct"));
-    let by_jvm = owned.iter().filter(|w| w.tgid == pid).count();
+    let by_jvm = walks::count(owned.iter().copied(), |w| w.tgid == pid);
     c.check(
         "jvm reclaim: the JVM's threads reclaimed its memory, and memory.stat agrees (pgscan_direct, pgsteal_direct > 0)",
         by_jvm > 0 && scan_direct > 0 && steal_direct > 0,
@@ -72,10 +72,9 @@ pub fn verify(run: &GuestRun, kswapd: bool, c: &mut Checks) -> anyhow::Result<()
     );
     if kswapd {
         let (scan_k, steal_k) = (stat(run, "pgscan_kswapd"), stat(run, "pgsteal_kswapd"));
-        let by_kswapd = owned
-            .iter()
-            .filter(|w| w.kthread && w.comm.starts_with("kswapd") && w.process == w.comm)
-            .count();
+        let by_kswapd = walks::count(owned.iter().copied(), |w| {
+            w.kthread && w.comm.starts_with("kswapd") && w.process == w.comm
+        });
         c.check(
             "jvm reclaim: kswapd walked the JVM's memory (kthread, owner /jvm), and memory.stat agrees (pgscan_kswapd, pgsteal_kswapd > 0)",
             by_kswapd > 0 && scan_k > 0 && steal_k > 0,
@@ -87,9 +86,9 @@ pub fn verify(run: &GuestRun, kswapd: bool, c: &mut Checks) -> anyhow::Result<()
 }
 
 /// Walks by the JVM's threads: the process is java, each thread's name one /proc showed.
-fn jvm_threads(run: &GuestRun, recs: &[Walk], owned: &[&Walk], pid: &str, c: &mut Checks) {
+fn jvm_threads(run: &GuestRun, recs: &[Walks], owned: &[&Walks], pid: &str, c: &mut Checks) {
     let names: BTreeSet<&str> = text(run, "r.names").lines().collect();
-    let by_jvm: Vec<&Walk> = recs.iter().filter(|w| w.tgid == pid).collect();
+    let by_jvm: Vec<&Walks> = recs.iter().filter(|w| w.tgid == pid).collect();
     let comms: BTreeSet<&str> = by_jvm.iter().map(|w| w.comm).collect();
     let unknown: Vec<&&str> = comms.iter().filter(|n| !names.contains(**n)).collect();
     c.check(
@@ -97,10 +96,7 @@ fn jvm_threads(run: &GuestRun, recs: &[Walk], owned: &[&Walk], pid: &str, c: &mu
         !by_jvm.is_empty() && by_jvm.iter().all(|w| w.process == "java" && !w.kthread) && unknown.is_empty(),
         format!("walker threads {comms:?}; not in /proc: {unknown:?}; /proc showed {names:?}"),
     );
-    let renamed = owned
-        .iter()
-        .filter(|w| w.tgid == pid && w.comm != "java")
-        .count();
+    let renamed = owned.iter().filter(|w| w.tgid == pid && w.comm != "java").count();
     c.check(
         "jvm reclaim: JVM threads not named java walked (the heap thread rmap-heap among them)",
         renamed > 0 && comms.contains("rmap-heap"),
@@ -132,23 +128,23 @@ fn owner_row(all: &Value, kswapd: bool, c: &mut Checks) {
 }
 
 /// Each filtered tracer counted in the kernel what the unfiltered one's records say.
-fn filters(run: &GuestRun, recs: &[Walk], ino: &str, c: &mut Checks) -> anyhow::Result<()> {
+fn filters(run: &GuestRun, recs: &[Walks], ino: &str, c: &mut Checks) -> anyhow::Result<()> {
     let cases: [(&str, &str, u64); 4] = [
         (
             "r-cg",
             "--cgroup /jvm: every walk of the JVM's memory, whoever walked",
-            walks::count(recs, |w| w.cgroup_id == ino),
+            walks::count(recs.iter(), |w| w.cgroup_id == ino),
         ),
         ("r-idle", "--cgroup of an idle cgroup: none", 0),
         (
             "r-proc",
             "--process java: every walk by the JVM's threads",
-            walks::count(recs, |w| w.process == "java"),
+            walks::count(recs.iter(), |w| w.process == "java"),
         ),
         (
             "r-comm",
             "--comm java: only the walks of threads named java",
-            walks::count(recs, |w| w.comm == "java"),
+            walks::count(recs.iter(), |w| w.comm == "java"),
         ),
     ];
     let mut got = std::collections::BTreeMap::new();

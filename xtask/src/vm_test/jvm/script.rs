@@ -12,6 +12,8 @@ const JAVA: &str = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java -Xms64m -Xmx64m 
 pub struct Sizes {
     /// Live heap of each JVM, MiB.
     pub heap_mib: u32,
+    /// Pause between the JVM's passes over its heap under reclaim, ms.
+    pub pause_ms: u32,
     /// Seconds of the JVM's own reclaim under memory.high.
     pub high_s: u32,
     /// Seconds of kswapd reclaim (0: no kswapd phase).
@@ -44,6 +46,16 @@ ksm() {{ echo "full_scans=$(cat /sys/kernel/mm/ksm/full_scans) pages_shared=$(ca
 settle() {{ f=$(( $(cat /sys/kernel/mm/ksm/full_scans) + 3 )); for i in $(seq 600); do [ $(cat /sys/kernel/mm/ksm/full_scans) -ge $f ] && return 0; sleep 0.5; done; echo "KSM did not settle"; }}
 # mapping PID: the JVM's 64 MiB heap mapping of /proc/PID/smaps (its size, RSS, KSM and flags).
 heap() {{ awk '/^[0-9a-f]+-[0-9a-f]+ / {{ r = $1 }} /^Size:/ {{ s = $2 }} /^Rss:/ {{ rss = $2 }} /^KSM:/ {{ k = $2 }} /^VmFlags:/ {{ if (s == 65536) print r, "rss=" rss, "ksm=" k, $0 }}' /proc/$1/smaps; }}
+# tally CSV: the records counted by what the checks compare (rmap-trace's CSV columns by
+# name), a line "count,page_type,tgid,comm,process,kthread,cgroup_id,cgroup" each: the whole
+# CSV is too long for the serial console under emulation.
+tally() {{ awk -F, 'NR == 1 {{ for (i = 1; i <= NF; i++) c[$i] = i; next }}
+  {{ n[$c["page_type"] "," $c["tgid"] "," $c["comm"] "," $c["process"] "," $c["kthread"] "," $c["cgroup_id"] "," $c["cgroup"]]++ }}
+  END {{ for (k in n) print n[k] "," k }}' $1; }}
+# pfns PID: the physical pages of PID's heap mapping (/proc/PID/pagemap, bits 0-54 of each
+# present entry, as 13 hex digits), one a line.
+pfns() {{ start=$(heap $1 | cut -d- -f1); dd if=/proc/$1/pagemap bs=8 skip=$(( 0x$start / 4096 )) count=16384 2>/dev/null | od -An -v -tx8 | tr -s ' ' '\n' | grep '^[89]' | cut -c4- | sort -u; }}
+mark() {{ echo "phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }}
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 "#,
         mib = s.heap_mib
@@ -82,24 +94,32 @@ tracer r-cg --cgroup /jvm
 tracer r-idle --cgroup /sys/fs/cgroup/idle
 tracer r-proc --process java
 tracer r-comm --comm java
-jvm r jvm 100
+mark reclaim
+jvm r jvm {pause}
+mark filled
 P=$(cat /tmp/r.pid)
 cat /proc/$P/comm > /tmp/r.comm
 names $P &
 echo {high}M > /sys/fs/cgroup/jvm/memory.high
 sleep {high_s}
-{kswapd}cat /sys/fs/cgroup/jvm/memory.stat > /tmp/r.stat
+mark kswapd
+{kswapd}mark stop
+cat /sys/fs/cgroup/jvm/memory.stat > /tmp/r.stat
 cat /sys/fs/cgroup/jvm/memory.swap.current > /tmp/r.swap
 kill -TERM $P; wait $P
 sleep 2
 kill -TERM $T; wait $T
+mark stopped
 sort -u /tmp/names.$P > /tmp/r.names
+tally /tmp/r-all.csv > /tmp/r-all.tally
+mark tallied
 swapoff /dev/zram0
-for f in r.ino r.pid r.comm r.names r.stat r.swap r.out r-all.csv; do emit $f /tmp/$f; done
+for f in r.ino r.pid r.comm r.names r.stat r.swap r.out r-all.tally; do emit $f /tmp/$f; done
 for n in r-all r-cg r-idle r-proc r-comm; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; done
 rm -f /tmp/r-all.csv
 "#,
-        high_s = s.high_s
+        high_s = s.high_s,
+        pause = s.pause_ms,
     )
 }
 
@@ -116,6 +136,7 @@ fn ksm(s: &Sizes) -> String {
 for c in a b; do stat -c %i /sys/fs/cgroup/jvm-$c > /tmp/k-$c.ino; done
 echo 1000 > /sys/kernel/mm/ksm/pages_to_scan; echo 20 > /sys/kernel/mm/ksm/sleep_millisecs; echo 1 > /sys/kernel/mm/ksm/run
 T=""
+mark ksm
 tracer k-all --csv /tmp/k-all.csv --threads --ringbuf-kib 65536
 jvm k-a jvm-a 1000 LD_PRELOAD=/app/ksm_shim.so
 A=$(cat /tmp/k-a.pid)
@@ -129,15 +150,21 @@ settle
 cat /proc/$A/ksm_merging_pages /proc/$B/ksm_merging_pages >> /tmp/k-both
 heap $A > /tmp/k-a.heap; heap $B > /tmp/k-b.heap
 cat /proc/$A/comm /proc/$B/comm > /tmp/k.comm
+pfns $A > /tmp/k-a.pfns; pfns $B > /tmp/k-b.pfns
+cat /tmp/k-a.pfns /tmp/k-b.pfns | sort | uniq -d | wc -l > /tmp/k.common
+wc -l < /tmp/k-b.pfns > /tmp/k-b.present
 echo 0 > /sys/kernel/mm/ksm/run
-chroot $R migratepages $B 0 1; echo "migratepages B exit $?" > /tmp/k.trig
-chroot $R migratepages $A 1 0; echo "migratepages A exit $?" >> /tmp/k.trig
+mark migrate
+chroot $R /usr/bin/migratepages $B 0 1; echo "migratepages B exit $?" > /tmp/k.trig
+chroot $R /usr/bin/migratepages $A 1 0; echo "migratepages A exit $?" >> /tmp/k.trig
 echo 1 > /proc/sys/vm/compact_memory; echo "compact_memory exit $?" >> /tmp/k.trig
 ksm >> /tmp/k.trig
 kill -TERM $A $B $C; wait $A $B $C
 sleep 2
 kill -TERM $T; wait $T
-for f in k-a.ino k-b.ino k-a.pid k-b.pid k.comm k-alone k-both k-a.heap k-b.heap k-plain.heap k-plain.merged k.trig k-a.out k-all.csv; do emit $f /tmp/$f; done
+tally /tmp/k-all.csv > /tmp/k-all.tally
+mark done
+for f in k-a.ino k-b.ino k-a.pid k-b.pid k.comm k-alone k-both k.common k-b.present k-a.heap k-b.heap k-plain.heap k-plain.merged k.trig k-a.out k-all.tally; do emit $f /tmp/$f; done
 emit k-all /tmp/k-all.json; emit k-all.txt /tmp/k-all.txt
 "#
     )

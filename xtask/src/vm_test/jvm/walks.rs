@@ -1,8 +1,11 @@
-//! The unfiltered tracer's CSV records, read by column name (rmap-user's `export::csv::HEADER`).
+//! The unfiltered tracer's records, as the guest's `tally` counted them from rmap-trace's CSV
+//! (its columns found by name): one line per distinct (page_type, tgid, comm, process,
+//! kthread, cgroup_id, cgroup), its count first.
 use std::collections::BTreeMap;
 
-/// One walk record.
-pub struct Walk<'a> {
+/// Records alike in everything the checks compare.
+pub struct Walks<'a> {
+    pub n: u64,
     pub ty: &'a str,
     pub tgid: &'a str,
     pub comm: &'a str,
@@ -12,43 +15,41 @@ pub struct Walk<'a> {
     pub cgroup: &'a str,
 }
 
-/// The records of a CSV with rmap-trace's header; none when the header lacks a column.
-pub fn parse(csv: &str) -> Vec<Walk<'_>> {
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let col: BTreeMap<&str, usize> = header.split(',').enumerate().map(|(i, n)| (n, i)).collect();
-    let names = ["page_type", "tgid", "comm", "process", "kthread", "cgroup_id", "cgroup"];
-    let Some(idx) = names.iter().map(|n| col.get(n).copied()).collect::<Option<Vec<usize>>>() else {
-        return Vec::new();
-    };
-    // JVM thread names have no comma, so no field here is quoted.
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() == col.len())
-        .map(|f| Walk {
-            ty: f[idx[0]],
-            tgid: f[idx[1]],
-            comm: f[idx[2]],
-            process: f[idx[3]],
-            kthread: f[idx[4]] == "1",
-            cgroup_id: f[idx[5]],
-            cgroup: f[idx[6]],
+/// The tally's lines; a malformed line is an error (the guest's awk and this must agree).
+pub fn parse(tally: &str) -> anyhow::Result<Vec<Walks<'_>>> {
+    tally
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            // JVM thread names have no comma, so no field here is quoted.
+            let f: Vec<&str> = l.split(',').collect();
+            let [n, ty, tgid, comm, process, kthread, cgroup_id, cgroup] = f[..] else {
+                anyhow::bail!("tally line {l:?}: not 8 fields");
+            };
+            Ok(Walks {
+                n: n.parse().map_err(|e| anyhow::anyhow!("tally line {l:?}: {e}"))?,
+                ty,
+                tgid,
+                comm,
+                process,
+                kthread: kthread == "1",
+                cgroup_id,
+                cgroup,
+            })
         })
         .collect()
 }
 
-/// How many records of `walks` pass `keep`.
-pub fn count(walks: &[Walk], keep: impl Fn(&Walk) -> bool) -> u64 {
-    walks.iter().filter(|w| keep(w)).count() as u64
+/// Records of `walks` passing `keep`.
+pub fn count<'a, 'b: 'a>(walks: impl IntoIterator<Item = &'a Walks<'b>>, keep: impl Fn(&Walks) -> bool) -> u64 {
+    walks.into_iter().filter(|w| keep(w)).map(|w| w.n).sum()
 }
 
-/// Records per key, most first, as `key: n` lines (printed with the checks).
-pub fn tally<'a, 'b: 'a>(walks: impl IntoIterator<Item = &'a Walk<'b>>, key: impl Fn(&Walk) -> String) -> String {
+/// Records per key, most first, as `key: n` (printed with the checks).
+pub fn tally<'a, 'b: 'a>(walks: impl IntoIterator<Item = &'a Walks<'b>>, key: impl Fn(&Walks) -> String) -> String {
     let mut m: BTreeMap<String, u64> = BTreeMap::new();
     for w in walks {
-        *m.entry(key(w)).or_default() += 1;
+        *m.entry(key(w)).or_default() += w.n;
     }
     let mut v: Vec<(String, u64)> = m.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
