@@ -29,9 +29,9 @@ pub fn run(args: &GuestArgs, depth: Depth, c: &mut Checks) -> anyhow::Result<()>
     let full = depth == Depth::Full;
     let sizes = script::Sizes {
         heap_mib: 32,
-        pause_ms: 500,
-        high_s: if full { 10 } else { 5 },
-        kswapd_s: if full { 10 } else { 0 },
+        pause_ms: 2000,
+        high_s: if full { 8 } else { 5 },
+        kswapd_s: if full { 8 } else { 0 },
         plain_jvm: full,
     };
     let a = assets::build()?;

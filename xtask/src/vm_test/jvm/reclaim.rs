@@ -96,7 +96,7 @@ fn jvm_threads(run: &GuestRun, recs: &[Walks], owned: &[&Walks], pid: &str, c: &
         !by_jvm.is_empty() && by_jvm.iter().all(|w| w.process == "java" && !w.kthread) && unknown.is_empty(),
         format!("walker threads {comms:?}; not in /proc: {unknown:?}; /proc showed {names:?}"),
     );
-    let renamed = owned.iter().filter(|w| w.tgid == pid && w.comm != "java").count();
+    let renamed = walks::count(owned.iter().copied(), |w| w.tgid == pid && w.comm != "java");
     c.check(
         "jvm reclaim: JVM threads not named java walked (the heap thread rmap-heap among them)",
         renamed > 0 && comms.contains("rmap-heap"),

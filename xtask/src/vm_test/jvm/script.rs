@@ -63,22 +63,24 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 }
 
 /// Reclaim: the JVM in a cgroup whose memory.high is below its live heap, zram swap; then
-/// kswapd, woken by memory the whole guest lacks (an unevictable ramfs file under raised
-/// watermarks).
+/// kswapd, woken by a free-memory target above what the guest has free. min_free_kbytes is
+/// shared out over the zones by their size, and each zone's low watermark is 5/4 of its min
+/// (mm/page_alloc.c, __setup_per_zone_wmarks): at 85% of the freest big zone's free share, every
+/// zone's free pages are below its low watermark (allocations wake kswapd) and the freest
+/// zone's still above its min (allocations succeed there without direct reclaim). The JVM's memory.high goes back to max before it is stopped, so
+/// that the threads it starts to shut down (`SIGTERM handler`) do not reclaim unseen.
 fn reclaim(s: &Sizes) -> String {
     let high = s.heap_mib * 3 / 4;
     let kswapd = if s.kswapd_s == 0 {
         String::new()
     } else {
         format!(
-            r#"echo 1000 > /proc/sys/vm/watermark_scale_factor
-mkdir -p /tmp/hog; mount -t ramfs none /tmp/hog
-free=$(awk '/^MemFree:/ {{ print int($2 / 1024) }}' /proc/meminfo)
-dd if=/dev/zero of=/tmp/hog/f bs=1M count=$(( free - 300 )) 2>/dev/null
-echo "hog $(( free - 300 )) MiB of $free MiB free"
+            r#"min=$(cat /proc/sys/vm/min_free_kbytes)
+target=$(awk '/pages free/ {{ f = $3 }} /managed/ {{ t += $2; if ($2 > 100000 && f / $2 > r) r = f / $2 }} END {{ print int(0.85 * r * t * 4) }}' /proc/zoneinfo)
+echo $target > /proc/sys/vm/min_free_kbytes
+echo "min_free_kbytes $min -> $target"
 sleep {}
-rm /tmp/hog/f; umount /tmp/hog
-echo 10 > /proc/sys/vm/watermark_scale_factor
+echo $min > /proc/sys/vm/min_free_kbytes
 grep -E '^(pgscan|pgsteal)_kswapd' /proc/vmstat
 "#,
             s.kswapd_s
@@ -104,6 +106,8 @@ echo {high}M > /sys/fs/cgroup/jvm/memory.high
 sleep {high_s}
 mark kswapd
 {kswapd}mark stop
+echo max > /sys/fs/cgroup/jvm/memory.high
+sleep 1
 cat /sys/fs/cgroup/jvm/memory.stat > /tmp/r.stat
 cat /sys/fs/cgroup/jvm/memory.swap.current > /tmp/r.swap
 kill -TERM $P; wait $P

@@ -41,12 +41,18 @@ pub fn parse(tally: &str) -> anyhow::Result<Vec<Walks<'_>>> {
 }
 
 /// Records of `walks` passing `keep`.
-pub fn count<'a, 'b: 'a>(walks: impl IntoIterator<Item = &'a Walks<'b>>, keep: impl Fn(&Walks) -> bool) -> u64 {
+pub fn count<'a, 'b: 'a>(
+    walks: impl IntoIterator<Item = &'a Walks<'b>>,
+    keep: impl Fn(&Walks) -> bool,
+) -> u64 {
     walks.into_iter().filter(|w| keep(w)).map(|w| w.n).sum()
 }
 
 /// Records per key, most first, as `key: n` (printed with the checks).
-pub fn tally<'a, 'b: 'a>(walks: impl IntoIterator<Item = &'a Walks<'b>>, key: impl Fn(&Walks) -> String) -> String {
+pub fn tally<'a, 'b: 'a>(
+    walks: impl IntoIterator<Item = &'a Walks<'b>>,
+    key: impl Fn(&Walks) -> String,
+) -> String {
     let mut m: BTreeMap<String, u64> = BTreeMap::new();
     for w in walks {
         *m.entry(key(w)).or_default() += w.n;
