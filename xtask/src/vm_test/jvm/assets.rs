@@ -1,4 +1,4 @@
-//! What the JVM suite puts into the guest: a root of Debian's OpenJDK 17 runtime (and numactl,
+//! What the JVM suite puts into the guest: a root of Debian's `OpenJDK` 17 runtime (and `numactl`,
 //! for `migratepages`) with its dependency closure (`debroot`), and the repository's load
 //! (`xtask/assets/jvm/RmapLoad.java`, compiled by the host's JDK with `--release 17`) and
 //! `LD_PRELOAD` shim (`ksm_shim.c`, compiled by the host's C compiler against the same Debian

@@ -1,7 +1,7 @@
-//! Checks of the KSM scenario: two JVMs whose anonymous mappings the LD_PRELOAD shim marked
+//! Checks of the KSM scenario: two JVMs whose anonymous mappings the `LD_PRELOAD` shim marked
 //! mergeable (a third without it), their identical heaps merged, then their pages migrated
 //! (`migratepages`) and compacted; rmap-trace's KSM walks and owners compared with the guest's
-//! files (the JVMs' pids and cgroup inodes, /proc/PID/ksm_merging_pages, smaps,
+//! files (the JVMs' pids and cgroup inodes, `/proc/PID/ksm_merging_pages`, smaps,
 //! /sys/kernel/mm/ksm).
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ fn field(line: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The counters after a `settle`: the `ksm` line, then each JVM's ksm_merging_pages.
+/// The counters after a `settle`: the `ksm` line, then each JVM's `ksm_merging_pages`.
 fn counters(run: &GuestRun, name: &str) -> (u64, Vec<u64>) {
     let t = text(run, name);
     let mut lines = t.lines();

@@ -1,5 +1,5 @@
 //! The suite "jvm" (Debian's 6.1 kernel only: its modules give zram, and it has KSM, fentry
-//! and two NUMA nodes): Debian's OpenJDK 17 in the guest, under reclaim and under KSM, and
+//! and two NUMA nodes): Debian's `OpenJDK` 17 in the guest, under reclaim and under KSM, and
 //! rmap-trace's attribution of the walks (owner cgroup, walking thread and process) checked
 //! against the guest's own files. `--suite jvm` runs it in full (on demand, not in `all`);
 //! `jvm-smoke` (in `all`, so in `cargo xtask test`) runs the same scenarios shorter, without the

@@ -1,4 +1,4 @@
-//! The guest side of the JVM suite: Debian's OpenJDK 17 chrooted into its root, each JVM in a
+//! The guest side of the JVM suite: Debian's `OpenJDK` 17 chrooted into its root, each JVM in a
 //! cgroup of its own, watched by rmap-trace tracers; what the guest's own files say (pids,
 //! cgroup inodes, thread names, memory.stat, KSM counters, smaps) is sent back beside the
 //! tracers' outputs.
@@ -63,9 +63,9 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 }
 
 /// Reclaim: the JVM in a cgroup whose memory.high is below its live heap, zram swap; then
-/// kswapd, woken by a free-memory target above what the guest has free. min_free_kbytes is
+/// kswapd, woken by a free-memory target above what the guest has free. `min_free_kbytes` is
 /// shared out over the zones by their size, and each zone's low watermark is 5/4 of its min
-/// (mm/page_alloc.c, __setup_per_zone_wmarks): at 85% of the freest big zone's free share, every
+/// (`mm/page_alloc.c`, `__setup_per_zone_wmarks`): at 85% of the freest big zone's free share, every
 /// zone's free pages are below its low watermark (allocations wake kswapd) and the freest
 /// zone's still above its min (allocations succeed there without direct reclaim). The JVM's memory.high goes back to max before it is stopped, so
 /// that the threads it starts to shut down (`SIGTERM handler`) do not reclaim unseen.

@@ -1,6 +1,6 @@
 //! The unfiltered tracer's records, as the guest's `tally` counted them from rmap-trace's CSV
-//! (its columns found by name): one line per distinct (page_type, tgid, comm, process,
-//! kthread, cgroup_id, cgroup), its count first.
+//! (its columns found by name): one line per distinct (`page_type`, tgid, comm, process,
+//! kthread, `cgroup_id`, cgroup), its count first.
 use std::collections::BTreeMap;
 
 /// Records alike in everything the checks compare.
