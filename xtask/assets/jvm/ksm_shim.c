@@ -8,12 +8,11 @@
  * mapping it made is then marked. MAP_FIXED matters: HotSpot reserves its heap PROT_NONE and
  * commits it by mmap(MAP_FIXED) over the reservation, which makes a new VMA without
  * VM_MERGEABLE (mm/mmap.c, mmap_region); that call is caught here too, so the committed heap
- * ends up mergeable. mprotect() and VMA splits keep VM_MERGEABLE (it is a vm_flags bit).
+ * ends up mergeable. mprotect(), mremap() and VMA splits keep VM_MERGEABLE (a vm_flags bit).
  *
  * Limits: mappings glibc makes by its own internal calls (malloc arenas, thread stacks), brk
- * memory, mremap() moves to new places and raw syscalls never reach this symbol and are not
- * marked; a MADV_MERGEABLE failure (e.g. more than the kernel allows) is ignored, as the
- * mapping itself succeeded.
+ * memory, file-backed private mappings and raw syscalls never reach this symbol or are not
+ * marked; a MADV_MERGEABLE failure is ignored, as the mapping itself succeeded.
  */
 #define _GNU_SOURCE
 #include <stddef.h>

@@ -27,7 +27,9 @@ pub struct Args {
     /// the rmap tracepoints and ksm-rmap-pgoff), faults (SIGKILL at each phase, then the
     /// host state restored; about a minute in the guest), drops (Debian's kernel: a tiny ring
     /// buffer, a shrunk in-flight map, the off-CPU hook disabled), owners (Debian's kernel:
-    /// memory owners, --cgroup, --process against renamed threads), or all.
+    /// memory owners, --cgroup, --process against renamed threads), jvm (Debian's kernel:
+    /// `OpenJDK` 17 under reclaim and KSM, its walks' attribution; on demand, not in all),
+    /// jvm-smoke (the same, shorter), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
