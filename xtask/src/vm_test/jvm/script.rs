@@ -44,7 +44,7 @@ names() {{ while kill -0 $1 2>/dev/null; do cat /proc/$1/task/*/comm >> /tmp/nam
 ksm() {{ echo "full_scans=$(cat /sys/kernel/mm/ksm/full_scans) pages_shared=$(cat /sys/kernel/mm/ksm/pages_shared) pages_sharing=$(cat /sys/kernel/mm/ksm/pages_sharing)"; }}
 # settle: KSM scanned everything three more times.
 settle() {{ f=$(( $(cat /sys/kernel/mm/ksm/full_scans) + 3 )); for i in $(seq 600); do [ $(cat /sys/kernel/mm/ksm/full_scans) -ge $f ] && return 0; sleep 0.5; done; echo "KSM did not settle"; }}
-# mapping PID: the JVM's 64 MiB heap mapping of /proc/PID/smaps (its size, RSS, KSM and flags).
+# heap PID: the JVM's 64 MiB heap mapping of /proc/PID/smaps (its size, RSS, KSM and flags).
 heap() {{ awk '/^[0-9a-f]+-[0-9a-f]+ / {{ r = $1 }} /^Size:/ {{ s = $2 }} /^Rss:/ {{ rss = $2 }} /^KSM:/ {{ k = $2 }} /^VmFlags:/ {{ if (s == 65536) print r, "rss=" rss, "ksm=" k, $0 }}' /proc/$1/smaps; }}
 # tally CSV: the records counted by what the checks compare (rmap-trace's CSV columns by
 # name), a line "count,page_type,tgid,comm,process,kthread,cgroup_id,cgroup" each: the whole
@@ -67,8 +67,9 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 /// shared out over the zones by their size, and each zone's low watermark is 5/4 of its min
 /// (`mm/page_alloc.c`, `__setup_per_zone_wmarks`): at 85% of the freest big zone's free share, every
 /// zone's free pages are below its low watermark (allocations wake kswapd) and the freest
-/// zone's still above its min (allocations succeed there without direct reclaim). The JVM's memory.high goes back to max before it is stopped, so
-/// that the threads it starts to shut down (`SIGTERM handler`) do not reclaim unseen.
+/// zone's still above its min (allocations succeed there without direct reclaim). The JVM's
+/// memory.high goes back to max before it is stopped, so that the threads it starts to shut
+/// down (`SIGTERM handler`) do not reclaim unseen.
 fn reclaim(s: &Sizes) -> String {
     let high = s.heap_mib * 3 / 4;
     let kswapd = if s.kswapd_s == 0 {
@@ -117,7 +118,6 @@ mark stopped
 sort -u /tmp/names.$P > /tmp/r.names
 tally /tmp/r-all.csv > /tmp/r-all.tally
 mark tallied
-swapoff /dev/zram0
 for f in r.ino r.pid r.comm r.names r.stat r.swap r.out r-all.tally; do emit $f /tmp/$f; done
 for n in r-all r-cg r-idle r-proc r-comm; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; done
 rm -f /tmp/r-all.csv
@@ -128,7 +128,10 @@ rm -f /tmp/r-all.csv
 }
 
 /// KSM: two JVMs with the shim (the second after the first merged alone), one without; then
-/// their pages migrated to the other node (`migratepages`, by each JVM) and compaction.
+/// their pages migrated to the other node (`migratepages`, by each JVM), the first JVM's cgroup
+/// reclaimed (`memory.reclaim`, into the zram swap of the reclaim scenario: its KSM pages are
+/// walked for references; the write fails with EAGAIN when less than asked was reclaimed, so
+/// its status is printed, not required) and compaction (which may find nothing to move).
 fn ksm(s: &Sizes) -> String {
     let plain = if s.plain_jvm {
         "jvm k-plain jvm-plain 1000\nsettle\nC=$(cat /tmp/k-plain.pid)\ncat /proc/$C/ksm_merging_pages > /tmp/k-plain.merged\nheap $C > /tmp/k-plain.heap\n"
@@ -161,6 +164,7 @@ echo 0 > /sys/kernel/mm/ksm/run
 mark migrate
 chroot $R /usr/bin/migratepages $B 0 1; echo "migratepages B exit $?" > /tmp/k.trig
 chroot $R /usr/bin/migratepages $A 1 0; echo "migratepages A exit $?" >> /tmp/k.trig
+echo 8M > /sys/fs/cgroup/jvm-a/memory.reclaim; echo "memory.reclaim exit $?" >> /tmp/k.trig
 echo 1 > /proc/sys/vm/compact_memory; echo "compact_memory exit $?" >> /tmp/k.trig
 ksm >> /tmp/k.trig
 kill -TERM $A $B $C; wait $A $B $C
