@@ -25,6 +25,12 @@ pub fn comm_bytes(ev: &WalkEvent) -> &[u8] {
     until_nul(&ev.comm)
 }
 
+/// The process's name as the kernel read it (`group_leader->comm`), or the thread's comm
+/// where it could not (an all-zero field): what a walk is named by until `/proc` is read.
+pub fn process_comm(ev: &WalkEvent) -> &[u8; 16] {
+    if ev.process[0] == 0 { &ev.comm } else { &ev.process }
+}
+
 /// A kernel `comm` (NUL-terminated, at most 16 bytes) as text, borrowed when it is UTF-8.
 pub fn text(b: &[u8; 16]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(until_nul(b))

@@ -26,7 +26,7 @@ pub const NOT_CHARGED: u64 = 0;
 /// The walker as a table shows it: its process name, in brackets for a kernel thread (as `ps`
 /// does: `[kswapd0]`). Written into `buf`, so no allocation per walk.
 pub fn walker<'a>(ev: &WalkEvent, buf: &'a mut [u8; 18]) -> &'a str {
-    let name = if ev.process[0] == 0 { &ev.comm } else { &ev.process };
+    let name = crate::events::process_comm(ev);
     let len = name.iter().position(|&b| b == 0).unwrap_or(16);
     let end = if ev.flags & FLAG_KTHREAD != 0 {
         buf[0] = b'[';

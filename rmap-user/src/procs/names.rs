@@ -2,7 +2,9 @@
 //!
 //! The event path only looks up the cache; a tgid it lacks is queued (a bounded set) and read
 //! later in a batch ([`ProcessNames::resolve`], called between ring-buffer slices), the walk
-//! meanwhile named after its thread's comm with start time 0 (the tables merge that provisional
+//! meanwhile named after its process's comm as the kernel read it (`group_leader->comm`; the
+//! thread's comm where that was unreadable: a JVM's threads each have their own) with start
+//! time 0 (the tables merge that provisional
 //! row into the process's own once the start time is known, see `table`). A cached entry is
 //! read again after [`RECHECK`], so a pid reused by a new process is told apart within that time
 //! plus one batch. Limit: the event carries no start time (the eBPF record has tgid only), so
@@ -38,7 +40,7 @@ struct Entry {
 /// The cache; see the module's doc.
 pub struct ProcessNames {
     cache: HashMap<u32, Entry>,
-    /// Queued tgids with the comm of the thread that walked (the name if the process is gone).
+    /// Queued tgids with the process comm of the walk (the name if the process is gone).
     pending: HashMap<u32, [u8; 16]>,
     /// Use counter for LRU order.
     clock: u64,
@@ -65,28 +67,28 @@ impl ProcessNames {
         }
     }
 
-    /// The process of `ev`, without I/O: cached, or provisional (start 0, the thread's comm)
-    /// and queued for [`Self::resolve`].
+    /// The process of `ev`, without I/O: cached, or provisional (start 0, the process comm the
+    /// kernel read) and queued for [`Self::resolve`].
     pub fn lookup(&mut self, ev: &WalkEvent) -> Process<'_> {
         self.clock += 1;
         let clock = self.clock;
         if let Some(e) = self.cache.get_mut(&ev.tgid) {
             e.used = clock;
             if e.read_at.elapsed() >= RECHECK && self.pending.len() < PENDING_CAP {
-                self.pending.entry(ev.tgid).or_insert(ev.comm);
+                self.pending.entry(ev.tgid).or_insert(*events::process_comm(ev));
             }
             return Process {
                 start: e.start,
                 name: &e.name,
             };
         }
+        let name = events::process_comm(ev);
         if self.pending.len() < PENDING_CAP {
-            self.pending.entry(ev.tgid).or_insert(ev.comm);
+            self.pending.entry(ev.tgid).or_insert(*name);
         }
         // Into the same buffer each time: no allocation per walk while the lookup waits.
         self.provisional.clear();
-        self.provisional
-            .push_str(&String::from_utf8_lossy(events::comm_bytes(ev)));
+        self.provisional.push_str(&events::text(name));
         Process::named(&self.provisional)
     }
 
@@ -207,6 +209,25 @@ mod tests {
         n.lookup(&ev);
         n.resolve(64);
         assert_eq!(n.lookup(&ev), Process::named("java"));
+    }
+
+    /// A renamed thread's walk (a JVM's `C1 CompilerThre`) is named after its process, as the
+    /// kernel read it, until /proc is read: never after the thread.
+    #[test]
+    fn provisional_names_are_the_process_comm() {
+        let mut n = ProcessNames::with_reader(fake);
+        let mut ev = event(PageType::Anon, 1, 1);
+        ev.tgid = 13;
+        ev.comm = *b"C1 CompilerThre\0";
+        ev.process = *b"java\0\0\0\0\0\0\0\0\0\0\0\0";
+        assert_eq!(n.lookup(&ev), Process::named("java"));
+        // Gone before its lookup: still the process's name.
+        n.resolve(64);
+        assert_eq!(n.lookup(&ev), Process::named("java"));
+        // No process comm read (all zero): the thread's.
+        ev.tgid = 15;
+        ev.process = [0; 16];
+        assert_eq!(n.lookup(&ev), Process::named("C1 CompilerThre"));
     }
 
     #[test]

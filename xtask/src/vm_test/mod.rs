@@ -10,6 +10,7 @@ mod debian;
 mod drops;
 mod export;
 mod faults;
+mod jvm;
 mod owners;
 mod patched;
 mod ring;
@@ -28,7 +29,9 @@ pub struct Args {
     /// host state restored; about a minute in the guest), drops (Debian's kernel: a tiny ring
     /// buffer, a shrunk in-flight map, the off-CPU hook disabled), owners (Debian's kernel:
     /// memory owners, --cgroup, --process against renamed threads), stalls (Debian's kernel:
-    /// --stalls against victims that time their own calls), or all.
+    /// --stalls against victims that time their own calls; in all with 2,000 VMAs, the
+    /// `--pages` given when alone), jvm (Debian's kernel: `OpenJDK` 17 under reclaim and KSM,
+    /// its walks' attribution; on demand, not in all), jvm-smoke (the same, shorter), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -42,12 +45,14 @@ pub enum Suite {
     Drops,
     Owners,
     Stalls,
+    Jvm,
+    JvmSmoke,
     All,
 }
 
 impl Suite {
     fn has(self, s: Suite) -> bool {
-        self == Suite::All || self == s
+        self == s || (self == Suite::All && s != Suite::Jvm)
     }
 }
 
@@ -127,6 +132,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             2000
         };
         stalls::run(&args.guest, pages, &mut c)?;
+    }
+    if args.suite.has(Suite::Jvm) {
+        jvm::run(&args.guest, jvm::Depth::Full, &mut c)?;
+    }
+    if args.suite.has(Suite::JvmSmoke) {
+        jvm::run(&args.guest, jvm::Depth::Smoke, &mut c)?;
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;
