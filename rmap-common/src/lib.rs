@@ -174,7 +174,8 @@ const _: () = assert!(core::mem::align_of::<WalkEvent>() == 8);
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Walks that ended and passed the filters.
+    /// Walks that ended and passed the filters. Not counted by the eBPF programs (its slot
+    /// stays 0): userspace derives it, the latency histograms' total plus `HistFull`.
     WalksSeen = 0,
     /// Events written to the ring buffer.
     EventsSent = 1,
@@ -232,8 +233,9 @@ impl Counter {
     }
 }
 
-/// Buckets per page type of the in-kernel log2 histogram: bucket `i` counts durations `d` (ns)
-/// with `floor(log2(d)) == i` (bucket 0 also holds `d == 0`).
+/// Buckets per page type of the log2 histograms (derived in userspace from the latency
+/// histograms): bucket `i` counts durations `d` (ns) with `floor(log2(d)) == i` (bucket 0 also
+/// holds `d == 0`).
 pub const LOG2_BUCKETS: usize = 64;
 
 /// Index of a duration in the log2 histogram.
@@ -406,8 +408,6 @@ pub mod maps {
     pub const INFLIGHT: &str = "INFLIGHT";
     /// Per-CPU counters, one per [`super::Counter`].
     pub const COUNTS: &str = "COUNTS";
-    /// Per-CPU log2 histograms per page type.
-    pub const HIST: &str = "HIST";
     /// Per-CPU hash of [`super::HistKey`] → [`super::LatencyHist`].
     pub const LATENCY: &str = "LATENCY";
     /// One-entry array: 1 once userspace attached the `sched_switch` hook.

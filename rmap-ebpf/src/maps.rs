@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use rmap_common::{
-    COUNTERS, HIST_KEYS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES,
+    COUNTERS, HIST_KEYS, HistKey, Inflight, LatencyHist,
     stall::{STALL_COUNTERS, StallCounter, Waiting},
 };
 
@@ -25,10 +25,6 @@ pub static INFLIGHT: LruHashMap<u32, Inflight> = LruHashMap::with_max_entries(81
 /// `rmap_common::Counter` values, per CPU so that they never contend (see `bump`).
 #[map]
 pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as u32, 0);
-
-/// Per page type log2 histograms of walk durations: index `type * LOG2_BUCKETS + bucket`.
-#[map]
-pub static HIST: PerCpuArray<u64> = PerCpuArray::with_max_entries((PAGE_TYPES * LOG2_BUCKETS) as u32, 0);
 
 /// Log-linear latency histograms by (page type, purpose), per CPU: the source of the summary's
 /// counts and percentiles, so that ring buffer drops and `--min-duration-us` cannot change them.

@@ -11,8 +11,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, PageType,
-    Source, WalkEvent, hist_bucket, log2_bucket,
+    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, PageType, Source,
+    WalkEvent, hist_bucket,
 };
 
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
         FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
         TYPE_MASK, WAKEUP_BYTES,
     },
-    maps::{EVENTS, HIST, INFLIGHT, LATENCY, OFFCPU_ON, ZERO_HIST, add_one, bump},
+    maps::{EVENTS, INFLIGHT, LATENCY, OFFCPU_ON, ZERO_HIST, add_one, bump},
     owner,
 };
 
@@ -80,15 +80,28 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         },
         stall_waits: 0,
     };
-    if INFLIGHT.get_ptr(&tid).is_some() {
-        bump(Counter::Overlapping as u32);
-    }
-    if INFLIGHT.insert(&tid, &state, 0).is_err() {
-        bump(Counter::InflightFull as u32);
+    // One hash operation per walk: insert only if absent (BPF_NOEXIST); a walk already in
+    // flight on this thread (-EEXIST, kernel/bpf/hashtab.c `check_flags`) is rare, and only then
+    // is it overwritten with a second update.
+    let stored = match INFLIGHT.insert(&tid, &state, BPF_NOEXIST) {
+        Ok(()) => true,
+        Err(e) if e == -EEXIST => {
+            bump(Counter::Overlapping as u32);
+            INFLIGHT.insert(&tid, &state, BPF_ANY).is_ok()
+        }
+        Err(_) => false,
+    };
+    bump(if stored {
+        Counter::InflightStored
     } else {
-        bump(Counter::InflightStored as u32);
-    }
+        Counter::InflightFull
+    } as u32);
 }
+
+/// include/uapi/linux/bpf.h map update flags, and the errno of an existing key.
+const BPF_ANY: u64 = 0;
+const BPF_NOEXIST: u64 = 1;
+const EEXIST: i32 = 17;
 
 /// The walk in flight on this thread ends. With `check`, its folio and rwc must be those of
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
@@ -195,11 +208,9 @@ fn record(
         bump(Counter::Filtered as u32);
         return;
     }
-    bump(Counter::WalksSeen as u32);
-    let slot = page_type as u32 * LOG2_BUCKETS as u32 + log2_bucket(duration_ns);
-    if let Some(bucket) = HIST.get_ptr_mut(slot) {
-        add_one(bucket);
-    }
+    // No `WalksSeen` bump nor log2 histogram here: userspace derives both from the latency
+    // histograms (their buckets split each power of two evenly) plus `HistFull`
+    // (rmap-user/src/counters.rs), one helper call and atomic add fewer per walk each.
     let at = rwc + RWC_RMAP_ONE_OFF.load() as u64;
     // SAFETY: bpf_probe_read_kernel checks the address.
     let rmap_one = unsafe { bpf_probe_read_kernel(at as *const u64) }.unwrap_or(0);

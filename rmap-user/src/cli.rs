@@ -258,6 +258,10 @@ pub enum Command {
     /// The man page (roff), on stdout.
     #[command(hide = true)]
     Manpage,
+    /// Run count and time of every loaded BPF program (needs `kernel.bpf_stats_enabled=1`), for
+    /// the overhead bench.
+    #[command(hide = true)]
+    BpfStats,
 }
 
 fn ringbuf_kib(s: &str) -> Result<u32, String> {

@@ -1,10 +1,12 @@
-//! The in-kernel per-CPU counters, log2 and latency histograms, summed over CPUs.
+//! The in-kernel per-CPU counters and latency histograms, summed over CPUs, and what is derived
+//! from them rather than counted per walk in the kernel: `WalksSeen` and the log2 histograms.
 use aya::{
     Ebpf,
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
 };
 use rmap_common::{
-    COUNTERS, Counter, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType, maps,
+    COUNTERS, Counter, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType,
+    hist_bucket_low, log2_bucket, maps,
 };
 use serde::Serialize;
 
@@ -64,8 +66,8 @@ impl KernelCounts {
             .map_or(0, |w| w.walks)
     }
 
-    /// From the sums over CPUs of the `COUNTS` map (one per `Counter`) and of the `HIST` map
-    /// (`LOG2_BUCKETS` per `PageType`).
+    /// From the sums over CPUs of the `COUNTS` map (one per `Counter`) and the log2
+    /// histograms (`LOG2_BUCKETS` per `PageType`, see [`log2_from_latency`]).
     pub fn from_sums(counts: &[u64], hist: &[u64]) -> Self {
         Self {
             counters: Counter::ALL
@@ -117,11 +119,35 @@ fn sum_map(ebpf: &Ebpf, name: &'static str, len: usize) -> Result<Vec<u64>, Coun
         .collect()
 }
 
-/// Reads and sums the counters and histograms over CPUs.
+/// Reads and sums the counters and histograms over CPUs; `WalksSeen` and the log2 histograms
+/// are derived from the latency histograms (the programs no longer count them per walk).
 pub fn read(ebpf: &Ebpf) -> Result<KernelCounts, CountersError> {
-    let counts = sum_map(ebpf, maps::COUNTS, COUNTERS)?;
-    let hist = sum_map(ebpf, maps::HIST, PAGE_TYPES * LOG2_BUCKETS)?;
+    let mut counts = sum_map(ebpf, maps::COUNTS, COUNTERS)?;
+    let hist = log2_from_latency(&read_latency(ebpf)?);
+    counts[Counter::WalksSeen as usize] = walks_seen(&hist, counts[Counter::HistFull as usize]);
     Ok(KernelCounts::from_sums(&counts, &hist).with_inflight(inflight_entries(ebpf)?))
+}
+
+/// Walks that passed the filters: those the latency histograms hold, and those they had no
+/// room for (`HistFull`, counted where the kernel failed to add them).
+pub fn walks_seen(log2: &[u64], hist_full: u64) -> u64 {
+    log2.iter().sum::<u64>() + hist_full
+}
+
+/// Log2 histograms per page type (`LOG2_BUCKETS` each, index `type * LOG2_BUCKETS + bucket`)
+/// from the latency histograms. Exact: every latency bucket lies within one power of two
+/// (`hist_bucket`: 16 sub-buckets per power, exact values below 16 ns), so each goes whole into
+/// the log2 bucket of its lower bound. Only walks past 2^`HIST_MAX_EXP` ns (137 s), which share
+/// the last latency bucket, land in that bound's power instead of their own.
+pub fn log2_from_latency(latency: &Latency) -> Vec<u64> {
+    let mut hist = vec![0; PAGE_TYPES * LOG2_BUCKETS];
+    for (key, buckets) in latency {
+        let t = PageType::from_u32(key.page_type) as usize;
+        for (i, n) in (0u32..).zip(buckets) {
+            hist[t * LOG2_BUCKETS + log2_bucket(hist_bucket_low(i)) as usize] += n;
+        }
+    }
+    hist
 }
 
 fn inflight_entries(ebpf: &Ebpf) -> Result<u64, CountersError> {
@@ -160,4 +186,47 @@ pub fn read_latency(ebpf: &Ebpf) -> Result<Latency, CountersError> {
     }
     out.sort_by_key(|(k, _)| *k);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use rmap_common::{HIST_BUCKETS, HistKey, LOG2_BUCKETS, PageType, hist_bucket, log2_bucket};
+
+    use super::{log2_from_latency, walks_seen};
+
+    /// Durations counted both ways: the log2 histogram derived from the latency buckets equals
+    /// the one the kernel used to count directly (`log2_bucket` per walk).
+    #[test]
+    fn log2_derived_from_latency_is_exact() {
+        // Every value up to 64 ns (the exact buckets and the first powers), then spread to 50 s.
+        let durations: Vec<u64> = (0..64)
+            .chain((0..40_000u64).map(|i| i * i * 37 % 50_000_000_000 + i % 17))
+            .collect();
+        let mut anon = vec![0u64; HIST_BUCKETS];
+        let mut file = vec![0u64; HIST_BUCKETS];
+        let mut want = vec![0u64; rmap_common::PAGE_TYPES * LOG2_BUCKETS];
+        for (i, &d) in durations.iter().enumerate() {
+            let (h, t) = if i % 3 == 0 {
+                (&mut file, PageType::File)
+            } else {
+                (&mut anon, PageType::Anon)
+            };
+            h[hist_bucket(d) as usize] += 1;
+            want[t as usize * LOG2_BUCKETS + log2_bucket(d) as usize] += 1;
+        }
+        let key = |t: PageType, rmap_one| HistKey {
+            rmap_one,
+            page_type: t as u32,
+            _pad: 0,
+        };
+        // Two purposes of anon (the second empty) and one of file.
+        let latency = vec![
+            (key(PageType::Anon, 1), anon),
+            (key(PageType::Anon, 2), vec![0; HIST_BUCKETS]),
+            (key(PageType::File, 1), file),
+        ];
+        let got = log2_from_latency(&latency);
+        assert_eq!(got, want);
+        assert_eq!(walks_seen(&got, 3), durations.len() as u64 + 3);
+    }
 }

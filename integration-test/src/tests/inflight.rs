@@ -70,3 +70,52 @@ fn shrunk_inflight_map_evicts_and_counts() {
     assert_eq!(k.get(Counter::Unpaired), 1);
     assert_eq!(k.get(Counter::WalksSeen), 0);
 }
+
+/// One thread starts a walk twice (a missed end, then a new walk): the second start finds the
+/// first in flight (`BPF_NOEXIST` fails with -EEXIST), counts it as overlapping and replaces it;
+/// nothing is evicted, and the end then counts one walk.
+#[test]
+fn a_second_start_on_a_thread_overlaps_and_replaces() {
+    require_root();
+    let facts = KernelFacts::read().expect("kernel facts");
+    let filters = Filters {
+        type_mask: u32::MAX,
+        ..Filters::default()
+    };
+    let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
+    let mut fd = |name: &str| {
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(name)
+            .expect("program in the object")
+            .try_into()
+            .expect("a raw_tp program");
+        p.load().expect("loads");
+        p.fd().expect("loaded").as_fd().as_raw_fd()
+    };
+    let (start, end) = (fd("raw_rmap_walk_start"), fd("raw_rmap_walk_end"));
+    let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
+    std::thread::spawn(move || {
+        test_run(start, &walk);
+        test_run(start, &walk);
+        test_run(end, &walk);
+    })
+    .join()
+    .expect("thread");
+    let k = counters::read(&ebpf).expect("counters");
+    let detail = format!(
+        "stored {}, taken {}, overlapping {}, full {}, live {}, evicted {}, walks {}",
+        k.get(Counter::InflightStored),
+        k.get(Counter::InflightTaken),
+        k.get(Counter::Overlapping),
+        k.get(Counter::InflightFull),
+        k.inflight_live,
+        k.inflight_evicted,
+        k.get(Counter::WalksSeen)
+    );
+    assert_eq!(k.get(Counter::Overlapping), 1, "{detail}");
+    assert_eq!(k.get(Counter::InflightStored), 2, "{detail}");
+    assert_eq!(k.get(Counter::InflightFull), 0, "{detail}");
+    assert_eq!(k.get(Counter::InflightTaken), 1, "{detail}");
+    assert_eq!(k.inflight_evicted, 0, "{detail}");
+    assert_eq!(k.get(Counter::WalksSeen), 1, "{detail}");
+}

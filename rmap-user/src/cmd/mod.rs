@@ -1,6 +1,7 @@
 //! The commands, side by side: none uses another; what they share is below them
 //! (`trace_loop`, `session`, `workload`, `export`, `render`).
 pub mod bench;
+pub mod bpf_stats;
 pub mod compare;
 pub mod completions;
 pub mod live;
@@ -38,6 +39,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         Some(Command::Workload { types, bench }) => workload::run(types, bench).await,
         Some(Command::Completions { shell }) => completions::run(*shell),
         Some(Command::Manpage) => manpage::run(),
+        Some(Command::BpfStats) => bpf_stats::run(),
         None if cli.attach_only => live::run(&cli.types, &cli.trace, &cli.live).await,
         None => bench::run(&cli.types, &cli.trace, &cli.bench).await,
     }

@@ -7,6 +7,7 @@
 pub mod cancel;
 pub mod cgroup;
 pub mod ksm;
+pub mod mempolicy;
 pub mod migrate;
 pub mod plan;
 pub mod region;
@@ -205,6 +206,8 @@ struct Mapped {
 /// or one huge page split in two.
 fn map(spec: &Spec) -> anyhow::Result<Mapped> {
     let pages = spec.layout.pages(spec.pages);
+    // Faulted in on one node: every run then moves (and walks) the same pages.
+    let policy = mempolicy::OneNode::new()?;
     let mut region = match (spec.ty, spec.layout) {
         (PageType::Anon, Layout::Thp) => Region::thp()?,
         (_, Layout::Thp) => anyhow::bail!("the thp layout is for anon pages only"),
@@ -212,6 +215,7 @@ fn map(spec: &Spec) -> anyhow::Result<Mapped> {
         (PageType::File, _) => Region::file(pages)?,
         (PageType::Unknown, _) => anyhow::bail!("no workload for unknown pages"),
     };
+    drop(policy);
     let vmas = match spec.layout {
         Layout::Split => {
             let pb = bar((pages / 2) as u64, "splitting into VMAs");

@@ -5,6 +5,7 @@
 //! rmap-trace fentry and kprobe, tracefs `kprobe_events` text, bpftrace) and ours (no tracer,
 //! tracepoint, fentry). Ratios are only compared within a boot. Under TCG the costs are
 //! emulated, and the tables say so.
+mod components;
 mod parse;
 mod script;
 mod table;
@@ -19,6 +20,11 @@ pub enum Row {
     None,
     Tracepoint,
     Fentry,
+    /// fentry with no records (`--min-duration-us` at its maximum): walks only counted in the
+    /// kernel's histograms; what the ring-buffer records and their reader cost is the difference.
+    FentryNoRecords,
+    /// fentry without the `sched_switch` hook (`--no-offcpu`): what off-CPU time costs.
+    FentryNoOffcpu,
     Kprobe,
     Tracefs,
     Bpftrace,
@@ -30,6 +36,8 @@ impl Row {
             Row::None => "none",
             Row::Tracepoint => "tracepoint",
             Row::Fentry => "fentry",
+            Row::FentryNoRecords => "fentry_norec",
+            Row::FentryNoOffcpu => "fentry_nooff",
             Row::Kprobe => "kprobe",
             Row::Tracefs => "tracefs",
             Row::Bpftrace => "bpftrace",
@@ -38,7 +46,7 @@ impl Row {
 }
 
 /// A workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Workload {
     Anon,
     Ksm,
@@ -53,8 +61,6 @@ impl Workload {
             Workload::Reclaim => "reclaim",
         }
     }
-
-    const ALL: [Workload; 3] = [Workload::Anon, Workload::Ksm, Workload::Reclaim];
 }
 
 pub struct Sizes {
@@ -76,8 +82,12 @@ pub struct Args {
     /// Repetitions of each (tracer, workload), interleaved.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
     pub reps: u32,
+    /// Workloads. ksm (16 walks of ~256 mappings each) is not in the defaults: its added time
+    /// per walk is within the noise of its trigger time.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "anon,reclaim")]
+    pub workloads: Vec<Workload>,
     /// Anon pages (one VMA each) all moved to the other node.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=200_000))]
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(16..=200_000))]
     pub anon_pages: u32,
     /// Pages per `move_pages` call of the anon workload (rmap-trace workload --move-batch).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
@@ -86,7 +96,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub ksm_vmas: u32,
     /// Anon pages reclaimed (memory.reclaim, temporary zram swap) by the reclaim workload.
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(16..=200_000))]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=200_000))]
     pub reclaim_pages: u32,
     /// Which boots.
     #[arg(long, value_enum, default_value_t = Kernels::Both)]
@@ -105,7 +115,15 @@ pub struct Args {
     pub accel: guest::qemu::Accel,
 }
 
-const DEBIAN_ROWS: [Row; 5] = [Row::None, Row::Fentry, Row::Kprobe, Row::Bpftrace, Row::Tracefs];
+const DEBIAN_ROWS: [Row; 7] = [
+    Row::None,
+    Row::Fentry,
+    Row::FentryNoRecords,
+    Row::FentryNoOffcpu,
+    Row::Kprobe,
+    Row::Bpftrace,
+    Row::Tracefs,
+];
 const OUR_ROWS: [Row; 3] = [Row::None, Row::Tracepoint, Row::Fentry];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -129,20 +147,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         "TCG: emulated costs, not native ones"
     };
-    let mut out = format!(
-        "cargo xtask bench overhead --reps {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
-         workloads: anon = {} anon pages moved, {} per move_pages call; ksm = {} VMAs of KSM pages moved; \
-         reclaim = {} anon pages reclaimed to zram\n\n",
-        args.reps,
-        args.anon_pages,
-        args.move_batch,
-        args.ksm_vmas,
-        args.reclaim_pages,
-        args.anon_pages,
-        args.move_batch,
-        args.ksm_vmas,
-        args.reclaim_pages
-    );
+    let mut out = header(args);
     let mut failed = Vec::new();
     if matches!(args.kernels, Kernels::Debian | Kernels::Both) {
         let root = crate::debroot::root(&["bpftrace"])?;
@@ -154,9 +159,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     &runs,
                     args.reps,
                     &DEBIAN_ROWS,
-                    &Workload::ALL,
+                    &args.workloads,
                 );
-                out += &table::goals(&runs, args.reps, &Workload::ALL);
+                out += &table::goals(&runs, args.reps, &args.workloads);
+                out += "\n";
+                out += &components::render(&runs, args.reps, &DEBIAN_ROWS, &args.workloads);
                 out += "\n";
             }
             Err(e) => failed.push(format!("Debian boot: {e:#}")),
@@ -170,8 +177,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     &runs,
                     args.reps,
                     &OUR_ROWS,
-                    &Workload::ALL,
+                    &args.workloads,
                 );
+                out += "\n";
+                out += &components::render(&runs, args.reps, &OUR_ROWS, &args.workloads);
             }
             Err(e) => failed.push(format!("our kernel's boot: {e:#}")),
         }
@@ -183,6 +192,29 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The command line and what the workloads do, above the tables.
+fn header(args: &Args) -> String {
+    format!(
+        "cargo xtask bench overhead --reps {} --workloads {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
+         workloads: anon = {} anon pages moved, {} per move_pages call; ksm = {} VMAs of KSM pages moved; \
+         reclaim = {} anon pages reclaimed to zram\n\n",
+        args.reps,
+        args.workloads
+            .iter()
+            .map(|w| w.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        args.anon_pages,
+        args.move_batch,
+        args.ksm_vmas,
+        args.reclaim_pages,
+        args.anon_pages,
+        args.move_batch,
+        args.ksm_vmas,
+        args.reclaim_pages
+    )
+}
+
 /// One boot: every repetition of every row on every workload; the runs parsed.
 fn boot(
     g: &GuestArgs,
@@ -192,7 +224,7 @@ fn boot(
     trees: &[(String, PathBuf)],
 ) -> anyhow::Result<table::Runs> {
     let reps = args.reps;
-    let cmd = script::script(rows, &Workload::ALL, sizes, reps);
+    let cmd = script::script(rows, &args.workloads, sizes, reps);
     let out = guest::boot_with_trees(g, &cmd, args.echo, &[], trees)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     let log = crate::build::workspace_root().join(format!(
@@ -213,14 +245,14 @@ fn boot(
     for line in out.console.iter().filter(|l| l.starts_with("bench:")) {
         eprintln!("guest: {line}");
     }
-    Ok(collect(&out, rows, reps))
+    Ok(collect(&out, rows, &args.workloads, reps))
 }
 
-fn collect(out: &GuestRun, rows: &[Row], reps: u32) -> table::Runs {
+fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> table::Runs {
     let mut runs = table::Runs::new();
     for rep in 1..=reps {
         for &r in rows {
-            for w in Workload::ALL {
+            for &w in workloads {
                 let n = format!("{rep}-{}-{}", r.name(), w.name());
                 let Some(wtext) = out.outputs.get(&format!("{n}.w")) else {
                     eprintln!("xtask: no output of run {n}");
@@ -233,7 +265,11 @@ fn collect(out: &GuestRun, rows: &[Row], reps: u32) -> table::Runs {
                 let t = out.outputs.get(&format!("{n}.t")).map_or("", String::as_str);
                 let seen = match r {
                     Row::None => None,
-                    Row::Tracepoint | Row::Fentry | Row::Kprobe => parse::rmap_trace_count(t),
+                    Row::Tracepoint
+                    | Row::Fentry
+                    | Row::FentryNoRecords
+                    | Row::FentryNoOffcpu
+                    | Row::Kprobe => parse::rmap_trace_count(t),
                     Row::Bpftrace => parse::bpftrace_hist_total(t),
                     Row::Tracefs => match parse::gunzip_base64(t) {
                         Ok(text) => {
@@ -255,7 +291,27 @@ fn collect(out: &GuestRun, rows: &[Row], reps: u32) -> table::Runs {
                         t.chars().take(2000).collect::<String>()
                     );
                 }
-                runs.insert((rep, r, w), table::Run { trigger_ns, seen });
+                // The same workload untraced just before this run: the added time is against it,
+                // so that the other guests' load, which drifts over minutes, mostly cancels.
+                let baseline_ns = out
+                    .outputs
+                    .get(&format!("{n}.b"))
+                    .and_then(|b| parse::workload_line(b))
+                    .map(|(_, ns)| ns);
+                let stats = out
+                    .outputs
+                    .get(&format!("{n}.s"))
+                    .map(|s| parse::bpf_stats(s))
+                    .unwrap_or_default();
+                runs.insert(
+                    (rep, r, w),
+                    table::Run {
+                        trigger_ns,
+                        baseline_ns,
+                        seen,
+                        stats,
+                    },
+                );
             }
         }
     }

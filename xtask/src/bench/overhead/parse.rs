@@ -86,6 +86,29 @@ pub fn bpftrace_hist_total(text: &str) -> Option<u64> {
     total
 }
 
+/// One loaded BPF program's run count and total run time, as `rmap-trace bpf-stats` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgStat {
+    pub name: String,
+    pub runs: u64,
+    pub ns: u64,
+}
+
+/// `bpf-stats: id 12 name fentry_anon runs 8192 ns 1234567 ns/run 151` lines.
+pub fn bpf_stats(text: &str) -> Vec<ProgStat> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.strip_prefix("bpf-stats: ")?.split_whitespace().collect();
+            let after = |key: &str| w.iter().position(|x| *x == key).and_then(|i| w.get(i + 1));
+            Some(ProgStat {
+                name: (*after("name")?).to_string(),
+                runs: after("runs")?.parse().ok()?,
+                ns: after("ns")?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 /// The gzip+base64 the guest sends the tracefs text as, decoded by the host's tools.
 pub fn gunzip_base64(text: &str) -> anyhow::Result<String> {
     use std::io::Write as _;
@@ -151,6 +174,19 @@ CPU:1 [LOST 17 EVENTS]
 
 @start[121]: 1234
 ";
+
+    #[test]
+    fn bpf_stats_lines() {
+        let t = "bpf-stats: id 7 name fentry_anon runs 10 ns 2000 ns/run 200\nnoise\nbpf-stats: id 8 name x runs y\n";
+        assert_eq!(
+            bpf_stats(t),
+            [ProgStat {
+                name: "fentry_anon".into(),
+                runs: 10,
+                ns: 2000
+            }]
+        );
+    }
 
     #[test]
     fn bpftrace_hist_is_summed() {

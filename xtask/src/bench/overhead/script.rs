@@ -1,6 +1,7 @@
 //! The guest script: each repetition runs every tracer row over every workload, interleaved,
-//! and emits per run the workload's output (`<rep>-<row>-<workload>.w`) and what the tracer
-//! saw (`<rep>-<row>-<workload>.t`).
+//! and emits per run the workload's output (`<rep>-<row>-<workload>.w`), what the tracer saw
+//! (`.t`), the same workload run untraced just before (`.b`, the run's baseline) and the run
+//! time of every BPF program loaded, read before the tracer stops (`.s`, `rmap-trace bpf-stats`).
 use super::{Row, Sizes, Workload};
 
 /// Shell functions shared by all rows.
@@ -15,18 +16,25 @@ for f in rmap_walk_ksm rmap_walk_anon rmap_walk_file; do
   [ -n "$s" ] && SYMS="$SYMS $s"
 done
 echo "bench: walker symbols:$SYMS"
+# Per-program run counts and run time (kernel/bpf/syscall.c: bpf_stats_enabled_key), read by
+# `rmap-trace bpf-stats`. Every row runs with it, the no-tracer row included.
+echo 1 > /proc/sys/kernel/bpf_stats_enabled || echo "bench: no kernel.bpf_stats_enabled"
 TR=/sys/kernel/tracing
 BT=/opt/bpftrace
 start_none() { :; }
 stop_none() { echo none > /tmp/t.txt; }
 start_rmap() {
   rm -f /tmp/t.json
-  rmap-trace --attach-only --attach-mode $1 --interval 600 --json /tmp/t.json > /tmp/tl.txt 2>&1 &
+  rmap-trace --attach-only --attach-mode "$@" --interval 600 --json /tmp/t.json > /tmp/tl.txt 2>&1 &
   T=$!
   waitfor /tmp/tl.txt '^attach:' 300 || { echo "bench: rmap-trace $1 did not attach"; cat /tmp/tl.txt; }
 }
 stop_rmap() { finish $T TERM 120; cp /tmp/t.json /tmp/t.txt 2>/dev/null || echo '{}' > /tmp/t.txt; }
 start_fentry() { start_rmap fentry; }
+start_fentry_norec() { start_rmap fentry --min-duration-us 60000000; }
+start_fentry_nooff() { start_rmap fentry --no-offcpu; }
+stop_fentry_norec() { stop_rmap; }
+stop_fentry_nooff() { stop_rmap; }
 start_kprobe() { start_rmap kprobe; }
 start_tracepoint() { start_rmap tracepoint; }
 stop_fentry() { stop_rmap; }
@@ -97,7 +105,15 @@ pub fn script(rows: &[Row], workloads: &[Workload], sizes: &Sizes, reps: u32) ->
         s += &format!("  {}) timeout 900 {} ;;\n", w.name(), workload_line(w, sizes));
     }
     s += "esac > /tmp/w.txt 2>&1; echo \"exit $?\" >> /tmp/w.txt; }\n";
-    s += "run() { run_name=$1-$2-$3; echo \"bench: $run_name at $(cut -d' ' -f1 /proc/uptime) s\"; start_$2; wl $3; stop_$2; emit $run_name.w /tmp/w.txt; emit $run_name.t /tmp/t.txt; }\n";
+    s += r#"run() {
+  run_name=$1-$2-$3; echo "bench: $run_name at $(cut -d' ' -f1 /proc/uptime) s"
+  if [ $2 != none ]; then wl $3; cp /tmp/w.txt /tmp/b.txt; fi
+  start_$2; wl $3
+  if [ $2 != none ]; then rmap-trace bpf-stats > /tmp/s.txt 2>&1; fi
+  stop_$2; emit $run_name.w /tmp/w.txt; emit $run_name.t /tmp/t.txt
+  if [ $2 != none ]; then emit $run_name.b /tmp/b.txt; emit $run_name.s /tmp/s.txt; fi
+}
+"#;
     // One unmeasured warm-up of each workload: page cache, first faults, zram module.
     for &w in workloads {
         s += &format!("run 0 none {}\n", w.name());

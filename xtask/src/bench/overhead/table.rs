@@ -1,16 +1,21 @@
 //! Per-run results aggregated per (row, workload) and printed: walks/s, added ns per walk
-//! against no tracer of the same repetition (median, min–max over repetitions), and whether the
+//! against the run's own untraced baseline (else no tracer of the same repetition; median,
+//! min–max over repetitions), and whether the
 //! tracer saw every walk (its count equals the reference of that run). Pure, unit-tested.
 use std::collections::BTreeMap;
 
 use super::{Row, Workload};
 
 /// One run: a tracer row on a workload in a repetition.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Run {
     pub trigger_ns: u64,
+    /// The same workload's trigger time untraced, just before this run.
+    pub baseline_ns: Option<u64>,
     /// Walks the tracer saw (None: no tracer, or its output was missing).
     pub seen: Option<u64>,
+    /// Every loaded BPF program's run count and time at the end of the run.
+    pub stats: Vec<super::parse::ProgStat>,
 }
 
 /// Results by (repetition, row, workload).
@@ -92,8 +97,8 @@ pub fn line(runs: &Runs, reps: u32, row: Row, w: Workload) -> Line {
         if let Some(walks) = refc.filter(|&n| n > 0) {
             rates.push(walks as f64 / (run.trigger_ns.max(1) as f64 / 1e9));
             if row != Row::None {
-                l.added
-                    .push((run.trigger_ns as f64 - none.trigger_ns as f64) / walks as f64);
+                let base = run.baseline_ns.unwrap_or(none.trigger_ns);
+                l.added.push((run.trigger_ns as f64 - base as f64) / walks as f64);
             }
         }
         if row != Row::None {
@@ -182,7 +187,7 @@ mod tests {
                 (rep, Row::None, Workload::Anon),
                 Run {
                     trigger_ns: none,
-                    seen: None,
+                    ..Run::default()
                 },
             );
             r.insert(
@@ -190,6 +195,7 @@ mod tests {
                 Run {
                     trigger_ns: fentry,
                     seen: Some(10),
+                    ..Run::default()
                 },
             );
             r.insert(
@@ -197,6 +203,7 @@ mod tests {
                 Run {
                     trigger_ns: bpf,
                     seen: Some(10),
+                    ..Run::default()
                 },
             );
             r.insert(
@@ -204,6 +211,7 @@ mod tests {
                 Run {
                     trigger_ns: tf,
                     seen: Some(if rep == 2 { 9 } else { 10 }),
+                    ..Run::default()
                 },
             );
         }
@@ -230,6 +238,14 @@ mod tests {
         let n = line(&r, 3, Row::None, Workload::Anon);
         assert!(n.added.is_empty());
         assert_eq!(n.walks_per_s, Some(10.0 / 1000e-9));
+    }
+
+    #[test]
+    fn a_run_s_own_baseline_wins_over_the_repetition_s() {
+        let mut r = runs();
+        r.get_mut(&(2, Row::Fentry, Workload::Anon)).unwrap().baseline_ns = Some(1190);
+        let l = line(&r, 3, Row::Fentry, Workload::Anon);
+        assert_eq!(l.added, [10.0, 1.0, 5.0]);
     }
 
     #[test]
