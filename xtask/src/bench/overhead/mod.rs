@@ -25,6 +25,9 @@ pub enum Row {
     FentryNoRecords,
     /// fentry without the `sched_switch` hook (`--no-offcpu`): what off-CPU time costs.
     FentryNoOffcpu,
+    /// fentry with `--stalls` (the `lock:contention_*` hooks): what stall attribution costs;
+    /// they run per contended lock, so the `victims` workload gives them waits to attribute.
+    FentryStalls,
     Kprobe,
     Tracefs,
     Bpftrace,
@@ -38,6 +41,7 @@ impl Row {
             Row::Fentry => "fentry",
             Row::FentryNoRecords => "fentry_norec",
             Row::FentryNoOffcpu => "fentry_nooff",
+            Row::FentryStalls => "fentry_stalls",
             Row::Kprobe => "kprobe",
             Row::Tracefs => "tracefs",
             Row::Bpftrace => "bpftrace",
@@ -51,6 +55,9 @@ pub enum Workload {
     Anon,
     Ksm,
     Reclaim,
+    /// The anon workload with a victim thread mprotecting a page of the region meanwhile
+    /// (`rmap-trace workload --victims 1`): contended `anon_vma` and `mmap_lock` waits.
+    Victims,
 }
 
 impl Workload {
@@ -59,6 +66,7 @@ impl Workload {
             Workload::Anon => "anon",
             Workload::Ksm => "ksm",
             Workload::Reclaim => "reclaim",
+            Workload::Victims => "victims",
         }
     }
 }
@@ -115,11 +123,12 @@ pub struct Args {
     pub accel: guest::qemu::Accel,
 }
 
-const DEBIAN_ROWS: [Row; 7] = [
+const DEBIAN_ROWS: [Row; 8] = [
     Row::None,
     Row::Fentry,
     Row::FentryNoRecords,
     Row::FentryNoOffcpu,
+    Row::FentryStalls,
     Row::Kprobe,
     Row::Bpftrace,
     Row::Tracefs,
@@ -269,6 +278,7 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     | Row::Fentry
                     | Row::FentryNoRecords
                     | Row::FentryNoOffcpu
+                    | Row::FentryStalls
                     | Row::Kprobe => parse::rmap_trace_count(t),
                     Row::Bpftrace => parse::bpftrace_hist_total(t),
                     Row::Tracefs => match parse::gunzip_base64(t) {

@@ -33,6 +33,8 @@ stop_rmap() { finish $T TERM 120; cp /tmp/t.json /tmp/t.txt 2>/dev/null || echo 
 start_fentry() { start_rmap fentry; }
 start_fentry_norec() { start_rmap fentry --min-duration-us 60000000; }
 start_fentry_nooff() { start_rmap fentry --no-offcpu; }
+start_fentry_stalls() { start_rmap fentry --stalls; }
+stop_fentry_stalls() { stop_rmap; }
 stop_fentry_norec() { stop_rmap; }
 stop_fentry_nooff() { stop_rmap; }
 start_kprobe() { start_rmap kprobe; }
@@ -89,6 +91,10 @@ fn workload_line(w: Workload, s: &Sizes) -> String {
         Workload::Ksm => format!(
             "rmap-trace workload --types ksm --pages {} --trigger move-pages",
             s.ksm_vmas
+        ),
+        Workload::Victims => format!(
+            "rmap-trace workload --types anon --layouts split --pages {} --trigger move-pages --move-batch {} --victims 1",
+            s.anon_pages, s.move_batch
         ),
         Workload::Reclaim => format!(
             "rmap-trace workload --types anon --layouts split --pages {} --trigger reclaim --setup-swap",
