@@ -47,7 +47,8 @@ pub struct TypeWalks {
     pub log2_buckets: Vec<u64>,
 }
 
-fn as_object<S: serde::Serializer>(pairs: &[(&'static str, u64)], s: S) -> Result<S::Ok, S::Error> {
+/// Named counters as one JSON object (`#[serde(serialize_with)]`).
+pub fn as_object<S: serde::Serializer>(pairs: &[(&'static str, u64)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(pairs.iter().map(|(name, v)| (name, v)))
 }
 

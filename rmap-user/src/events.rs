@@ -1,18 +1,31 @@
-//! Decoding ring-buffer records into `WalkEvent`s.
-use rmap_common::{WALK_EVENT_SIZE, WalkEvent};
+//! Decoding ring-buffer records into `WalkEvent`s (and, with `read_record`, any record type).
+use rmap_common::WalkEvent;
 
 /// A record of the wrong size (an object/userspace mismatch).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("ring buffer record of {0} bytes, expected {WALK_EVENT_SIZE}")]
-pub struct BadRecord(pub usize);
+#[error("ring buffer record of {got} bytes, expected {want}")]
+pub struct BadRecord {
+    pub got: usize,
+    pub want: usize,
+}
 
-/// Copies the record out: ring-buffer data is only 8-byte aligned by convention, so never cast.
-pub fn decode(bytes: &[u8]) -> Result<WalkEvent, BadRecord> {
-    if bytes.len() < WALK_EVENT_SIZE {
-        return Err(BadRecord(bytes.len()));
+/// Copies a record of type `T` out: ring-buffer data is only 8-byte aligned by convention, so
+/// never cast.
+pub fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, BadRecord> {
+    let want = std::mem::size_of::<T>();
+    if bytes.len() < want {
+        return Err(BadRecord {
+            got: bytes.len(),
+            want,
+        });
     }
-    // SAFETY: length checked; WalkEvent is plain old data valid for any bit pattern.
-    Ok(unsafe { bytes.as_ptr().cast::<WalkEvent>().read_unaligned() })
+    // SAFETY: length checked; `Pod` types are plain old data valid for any bit pattern.
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+/// A walk record.
+pub fn decode(bytes: &[u8]) -> Result<WalkEvent, BadRecord> {
+    read_record(bytes)
 }
 
 /// The comm as text (NUL-terminated in the kernel).
@@ -44,7 +57,7 @@ fn until_nul(b: &[u8; 16]) -> &[u8] {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source};
+    use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source, WALK_EVENT_SIZE};
 
     pub fn event(ty: PageType, duration_ns: u64, rmap_one: u64) -> WalkEvent {
         let mut comm = [0u8; 16];
@@ -81,6 +94,12 @@ pub(crate) mod tests {
         assert_eq!(got, ev);
         assert_eq!(comm(&got), "java");
         assert_eq!(PageType::from_u32(got.page_type), PageType::Ksm);
-        assert_eq!(decode(&buf[..10]), Err(BadRecord(10)));
+        assert_eq!(
+            decode(&buf[..10]),
+            Err(BadRecord {
+                got: 10,
+                want: WALK_EVENT_SIZE
+            })
+        );
     }
 }

@@ -13,15 +13,11 @@ use crate::counters::CountersError;
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StallCounts {
     /// Each counter by its name (`StallCounter::name`).
-    #[serde(serialize_with = "as_object")]
+    #[serde(serialize_with = "crate::counters::as_object")]
     pub counters: Vec<(&'static str, u64)>,
     /// Waits per log-linear bucket (`rmap_common::hist_bucket`).
     #[serde(skip)]
     pub buckets: Vec<u64>,
-}
-
-fn as_object<S: serde::Serializer>(pairs: &[(&'static str, u64)], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(pairs.iter().map(|(name, v)| (name, v)))
 }
 
 impl StallCounts {

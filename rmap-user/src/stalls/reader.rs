@@ -1,22 +1,14 @@
 //! The stall ring buffer, read without waiting each time the walk ring is (the kernel submits
 //! stall records without a wakeup: the session's drain timer reads them).
 use aya::maps::{MapData, RingBuf};
-use rmap_common::stall::{STALL_EVENT_SIZE, StallEvent};
+use rmap_common::stall::StallEvent;
 
 use super::agg::StallAgg;
+use crate::events::{BadRecord, read_record};
 
-/// Records of the wrong size (an object/userspace mismatch).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("stall record of {0} bytes, expected {STALL_EVENT_SIZE}")]
-pub struct BadStall(pub usize);
-
-/// Copies a record out (ring-buffer data is only 8-byte aligned by convention: never cast).
-pub fn decode(bytes: &[u8]) -> Result<StallEvent, BadStall> {
-    if bytes.len() < STALL_EVENT_SIZE {
-        return Err(BadStall(bytes.len()));
-    }
-    // SAFETY: length checked; StallEvent is plain old data valid for any bit pattern.
-    Ok(unsafe { bytes.as_ptr().cast::<StallEvent>().read_unaligned() })
+/// A stall record.
+pub fn decode(bytes: &[u8]) -> Result<StallEvent, BadRecord> {
+    read_record(bytes)
 }
 
 pub struct StallReader {
@@ -60,6 +52,8 @@ impl StallReader {
 
 #[cfg(test)]
 mod tests {
+    use rmap_common::stall::STALL_EVENT_SIZE;
+
     use super::*;
 
     #[test]
@@ -73,6 +67,12 @@ mod tests {
         // SAFETY: the buffer holds the record's bytes from offset 1.
         unsafe { buf.as_mut_ptr().add(1).cast::<StallEvent>().write_unaligned(ev) };
         assert_eq!(decode(&buf[1..]), Ok(ev));
-        assert_eq!(decode(&buf[..10]), Err(BadStall(10)));
+        assert_eq!(
+            decode(&buf[..10]),
+            Err(BadRecord {
+                got: 10,
+                want: STALL_EVENT_SIZE
+            })
+        );
     }
 }
