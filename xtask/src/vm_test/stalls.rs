@@ -177,23 +177,26 @@ fn verify(run: &GuestRun, agreement: f64, c: &mut Checks) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Anon walks make few and short waits: fewer waits per walk waited for, and a shorter median
-/// wait, than KSM walks over the same VMAs.
+/// Anon walks make few and short waits: fewer waits, and less waiting, per walk waited for
+/// than KSM walks over the same VMAs (per walk, not per wait: one anon wait may outlast its
+/// walk behind the next ones of the same `move_pages` call, README "--stalls").
 fn shorter(ksm: &Value, anon: &Value, c: &mut Checks) {
     let per_walk = |d: &Value| {
-        let walks = d["stalls"]["walks"].as_array().map_or(0, Vec::len).max(1);
-        d["stalls"]["waits"].as_u64().unwrap_or(0) as f64 / walks as f64
+        let walks = d["stalls"]["walks"].as_array().cloned().unwrap_or_default();
+        let n = walks.len().max(1) as f64;
+        let waits: u64 = walks.iter().filter_map(|w| w["waits"].as_u64()).sum();
+        let waited: f64 = walks.iter().filter_map(|w| w["total_wait_s"].as_f64()).sum();
+        (waits as f64 / n, waited / n)
     };
-    let p50 = |d: &Value| d["stalls"]["p50_wait_s"].as_f64().unwrap_or(f64::MAX);
-    let (k, a) = ((per_walk(ksm), p50(ksm)), (per_walk(anon), p50(anon)));
+    let (k, a) = (per_walk(ksm), per_walk(anon));
     c.check(
         "stalls: anon walks make fewer and shorter waits than KSM walks",
         a.0 < k.0 && a.1 < k.1,
         format!(
-            "waits per walk waited for: anon {:.1}, ksm {:.1}; median wait: anon {:.3} ms, ksm {:.3} ms",
+            "per walk waited for: anon {:.1} waits, {:.3} ms; ksm {:.1} waits, {:.3} ms",
             a.0,
-            k.0,
             a.1 * 1e3,
+            k.0,
             k.1 * 1e3
         ),
     );
