@@ -22,6 +22,17 @@ fn test_run(prog_fd: i32, args: &[u64; 3]) {
 /// Three threads start a walk each and never end it (a missed return probe); with one entry,
 /// the LRU map keeps the newest and evicts the two others, and the summary counts them. The
 /// first thread's end then finds nothing: unpaired.
+/// Loads the `raw_tp` program `name`; its fd, to run it with `BPF_PROG_TEST_RUN`.
+fn load_raw_tp(ebpf: &mut aya::Ebpf, name: &str) -> i32 {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .expect("program in the object")
+        .try_into()
+        .expect("a raw_tp program");
+    p.load().expect("loads");
+    p.fd().expect("loaded").as_fd().as_raw_fd()
+}
+
 #[test]
 fn shrunk_inflight_map_evicts_and_counts() {
     require_root();
@@ -32,16 +43,10 @@ fn shrunk_inflight_map_evicts_and_counts() {
         ..Filters::default()
     };
     let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
-    let mut fd = |name: &str| {
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(name)
-            .expect("program in the object")
-            .try_into()
-            .expect("a raw_tp program");
-        p.load().expect("loads");
-        p.fd().expect("loaded").as_fd().as_raw_fd()
-    };
-    let (start, end) = (fd("raw_rmap_walk_start"), fd("raw_rmap_walk_end"));
+    let (start, end) = (
+        load_raw_tp(&mut ebpf, "raw_rmap_walk_start"),
+        load_raw_tp(&mut ebpf, "raw_rmap_walk_end"),
+    );
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     for _ in 0..3 {
         // One thread per walk: the map is keyed by thread id.
@@ -83,16 +88,10 @@ fn a_second_start_on_a_thread_overlaps_and_replaces() {
         ..Filters::default()
     };
     let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
-    let mut fd = |name: &str| {
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(name)
-            .expect("program in the object")
-            .try_into()
-            .expect("a raw_tp program");
-        p.load().expect("loads");
-        p.fd().expect("loaded").as_fd().as_raw_fd()
-    };
-    let (start, end) = (fd("raw_rmap_walk_start"), fd("raw_rmap_walk_end"));
+    let (start, end) = (
+        load_raw_tp(&mut ebpf, "raw_rmap_walk_start"),
+        load_raw_tp(&mut ebpf, "raw_rmap_walk_end"),
+    );
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     std::thread::spawn(move || {
         test_run(start, &walk);
