@@ -159,8 +159,8 @@ pub enum StallCounter {
     /// Stall records lost because the stall ring buffer was full (the wait is still in the
     /// histogram and in `Waits`).
     Drops = 2,
-    /// Waits whose start could not be stored (the map full of waits whose end was missed) or
-    /// whose entry vanished before their end.
+    /// Waits whose entry vanished before their end. (`WAITING` is an LRU map: a wait whose
+    /// entry was evicted ends unseen; `Waits` minus the histogram's count is those.)
     Unpaired = 3,
 }
 

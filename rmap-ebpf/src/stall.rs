@@ -102,8 +102,13 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
             return 0;
         }
         if let Some(walk) = INFLIGHT.get_ptr_mut(&ahead.walker_pid) {
+            // Only if it is still that walk: the walker may have begun its next one.
             // SAFETY: as above.
-            unsafe { add_one_u32(&raw mut (*walk).stall_waits) };
+            unsafe {
+                if (*walk).start_ns == ahead.walk_start_ns {
+                    add_one_u32(&raw mut (*walk).stall_waits);
+                }
+            }
         }
         Waiting {
             start_ns: now,

@@ -78,6 +78,17 @@ impl Session {
             println!("  memory owners (cgroups) not shown: {why}");
         }
         let stalls = if filters.stalls {
+            if !attached
+                .outcome
+                .chosen
+                .as_ref()
+                .is_some_and(|c| crate::attach::plan::spec(c.mode).has_start)
+            {
+                anyhow::bail!(
+                    "--stalls needs walks in flight, which the v4 tracepoint (whole walks only) does not show: \
+                     choose another --attach-mode"
+                );
+            }
             let points = crate::attach::stalls::attach(&mut ebpf, &facts.stall)
                 .map_err(|why| anyhow::anyhow!("--stalls: {why}"))?;
             println!("  stalls: {}", points.join(", "));

@@ -163,16 +163,20 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
         "every attributed wait is in the histogram: {:?}",
         counts.counters
     );
+    // The writer waited; other threads of this test process (other tests run beside it)
+    // that met the reader's `mmap_lock` while the writer was queued are victims too.
     let victims = reader.agg.victim_rows();
     let writer_tid = writer_tid.load(Ordering::Acquire);
-    let threads: Vec<(Option<u32>, u64)> = victims
+    let writer_waits: u64 = victims
         .iter()
-        .flat_map(|v| v.threads.iter().map(|t| (t.pid, t.waits.waits)))
-        .collect();
-    assert_eq!(
-        threads,
-        vec![(Some(writer_tid), reader.records)],
-        "only the writer waited, in every record"
+        .flat_map(|v| v.threads.iter())
+        .filter(|t| t.pid == Some(writer_tid))
+        .map(|t| t.waits.waits)
+        .sum();
+    let me = std::process::id();
+    assert!(
+        writer_waits > 0 && victims.iter().all(|v| v.tgid == Some(me)),
+        "the writer waited ({writer_waits} waits), and only threads of this process: {victims:?}"
     );
     let walks = reader.agg.walk_rows(usize::MAX);
     assert!(

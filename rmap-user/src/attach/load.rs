@@ -156,8 +156,9 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .load(OBJECT)?)
 }
 
-/// The stall ring buffer with `--stalls`: 2,340 records of 112 bytes, drained every 50 ms
-/// (`session::DRAIN_PERIOD`), so about 46,000 waits/s before a record is dropped (the waits
+/// The stall ring buffer with `--stalls`: 2,184 records of 112 bytes (and the ring's 8-byte
+/// header each), drained every 50 ms (`session::DRAIN_PERIOD`), so about 43,000 waits/s
+/// before a record is dropped (the waits
 /// are still counted and in the histogram).
 const STALL_RINGBUF_BYTES: u32 = 256 << 10;
 /// A ring buffer's smallest size: one page.

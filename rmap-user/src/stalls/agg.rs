@@ -16,7 +16,8 @@ use crate::events::text;
 pub const PROCESSES: usize = 64;
 /// Most threads named under one victim process.
 pub const THREADS: usize = 16;
-/// Most walks with an entry; when full, the walk with the least waiting goes to "other".
+/// Most walks with an entry; when full, the oldest (by start) goes to "other": the newest are
+/// still collecting waits.
 pub const WALKS: usize = 4096;
 /// Most distinct victim threads remembered per walk (more are counted, not named).
 pub const VICTIMS_PER_WALK: usize = 64;
@@ -67,7 +68,8 @@ struct Walk {
     page_type: u32,
     waits: Waits,
     victims: Vec<u32>,
-    /// Distinct victims beyond [`VICTIMS_PER_WALK`] (may count one twice).
+    /// Waits of victims beyond the [`VICTIMS_PER_WALK`] remembered (a victim that waits
+    /// twice is counted twice: an upper bound of the victims not named).
     more_victims: u64,
     processes: Vec<String>,
 }
@@ -152,14 +154,15 @@ impl StallAgg {
         }
     }
 
-    /// Folds the walk with the least total waiting into "other" (only when the table is full:
-    /// a scan per new walk beyond [`WALKS`]).
+    /// Folds the walk that began first into "other" (only when the table is full: a scan per
+    /// new walk beyond [`WALKS`]). Not the least waiting one: that is nearly always the newest,
+    /// still collecting waits, whose later waits would then start a second entry.
     fn evict_least_walk(&mut self) {
         let least = self
             .walks
-            .iter()
-            .min_by_key(|(k, w)| (w.waits.total_ns, **k))
-            .map(|(k, _)| *k);
+            .keys()
+            .min_by_key(|(pid, start)| (*start, *pid))
+            .copied();
         if let Some(w) = least.and_then(|k| self.walks.remove(&k)) {
             self.other_walks.merge(&w.waits);
         }
@@ -384,7 +387,7 @@ mod tests {
         let (kept, lost) = a.walks();
         assert_eq!(kept, WALKS);
         assert_eq!(kept as u64 + lost.count, WALKS as u64 + 10);
-        // The walks with least waiting went: the first ones.
+        // The walks that began first went.
         assert!(a.walk_rows(usize::MAX).iter().all(|w| w.walk_start_ns >= 10));
     }
 

@@ -77,7 +77,7 @@ pub struct Spec {
     /// move-pages, anon/file: move every page, this many per call (None: the first 64 pages
     /// in one call).
     pub move_batch: Option<usize>,
-    /// Victim processes changing pages of the region during the trigger (`--victims`).
+    /// Victim threads changing pages of the region during the trigger (`--victims`).
     pub victims: usize,
     pub victim_op: victims::VictimOp,
 }
@@ -149,7 +149,7 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
         None => 0,
     };
     cancel::check()?;
-    let victims = fork_victims(spec, &mapped)?;
+    let victims = start_victims(spec, &mapped)?;
     let started = std::time::Instant::now();
     let (pages_triggered, target_node) = trigger(spec, &mapped.region, cgroup.as_ref())?;
     let trigger_ns = started.elapsed().as_nanos() as u64;
@@ -174,7 +174,7 @@ pub fn run(spec: &Spec) -> anyhow::Result<Ran> {
 
 /// `--victims`: started once the region is ready, measuring from just before the trigger.
 /// Victim i changes page 2(i+1): a writable page between two read-only ones of the split.
-fn fork_victims(spec: &Spec, mapped: &Mapped) -> anyhow::Result<Option<victims::Victims>> {
+fn start_victims(spec: &Spec, mapped: &Mapped) -> anyhow::Result<Option<victims::Victims>> {
     if spec.victims == 0 {
         return Ok(None);
     }

@@ -1,6 +1,6 @@
 //! The suite "stalls", on Debian's 6.1 kernel (fentry): who waited for walks (`--stalls`),
-//! checked against victims that time their own calls. The workload forks victim processes
-//! (`--victims`) that mprotect a page of the split region in a loop while its pages are
+//! checked against victims that time their own calls. The workload starts a victim thread
+//! (`--victims`) that mprotects a page of the split region in a loop while its pages are
 //! migrated; a tracer with `--stalls` attributes their waits on the region's `anon_vma` lock
 //! to the walks. Per victim, the attributed total must agree with the time the victim itself
 //! measured beyond its uncontended median (within 10 % from 5,000 VMAs, KSM); anon walks make
