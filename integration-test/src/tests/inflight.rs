@@ -22,6 +22,21 @@ fn test_run(prog_fd: i32, args: &[u64; 3]) {
 /// Three threads start a walk each and never end it (a missed return probe); with one entry,
 /// the LRU map keeps the newest and evicts the two others, and the summary counts them. The
 /// first thread's end then finds nothing: unpaired.
+/// The object with an in-flight map of `inflight_entries` (0: its default), and the fds of
+/// its `raw_tp` walk start and end programs.
+fn walk_programs(inflight_entries: u32) -> (aya::Ebpf, i32, i32) {
+    let facts = KernelFacts::read().expect("kernel facts");
+    let filters = Filters {
+        type_mask: u32::MAX,
+        inflight_entries,
+        ..Filters::default()
+    };
+    let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
+    let start = load_raw_tp(&mut ebpf, "raw_rmap_walk_start");
+    let end = load_raw_tp(&mut ebpf, "raw_rmap_walk_end");
+    (ebpf, start, end)
+}
+
 /// Loads the `raw_tp` program `name`; its fd, to run it with `BPF_PROG_TEST_RUN`.
 fn load_raw_tp(ebpf: &mut aya::Ebpf, name: &str) -> i32 {
     let p: &mut RawTracePoint = ebpf
@@ -36,17 +51,7 @@ fn load_raw_tp(ebpf: &mut aya::Ebpf, name: &str) -> i32 {
 #[test]
 fn shrunk_inflight_map_evicts_and_counts() {
     require_root();
-    let facts = KernelFacts::read().expect("kernel facts");
-    let filters = Filters {
-        type_mask: u32::MAX,
-        inflight_entries: 1,
-        ..Filters::default()
-    };
-    let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
-    let (start, end) = (
-        load_raw_tp(&mut ebpf, "raw_rmap_walk_start"),
-        load_raw_tp(&mut ebpf, "raw_rmap_walk_end"),
-    );
+    let (ebpf, start, end) = walk_programs(1);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     for _ in 0..3 {
         // One thread per walk: the map is keyed by thread id.
@@ -82,16 +87,7 @@ fn shrunk_inflight_map_evicts_and_counts() {
 #[test]
 fn a_second_start_on_a_thread_overlaps_and_replaces() {
     require_root();
-    let facts = KernelFacts::read().expect("kernel facts");
-    let filters = Filters {
-        type_mask: u32::MAX,
-        ..Filters::default()
-    };
-    let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
-    let (start, end) = (
-        load_raw_tp(&mut ebpf, "raw_rmap_walk_start"),
-        load_raw_tp(&mut ebpf, "raw_rmap_walk_end"),
-    );
+    let (ebpf, start, end) = walk_programs(0);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     std::thread::spawn(move || {
         test_run(start, &walk);
