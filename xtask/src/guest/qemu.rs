@@ -72,8 +72,15 @@ impl Machine<'_> {
             c.args(["-numa", &format!("node,nodeid={n},{cpu_list},memdev=m{n}")]);
         }
         c.arg("-kernel").arg(self.kernel).arg("-initrd").arg(self.initrd);
-        // panic=-1: reboot at once on panic, which -no-reboot turns into an exit.
-        let mut append = String::from("console=ttyS0 loglevel=1 panic=-1 oops=panic");
+        // panic=-1: reboot at once on panic, which -no-reboot turns into an exit. A soft lockup
+        // panics too (instead of hanging until the timeout), after every CPU's backtrace;
+        // panic_print=0x20 replays the log on panic, so that the backtraces (printed below
+        // loglevel=1) reach the console and the error report (kernel/watchdog.c,
+        // watchdog_timer_fn; kernel/panic.c, panic_print_sys_info).
+        let mut append = String::from(
+            "console=ttyS0 loglevel=1 panic=-1 oops=panic softlockup_panic=1 \
+             softlockup_all_cpu_backtrace=1 panic_print=0x20",
+        );
         for word in self.cmdline {
             append.push(' ');
             append.push_str(word);
@@ -146,11 +153,15 @@ impl Machine<'_> {
                 }
             };
             if line.contains("Kernel panic") {
-                // Let the panic text arrive, then report.
+                // Let the panic text and the replayed log arrive, then report.
                 watch.remember(line);
-                let until = Instant::now() + Duration::from_secs(2);
+                let until = Instant::now() + Duration::from_secs(10);
                 while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    watch.remember(l);
+                    let end = l.contains("end Kernel panic");
+                    watch.panic_text.push(l);
+                    if end {
+                        break;
+                    }
                 }
                 break Err(anyhow::anyhow!("guest kernel panicked"));
             }
@@ -170,8 +181,9 @@ impl Machine<'_> {
             Err(e) => {
                 let tail: Vec<String> = watch.last.into_iter().filter(|l| !l.trim().is_empty()).collect();
                 bail!(
-                    "{e}; last console lines:\n  {}",
-                    tail[tail.len().saturating_sub(15)..].join("\n  ")
+                    "{e}; last console lines:\n  {}{}",
+                    tail[tail.len().saturating_sub(15)..].join("\n  "),
+                    panic_report(&watch.panic_text)
                 )
             }
         }
@@ -216,6 +228,27 @@ struct Watch {
     ready: bool,
     /// The output block being read: its name and text so far.
     block: Option<(String, String)>,
+    /// What the console printed after "Kernel panic": the replayed log, backtraces included.
+    panic_text: Vec<String>,
+}
+
+/// The part of the replayed log that says why the guest panicked: from the first `BUG:` or
+/// `Oops:` on (a boot-time `WARNING:` is not why), else its last 60 lines; at most 150 lines.
+fn panic_report(text: &[String]) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let first = text
+        .iter()
+        .position(|l| l.contains("BUG:") || l.contains("Oops:"))
+        .unwrap_or(text.len().saturating_sub(60));
+    let lines: Vec<&str> = text[first..]
+        .iter()
+        .map(|l| l.as_str())
+        .filter(|l| !l.trim().is_empty())
+        .take(150)
+        .collect();
+    format!("\nthe kernel's report (replayed log):\n  {}", lines.join("\n  "))
 }
 
 impl Watch {
