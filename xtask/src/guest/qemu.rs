@@ -244,7 +244,7 @@ fn panic_report(text: &[String]) -> String {
         .unwrap_or(text.len().saturating_sub(60));
     let lines: Vec<&str> = text[first..]
         .iter()
-        .map(|l| l.as_str())
+        .map(String::as_str)
         .filter(|l| !l.trim().is_empty())
         .take(150)
         .collect();
