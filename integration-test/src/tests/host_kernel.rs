@@ -235,3 +235,22 @@ fn attach_only_exits_in_time() {
         );
     }
 }
+
+/// Without `--stalls` its maps are created small (nothing writes them); with it, full size.
+#[test]
+fn stall_maps_are_small_without_stalls() {
+    require_root();
+    let facts = KernelFacts::read().expect("kernel facts");
+    let sizes = |stalls: bool| {
+        let ebpf = load::load_object(&Filters { stalls, ..filters() }, &facts).expect("object loads");
+        let entries = |name: &str| match ebpf.map(name).expect("map in the object") {
+            aya::maps::Map::LruHashMap(m) | aya::maps::Map::RingBuf(m) => {
+                m.info().expect("map info").max_entries()
+            }
+            other => panic!("{name}: unexpected map type {other:?}"),
+        };
+        (entries("WAITING"), entries("STALLS"))
+    };
+    assert_eq!(sizes(false), (16, 4096), "without --stalls");
+    assert_eq!(sizes(true), (4096, 256 << 10), "with --stalls");
+}

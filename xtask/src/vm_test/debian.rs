@@ -14,10 +14,13 @@ fn script(pages: u32) -> String {
     format!(
         r#"knobs() {{ for k in run pages_to_scan sleep_millisecs max_page_sharing merge_across_nodes use_zero_pages; do [ -f /sys/kernel/mm/ksm/$k ] && echo "$k=$(cat /sys/kernel/mm/ksm/$k)"; done; }}
 attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
+# Where the run is, on the console: a hung guest's last lines say which step it hung in.
+phase() {{ echo "phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }}
 knobs > /tmp/ksm.before
 rmap-trace probe --json /tmp/probe.json > /tmp/probe.txt 2>&1
 emit probe /tmp/probe.json
 for m in fentry kprobe; do
+  phase $m
   rmap-trace --attach-only --attach-mode $m --comm rmap-trace --interval 30 --json /tmp/$m.json > /tmp/$m.txt 2>&1 &
   T=$!
   attached /tmp/$m.txt || echo "tracer $m did not attach"
@@ -28,6 +31,7 @@ for m in fentry kprobe; do
   emit $m.txt /tmp/$m.txt
   emit $m.workload /tmp/w-$m.txt
 done
+phase filter
 (sleep 5; exec rmap-trace workload --types ksm --pages {small}) > /tmp/w1.txt 2>&1 &
 W1=$!
 (sleep 5; exec rmap-trace workload --types anon --pages {small}) > /tmp/w2.txt 2>&1 &
@@ -44,6 +48,7 @@ knobs > /tmp/ksm.after
 emit ksm.before /tmp/ksm.before
 emit ksm.after /tmp/ksm.after
 rm -f /tmp/*.json
+phase sigterm
 knobs > /tmp/sig.k1
 rmap-trace --types ksm --pages {pages} --trigger reclaim --setup-swap --max-page-sharing 512 > /tmp/sig.txt 2>&1 &
 P=$!
@@ -53,6 +58,7 @@ knobs > /tmp/sig.k2
 grep -v '^Filename' /proc/swaps > /tmp/sig.swaps
 ls /sys/fs/cgroup | grep rmap-trace > /tmp/sig.cg
 for f in rc txt k1 k2 swaps cg; do emit sig.$f /tmp/sig.$f; done
+phase tracefs
 umount /sys/kernel/tracing
 rmap-trace probe > /tmp/tfs.txt 2>&1
 rmap-trace --attach-only --duration 2 >> /tmp/tfs.txt 2>&1
