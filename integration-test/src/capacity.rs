@@ -210,7 +210,7 @@ pub fn drain(rig: &mut Rig, stage: Stage, dir: &Path, counts: &KernelCounts) -> 
     let csv = matches!(stage, Stage::Csv | Stage::All).then(|| dir.join("capacity.csv"));
     let metrics = matches!(stage, Stage::Prometheus | Stage::All)
         .then(|| Arc::new(Mutex::new(Metrics::new("raw_tp", "host"))));
-    let mut sink = Sink::with_files(hlog.as_deref(), csv.as_deref())?.with_metrics(metrics.clone());
+    let mut sink = Sink::with_files(hlog.as_deref(), csv.as_deref(), false)?.with_metrics(metrics.clone());
     let t = Instant::now();
     let records = rig.walks.drain(&mut sink);
     rig.set_latency(&mut sink)?;

@@ -15,7 +15,7 @@ use crate::{
     owners::{self, paths::CgroupPaths},
 };
 
-pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup";
+pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup,stall_waits";
 
 pub struct CsvWriter {
     path: PathBuf,
@@ -26,6 +26,9 @@ pub struct CsvWriter {
     failed: Option<std::io::Error>,
     /// Names the owner column.
     cgroups: CgroupPaths,
+    /// Whether waits were counted (`--stalls`): the `stall_waits` column is empty otherwise,
+    /// where 0 would claim that nobody waited.
+    stalls: bool,
 }
 
 /// Appends a field that may hold commas or quotes (comm names are arbitrary bytes), quoted
@@ -71,10 +74,29 @@ fn hex(out: &mut Vec<u8>, n: u64) {
     }
 }
 
+/// What a line says beside the event itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// The walk's purpose (its `rmap_one` by name).
+    pub purpose: &'a str,
+    /// The walking process's name.
+    pub process: &'a str,
+    /// The owner cgroup's path, when known.
+    pub cgroup: Option<&'a str>,
+    /// Whether `--stalls` counted the waits on the walk.
+    pub stalls: bool,
+}
+
 /// Appends one CSV line and its newline to `out`: called per walk, so nothing is allocated
 /// (`out` is reused). `offcpu_ns` is empty where it was not measured; `cgroup_id` is empty when
-/// the folio's owner is unknown, `cgroup` when its path is.
-pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, purpose: &str, process: &str, cgroup: Option<&str>) {
+/// the folio's owner is unknown, `cgroup` when its path is; `stall_waits` without `--stalls`.
+pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, cx: Context<'_>) {
+    let Context {
+        purpose,
+        process,
+        cgroup,
+        stalls,
+    } = cx;
     dec(out, ev.start_ns);
     out.push(b',');
     dec(out, ev.duration_ns);
@@ -115,19 +137,24 @@ pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, purpose: &str, process: &st
     }
     out.push(b',');
     quoted(out, cgroup.unwrap_or(""));
+    out.push(b',');
+    if stalls {
+        dec(out, u64::from(ev.stall_waits));
+    }
     out.push(b'\n');
 }
 
 /// One CSV line (no newline), as [`write_line`] writes it.
-pub fn line(ev: &WalkEvent, purpose: &str, process: &str, cgroup: Option<&str>) -> String {
+pub fn line(ev: &WalkEvent, cx: Context<'_>) -> String {
     let mut v = Vec::new();
-    write_line(&mut v, ev, purpose, process, cgroup);
+    write_line(&mut v, ev, cx);
     v.pop();
     String::from_utf8_lossy(&v).into_owned()
 }
 
 impl CsvWriter {
-    pub fn create(path: &Path) -> anyhow::Result<Self> {
+    /// A CSV file at `path`, its `stall_waits` column filled when `stalls`.
+    pub fn create(path: &Path, stalls: bool) -> anyhow::Result<Self> {
         let mut out = BufWriter::new(output::create(path)?);
         out.write_all(format!("{HEADER}\n").as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -137,6 +164,7 @@ impl CsvWriter {
             line: Vec::with_capacity(256),
             failed: None,
             cgroups: CgroupPaths::default(),
+            stalls,
         })
     }
 
@@ -145,7 +173,13 @@ impl CsvWriter {
         // the BufWriter then only ever holds, and flushes, whole lines.
         let cgroup = self.cgroups.lookup(owners::owner_of(ev));
         self.line.clear();
-        write_line(&mut self.line, ev, purpose, process, cgroup);
+        let cx = Context {
+            purpose,
+            process,
+            cgroup,
+            stalls: self.stalls,
+        };
+        write_line(&mut self.line, ev, cx);
         if self.failed.is_none()
             && let Err(e) = self.out.write_all(&self.line)
         {
@@ -192,24 +226,36 @@ mod tests {
             ..Default::default()
         };
         ev.comm[..4].copy_from_slice(b"a,\"b");
-        let l = line(&ev, "migrate", "java", None);
+        let cx = |purpose, process, cgroup, stalls| Context {
+            purpose,
+            process,
+            cgroup,
+            stalls,
+        };
+        ev.stall_waits = 3;
+        let l = line(&ev, cx("migrate", "java", None, false));
         assert_eq!(
             l,
-            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,"
+            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,,"
         );
+        let l = line(&ev, cx("migrate", "java", None, true));
+        assert!(l.ends_with(",fentry,0,,,3"), "{l}");
         ev.flags = FLAG_KTHREAD | rmap_common::FLAG_OWNER_VALID;
         ev.cgroup_id = 4242;
-        let l = line(&ev, "migrate", "kswapd0", Some("/system.slice/java.service"));
+        let l = line(
+            &ev,
+            cx("migrate", "kswapd0", Some("/system.slice/java.service"), false),
+        );
         assert!(l.starts_with("5,1500,,ksm,"), "{l}");
-        assert!(l.ends_with(",fentry,1,4242,/system.slice/java.service"), "{l}");
+        assert!(l.ends_with(",fentry,1,4242,/system.slice/java.service,"), "{l}");
         // The hand-written numbers are those of `format!`, at their extremes too.
         for n in [0, 1, 9, 10, 15, 16, 255, 4096, 0xffff_ea00_0010_0000, u64::MAX] {
             ev.start_ns = n;
             ev.folio = n;
-            let l = line(&ev, "p", "q", None);
+            let l = line(&ev, cx("p", "q", None, false));
             assert!(l.starts_with(&format!("{n},")), "{l}");
             assert!(l.contains(&format!(",{n:#x},")), "{l}");
         }
-        assert_eq!(HEADER.split(',').count(), 17);
+        assert_eq!(HEADER.split(',').count(), 18);
     }
 }

@@ -41,14 +41,20 @@ impl Sink {
     /// Creates the output files of `trace`: call it once attached, so that a run that could not
     /// attach leaves old files as they were (clap has checked the paths already).
     pub fn create(trace: &TraceArgs) -> anyhow::Result<Self> {
-        Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref())
+        Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), false)
     }
 
-    /// A sink writing the interval log `hlog` and the CSV `csv`, when given.
-    pub fn with_files(hlog: Option<&Path>, csv: Option<&Path>) -> anyhow::Result<Self> {
+    /// Creates them for a run with `--stalls` too: the CSV gets its `stall_waits` column.
+    pub fn create_live(trace: &TraceArgs, stalls: bool) -> anyhow::Result<Self> {
+        Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), stalls)
+    }
+
+    /// A sink writing the interval log `hlog` and the CSV `csv`, when given; `stalls`: see
+    /// [`CsvWriter::create`].
+    pub fn with_files(hlog: Option<&Path>, csv: Option<&Path>, stalls: bool) -> anyhow::Result<Self> {
         Ok(Self {
             hlog: hlog.map(HlogWriter::create).transpose()?,
-            csv: csv.map(CsvWriter::create).transpose()?,
+            csv: csv.map(|p| CsvWriter::create(p, stalls)).transpose()?,
             interval_from: Some(SystemTime::now()),
             ..Self::default()
         })

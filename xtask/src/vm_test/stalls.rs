@@ -27,7 +27,7 @@ fn script(pages: u32) -> String {
     format!(
         r#"attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
 for ty in ksm anon; do
-  rmap-trace --attach-only --attach-mode fentry --stalls --interval 600 --json /tmp/$ty.json > /tmp/$ty.txt 2>&1 &
+  rmap-trace --attach-only --attach-mode fentry --stalls --interval 600 --json /tmp/$ty.json --csv /tmp/$ty.csv > /tmp/$ty.txt 2>&1 &
   T=$!
   attached /tmp/$ty.txt || echo "$ty tracer did not attach"
   extra=""; [ $ty = anon ] && extra="--move-batch 512"
@@ -36,7 +36,12 @@ for ty in ksm anon; do
   echo $W > /tmp/w-$ty.pid
   wait $W; echo "workload exit $?" >> /tmp/w-$ty.txt
   kill -INT $T; wait $T
-  for f in $ty.txt w-$ty.txt w-$ty.pid; do emit $f /tmp/$f; done
+  # The CSV's stall_waits column, summed (its lines are too many for the console): waits, and
+  # walks with at least one.
+  awk -F, 'NR == 1 {{ for (i = 1; i <= NF; i++) c[$i] = i; next }}
+    {{ w += $c["stall_waits"]; if ($c["stall_waits"] > 0) n++ }} END {{ print w + 0, n + 0 }}' /tmp/$ty.csv > /tmp/$ty.csvsum
+  rm -f /tmp/$ty.csv
+  for f in $ty.txt w-$ty.txt w-$ty.pid $ty.csvsum; do emit $f /tmp/$f; done
   emit $ty /tmp/$ty.json
 done
 "#
@@ -163,6 +168,7 @@ fn verify(run: &GuestRun, agreement: f64, c: &mut Checks) -> anyhow::Result<()> 
                 );
             }
         }
+        csv_column(ty, &walks, text(run, &format!("{ty}.csvsum")), c);
         c.check(
             &format!("stalls {ty}: every attributed wait is for a walk of the workload"),
             foreign.is_empty(),
@@ -175,6 +181,26 @@ fn verify(run: &GuestRun, agreement: f64, c: &mut Checks) -> anyhow::Result<()> 
     }
     shorter(&json(run, "ksm")?, &json(run, "anon")?, c);
     Ok(())
+}
+
+/// The CSV's `stall_waits` (counted on the walk in the kernel as each wait begins) against the
+/// per-walk table (built from the waits' records as they end): the same waits and walks. Off
+/// by a wait or two at most: a wait that begins as its walk ends may miss the walk's count.
+fn csv_column(ty: &str, walks: &[Value], csvsum: &str, c: &mut Checks) {
+    let mut f = csvsum.split_whitespace().filter_map(|w| w.parse::<u64>().ok());
+    let (csv_waits, csv_walks) = (f.next(), f.next());
+    let table_waits: u64 = walks.iter().filter_map(|w| w["waits"].as_u64()).sum();
+    let slack = (table_waits / 100).max(2);
+    c.check(
+        &format!("stalls {ty}: the CSV's stall_waits column adds up to the per-walk table"),
+        table_waits > 0
+            && csv_waits.is_some_and(|w| w.abs_diff(table_waits) <= slack)
+            && csv_walks.is_some_and(|n| n.abs_diff(walks.len() as u64) <= slack),
+        format!(
+            "csv {csv_waits:?} waits on {csv_walks:?} walks; table {table_waits} waits on {} walks",
+            walks.len()
+        ),
+    );
 }
 
 /// Anon walks make few and short waits: fewer waits, and less waiting, per walk waited for
