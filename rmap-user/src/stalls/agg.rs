@@ -1,7 +1,9 @@
 //! Waits on locks held by walks, aggregated per victim process (with its threads) and per
 //! walk. Plain data, bounded: at most [`PROCESSES`] victim processes, [`THREADS`] threads
 //! each and [`WALKS`] walks have their own entry; the rest is counted in "other" totals, so
-//! that the totals always cover every record read.
+//! that the totals always cover every record read. Victim processes are ranked by the time
+//! they waited, as [`crate::top`] ranks walkers: a process without a row that has waited more
+//! than the least-waiting row takes its place.
 use std::collections::HashMap;
 
 use rmap_common::{
@@ -14,6 +16,8 @@ use crate::events::text;
 
 /// Most victim processes with a row.
 pub const PROCESSES: usize = 64;
+/// Most victim processes counted while waiting for a row; the set is emptied when full.
+pub const CANDIDATES: usize = 16 * PROCESSES;
 /// Most threads named under one victim process.
 pub const THREADS: usize = 16;
 /// Most walks with an entry; when full, the oldest (by start) goes to "other": the newest are
@@ -59,6 +63,9 @@ struct Victim {
     threads: HashMap<u32, Thread>,
     /// Waits of threads beyond [`THREADS`].
     other_threads: Waits,
+    /// Nanoseconds waited for ranking: the row's, plus those counted while a candidate (as in
+    /// the Space-Saving algorithm), so that a row just given is not at once taken back.
+    rank_ns: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +91,8 @@ pub struct StallAgg {
     victims: HashMap<u32, Victim>,
     /// Waits of victim processes without a row.
     other_processes: Waits,
+    /// Nanoseconds waited by victim processes without a row, by tgid (bounded: [`CANDIDATES`]).
+    candidates: HashMap<u32, u64>,
     walks: HashMap<(u32, u64), Walk>,
     /// Waits of walks that lost their entry.
     other_walks: Waits,
@@ -100,15 +109,24 @@ impl StallAgg {
     }
 
     fn record_victim(&mut self, ev: &StallEvent) {
+        // Waited before this wait, when the process gets a row now (then in "other").
+        let mut earlier_ns = 0;
         if !self.victims.contains_key(&ev.tgid) && self.victims.len() >= PROCESSES {
-            self.other_processes.add(ev.wait_ns);
-            return;
+            match self.take_least_row(ev.tgid, ev.wait_ns) {
+                Some(ns) => earlier_ns = ns,
+                None => {
+                    self.other_processes.add(ev.wait_ns);
+                    return;
+                }
+            }
         }
         let v = self.victims.entry(ev.tgid).or_insert_with(|| Victim {
             process: text(&ev.process).into_owned(),
+            rank_ns: earlier_ns,
             ..Victim::default()
         });
         v.waits.add(ev.wait_ns);
+        v.rank_ns += ev.wait_ns;
         if let Some(t) = v.threads.get_mut(&ev.pid) {
             t.waits.add(ev.wait_ns);
         } else if v.threads.len() < THREADS {
@@ -124,6 +142,31 @@ impl StallAgg {
         } else {
             v.other_threads.add(ev.wait_ns);
         }
+    }
+
+    /// Counts `wait_ns` for `tgid`, a process without a row while the table is full. When it
+    /// has now waited more than the least-waiting row, that row goes to "other" and the time
+    /// `tgid` waited before this wait is returned: it gets the row.
+    fn take_least_row(&mut self, tgid: u32, wait_ns: u64) -> Option<u64> {
+        let seen = self.candidates.entry(tgid).or_default();
+        *seen += wait_ns;
+        let seen = *seen;
+        let (least, rank) = self
+            .victims
+            .iter()
+            .map(|(t, v)| (*t, v.rank_ns))
+            .min_by_key(|&(t, rank)| (rank, t))?;
+        if seen <= rank {
+            if self.candidates.len() > CANDIDATES {
+                self.candidates.clear();
+            }
+            return None;
+        }
+        self.candidates.remove(&tgid);
+        if let Some(v) = self.victims.remove(&least) {
+            self.other_processes.merge(&v.waits);
+        }
+        Some(seen - wait_ns)
     }
 
     fn record_walk(&mut self, ev: &StallEvent) {
@@ -389,6 +432,35 @@ mod tests {
         assert_eq!(kept as u64 + lost.count, WALKS as u64 + 10);
         // The walks that began first went.
         assert!(a.walk_rows(usize::MAX).iter().all(|w| w.walk_start_ns >= 10));
+    }
+
+    #[test]
+    fn a_process_that_waits_more_takes_the_least_waiting_row() {
+        let mut a = StallAgg::default();
+        for i in 0..PROCESSES as u32 {
+            // Process 100 waits least.
+            a.record(&wait(100 + i, 100 + i, 7, 1, 1_000 + u64::from(i)));
+        }
+        // A late process: its first wait alone is less than any row's, its second puts it
+        // above the least-waiting one.
+        a.record(&wait(900, 900, 7, 1, 600));
+        assert!(a.victim_rows().iter().all(|r| r.tgid != Some(900)));
+        a.record(&wait(900, 900, 7, 1, 600));
+        let rows = a.victim_rows();
+        assert_eq!(rows.len(), PROCESSES + 1, "the top processes and other");
+        let late = rows
+            .iter()
+            .find(|r| r.tgid == Some(900))
+            .map(|r| r.waits.total_ns);
+        assert_eq!(late, Some(600), "the row holds its waits since it was given");
+        assert!(
+            rows.iter().all(|r| r.tgid != Some(100)),
+            "the least-waiting row went"
+        );
+        let other = rows.last().map(|r| (r.tgid, r.waits.waits, r.waits.total_ns));
+        assert_eq!(other, Some((None, 2, 1_000 + 600)));
+        let sum: u64 = rows.iter().map(|r| r.waits.total_ns).sum();
+        assert_eq!(sum, a.total.total_ns);
     }
 
     #[test]
