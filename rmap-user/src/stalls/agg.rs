@@ -112,13 +112,11 @@ impl StallAgg {
         // Waited before this wait, when the process gets a row now (then in "other").
         let mut earlier_ns = 0;
         if !self.victims.contains_key(&ev.tgid) && self.victims.len() >= PROCESSES {
-            match self.take_least_row(ev.tgid, ev.wait_ns) {
-                Some(ns) => earlier_ns = ns,
-                None => {
-                    self.other_processes.add(ev.wait_ns);
-                    return;
-                }
-            }
+            let Some(ns) = self.take_least_row(ev.tgid, ev.wait_ns) else {
+                self.other_processes.add(ev.wait_ns);
+                return;
+            };
+            earlier_ns = ns;
         }
         let v = self.victims.entry(ev.tgid).or_insert_with(|| Victim {
             process: text(&ev.process).into_owned(),
