@@ -416,6 +416,8 @@ pub mod maps {
     pub const STALLS: &str = "STALLS";
     /// Hash of waits in progress by thread id ([`super::stall::Waiting`]).
     pub const WAITING: &str = "WAITING";
+    /// One-entry array: the number of entries in `WAITING` (`contention_end`'s gate).
+    pub const WAITS_OPEN: &str = "WAITS_OPEN";
     /// Per-CPU counters, one per [`super::stall::StallCounter`].
     pub const STALL_COUNTS: &str = "STALL_COUNTS";
     /// Per-CPU one-entry array: the [`super::LatencyHist`] of stall waits.
@@ -502,6 +504,8 @@ mod pod {
     unsafe impl aya::Pod for super::stall::StallLayout {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::stall::StallEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::stall::Waiting {}
 }
 
 #[cfg(test)]

@@ -71,6 +71,29 @@ pub static STALLS: RingBuf = RingBuf::with_byte_size(256 << 10, 0);
 #[map]
 pub static WAITING: LruHashMap<u32, Waiting> = LruHashMap::with_max_entries(4096, 0);
 
+/// Index 0: entries in `WAITING`, all CPUs together (a wait may end on another CPU than the one
+/// it began on). While 0, `contention_end` leaves at once instead of looking its thread up: it
+/// fires at the end of every contended lock's wait on the host. An entry the LRU evicts is
+/// never taken back out, so the count can only stay too high: then the lookup is made, as
+/// without it.
+#[map]
+pub static WAITS_OPEN: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Adds `delta` (wrapping: `u64::MAX` subtracts one) to `WAITS_OPEN`, atomically.
+#[inline(always)]
+pub fn waits_open_add(delta: u64) {
+    if let Some(slot) = WAITS_OPEN.get_ptr_mut(0) {
+        // SAFETY: an aligned u64 of the map's value, valid while the map lives.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, delta) };
+    }
+}
+
+/// Whether `WAITING` may hold an entry.
+#[inline(always)]
+pub fn waits_open() -> bool {
+    WAITS_OPEN.get(0).is_none_or(|n| *n != 0)
+}
+
 /// `rmap_common::stall::StallCounter` values, per CPU.
 #[map]
 pub static STALL_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STALL_COUNTERS as u32, 0);

@@ -29,7 +29,7 @@ use rmap_common::{
 
 use crate::{
     config::STALL_LAYOUT,
-    maps::{INFLIGHT, STALL_HIST, STALLS, WAITING, add_one, bump_stall},
+    maps::{INFLIGHT, STALL_HIST, STALLS, WAITING, add_one, bump_stall, waits_open, waits_open_add},
     owner,
 };
 
@@ -118,16 +118,30 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
             ..ahead
         }
     };
-    if WAITING.insert(&pid, &waiting, 0).is_err() {
-        bump_stall(StallCounter::Unpaired);
-        return 0;
+    // A new entry opens the gate of `contention_end`; one left by a wait whose end was missed
+    // (rare) is overwritten without counting it twice.
+    match WAITING.insert(&pid, &waiting, BPF_NOEXIST) {
+        Ok(()) => waits_open_add(1),
+        Err(_) if WAITING.insert(&pid, &waiting, BPF_ANY).is_ok() => {}
+        Err(_) => {
+            bump_stall(StallCounter::Unpaired);
+            return 0;
+        }
     }
     bump_stall(StallCounter::Waits);
     0
 }
 
+/// include/uapi/linux/bpf.h map update flags.
+const BPF_ANY: u64 = 0;
+const BPF_NOEXIST: u64 = 1;
+
 #[raw_tracepoint(tracepoint = "contention_end")]
 pub fn contention_end(ctx: RawTracePointContext) -> i32 {
+    // No wait of a walk in progress anywhere (nearly always): no lookup.
+    if !waits_open() {
+        return 0;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = pid_tgid as u32;
     // Most ends are of waits that were no stall: nothing to find, nothing to do.
@@ -146,6 +160,7 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
         bump_stall(StallCounter::Unpaired);
         return 0;
     }
+    waits_open_add(u64::MAX);
     let ret: u64 = ctx.arg(1);
     // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };

@@ -11,8 +11,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{HashMap, RingBuf};
-use rmap_common::{Inflight, PageType, maps, stall::StallCounter};
+use aya::maps::{Array, HashMap, RingBuf};
+use rmap_common::{
+    Inflight, PageType, maps,
+    stall::{StallCounter, Waiting},
+};
 use rmap_user::{
     attach::{
         self,
@@ -148,6 +151,18 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
         t.join().expect("thread");
     }
     let counts = kernel::read(&ebpf).expect("stall counters");
+    let open = Array::<_, u64>::try_from(ebpf.map(maps::WAITS_OPEN).expect("WAITS_OPEN"))
+        .expect("an array")
+        .get(&0, 0)
+        .expect("its entry");
+    let in_progress = HashMap::<_, u32, Waiting>::try_from(ebpf.map(maps::WAITING).expect("WAITING"))
+        .expect("a hash map")
+        .keys()
+        .count();
+    assert_eq!(
+        open, in_progress as u64,
+        "contention_end's gate counts the waits in progress"
+    );
     let ring = RingBuf::try_from(ebpf.take_map(maps::STALLS).expect("STALLS")).expect("a ring buffer");
     let mut reader = StallReader::new(ring);
     reader.drain();
