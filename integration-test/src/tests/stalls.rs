@@ -120,6 +120,19 @@ fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
     inflight.insert(walker, walk, 0).expect("a walk in flight");
 }
 
+/// `contention_end`'s gate (`WAITS_OPEN`) and the entries in `WAITING` it counts.
+fn gate(ebpf: &aya::Ebpf) -> (u64, u64) {
+    let open = Array::<_, u64>::try_from(ebpf.map(maps::WAITS_OPEN).expect("WAITS_OPEN"))
+        .expect("an array")
+        .get(&0, 0)
+        .expect("its entry");
+    let in_progress = HashMap::<_, u32, Waiting>::try_from(ebpf.map(maps::WAITING).expect("WAITING"))
+        .expect("a hash map")
+        .keys()
+        .count();
+    (open, in_progress as u64)
+}
+
 #[test]
 fn a_writer_behind_a_walks_read_lock_is_its_victim() {
     require_root();
@@ -151,16 +164,9 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
         t.join().expect("thread");
     }
     let counts = kernel::read(&ebpf).expect("stall counters");
-    let open = Array::<_, u64>::try_from(ebpf.map(maps::WAITS_OPEN).expect("WAITS_OPEN"))
-        .expect("an array")
-        .get(&0, 0)
-        .expect("its entry");
-    let in_progress = HashMap::<_, u32, Waiting>::try_from(ebpf.map(maps::WAITING).expect("WAITING"))
-        .expect("a hash map")
-        .keys()
-        .count();
+    let (open, in_progress) = gate(&ebpf);
     assert_eq!(
-        open, in_progress as u64,
+        open, in_progress,
         "contention_end's gate counts the waits in progress"
     );
     let ring = RingBuf::try_from(ebpf.take_map(maps::STALLS).expect("STALLS")).expect("a ring buffer");
