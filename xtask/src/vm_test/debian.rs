@@ -24,8 +24,11 @@ for m in fentry kprobe; do
   rmap-trace --attach-only --attach-mode $m --comm rmap-trace --interval 30 --json /tmp/$m.json > /tmp/$m.txt 2>&1 &
   T=$!
   attached /tmp/$m.txt || echo "tracer $m did not attach"
-  rmap-trace workload --types ksm,anon,file --pages {pages} > /tmp/w-$m.txt 2>&1
-  echo "workload $m exit $?"
+  rmap-trace workload --types ksm,anon,file --pages {pages} > /tmp/w-$m.txt 2>&1 &
+  W=$!
+  echo "tracer $m pid $T, workload pid $W"
+  wait $W; echo "workload $m exit $?"
+  phase $m-stop
   kill -TERM $T; wait $T; echo "tracer $m exit $?"
   emit $m /tmp/$m.json
   emit $m.txt /tmp/$m.txt
