@@ -14,7 +14,7 @@
 //! waits for the walk's `anon_vma` lock stalls every thread of the process that maps memory
 //! or faults meanwhile.
 use aya_ebpf::{
-    bindings::BPF_RB_NO_WAKEUP,
+    bindings::{BPF_ANY, BPF_NOEXIST, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
@@ -119,22 +119,18 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
         }
     };
     // A new entry opens the gate of `contention_end`; one left by a wait whose end was missed
-    // (rare) is overwritten without counting it twice.
-    match WAITING.insert(&pid, &waiting, BPF_NOEXIST) {
-        Ok(()) => waits_open_add(1),
-        Err(_) if WAITING.insert(&pid, &waiting, BPF_ANY).is_ok() => {}
-        Err(_) => {
-            bump_stall(StallCounter::Unpaired);
-            return 0;
-        }
+    // (rare) is overwritten without counting it twice. Either insert may evict another wait's
+    // entry (kernel/bpf/hashtab.c `htab_lru_map_update_elem` takes a free element first): the
+    // count then stays too high, which costs lookups, never a wait.
+    if WAITING.insert(&pid, &waiting, u64::from(BPF_NOEXIST)).is_ok() {
+        waits_open_add(1);
+    } else if WAITING.insert(&pid, &waiting, u64::from(BPF_ANY)).is_err() {
+        bump_stall(StallCounter::Unpaired);
+        return 0;
     }
     bump_stall(StallCounter::Waits);
     0
 }
-
-/// include/uapi/linux/bpf.h map update flags.
-const BPF_ANY: u64 = 0;
-const BPF_NOEXIST: u64 = 1;
 
 #[raw_tracepoint(tracepoint = "contention_end")]
 pub fn contention_end(ctx: RawTracePointContext) -> i32 {

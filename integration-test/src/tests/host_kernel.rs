@@ -249,7 +249,10 @@ fn stall_maps_are_small_without_stalls() {
             }
             other => panic!("{name}: unexpected map type {other:?}"),
         };
-        (entries("WAITING"), entries("STALLS"))
+        (
+            entries(rmap_common::maps::WAITING),
+            entries(rmap_common::maps::STALLS),
+        )
     };
     assert_eq!(sizes(false), (16, 4096), "without --stalls");
     assert_eq!(sizes(true), (4096, 256 << 10), "with --stalls");

@@ -138,7 +138,8 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
             PAGE_BYTES
         },
     );
-    // Nor the waits-in-progress map: a few entries instead of 4,096 (about 300 KiB).
+    // Nor the waits-in-progress map: a few entries instead of 4,096 (about half a MiB: 64-byte
+    // values, 8-byte keys and each element's header).
     if !filters.stalls {
         loader.map_max_entries(maps::WAITING, UNUSED_WAITING_ENTRIES);
     }

@@ -146,6 +146,9 @@ impl StallAgg {
     /// has now waited more than the least-waiting row, that row goes to "other" and the time
     /// `tgid` waited before this wait is returned: it gets the row.
     fn take_least_row(&mut self, tgid: u32, wait_ns: u64) -> Option<u64> {
+        if self.candidates.len() >= CANDIDATES && !self.candidates.contains_key(&tgid) {
+            self.candidates.clear();
+        }
         let seen = self.candidates.entry(tgid).or_default();
         *seen += wait_ns;
         let seen = *seen;
@@ -155,9 +158,6 @@ impl StallAgg {
             .map(|(t, v)| (*t, v.rank_ns))
             .min_by_key(|&(t, rank)| (rank, t))?;
         if seen <= rank {
-            if self.candidates.len() > CANDIDATES {
-                self.candidates.clear();
-            }
             return None;
         }
         self.candidates.remove(&tgid);

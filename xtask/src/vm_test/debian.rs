@@ -323,19 +323,27 @@ fn harness_checks(args: &GuestArgs, c: &mut Checks) {
         msg.contains("timed out after 60 s") && took < 90.0,
         format!("{} ({took:.0} s)", msg.lines().next().unwrap_or("")),
     );
-    let (msg, took) = failing_boot(&short, "echo c > /proc/sysrq-trigger\nsleep 100000\n");
-    // The oops is printed below the console's loglevel: only the replayed log shows it.
+    // A line logged below the console's loglevel just before the crash: only the log the panic
+    // replays shows it (an oops's text, a soft lockup's backtraces are printed that low too).
+    let (msg, took) = failing_boot(
+        &short,
+        &format!("echo '<6>{REPLAY_MARK}' > /dev/kmsg\necho c > /proc/sysrq-trigger\nsleep 100000\n"),
+    );
     let stack = msg.lines().find(|l| l.contains("sysrq_handle_crash"));
+    let replayed = msg.contains(REPLAY_MARK);
     c.check(
-        "panicking guest is reported with the kernel's report",
-        msg.starts_with("guest kernel panicked") && stack.is_some() && took < 60.0,
+        "panicking guest is reported with the kernel's log",
+        msg.starts_with("guest kernel panicked") && stack.is_some() && replayed && took < 60.0,
         format!(
-            "{} ({took:.0} s); {}",
+            "{} ({took:.0} s); {}; quiet line replayed: {replayed}",
             msg.lines().next().unwrap_or(""),
             stack.map_or("no sysrq_handle_crash in the report", str::trim)
         ),
     );
 }
+
+/// Logged at `KERN_INFO` before the crash of the panicking guest.
+const REPLAY_MARK: &str = "rmap-trace-test: a line below the console loglevel";
 
 /// Boots a guest that must fail: its error message (empty if it did not fail) and the seconds
 /// until the harness gave up.

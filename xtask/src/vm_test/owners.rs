@@ -59,11 +59,13 @@ fn text<'a>(run: &'a GuestRun, name: &str) -> &'a str {
 }
 
 /// The workload's walks in the CSV of the unfiltered tracer: (comm, process, cgroup id, path).
+/// Lines with as many fields as the header (a comm with a comma in it is quoted, and splits).
 fn workload_lines<'a>(csv: &'a str, tgid: &str) -> Vec<Vec<&'a str>> {
-    csv.lines()
-        .skip(1)
+    let mut lines = csv.lines();
+    let columns = lines.next().map_or(0, |h| h.split(',').count());
+    lines
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() == 17 && f[7] == tgid && f[3] == "anon")
+        .filter(|f| f.len() == columns && f.len() > 16 && f[7] == tgid && f[3] == "anon")
         .collect()
 }
 
