@@ -49,8 +49,14 @@ pub static OFFCPU_ON: Array<u32> = Array::with_max_entries(1, 0);
 /// compiles to `lock *(u64 *)(r + off) += r` (checked with `llvm-objdump -d`).
 #[inline(always)]
 pub fn add_one(slot: *mut u64) {
+    add(slot, 1);
+}
+
+/// Adds `delta` to `*slot` atomically (wrapping: `u64::MAX` subtracts one); see `add_one`.
+#[inline(always)]
+pub fn add(slot: *mut u64, delta: u64) {
     // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, 1) };
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, delta) };
 }
 
 /// Adds one to a counter of `COUNTS` (this CPU's slot, atomically: see `add_one`).
@@ -83,8 +89,7 @@ pub static WAITS_OPEN: Array<u64> = Array::with_max_entries(1, 0);
 #[inline(always)]
 pub fn waits_open_add(delta: u64) {
     if let Some(slot) = WAITS_OPEN.get_ptr_mut(0) {
-        // SAFETY: an aligned u64 of the map's value, valid while the map lives.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, delta) };
+        add(slot, delta);
     }
 }
 

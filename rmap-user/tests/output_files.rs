@@ -147,7 +147,7 @@ fn csv_and_hlog_reach_the_file_every_interval() {
         s(&hlog),
     ])
     .unwrap();
-    let mut sink = Sink::create(&cli.trace).unwrap();
+    let mut sink = Sink::create(&cli.trace, false).unwrap();
     for interval in 1..=2 {
         sink.record(
             &WalkEvent {

@@ -129,18 +129,13 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     if filters.inflight_entries != 0 {
         loader.map_max_entries(maps::INFLIGHT, filters.inflight_entries);
     }
-    // Without --stalls nothing writes the stall ring buffer: one page instead of its size.
-    loader.map_max_entries(
-        maps::STALLS,
-        if filters.stalls {
-            STALL_RINGBUF_BYTES
-        } else {
-            PAGE_BYTES
-        },
-    );
-    // Nor the waits-in-progress map: a few entries instead of 4,096 (about half a MiB: 64-byte
-    // values, 8-byte keys and each element's header).
-    if !filters.stalls {
+    if filters.stalls {
+        loader.map_max_entries(maps::STALLS, STALL_RINGBUF_BYTES);
+    } else {
+        // Nothing writes the stall ring buffer nor the waits-in-progress map: one page instead
+        // of its size, a few entries instead of 4,096 (about half a MiB: 64-byte values, 8-byte
+        // keys and each element's header).
+        loader.map_max_entries(maps::STALLS, PAGE_BYTES);
         loader.map_max_entries(maps::WAITING, UNUSED_WAITING_ENTRIES);
     }
     let stall = facts.stall.clone().unwrap_or(StallLayout::EMPTY);

@@ -51,7 +51,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Res
     let started = Instant::now();
     let filters = trace_loop::filters(trace, types, std::process::id());
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
-    let mut sink = Sink::create(trace)?;
+    let mut sink = Sink::create(trace, false)?;
     print_setup(trigger, &caps, b);
     let _swap = plan::swap_for(trigger, &caps, b, &specs)?;
     let results = scenarios(specs, &mut session, &mut sink, &mut stop).await?;

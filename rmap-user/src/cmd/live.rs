@@ -57,7 +57,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let metrics = serve_metrics(live, &session).await?;
     // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
-    let mut sink = Sink::create_live(trace, live.stalls)?
+    let mut sink = Sink::create(trace, live.stalls)?
         .with_metrics(metrics)
         .with_slow_walks(live.threshold_ms);
     let started = Instant::now();

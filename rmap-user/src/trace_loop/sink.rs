@@ -39,13 +39,9 @@ pub struct Sink {
 
 impl Sink {
     /// Creates the output files of `trace`: call it once attached, so that a run that could not
-    /// attach leaves old files as they were (clap has checked the paths already).
-    pub fn create(trace: &TraceArgs) -> anyhow::Result<Self> {
-        Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), false)
-    }
-
-    /// Creates them for a run with `--stalls` too: the CSV gets its `stall_waits` column.
-    pub fn create_live(trace: &TraceArgs, stalls: bool) -> anyhow::Result<Self> {
+    /// attach leaves old files as they were (clap has checked the paths already). `stalls`: the
+    /// run counts waits (`--stalls`), which fill the CSV's `stall_waits` column.
+    pub fn create(trace: &TraceArgs, stalls: bool) -> anyhow::Result<Self> {
         Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), stalls)
     }
 

@@ -9,7 +9,10 @@ pub const OUT_BEGIN: &str = "RMAP-OUT-BEGIN";
 pub const OUT_END: &str = "RMAP-OUT-END";
 
 /// Prepended to every /cmd.sh (run by `sh`, so that `exit` ends the script, not init).
+/// `phase STEP` says on the console where the script is, with the uptime: a hung guest's last
+/// lines then say in which step it hung.
 pub const PRELUDE: &str = r#"emit() { echo "RMAP-OUT-BEGIN $1"; cat "$2"; echo; echo "RMAP-OUT-END $1"; }
+phase() { echo "phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }
 "#;
 
 /// /init: mounts, turns NUMA balancing off (it migrates pages on its own), runs /cmd.sh.

@@ -14,8 +14,6 @@ fn script(pages: u32) -> String {
     format!(
         r#"knobs() {{ for k in run pages_to_scan sleep_millisecs max_page_sharing merge_across_nodes use_zero_pages; do [ -f /sys/kernel/mm/ksm/$k ] && echo "$k=$(cat /sys/kernel/mm/ksm/$k)"; done; }}
 attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
-# Where the run is, on the console: a hung guest's last lines say which step it hung in.
-phase() {{ echo "phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }}
 knobs > /tmp/ksm.before
 rmap-trace probe --json /tmp/probe.json > /tmp/probe.txt 2>&1
 emit probe /tmp/probe.json

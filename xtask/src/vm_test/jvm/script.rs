@@ -55,7 +55,6 @@ tally() {{ awk -F, 'NR == 1 {{ for (i = 1; i <= NF; i++) c[$i] = i; next }}
 # pfns PID: the physical pages of PID's heap mapping (/proc/PID/pagemap, bits 0-54 of each
 # present entry, as 13 hex digits), one a line.
 pfns() {{ start=$(heap $1 | cut -d- -f1); dd if=/proc/$1/pagemap bs=8 skip=$(( 0x$start / 4096 )) count=16384 2>/dev/null | od -An -v -tx8 | tr -s ' ' '\n' | grep '^[89]' | cut -c4- | sort -u; }}
-mark() {{ echo "phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }}
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 "#,
         mib = s.heap_mib
@@ -97,16 +96,16 @@ tracer r-cg --cgroup /jvm
 tracer r-idle --cgroup /sys/fs/cgroup/idle
 tracer r-proc --process java
 tracer r-comm --comm java
-mark reclaim
+phase reclaim
 jvm r jvm {pause}
-mark filled
+phase filled
 P=$(cat /tmp/r.pid)
 cat /proc/$P/comm > /tmp/r.comm
 names $P &
 echo {high}M > /sys/fs/cgroup/jvm/memory.high
 sleep {high_s}
-mark kswapd
-{kswapd}mark stop
+phase kswapd
+{kswapd}phase stop
 echo max > /sys/fs/cgroup/jvm/memory.high
 sleep 1
 cat /sys/fs/cgroup/jvm/memory.stat > /tmp/r.stat
@@ -114,10 +113,10 @@ cat /sys/fs/cgroup/jvm/memory.swap.current > /tmp/r.swap
 kill -TERM $P; wait $P
 sleep 2
 kill -TERM $T; wait $T
-mark stopped
+phase stopped
 sort -u /tmp/names.$P > /tmp/r.names
 tally /tmp/r-all.csv > /tmp/r-all.tally
-mark tallied
+phase tallied
 for f in r.ino r.pid r.comm r.names r.stat r.swap r.out r-all.tally; do emit $f /tmp/$f; done
 for n in r-all r-cg r-idle r-proc r-comm; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; done
 rm -f /tmp/r-all.csv
@@ -143,7 +142,7 @@ fn ksm(s: &Sizes) -> String {
 for c in a b; do stat -c %i /sys/fs/cgroup/jvm-$c > /tmp/k-$c.ino; done
 echo 1000 > /sys/kernel/mm/ksm/pages_to_scan; echo 20 > /sys/kernel/mm/ksm/sleep_millisecs; echo 1 > /sys/kernel/mm/ksm/run
 T=""
-mark ksm
+phase ksm
 tracer k-all --csv /tmp/k-all.csv --threads --ringbuf-kib 65536
 jvm k-a jvm-a 1000 LD_PRELOAD=/app/ksm_shim.so
 A=$(cat /tmp/k-a.pid)
@@ -161,7 +160,7 @@ pfns $A > /tmp/k-a.pfns; pfns $B > /tmp/k-b.pfns
 cat /tmp/k-a.pfns /tmp/k-b.pfns | sort | uniq -d | wc -l > /tmp/k.common
 wc -l < /tmp/k-b.pfns > /tmp/k-b.present
 echo 0 > /sys/kernel/mm/ksm/run
-mark migrate
+phase migrate
 chroot $R /usr/bin/migratepages $B 0 1; echo "migratepages B exit $?" > /tmp/k.trig
 chroot $R /usr/bin/migratepages $A 1 0; echo "migratepages A exit $?" >> /tmp/k.trig
 echo 8M > /sys/fs/cgroup/jvm-a/memory.reclaim; echo "memory.reclaim exit $?" >> /tmp/k.trig
@@ -171,7 +170,7 @@ kill -TERM $A $B $C; wait $A $B $C
 sleep 2
 kill -TERM $T; wait $T
 tally /tmp/k-all.csv > /tmp/k-all.tally
-mark done
+phase done
 for f in k-a.ino k-b.ino k-a.pid k-b.pid k.comm k-alone k-both k.common k-b.present k-a.heap k-b.heap k-plain.heap k-plain.merged k.trig k-a.out k-all.tally; do emit $f /tmp/$f; done
 emit k-all /tmp/k-all.json; emit k-all.txt /tmp/k-all.txt
 "#
