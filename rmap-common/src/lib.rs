@@ -183,23 +183,23 @@ pub enum Counter {
     RingbufDrops = 2,
     /// Walk ends with no matching start (or a start whose folio/rwc did not match).
     Unpaired = 3,
-    /// Walk starts that found another walk in flight on the same thread (overwritten).
+    /// Walk starts that found their own thread's earlier start still in flight (its end was
+    /// never seen; replaced).
     Overlapping = 4,
     /// Walks that ended but were dropped by the pid/comm/type filters.
     Filtered = 5,
-    /// Walks in flight that could not be recorded (in-flight map full).
+    /// Walk starts not measured: every slot of their thread in the in-flight table was held
+    /// by a live walk (their ends then count as `Unpaired`).
     InflightFull = 6,
-    /// Walk starts stored in the in-flight map.
-    InflightStored = 7,
-    /// In-flight entries taken back out by the walk's end. Stored − taken − overlapping − still
-    /// in the map = entries the LRU map evicted (userspace derives it).
-    InflightTaken = 8,
+    /// Walk starts that took over another thread's slot held longer than the stale age
+    /// (`globals::INFLIGHT_STALE_NS`): that walk's end was never seen.
+    InflightEvicted = 7,
     /// Walks the latency histograms could not count (their map full): the summary says so.
-    HistFull = 9,
+    HistFull = 8,
 }
 
 /// Number of counters: the size of the per-CPU counter array.
-pub const COUNTERS: usize = 10;
+pub const COUNTERS: usize = 9;
 
 impl Counter {
     /// Every counter, in index order.
@@ -211,8 +211,7 @@ impl Counter {
         Counter::Overlapping,
         Counter::Filtered,
         Counter::InflightFull,
-        Counter::InflightStored,
-        Counter::InflightTaken,
+        Counter::InflightEvicted,
         Counter::HistFull,
     ];
 
@@ -226,8 +225,7 @@ impl Counter {
             Counter::Overlapping => "overlapping",
             Counter::Filtered => "filtered",
             Counter::InflightFull => "inflight_full",
-            Counter::InflightStored => "inflight_stored",
-            Counter::InflightTaken => "inflight_taken",
+            Counter::InflightEvicted => "inflight_evicted",
             Counter::HistFull => "hist_full",
         }
     }
@@ -252,10 +250,12 @@ pub const fn log2_bucket(ns: u64) -> u32 {
     }
 }
 
-/// State of one walk in flight, keyed by thread id.
+/// State of one walk in flight: a slot of the in-flight table (rmap-ebpf `inflight.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Inflight {
+    /// Thread id of the walker that holds the slot; 0 when the slot is free.
+    pub owner: u64,
     /// `bpf_ktime_get_ns()` at the start of the walk.
     pub start_ns: u64,
     /// Kernel address of the folio (matched at the walk's end).
@@ -278,7 +278,7 @@ pub struct Inflight {
     pub stall_waits: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Inflight>() == 56);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
 
 /// Sub-buckets per power of two of the latency histograms, as a power of two: 2^4 = 16 linear
 /// sub-buckets, so a bucket spans at most 1/16 of its lower bound.
@@ -398,13 +398,20 @@ pub mod globals {
     pub const FILTER_PROCESS: &str = "FILTER_PROCESS";
     /// [`super::stall::StallLayout`]: offsets the lock-contention hooks follow (from BTF).
     pub const STALL_LAYOUT: &str = "STALL_LAYOUT";
+    /// u32: slots of the in-flight table (the `INFLIGHT` array's size, set at load time).
+    pub const INFLIGHT_SLOTS: &str = "INFLIGHT_SLOTS";
+    /// u64: age in ns past which a start may take over another thread's in-flight slot.
+    pub const INFLIGHT_STALE_NS: &str = "INFLIGHT_STALE_NS";
+    /// u32: a record wakes the reader when its sequence number is a multiple of this
+    /// (a power of two); the others are submitted without a wakeup.
+    pub const WAKEUP_EVERY: &str = "WAKEUP_EVERY";
 }
 
 /// Names of the maps userspace reads, resizes or writes.
 pub mod maps {
     /// Ring buffer of [`super::WalkEvent`]s; its size is set at load time (`--ringbuf-kib`).
     pub const EVENTS: &str = "EVENTS";
-    /// LRU hash of walks in flight by thread id; its size can be set at load time.
+    /// Array of [`super::Inflight`] slots (the in-flight table); its size is set at load time.
     pub const INFLIGHT: &str = "INFLIGHT";
     /// Per-CPU counters, one per [`super::Counter`].
     pub const COUNTS: &str = "COUNTS";

@@ -20,7 +20,11 @@ pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::EMPTY);
 #[unsafe(no_mangle)]
 pub static SCHED_NEXT_PID_OFF: Global<u32> = Global::new(56);
 #[unsafe(no_mangle)]
-pub static WAKEUP_BYTES: Global<u64> = Global::new(0);
+pub static WAKEUP_EVERY: Global<u64> = Global::new(2048);
+#[unsafe(no_mangle)]
+pub static INFLIGHT_SLOTS: Global<u32> = Global::new(8192);
+#[unsafe(no_mangle)]
+pub static INFLIGHT_STALE_NS: Global<u64> = Global::new(10_000_000_000);
 #[unsafe(no_mangle)]
 pub static OWNER_LAYOUT: Global<OwnerLayout> = Global::new(OwnerLayout::EMPTY);
 #[unsafe(no_mangle)]

@@ -1,5 +1,5 @@
 //! kprobe/kretprobe on the walkers (same prototypes as in `fentry.rs`). The kretprobe cannot
-//! read arguments, so the entry saves them in `INFLIGHT` and one kretprobe serves every target.
+//! read arguments, so the entry saves them in the in-flight table and one kretprobe serves every target.
 use aya_ebpf::{
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},

@@ -15,6 +15,8 @@ mod config;
 #[cfg(target_arch = "bpf")]
 mod fentry;
 #[cfg(target_arch = "bpf")]
+mod inflight;
+#[cfg(target_arch = "bpf")]
 mod kprobe;
 #[cfg(target_arch = "bpf")]
 mod maps;

@@ -1,5 +1,5 @@
 //! Every map of the object, in one place.
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
 use aya_ebpf::{
     macros::map,
@@ -15,12 +15,15 @@ use rmap_common::{
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
-/// Walks in flight, by thread id. Walks do not nest within a thread. LRU, so that an entry
-/// whose end was never seen (a missed return probe, or a walk that began between the attach of
-/// the start and of the end hook) is evicted instead of filling the map for good; evictions are
-/// derived in userspace from `InflightStored`/`InflightTaken`. Userspace may resize it at load.
+/// Walks in flight: the slots of the in-flight table (`inflight.rs`), found by thread id.
+/// Userspace sets the size at load time (`--inflight-entries`) and passes it as
+/// `INFLIGHT_SLOTS`.
 #[map]
-pub static INFLIGHT: LruHashMap<u32, Inflight> = LruHashMap::with_max_entries(8192, 0);
+pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(8192, 0);
+
+/// Index 0: records sent so far, all CPUs together: every `WAKEUP_EVERY`-th wakes the reader.
+#[map]
+pub static RECORD_SEQ: Array<u64> = Array::with_max_entries(1, 0);
 
 /// `rmap_common::Counter` values, per CPU so that they never contend (see `bump`).
 #[map]
@@ -57,6 +60,24 @@ pub fn add_one(slot: *mut u64) {
 pub fn add(slot: *mut u64, delta: u64) {
     // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, delta) };
+}
+
+/// Moves `*slot` from its value to the next by compare-and-swap, and returns the value moved
+/// from; `None` when another CPU moved it first (then this caller does not count). Each value
+/// is moved from exactly once. (A fetch-and-add would need the BPF v3 ISA; the object is
+/// built for the generic CPU, where LLVM rejects using an atomic add's result.)
+#[inline(always)]
+pub fn advance(slot: *mut u64) -> Option<u64> {
+    // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
+    unsafe {
+        let old = *slot;
+        let (_, moved) = atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+            slot,
+            old,
+            old.wrapping_add(1),
+        );
+        moved.then_some(old)
+    }
 }
 
 /// Adds one to a counter of `COUNTS` (this CPU's slot, atomically: see `add_one`).

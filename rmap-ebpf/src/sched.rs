@@ -1,13 +1,13 @@
 //! Off-CPU time of walks in flight, from `sched:sched_switch`: a walker switched out (rwsem
 //! wait in `anon_vma_lock_read`, `cond_resched` between VMAs) stops its on-CPU clock until it is
-//! switched back in. Only threads with a walk in flight (`INFLIGHT`) are touched.
+//! switched back in. Only threads with a walk in flight (`inflight.rs`) are touched.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
 };
 
-use crate::{config::SCHED_NEXT_PID_OFF, maps::INFLIGHT};
+use crate::{config::SCHED_NEXT_PID_OFF, inflight};
 
 #[tracepoint(category = "sched", name = "sched_switch")]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
@@ -15,16 +15,16 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     // The program runs in the context of `prev`, the task being switched out.
     let prev = bpf_get_current_pid_tgid() as u32;
-    if let Some(state) = INFLIGHT.get_ptr_mut(&prev) {
-        // SAFETY: valid map value pointer.
+    if let Some(state) = inflight::find(prev) {
+        // SAFETY: the slot of a walk in flight on that thread (not running meanwhile).
         unsafe { (*state).switched_out_ns = now };
     }
     // SAFETY: read_at uses bpf_probe_read on the record.
     let Ok(next) = (unsafe { ctx.read_at::<i32>(SCHED_NEXT_PID_OFF.load() as usize) }) else {
         return 0;
     };
-    if let Some(state) = INFLIGHT.get_ptr_mut(&(next as u32)) {
-        // SAFETY: valid map value pointer.
+    if let Some(state) = inflight::find(next as u32) {
+        // SAFETY: the slot of a walk in flight on that thread (not running meanwhile).
         unsafe {
             let out = (*state).switched_out_ns;
             if out != 0 {

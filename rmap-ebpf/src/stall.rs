@@ -5,7 +5,7 @@
 //!
 //! A wait counts as a stall by a walk when the rwsem is reader-owned and its recorded owner
 //! (`sem->owner`, the last reader: kernel/locking/rwsem.c `__rwsem_set_reader_owned`) is a
-//! thread with a walk in flight (`INFLIGHT`). What this cannot see: a second reader holding
+//! thread with a walk in flight (`inflight.rs`). What this cannot see: a second reader holding
 //! the lock beside the walker (only the last reader is recorded), and the optimistic spinning
 //! a writer does before it sleeps (`rwsem_down_write_slowpath` spins, then traces the wait).
 //!
@@ -29,7 +29,8 @@ use rmap_common::{
 
 use crate::{
     config::STALL_LAYOUT,
-    maps::{INFLIGHT, STALL_HIST, STALLS, WAITING, add_one, bump_stall, waits_open, waits_open_add},
+    inflight,
+    maps::{STALL_HIST, STALLS, WAITING, add_one, bump_stall, waits_open, waits_open_add},
     owner,
 };
 
@@ -66,7 +67,7 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let waiting = if sem_owner & RWSEM_READER_OWNED != 0 {
         // Reader-owned: its last reader may be a walk in flight.
-        let Some(walk) = INFLIGHT.get_ptr_mut(&holder) else {
+        let Some(walk) = inflight::find(holder) else {
             bump_stall(StallCounter::Others);
             return 0;
         };
@@ -101,7 +102,7 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
             // end not yet traced): as above, not a stall the walk causes.
             return 0;
         }
-        if let Some(walk) = INFLIGHT.get_ptr_mut(&ahead.walker_pid) {
+        if let Some(walk) = inflight::find(ahead.walker_pid) {
             // Only if it is still that walk: the walker may have begun its next one.
             // SAFETY: as above.
             unsafe {

@@ -3,7 +3,7 @@
 //! Filters, counters, histograms and the ring buffer event all happen here, once.
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
@@ -18,9 +18,10 @@ use rmap_common::{
 use crate::{
     config::{
         FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
-        TYPE_MASK, WAKEUP_BYTES,
+        TYPE_MASK, WAKEUP_EVERY,
     },
-    maps::{EVENTS, INFLIGHT, LATENCY, OFFCPU_ON, ZERO_HIST, add_one, bump},
+    inflight,
+    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORD_SEQ, ZERO_HIST, add_one, advance, bump},
     owner,
 };
 
@@ -63,9 +64,26 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         return;
     }
     let tid = pid_tgid as u32;
+    // SAFETY: a helper call without arguments; it only reads the clock.
+    let start_ns = unsafe { bpf_ktime_get_ns() };
+    let slot = match inflight::claim(tid, start_ns) {
+        inflight::Claim::Free(s) => s,
+        inflight::Claim::Own(s) => {
+            bump(Counter::Overlapping as u32);
+            s
+        }
+        inflight::Claim::Evicted(s) => {
+            bump(Counter::InflightEvicted as u32);
+            s
+        }
+        inflight::Claim::Full => {
+            bump(Counter::InflightFull as u32);
+            return;
+        }
+    };
     let state = Inflight {
-        // SAFETY: a helper call without arguments; it only reads the clock.
-        start_ns: unsafe { bpf_ktime_get_ns() },
+        owner: u64::from(tid),
+        start_ns,
         folio,
         rwc,
         switched_out_ns: 0,
@@ -80,28 +98,10 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         },
         stall_waits: 0,
     };
-    // One hash operation per walk: insert only if absent (BPF_NOEXIST); a walk already in
-    // flight on this thread (-EEXIST, kernel/bpf/hashtab.c `check_flags`) is rare, and only then
-    // is it overwritten with a second update.
-    let stored = match INFLIGHT.insert(&tid, &state, BPF_NOEXIST) {
-        Ok(()) => true,
-        Err(e) if e == -EEXIST => {
-            bump(Counter::Overlapping as u32);
-            INFLIGHT.insert(&tid, &state, BPF_ANY).is_ok()
-        }
-        Err(_) => false,
-    };
-    bump(if stored {
-        Counter::InflightStored
-    } else {
-        Counter::InflightFull
-    } as u32);
+    // SAFETY: a slot of `INFLIGHT` this thread claimed; nothing else writes it but the
+    // contention hook's atomic add to `stall_waits`, which no walk of this thread has yet.
+    unsafe { *slot = state };
 }
-
-/// include/uapi/linux/bpf.h map update flags, and the errno of an existing key.
-const BPF_ANY: u64 = 0;
-const BPF_NOEXIST: u64 = 1;
-const EEXIST: i32 = 17;
 
 /// The walk in flight on this thread ends. With `check`, its folio and rwc must be those of
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
@@ -111,20 +111,15 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
     let now = unsafe { bpf_ktime_get_ns() };
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    let Some(state) = INFLIGHT.get_ptr(&tid) else {
+    let Some(slot) = inflight::find(tid) else {
         if task_passes(pid_tgid) {
             bump(Counter::Unpaired as u32);
         }
         return;
     };
-    // SAFETY: a valid map value; copied before the entry is removed.
-    let state = unsafe { *state };
-    if INFLIGHT.remove(&tid).is_err() {
-        // Raced with nothing (per-thread key), but keep the error visible as unpaired.
-        bump(Counter::Unpaired as u32);
-    } else {
-        bump(Counter::InflightTaken as u32);
-    }
+    // SAFETY: this thread's slot; copied before it is freed.
+    let state = unsafe { *slot };
+    inflight::release(slot);
     if check && (state.folio != folio || state.rwc != rwc) {
         // Rare by construction (walks do not nest); say which walk so it can be chased. Only
         // the saved (scalar) addresses: fexit arguments are typed BTF pointers, and the log
@@ -251,11 +246,11 @@ fn record(
     });
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
-    // is woken only once a quarter of the ring is waiting.
-    let wake = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES.load() {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
+    // is woken by one record in `WAKEUP_EVERY` (a quarter of the ring's records), counted on
+    // a plain array by compare-and-swap (no helper call, unlike `bpf_ringbuf_query`).
+    let wake = match RECORD_SEQ.get_ptr_mut(0).and_then(advance) {
+        Some(seq) if seq & (WAKEUP_EVERY.load() - 1) == 0 => BPF_RB_FORCE_WAKEUP,
+        _ => BPF_RB_NO_WAKEUP,
     };
     entry.submit(wake as u64);
     bump(Counter::EventsSent as u32);

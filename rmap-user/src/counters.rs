@@ -2,10 +2,10 @@
 //! from them rather than counted per walk in the kernel: `WalksSeen` and the log2 histograms.
 use aya::{
     Ebpf,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{PerCpuArray, PerCpuHashMap},
 };
 use rmap_common::{
-    COUNTERS, Counter, HIST_BUCKETS, HistKey, Inflight, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType,
+    COUNTERS, Counter, HIST_BUCKETS, HistKey, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType,
     hist_bucket_low, log2_bucket, maps,
 };
 use serde::Serialize;
@@ -29,11 +29,6 @@ pub struct KernelCounts {
     pub counters: Vec<(&'static str, u64)>,
     /// Walks per page type.
     pub per_type: Vec<TypeWalks>,
-    /// Entries in the in-flight map when read: walks in flight, or starts whose end was missed.
-    pub inflight_live: u64,
-    /// In-flight entries the LRU map evicted to make room (stored − taken − overlapping − live):
-    /// each is a walk whose start was lost, counted at its end as unpaired.
-    pub inflight_evicted: u64,
 }
 
 /// The walks of one page type, counted in the kernel.
@@ -88,23 +83,7 @@ impl KernelCounts {
                     }
                 })
                 .collect(),
-            inflight_live: 0,
-            inflight_evicted: 0,
         }
-    }
-
-    /// Sets the in-flight figures from the number of entries in the map, read after the
-    /// counters (an entry stored in between makes `live` one high, so evicted is clamped at 0;
-    /// exact once the hooks are detached or idle).
-    #[must_use]
-    pub fn with_inflight(mut self, live: u64) -> Self {
-        let left = self
-            .get(Counter::InflightStored)
-            .saturating_sub(self.get(Counter::InflightTaken))
-            .saturating_sub(self.get(Counter::Overlapping));
-        self.inflight_live = live;
-        self.inflight_evicted = left.saturating_sub(live);
-        self
     }
 }
 
@@ -126,7 +105,7 @@ pub fn read(ebpf: &Ebpf) -> Result<KernelCounts, CountersError> {
     let mut counts = sum_map(ebpf, maps::COUNTS, COUNTERS)?;
     let hist = log2_from_latency(&read_latency(ebpf)?);
     counts[Counter::WalksSeen as usize] = walks_seen(&hist, counts[Counter::HistFull as usize]);
-    Ok(KernelCounts::from_sums(&counts, &hist).with_inflight(inflight_entries(ebpf)?))
+    Ok(KernelCounts::from_sums(&counts, &hist))
 }
 
 /// Walks that passed the filters: those the latency histograms hold, and those they had no
@@ -149,20 +128,6 @@ pub fn log2_from_latency(latency: &Latency) -> Vec<u64> {
         }
     }
     hist
-}
-
-fn inflight_entries(ebpf: &Ebpf) -> Result<u64, CountersError> {
-    let name = maps::INFLIGHT;
-    let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
-    let inflight = HashMap::<_, u32, Inflight>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
-    let mut n = 0;
-    for key in inflight.keys() {
-        // An entry removed while iterating ends the walk early in aya; count what was seen.
-        if key.is_ok() {
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 /// The in-kernel latency histograms, each summed over CPUs: (key, walks per bucket).

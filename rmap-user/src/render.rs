@@ -107,9 +107,15 @@ pub fn counters_line(k: &KernelCounts) -> String {
         k.get(Counter::Filtered),
     );
     if k.get(Counter::InflightFull) > 0 {
-        s.push_str(&format!(", in-flight map full {}", k.get(Counter::InflightFull)));
+        s.push_str(&format!(
+            ", in-flight table full {}",
+            k.get(Counter::InflightFull)
+        ));
     }
-    s.push_str(&format!(", in-flight evicted {}", k.inflight_evicted));
+    s.push_str(&format!(
+        ", in-flight evicted {}",
+        k.get(Counter::InflightEvicted)
+    ));
     if k.get(Counter::HistFull) > 0 {
         s.push_str(&format!(
             ", not in histograms (map full) {}",

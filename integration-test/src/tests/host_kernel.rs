@@ -33,6 +33,7 @@ fn every_filter() -> Filters {
         min_duration_ns: 1_000,
         ringbuf_bytes: 4096,
         inflight_entries: 1,
+        inflight_stale_ns: 1_000_000,
         no_offcpu: false,
         // Any id: the filter's ancestor climb is then live code the verifier must accept.
         cgroup_id: 1,

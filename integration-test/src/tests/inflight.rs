@@ -1,6 +1,6 @@
-//! The in-flight map on this host's kernel, without any rmap hook: the `raw_tp` start and end
+//! The in-flight table on this host's kernel, without any rmap hook: the `raw_tp` start and end
 //! programs are run with `BPF_PROG_TEST_RUN`, which runs them in the calling thread (so
-//! `bpf_get_current_pid_tgid` is that thread's), with the map shrunk to one entry at load time.
+//! `bpf_get_current_pid_tgid` is that thread's), with the table shrunk to one slot at load time.
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::programs::RawTracePoint;
@@ -19,16 +19,14 @@ fn test_run(prog_fd: i32, args: &[u64; 3]) {
     }
 }
 
-/// Three threads start a walk each and never end it (a missed return probe); with one entry,
-/// the LRU map keeps the newest and evicts the two others, and the summary counts them. The
-/// first thread's end then finds nothing: unpaired.
-/// The object with an in-flight map of `inflight_entries` (0: its default), and the fds of
-/// its `raw_tp` walk start and end programs.
-fn walk_programs(inflight_entries: u32) -> (aya::Ebpf, i32, i32) {
+/// The object with an in-flight table of `inflight_entries` slots and a stale age of
+/// `stale_ns` (0: the defaults), and the fds of its `raw_tp` walk start and end programs.
+fn walk_programs(inflight_entries: u32, stale_ns: u64) -> (aya::Ebpf, i32, i32) {
     let facts = KernelFacts::read().expect("kernel facts");
     let filters = Filters {
         type_mask: u32::MAX,
         inflight_entries,
+        inflight_stale_ns: stale_ns,
         ..Filters::default()
     };
     let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
@@ -48,46 +46,71 @@ fn load_raw_tp(ebpf: &mut aya::Ebpf, name: &str) -> i32 {
     p.fd().expect("loaded").as_fd().as_raw_fd()
 }
 
-#[test]
-fn shrunk_inflight_map_evicts_and_counts() {
-    require_root();
-    let (ebpf, start, end) = walk_programs(1);
-    let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
-    for _ in 0..3 {
-        // One thread per walk: the map is keyed by thread id.
-        std::thread::spawn(move || test_run(start, &walk))
-            .join()
-            .expect("thread");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let k = counters::read(&ebpf).expect("counters");
-    let detail = format!(
-        "stored {}, taken {}, full {}, live {}, evicted {}",
-        k.get(Counter::InflightStored),
-        k.get(Counter::InflightTaken),
-        k.get(Counter::InflightFull),
-        k.inflight_live,
-        k.inflight_evicted
-    );
-    assert_eq!(k.get(Counter::InflightStored), 3, "{detail}");
-    assert_eq!(k.inflight_live, 1, "{detail}");
-    assert_eq!(k.inflight_evicted, 2, "{detail}");
-    // A thread whose start was evicted (or never seen) ends: unpaired, not a walk.
-    std::thread::spawn(move || test_run(end, &walk))
+/// Runs `prog` once in a new thread (threads are told apart by id in the table).
+fn on_new_thread(prog: i32, walk: [u64; 3]) {
+    std::thread::spawn(move || test_run(prog, &walk))
         .join()
         .expect("thread");
-    let k = counters::read(&ebpf).expect("counters");
-    assert_eq!(k.get(Counter::Unpaired), 1);
-    assert_eq!(k.get(Counter::WalksSeen), 0);
 }
 
-/// One thread starts a walk twice (a missed end, then a new walk): the second start finds the
-/// first in flight (`BPF_NOEXIST` fails with -EEXIST), counts it as overlapping and replaces it;
-/// nothing is evicted, and the end then counts one walk.
+/// What the table's counters say, for a failed assertion.
+fn detail(k: &counters::KernelCounts) -> String {
+    format!(
+        "full {}, evicted {}, overlapping {}, unpaired {}, walks {}",
+        k.get(Counter::InflightFull),
+        k.get(Counter::InflightEvicted),
+        k.get(Counter::Overlapping),
+        k.get(Counter::Unpaired),
+        k.get(Counter::WalksSeen)
+    )
+}
+
+/// One slot: a second thread's start finds it held by a live walk, is not measured (full) and
+/// its end is unpaired; once the first start is older than the stale age (its end missed), a
+/// third thread takes the slot over (evicted) and its walk is counted; the first thread's end,
+/// arriving after all, finds nothing: unpaired.
+#[test]
+fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
+    require_root();
+    let stale = std::time::Duration::from_millis(200);
+    let (ebpf, start, end) = walk_programs(1, stale.as_nanos() as u64);
+    let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
+    let (first_start, first_end) = std::sync::mpsc::channel::<()>();
+    let first = std::thread::spawn(move || {
+        test_run(start, &walk);
+        first_end.recv().expect("the test says when");
+        test_run(end, &walk);
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    on_new_thread(start, walk);
+    on_new_thread(end, walk);
+    let k = counters::read(&ebpf).expect("counters");
+    assert_eq!(k.get(Counter::InflightFull), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::Unpaired), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::InflightEvicted), 0, "{}", detail(&k));
+    std::thread::sleep(stale + std::time::Duration::from_millis(100));
+    std::thread::spawn(move || {
+        test_run(start, &walk);
+        test_run(end, &walk);
+    })
+    .join()
+    .expect("thread");
+    first_start.send(()).expect("first thread waits");
+    first.join().expect("first thread");
+    let k = counters::read(&ebpf).expect("counters");
+    assert_eq!(k.get(Counter::InflightEvicted), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::WalksSeen), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::Unpaired), 2, "{}", detail(&k));
+    assert_eq!(k.get(Counter::InflightFull), 1, "{}", detail(&k));
+}
+
+/// One thread starts a walk twice (a missed end, then a new walk): the second start finds its
+/// own slot still held, counts it as overlapping and replaces it; nothing is full or evicted,
+/// and the end then counts one walk.
 #[test]
 fn a_second_start_on_a_thread_overlaps_and_replaces() {
     require_root();
-    let (ebpf, start, end) = walk_programs(0);
+    let (ebpf, start, end) = walk_programs(0, 0);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     std::thread::spawn(move || {
         test_run(start, &walk);
@@ -97,20 +120,9 @@ fn a_second_start_on_a_thread_overlaps_and_replaces() {
     .join()
     .expect("thread");
     let k = counters::read(&ebpf).expect("counters");
-    let detail = format!(
-        "stored {}, taken {}, overlapping {}, full {}, live {}, evicted {}, walks {}",
-        k.get(Counter::InflightStored),
-        k.get(Counter::InflightTaken),
-        k.get(Counter::Overlapping),
-        k.get(Counter::InflightFull),
-        k.inflight_live,
-        k.inflight_evicted,
-        k.get(Counter::WalksSeen)
-    );
-    assert_eq!(k.get(Counter::Overlapping), 1, "{detail}");
-    assert_eq!(k.get(Counter::InflightStored), 2, "{detail}");
-    assert_eq!(k.get(Counter::InflightFull), 0, "{detail}");
-    assert_eq!(k.get(Counter::InflightTaken), 1, "{detail}");
-    assert_eq!(k.inflight_evicted, 0, "{detail}");
-    assert_eq!(k.get(Counter::WalksSeen), 1, "{detail}");
+    assert_eq!(k.get(Counter::Overlapping), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::InflightFull), 0, "{}", detail(&k));
+    assert_eq!(k.get(Counter::InflightEvicted), 0, "{}", detail(&k));
+    assert_eq!(k.get(Counter::Unpaired), 0, "{}", detail(&k));
+    assert_eq!(k.get(Counter::WalksSeen), 1, "{}", detail(&k));
 }

@@ -2,7 +2,7 @@
 //! attached for real, a reader of this process's `mmap_lock` posing as a walk in flight (its
 //! thread id put in `INFLIGHT` from here), and a writer that contends with it. The writer's
 //! waits must be attributed to that "walk", through the rwsem's owner word, the task's pid at
-//! its BTF offset and the in-flight map, exactly as in the guest.
+//! its BTF offset and the in-flight table, exactly as in the guest.
 use std::{
     sync::{
         Arc,
@@ -102,11 +102,13 @@ fn contend(
     threads
 }
 
-/// Puts `walker` in the in-flight map as a KSM walk begun at [`WALK_START`].
+/// Puts `walker` in the in-flight table as a KSM walk begun at [`WALK_START`], in its first
+/// slot (`tid % slots`, rmap-ebpf inflight.rs).
 fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
     let map = ebpf.map_mut(maps::INFLIGHT).expect("INFLIGHT");
-    let mut inflight = HashMap::<_, u32, Inflight>::try_from(map).expect("a hash map");
+    let mut inflight = Array::<_, Inflight>::try_from(map).expect("an array");
     let walk = Inflight {
+        owner: u64::from(walker),
         start_ns: WALK_START,
         folio: 0,
         rwc: 0,
@@ -117,7 +119,8 @@ fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
         flags: 0,
         stall_waits: 0,
     };
-    inflight.insert(walker, walk, 0).expect("a walk in flight");
+    let slot = walker % inflight.len();
+    inflight.set(slot, walk, 0).expect("a walk in flight");
 }
 
 /// `contention_end`'s gate (`WAITS_OPEN`) and the entries in `WAITING` it counts.
@@ -207,8 +210,11 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
         "every wait is for the fake walk: {walks:?}"
     );
     let map = ebpf.map(maps::INFLIGHT).expect("INFLIGHT");
-    let inflight = HashMap::<_, u32, Inflight>::try_from(map).expect("a hash map");
-    let left = inflight.get(&walker, 0).expect("the walk still in flight");
+    let inflight = Array::<_, Inflight>::try_from(map).expect("an array");
+    let left = inflight
+        .get(&(walker % inflight.len()), 0)
+        .expect("the walk still in flight");
+    assert_eq!(left.owner, u64::from(walker), "the walk's slot");
     assert_eq!(
         u64::from(left.stall_waits),
         waits,

@@ -6,7 +6,7 @@ use aya::{
     maps::Array,
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use rmap_common::{OwnerLayout, TpLayout, globals, maps, stall::StallLayout};
+use rmap_common::{OwnerLayout, TpLayout, WALK_EVENT_SIZE, globals, maps, stall::StallLayout};
 
 use super::{
     errors::describe,
@@ -50,8 +50,11 @@ pub struct Filters {
     /// Size of the ring buffer in bytes, a power of two and a multiple of the page size
     /// (0: the object's 1 MiB).
     pub ringbuf_bytes: u32,
-    /// Entries of the in-flight map (0: the object's 8,192); small only to test eviction.
+    /// Slots of the in-flight table (0: 8,192); small only to test a full table.
     pub inflight_entries: u32,
+    /// Age past which a start may take over another thread's in-flight slot (0: 10 s); short
+    /// only to test eviction.
+    pub inflight_stale_ns: u64,
     /// Do not attach the `sched_switch` hook (off-CPU time then shows "n/a"; to test that the
     /// off-CPU flag does not lie).
     pub no_offcpu: bool,
@@ -126,9 +129,17 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     if filters.ringbuf_bytes != 0 {
         loader.map_max_entries(maps::EVENTS, filters.ringbuf_bytes);
     }
-    if filters.inflight_entries != 0 {
-        loader.map_max_entries(maps::INFLIGHT, filters.inflight_entries);
-    }
+    let slots = if filters.inflight_entries == 0 {
+        DEFAULT_INFLIGHT_SLOTS
+    } else {
+        filters.inflight_entries
+    };
+    loader.map_max_entries(maps::INFLIGHT, slots);
+    let stale_ns = if filters.inflight_stale_ns == 0 {
+        INFLIGHT_STALE_NS
+    } else {
+        filters.inflight_stale_ns
+    };
     if filters.stalls {
         loader.map_max_entries(maps::STALLS, STALL_RINGBUF_BYTES);
     } else {
@@ -149,7 +160,9 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .override_global(globals::OWNER_LAYOUT, &facts.owner, true)
-        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ringbuf_bytes), true)
+        .override_global(globals::WAKEUP_EVERY, &wakeup_every(filters.ringbuf_bytes), true)
+        .override_global(globals::INFLIGHT_SLOTS, &slots, true)
+        .override_global(globals::INFLIGHT_STALE_NS, &stale_ns, true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
         .override_global(globals::FILTER_PROCESS, &process, true)
         .override_global(globals::STALL_LAYOUT, &stall, true)
@@ -169,16 +182,27 @@ const UNUSED_WAITING_ENTRIES: u32 = 16;
 /// The object's ring buffer when `--ringbuf-kib` does not say (rmap-ebpf maps.rs `EVENTS`).
 const DEFAULT_RINGBUF_BYTES: u32 = 1 << 20;
 
-/// Waiting bytes at which a record wakes the reader: a quarter of the ring, so that a burst
-/// is read long before the ring is full while the reader otherwise drains on its timer
-/// (`session::DRAIN_PERIOD`).
-fn wakeup_bytes(ringbuf_bytes: u32) -> u64 {
+/// Slots of the in-flight table when `Filters::inflight_entries` does not say: 8,192 of 64
+/// bytes (512 KiB). With k walks in flight, a start finds its 4 slots taken with a probability
+/// of about (k/8192)^4 (rmap-ebpf inflight.rs).
+const DEFAULT_INFLIGHT_SLOTS: u32 = 8192;
+
+/// A slot held this long by a walk is taken for one whose end was missed: ten times the
+/// slowest walks seen (a KSM page behind 20,000 VMAs, under emulation: about 0.6 s).
+const INFLIGHT_STALE_NS: u64 = 10_000_000_000;
+
+/// Records per reader wakeup: a quarter of the ring's records (rounded down to a power of two,
+/// at least one), so that a burst is read long before the ring is full while the reader
+/// otherwise drains on its timer (`session::DRAIN_PERIOD`).
+fn wakeup_every(ringbuf_bytes: u32) -> u64 {
     let size = if ringbuf_bytes == 0 {
         DEFAULT_RINGBUF_BYTES
     } else {
         ringbuf_bytes
     };
-    u64::from(size / 4)
+    // Each record takes its size and the ring's 8-byte header.
+    let records = u64::from(size) / 4 / (WALK_EVENT_SIZE as u64 + 8);
+    if records <= 1 { 1 } else { 1 << records.ilog2() }
 }
 
 /// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).

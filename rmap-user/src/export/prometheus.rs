@@ -93,7 +93,7 @@ impl Metrics {
         let evicted = Counter::default();
         registry.register(
             "rmap_inflight_evicted",
-            "Walk starts evicted from the full in-flight LRU map (their ends count as unpaired)",
+            "Walk starts that took over an in-flight slot held for over 10 s by a walk whose end was never seen",
             evicted.clone(),
         );
         registry.register(
@@ -263,7 +263,7 @@ impl Metrics {
         let unpaired = counts.get(KernelCounter::Unpaired);
         self.unpaired.inc_by(unpaired.saturating_sub(self.seen_unpaired));
         self.seen_unpaired = self.seen_unpaired.max(unpaired);
-        let evicted = counts.inflight_evicted;
+        let evicted = counts.get(KernelCounter::InflightEvicted);
         self.evicted.inc_by(evicted.saturating_sub(self.seen_evicted));
         self.seen_evicted = self.seen_evicted.max(evicted);
     }

@@ -27,7 +27,7 @@ pub struct Args {
     /// export (Prometheus and the interval log, on Debian's kernel), patched (our kernel with
     /// the rmap tracepoints and ksm-rmap-pgoff), faults (SIGKILL at each phase, then the
     /// host state restored; about a minute in the guest), drops (Debian's kernel: a tiny ring
-    /// buffer, a shrunk in-flight map, the off-CPU hook disabled), owners (Debian's kernel:
+    /// buffer, a shrunk in-flight table, the off-CPU hook disabled), owners (Debian's kernel:
     /// memory owners, --cgroup, --process against renamed threads), stalls (Debian's kernel:
     /// --stalls against victims that time their own calls; in all with 2,000 VMAs, the
     /// `--pages` given when alone), jvm (Debian's kernel: `OpenJDK` 17 under reclaim and KSM,
