@@ -177,7 +177,8 @@ pub enum Counter {
     /// Walks that ended and passed the filters. Not counted by the eBPF programs (its slot
     /// stays 0): userspace derives it, the latency histograms' total plus `HistFull`.
     WalksSeen = 0,
-    /// Events written to the ring buffer.
+    /// Events written to the ring buffer. Counted in `RECORDS` (slot `RECORDS_SENT`), not in
+    /// the per-CPU counters: userspace reads it from there.
     EventsSent = 1,
     /// `bpf_ringbuf_reserve` failures: events lost, counted here.
     RingbufDrops = 2,
@@ -197,6 +198,15 @@ pub enum Counter {
     /// Walks the latency histograms could not count (their map full): the summary says so.
     HistFull = 8,
 }
+
+/// Slots of the `RECORDS` array (all CPUs together, atomic): records sent through the ring
+/// buffer (what `Counter::EventsSent` reports), and the sequence that picks the records that
+/// wake the reader.
+pub const RECORDS_SLOTS: u32 = 2;
+/// `RECORDS` slot: records sent.
+pub const RECORDS_SENT: u32 = 0;
+/// `RECORDS` slot: the reader wakeup sequence.
+pub const RECORDS_WAKE_SEQ: u32 = 1;
 
 /// Number of counters: the size of the per-CPU counter array.
 pub const COUNTERS: usize = 9;
@@ -413,6 +423,8 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     /// Array of [`super::Inflight`] slots (the in-flight table); its size is set at load time.
     pub const INFLIGHT: &str = "INFLIGHT";
+    /// Array of [`super::RECORDS_SLOTS`] u64: records sent, the reader wakeup sequence.
+    pub const RECORDS: &str = "RECORDS";
     /// Per-CPU counters, one per [`super::Counter`].
     pub const COUNTS: &str = "COUNTS";
     /// Per-CPU hash of [`super::HistKey`] → [`super::LatencyHist`].

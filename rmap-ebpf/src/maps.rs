@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use rmap_common::{
-    COUNTERS, HIST_KEYS, HistKey, Inflight, LatencyHist,
+    COUNTERS, HIST_KEYS, HistKey, Inflight, LatencyHist, RECORDS_SLOTS,
     stall::{STALL_COUNTERS, StallCounter, Waiting},
 };
 
@@ -21,9 +21,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(8192, 0);
 
-/// Index 0: records sent so far, all CPUs together: every `WAKEUP_EVERY`-th wakes the reader.
+/// Records sent through `EVENTS`, all CPUs together, in a plain array: its lookups are inlined
+/// by the verifier, where a per-CPU array's are a helper call on 6.1 (inlined from 6.10,
+/// kernel/bpf/arraymap.c `percpu_array_map_gen_lookup`). `RECORDS_SENT`: exact, atomic adds;
+/// `RECORDS_WAKE_SEQ`: advanced by compare-and-swap, every `WAKEUP_EVERY`-th wakes the reader.
 #[map]
-pub static RECORD_SEQ: Array<u64> = Array::with_max_entries(1, 0);
+pub static RECORDS: Array<u64> = Array::with_max_entries(RECORDS_SLOTS, 0);
 
 /// `rmap_common::Counter` values, per CPU so that they never contend (see `bump`).
 #[map]

@@ -66,36 +66,37 @@ pub fn passes(folio: u64) -> bool {
     false
 }
 
-/// The current task, as an address to read from.
+/// The current task, as an address to read from (one helper call: callers that need several
+/// of its fields pass it on).
 #[inline(always)]
-fn task() -> u64 {
+pub fn task() -> u64 {
     // SAFETY: a helper call without arguments.
     unsafe { bpf_get_current_task() }
 }
 
-/// The walking task's process name (`current->group_leader->comm`); zero when unreadable.
+/// The process name of `task` (`task->group_leader->comm`); zero when unreadable.
 #[inline(always)]
-pub fn process_comm() -> [u8; 16] {
+pub fn process_comm(task: u64) -> [u8; 16] {
     let l = OWNER_LAYOUT.load();
     if !l.has_process() {
         return [0; 16];
     }
-    let Some(leader) = read_u64(task() + l.task_group_leader as u64) else {
+    let Some(leader) = read_u64(task + l.task_group_leader as u64) else {
         return [0; 16];
     };
     // SAFETY: bpf_probe_read_kernel checks the address.
     unsafe { bpf_probe_read_kernel((leader + l.task_comm as u64) as *const [u8; 16]) }.unwrap_or([0; 16])
 }
 
-/// `FLAG_KTHREAD` when the walking task is a kernel thread.
+/// `FLAG_KTHREAD` when `task` is a kernel thread.
 #[inline(always)]
-pub fn kthread_flag() -> u32 {
+pub fn kthread_flag(task: u64) -> u32 {
     let l = OWNER_LAYOUT.load();
     if l.task_flags == OwnerLayout::ABSENT {
         return 0;
     }
     // SAFETY: bpf_probe_read_kernel checks the address.
-    match unsafe { bpf_probe_read_kernel((task() + l.task_flags as u64) as *const u32) } {
+    match unsafe { bpf_probe_read_kernel((task + l.task_flags as u64) as *const u32) } {
         Ok(f) if f & PF_KTHREAD != 0 => FLAG_KTHREAD,
         _ => 0,
     }

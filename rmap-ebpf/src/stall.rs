@@ -167,6 +167,7 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
         bump_stall(StallCounter::Drops);
         return 0;
     };
+    let task = owner::task();
     entry.write(StallEvent {
         start_ns: w.start_ns,
         wait_ns,
@@ -179,9 +180,9 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
         lock_flags: w.lock_flags,
         page_type: w.page_type,
         ret: ret as i32,
-        flags: owner::kthread_flag() | w.flags,
+        flags: owner::kthread_flag(task) | w.flags,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        process: owner::process_comm(),
+        process: owner::process_comm(task),
         walker_comm: w.walker_comm,
     });
     // The reader drains this ring on its timer: a wakeup per wait would add a switch to it.

@@ -11,8 +11,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, PageType, Source,
-    WalkEvent, hist_bucket,
+    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, PageType, RECORDS_SENT,
+    RECORDS_WAKE_SEQ, Source, WalkEvent, hist_bucket,
 };
 
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
         TYPE_MASK, WAKEUP_EVERY,
     },
     inflight,
-    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORD_SEQ, ZERO_HIST, add_one, advance, bump},
+    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, ZERO_HIST, add_one, advance, bump},
     owner,
 };
 
@@ -34,7 +34,7 @@ fn task_passes(pid_tgid: u64) -> bool {
         return false;
     }
     let want = FILTER_PROCESS.load();
-    if want[0] != 0 && words(&owner::process_comm()) != words(&want) {
+    if want[0] != 0 && words(&owner::process_comm(owner::task())) != words(&want) {
         return false;
     }
     let want = FILTER_COMM.load();
@@ -224,6 +224,7 @@ fn record(
         Some(id) => (id, FLAG_OWNER_VALID),
         None => (0, 0),
     };
+    let task = owner::task();
     entry.write(WalkEvent {
         start_ns,
         duration_ns,
@@ -238,22 +239,24 @@ fn record(
         page_type: page_type as u32,
         locked,
         source: source as u32,
-        flags: flags | owner_flag | owner::kthread_flag(),
+        flags: flags | owner_flag | owner::kthread_flag(task),
         stall_waits,
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        process: owner::process_comm(),
+        process: owner::process_comm(task),
         cgroup_id,
     });
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
     // is woken by one record in `WAKEUP_EVERY` (a quarter of the ring's records), counted on
     // a plain array by compare-and-swap (no helper call, unlike `bpf_ringbuf_query`).
-    let wake = match RECORD_SEQ.get_ptr_mut(0).and_then(advance) {
+    let wake = match RECORDS.get_ptr_mut(RECORDS_WAKE_SEQ).and_then(advance) {
         Some(seq) if seq & (WAKEUP_EVERY.load() - 1) == 0 => BPF_RB_FORCE_WAKEUP,
         _ => BPF_RB_NO_WAKEUP,
     };
     entry.submit(wake as u64);
-    bump(Counter::EventsSent as u32);
+    if let Some(sent) = RECORDS.get_ptr_mut(RECORDS_SENT) {
+        add_one(sent);
+    }
 }
 
 /// Adds a walk to the log-linear histogram of its (page type, purpose), creating it from

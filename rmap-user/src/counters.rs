@@ -2,10 +2,10 @@
 //! from them rather than counted per walk in the kernel: `WalksSeen` and the log2 histograms.
 use aya::{
     Ebpf,
-    maps::{PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray, PerCpuHashMap},
 };
 use rmap_common::{
-    COUNTERS, Counter, HIST_BUCKETS, HistKey, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType,
+    COUNTERS, Counter, HIST_BUCKETS, HistKey, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType, RECORDS_SENT,
     hist_bucket_low, log2_bucket, maps,
 };
 use serde::Serialize;
@@ -99,10 +99,20 @@ fn sum_map(ebpf: &Ebpf, name: &'static str, len: usize) -> Result<Vec<u64>, Coun
         .collect()
 }
 
+/// Records sent through the ring buffer: a shared array's slot, not a per-CPU counter (the one
+/// counter bumped per record, kept off the per-CPU array's lookup helper).
+fn records_sent(ebpf: &Ebpf) -> Result<u64, CountersError> {
+    let name = maps::RECORDS;
+    let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
+    let arr = Array::<_, u64>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
+    arr.get(&RECORDS_SENT, 0).map_err(|e| CountersError::Map(name, e))
+}
+
 /// Reads and sums the counters and histograms over CPUs; `WalksSeen` and the log2 histograms
 /// are derived from the latency histograms (the programs no longer count them per walk).
 pub fn read(ebpf: &Ebpf) -> Result<KernelCounts, CountersError> {
     let mut counts = sum_map(ebpf, maps::COUNTS, COUNTERS)?;
+    counts[Counter::EventsSent as usize] = records_sent(ebpf)?;
     let hist = log2_from_latency(&read_latency(ebpf)?);
     counts[Counter::WalksSeen as usize] = walks_seen(&hist, counts[Counter::HistFull as usize]);
     Ok(KernelCounts::from_sums(&counts, &hist))

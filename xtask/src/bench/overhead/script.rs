@@ -24,7 +24,9 @@ BT=/opt/bpftrace
 start_none() { :; }
 stop_none() { echo none > /tmp/t.txt; }
 start_rmap() {
-  rm -f /tmp/t.json
+  # The last run's output goes first: `waitfor` must not find its attach line before this
+  # tracer's shell has truncated the file.
+  rm -f /tmp/t.json /tmp/tl.txt
   rmap-trace --attach-only --attach-mode "$@" --interval 600 --json /tmp/t.json > /tmp/tl.txt 2>&1 &
   T=$!
   waitfor /tmp/tl.txt '^attach:' 300 || { echo "bench: rmap-trace $1 did not attach"; cat /tmp/tl.txt; }
