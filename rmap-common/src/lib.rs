@@ -201,7 +201,7 @@ pub enum Counter {
 
 /// Slots of the `RECORDS` array (all CPUs together, atomic): records sent through the ring
 /// buffer (what `Counter::EventsSent` reports), and the sequence that picks the records that
-/// wake the reader.
+/// look whether to wake the reader.
 pub const RECORDS_SLOTS: u32 = 2;
 /// `RECORDS` slot: records sent.
 pub const RECORDS_SENT: u32 = 0;
@@ -412,9 +412,6 @@ pub mod globals {
     pub const INFLIGHT_SLOTS: &str = "INFLIGHT_SLOTS";
     /// u64: age in ns past which a start may take over another thread's in-flight slot.
     pub const INFLIGHT_STALE_NS: &str = "INFLIGHT_STALE_NS";
-    /// u32: a record wakes the reader when its sequence number is a multiple of this
-    /// (a power of two); the others are submitted without a wakeup.
-    pub const WAKEUP_EVERY: &str = "WAKEUP_EVERY";
 }
 
 /// Names of the maps userspace reads, resizes or writes.

@@ -20,7 +20,7 @@ pub static TP_LAYOUT: Global<TpLayout> = Global::new(TpLayout::EMPTY);
 #[unsafe(no_mangle)]
 pub static SCHED_NEXT_PID_OFF: Global<u32> = Global::new(56);
 #[unsafe(no_mangle)]
-pub static WAKEUP_EVERY: Global<u64> = Global::new(2048);
+pub static WAKEUP_BYTES: Global<u64> = Global::new(1 << 18);
 #[unsafe(no_mangle)]
 pub static INFLIGHT_SLOTS: Global<u32> = Global::new(8192);
 #[unsafe(no_mangle)]

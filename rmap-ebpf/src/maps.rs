@@ -24,7 +24,8 @@ pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(8192, 0);
 /// Records sent through `EVENTS`, all CPUs together, in a plain array: its lookups are inlined
 /// by the verifier, where a per-CPU array's are a helper call on 6.1 (inlined from 6.10,
 /// kernel/bpf/arraymap.c `percpu_array_map_gen_lookup`). `RECORDS_SENT`: exact, atomic adds;
-/// `RECORDS_WAKE_SEQ`: advanced by compare-and-swap, every `WAKEUP_EVERY`-th wakes the reader.
+/// `RECORDS_WAKE_SEQ`: advanced by compare-and-swap, it picks the records that look whether
+/// to wake the reader (walk.rs `record`).
 #[map]
 pub static RECORDS: Array<u64> = Array::with_max_entries(RECORDS_SLOTS, 0);
 

@@ -3,7 +3,7 @@
 //! Filters, counters, histograms and the ring buffer event all happen here, once.
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
@@ -18,7 +18,7 @@ use rmap_common::{
 use crate::{
     config::{
         FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
-        TYPE_MASK, WAKEUP_EVERY,
+        TYPE_MASK, WAKEUP_BYTES,
     },
     inflight,
     maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, ZERO_HIST, add_one, advance, bump},
@@ -102,6 +102,10 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
     // contention hook's atomic add to `stall_waits`, which no walk of this thread has yet.
     unsafe { *slot = state };
 }
+
+/// Records between two looks at the ring buffer's fill (see `record`): 64 records of 128 bytes
+/// are 8 KiB, a small part of the quarter of the ring that wakes the reader.
+const WAKE_CHECK_EVERY: u64 = 64;
 
 /// The walk in flight on this thread ends. With `check`, its folio and rwc must be those of
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
@@ -247,10 +251,16 @@ fn record(
     });
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
-    // is woken by one record in `WAKEUP_EVERY` (a quarter of the ring's records), counted on
-    // a plain array by compare-and-swap (no helper call, unlike `bpf_ringbuf_query`).
+    // is woken once a quarter of the ring is waiting. One record in `WAKE_CHECK_EVERY` looks
+    // (`bpf_ringbuf_query`, a helper call), picked by a sequence advanced by compare-and-swap
+    // on a plain array (inlined, no helper): while the reader lags, every such record wakes it.
     let wake = match RECORDS.get_ptr_mut(RECORDS_WAKE_SEQ).and_then(advance) {
-        Some(seq) if seq & (WAKEUP_EVERY.load() - 1) == 0 => BPF_RB_FORCE_WAKEUP,
+        Some(seq)
+            if seq % WAKE_CHECK_EVERY == 0
+                && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES.load() =>
+        {
+            BPF_RB_FORCE_WAKEUP
+        }
         _ => BPF_RB_NO_WAKEUP,
     };
     entry.submit(wake as u64);

@@ -6,7 +6,7 @@ use aya::{
     maps::Array,
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use rmap_common::{OwnerLayout, TpLayout, WALK_EVENT_SIZE, globals, maps, stall::StallLayout};
+use rmap_common::{OwnerLayout, TpLayout, globals, maps, stall::StallLayout};
 
 use super::{
     errors::describe,
@@ -160,7 +160,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .override_global(globals::OWNER_LAYOUT, &facts.owner, true)
-        .override_global(globals::WAKEUP_EVERY, &wakeup_every(filters.ringbuf_bytes), true)
+        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ringbuf_bytes), true)
         .override_global(globals::INFLIGHT_SLOTS, &slots, true)
         .override_global(globals::INFLIGHT_STALE_NS, &stale_ns, true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
@@ -191,18 +191,16 @@ const DEFAULT_INFLIGHT_SLOTS: u32 = 8192;
 /// slowest walks seen (a KSM page behind 20,000 VMAs, under emulation: about 0.6 s).
 const INFLIGHT_STALE_NS: u64 = 10_000_000_000;
 
-/// Records per reader wakeup: a quarter of the ring's records (rounded down to a power of two,
-/// at least one), so that a burst is read long before the ring is full while the reader
-/// otherwise drains on its timer (`session::DRAIN_PERIOD`).
-fn wakeup_every(ringbuf_bytes: u32) -> u64 {
+/// Waiting bytes at which a record wakes the reader: a quarter of the ring, so that a burst
+/// is read long before the ring is full while the reader otherwise drains on its timer
+/// (`session::DRAIN_PERIOD`).
+fn wakeup_bytes(ringbuf_bytes: u32) -> u64 {
     let size = if ringbuf_bytes == 0 {
         DEFAULT_RINGBUF_BYTES
     } else {
         ringbuf_bytes
     };
-    // Each record takes its size and the ring's 8-byte header.
-    let records = u64::from(size) / 4 / (WALK_EVENT_SIZE as u64 + 8);
-    if records <= 1 { 1 } else { 1 << records.ilog2() }
+    u64::from(size / 4)
 }
 
 /// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).

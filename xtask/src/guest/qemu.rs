@@ -44,6 +44,11 @@ pub struct Machine<'a> {
 }
 
 impl Machine<'_> {
+    /// The QEMU monitor's socket: beside the initramfs, whose name is this run's own.
+    fn monitor(&self) -> std::path::PathBuf {
+        self.initrd.with_extension("monitor")
+    }
+
     fn command(&self, accel: Accel) -> Command {
         let mut c = Command::new("qemu-system-x86_64");
         let kvm = accel == Accel::Kvm;
@@ -80,9 +85,13 @@ impl Machine<'_> {
         // watchdog_thresh=30: a soft lockup is 60 s without scheduling (2 × the threshold,
         // kernel/watchdog.c `get_softlockup_thresh`), not 20, as a vCPU under TCG on a busy host
         // may be starved for a while.
+        // unknown_nmi_panic: a guest that hangs without the watchdog noticing (both CPUs
+        // spinning, or interrupts off) gets an NMI from the monitor at the timeout
+        // (`nmi_on_hang`) and panics; panic_print 0x40 adds every CPU's backtrace to the report
+        // (kernel/panic.c `PANIC_PRINT_ALL_CPU_BT`; arch/x86/kernel/nmi.c `unknown_nmi_error`).
         let mut append = String::from(
             "console=ttyS0 loglevel=1 panic=-1 oops=panic softlockup_panic=1 \
-             softlockup_all_cpu_backtrace=1 panic_print=0x20 watchdog_thresh=30",
+             softlockup_all_cpu_backtrace=1 panic_print=0x60 watchdog_thresh=30 unknown_nmi_panic",
         );
         for word in self.cmdline {
             append.push(' ');
@@ -97,6 +106,8 @@ impl Machine<'_> {
             "stdio",
             "-display",
             "none",
+            "-monitor",
+            &format!("unix:{},server,nowait", self.monitor().display()),
         ]);
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -134,16 +145,31 @@ impl Machine<'_> {
         let (mut child, rx) = self.spawn(accel)?;
         let started = Instant::now();
         let mut watch = Watch::default();
+        let mut nmi_sent = false;
         let result = loop {
-            let limit = if watch.ready {
-                self.timeout
-            } else {
-                boot_timeout.unwrap_or(self.timeout)
+            let limit = match (watch.ready, nmi_sent) {
+                (true, false) => self.timeout,
+                (true, true) => self.timeout + NMI_PANIC_WAIT,
+                (false, _) => boot_timeout.unwrap_or(self.timeout),
             };
             let left = limit.saturating_sub(started.elapsed());
+            if left.is_zero() && watch.ready && !nmi_sent {
+                // Hung: make the kernel say where each CPU is before giving up on it.
+                nmi_sent = true;
+                match nmi(&self.monitor()) {
+                    Ok(()) => {
+                        watch.remember("xtask: timed out; NMI sent to the guest's CPUs".to_string());
+                        continue;
+                    }
+                    Err(e) => log_debug(&format!("NMI through the monitor: {e:#}")),
+                }
+            }
             if left.is_zero() {
                 break Err(if watch.ready {
-                    anyhow::anyhow!("guest timed out after {} s without {EXIT}", limit.as_secs())
+                    anyhow::anyhow!(
+                        "guest timed out after {} s without {EXIT}",
+                        self.timeout.as_secs()
+                    )
                 } else {
                     anyhow::anyhow!("guest did not boot within {} s (no {READY})", limit.as_secs())
                 });
@@ -158,13 +184,20 @@ impl Machine<'_> {
             if line.contains("Kernel panic") {
                 // Let the panic text and the replayed log arrive, then report: with panic=-1 the
                 // guest restarts once they are out, which -no-reboot turns into QEMU's exit
-                // (the channel closes); 10 s at most otherwise.
+                // (the channel closes); 30 s at most otherwise.
                 watch.remember(line);
-                let until = Instant::now() + Duration::from_secs(10);
+                let until = Instant::now() + Duration::from_secs(30);
                 while let Ok(l) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                     watch.panic_text.push(l);
                 }
-                break Err(anyhow::anyhow!("guest kernel panicked"));
+                break Err(if nmi_sent {
+                    anyhow::anyhow!(
+                        "guest timed out after {} s without {EXIT}; the NMI sent then made it panic",
+                        self.timeout.as_secs()
+                    )
+                } else {
+                    anyhow::anyhow!("guest kernel panicked")
+                });
             }
             if let Some(done) = watch.line(line, self.echo) {
                 break done;
@@ -175,6 +208,9 @@ impl Machine<'_> {
             log_debug(&format!("qemu kill: {e}"));
         }
         child.wait().context("waiting for qemu")?;
+        if let Err(e) = std::fs::remove_file(self.monitor()) {
+            log_debug(&format!("removing the monitor socket: {e}"));
+        }
         let mut run = watch.run;
         run.elapsed = started.elapsed();
         match result {
@@ -234,20 +270,21 @@ struct Watch {
 }
 
 /// The part of the replayed log that says why the guest panicked: from the first `BUG:` or
-/// `Oops:` on (a boot-time `WARNING:` is not why), else its last 60 lines; at most 150 lines.
+/// `Oops:` on, or from the NMI sent at a timeout (a boot-time `WARNING:` is not why), else its
+/// last 60 lines; at most 250 lines (every CPU's backtrace follows the replayed log).
 fn panic_report(text: &[String]) -> String {
     if text.is_empty() {
         return String::new();
     }
     let first = text
         .iter()
-        .position(|l| l.contains("BUG:") || l.contains("Oops:"))
+        .position(|l| l.contains("BUG:") || l.contains("Oops:") || l.contains("NMI received"))
         .unwrap_or(text.len().saturating_sub(60));
     let lines: Vec<&str> = text[first..]
         .iter()
         .map(String::as_str)
         .filter(|l| !l.trim().is_empty())
-        .take(150)
+        .take(250)
         .collect();
     format!("\nthe kernel's report (replayed log):\n  {}", lines.join("\n  "))
 }
@@ -291,6 +328,21 @@ impl Watch {
         self.run.console.push(line);
         None
     }
+}
+
+/// How long a guest hung at its timeout has to panic after the NMI.
+const NMI_PANIC_WAIT: Duration = Duration::from_secs(30);
+
+/// Sends an NMI to every CPU of the guest through the QEMU monitor (`nmi`); with
+/// `unknown_nmi_panic` the kernel panics and prints every CPU's backtrace.
+fn nmi(monitor: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut s = std::os::unix::net::UnixStream::connect(monitor)
+        .with_context(|| format!("connecting to {}", monitor.display()))?;
+    s.write_all(b"nmi\n").context("writing to the monitor")?;
+    // The monitor reads the command before the socket closes.
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(())
 }
 
 fn log_debug(msg: &str) {
