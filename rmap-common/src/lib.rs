@@ -264,7 +264,8 @@ pub const fn log2_bucket(ns: u64) -> u32 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Inflight {
-    /// Thread id of the walker that holds the slot; 0 when the slot is free.
+    /// Who holds the slot: [`inflight_owner`] of the walker's thread id and the walk's start;
+    /// 0 when the slot is free.
     pub owner: u64,
     /// `bpf_ktime_get_ns()` at the start of the walk.
     pub start_ns: u64,
@@ -289,6 +290,18 @@ pub struct Inflight {
 }
 
 const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
+
+/// The owner word of an in-flight slot: the thread id in the low 32 bits, the start time in ms
+/// (`bpf_ktime_get_ns() / 10^6`, wrapping every 49 days) in the high 32, so that a start can
+/// judge a slot stale and take it over with one compare-and-swap of the word it judged.
+#[expect(
+    clippy::inline_always,
+    reason = "runs in every eBPF walk start: inlined rather than a BPF-to-BPF call"
+)]
+#[inline(always)]
+pub const fn inflight_owner(tid: u32, start_ns: u64) -> u64 {
+    ((start_ns / 1_000_000) << 32) | tid as u64
+}
 
 /// Sub-buckets per power of two of the latency histograms, as a power of two: 2^4 = 16 linear
 /// sub-buckets, so a bucket spans at most 1/16 of its lower bound.
@@ -399,6 +412,9 @@ pub mod globals {
     /// u64: bytes waiting in the ring buffer at which a record wakes the reader up (below it,
     /// records are submitted without a wakeup and the reader polls on a timer).
     pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+    /// u64: one record in `WAKE_CHECK_MASK + 1` (a power of two) looks at the ring's fill to
+    /// decide whether to wake the reader.
+    pub const WAKE_CHECK_MASK: &str = "WAKE_CHECK_MASK";
     /// [`super::OwnerLayout`]: struct offsets from a folio to its memory cgroup and from a task
     /// to its process (from BTF).
     pub const OWNER_LAYOUT: &str = "OWNER_LAYOUT";

@@ -22,6 +22,8 @@ pub static SCHED_NEXT_PID_OFF: Global<u32> = Global::new(56);
 #[unsafe(no_mangle)]
 pub static WAKEUP_BYTES: Global<u64> = Global::new(1 << 18);
 #[unsafe(no_mangle)]
+pub static WAKE_CHECK_MASK: Global<u64> = Global::new(63);
+#[unsafe(no_mangle)]
 pub static INFLIGHT_SLOTS: Global<u32> = Global::new(8192);
 #[unsafe(no_mangle)]
 pub static INFLIGHT_STALE_NS: Global<u64> = Global::new(10_000_000_000);

@@ -5,13 +5,16 @@
 //! and take no lock, where an LRU hash update takes the LRU and bucket locks
 //! (kernel/bpf/hashtab.c `htab_lru_map_update_elem`) and a delete the bucket lock again.
 //!
-//! A thread's slots are `tid % slots` and the [`PROBES`] − 1 after it. A start claims the first
-//! free one by compare-and-swap of its `owner` word (0: free), so two CPUs never share a slot;
-//! the end finds it by its owner and frees it. What a full table means: a start whose slots
-//! are all held by live walks is not measured (`InflightFull`), and its end finds no slot
-//! (`Unpaired`). A slot whose end was never seen (a return hook attached after the walk began,
-//! a kretprobe miss) is taken over once it is older than `INFLIGHT_STALE_NS` (`InflightEvicted`).
-use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xchg};
+//! A thread's slots are `tid % slots` and the [`PROBES`] − 1 after it. A slot's `owner` word
+//! holds the thread id and the start time in ms (`rmap_common::inflight_owner`; 0: free), and
+//! every change of owner is a compare-and-swap of that word, so a slot has one owner at a time:
+//! a start claims a free slot, the end frees its own, and a start takes over a slot whose word
+//! says it is older than `INFLIGHT_STALE_NS` (a walk whose end was never seen: a return hook
+//! attached after the walk began, a kretprobe miss; `InflightEvicted`). A start whose slots are
+//! all held by live walks is not measured (`InflightFull`), and its end finds no slot
+//! (`Unpaired`). Thread 0 (the idle tasks) never walks and owns no slot, so that a lookup for
+//! it (`sched_switch` into idle) cannot match a free slot.
+use core::intrinsics::{AtomicOrdering, atomic_cxchg};
 
 use rmap_common::Inflight;
 
@@ -32,7 +35,7 @@ pub enum Claim {
     Own(*mut Inflight),
     /// Another thread's slot, older than the stale age: that start's end was never seen.
     Evicted(*mut Inflight),
-    /// Every slot of the thread is held by a live walk.
+    /// Every slot of the thread is held by a live walk (or the thread is 0).
     Full,
 }
 
@@ -49,7 +52,7 @@ fn slot(tid: u32, probe: u32) -> Option<*mut Inflight> {
 #[inline(always)]
 fn swap_owner(s: *mut Inflight, old: u64, new: u64) -> bool {
     // SAFETY: `s` is a value of `INFLIGHT`, valid while the map lives; the owner word is an
-    // aligned u64 (BPF_ATOMIC BPF_CMPXCHG).
+    // aligned u64 (BPF_ATOMIC BPF_CMPXCHG, fully ordered).
     unsafe {
         atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
             &raw mut (*s).owner,
@@ -60,13 +63,26 @@ fn swap_owner(s: *mut Inflight, old: u64, new: u64) -> bool {
     }
 }
 
-/// Claims a slot for a walk of `tid` starting at `now`. The caller fills the slot; its
-/// `start_ns` is 0 until then, which no stale check takes for old.
+/// The owner word of `s` now.
 #[inline(always)]
-pub fn claim(tid: u32, now: u64) -> Claim {
-    let me = u64::from(tid);
-    // A thread's own stale slot comes first: its end was missed, and this start replaces it.
-    if let Some(s) = find(tid) {
+fn owner_of(s: *mut Inflight) -> u64 {
+    // SAFETY: a value of `INFLIGHT`; an aligned u64 load is not torn.
+    unsafe { core::ptr::read_volatile(&raw const (*s).owner) }
+}
+
+/// Claims a slot for the walk whose owner word is `me` (`inflight_owner(tid, start)`). The
+/// slot's owner word is then `me`; the caller fills the other fields.
+#[inline(always)]
+pub fn claim(me: u64) -> Claim {
+    let tid = me as u32;
+    if tid == 0 {
+        return Claim::Full;
+    }
+    // A thread's own stale slot comes first: its end was missed, and this start replaces it
+    // (unless it was taken over meanwhile: then a free slot is looked for).
+    if let Some((s, word)) = find_word(tid)
+        && swap_owner(s, word, me)
+    {
         return Claim::Own(s);
     }
     for probe in 0..PROBES {
@@ -77,41 +93,52 @@ pub fn claim(tid: u32, now: u64) -> Claim {
             return Claim::Free(s);
         }
     }
-    let stale = INFLIGHT_STALE_NS.load();
+    let stale_ms = INFLIGHT_STALE_NS.load() / 1_000_000;
+    let now_ms = (me >> 32) as u32;
     for probe in 0..PROBES {
         let Some(s) = slot(tid, probe) else {
             return Claim::Full;
         };
-        // SAFETY: a value of `INFLIGHT`; a racing writer at worst makes this start refuse it.
-        let (owner, start) = unsafe { ((*s).owner, (*s).start_ns) };
-        if owner != 0 && start != 0 && now.saturating_sub(start) > stale && swap_owner(s, owner, me) {
+        let word = owner_of(s);
+        // The age is read from the same word the swap compares: a slot claimed again
+        // meanwhile has another word, and the swap fails.
+        let age_ms = now_ms.wrapping_sub((word >> 32) as u32);
+        if word != 0 && u64::from(age_ms) > stale_ms && swap_owner(s, word, me) {
             return Claim::Evicted(s);
         }
     }
     Claim::Full
 }
 
-/// The slot of the walk in flight on thread `tid`, if it has one.
+/// The slot of the walk in flight on thread `tid` and its owner word, if it has one.
 #[inline(always)]
-pub fn find(tid: u32) -> Option<*mut Inflight> {
+fn find_word(tid: u32) -> Option<(*mut Inflight, u64)> {
+    if tid == 0 {
+        return None;
+    }
     for probe in 0..PROBES {
         let s = slot(tid, probe)?;
-        // SAFETY: a value of `INFLIGHT`.
-        if unsafe { (*s).owner } == u64::from(tid) {
-            return Some(s);
+        let word = owner_of(s);
+        if word != 0 && word as u32 == tid {
+            return Some((s, word));
         }
     }
     None
 }
 
-/// Frees a slot whose walk ended (after its fields were read): `start_ns` first, so that a
-/// start claiming it meanwhile is not taken for stale.
+/// The slot of the walk in flight on thread `tid`, if it has one.
 #[inline(always)]
-pub fn release(s: *mut Inflight) {
-    // SAFETY: a value of `INFLIGHT` owned by this thread. The exchange orders the reads of
-    // the walk's fields before the slot is seen free (BPF_ATOMIC BPF_XCHG is fully ordered).
-    unsafe {
-        (*s).start_ns = 0;
-        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*s).owner, 0);
+pub fn find(tid: u32) -> Option<*mut Inflight> {
+    find_word(tid).map(|(s, _)| s)
+}
+
+/// Frees a slot whose walk ended, after its fields were read: only if this thread still owns it
+/// (a walk older than the stale age may have been taken over meanwhile; that slot is then its
+/// new owner's). The swap orders the reads before the slot is seen free.
+#[inline(always)]
+pub fn release(s: *mut Inflight, tid: u32) {
+    let word = owner_of(s);
+    if word != 0 && word as u32 == tid {
+        swap_owner(s, word, 0);
     }
 }

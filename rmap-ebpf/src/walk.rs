@@ -12,13 +12,13 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use rmap_common::{
     Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, PageType, RECORDS_SENT,
-    RECORDS_WAKE_SEQ, Source, WalkEvent, hist_bucket,
+    RECORDS_WAKE_SEQ, Source, WalkEvent, hist_bucket, inflight_owner,
 };
 
 use crate::{
     config::{
         FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
-        TYPE_MASK, WAKEUP_BYTES,
+        TYPE_MASK, WAKE_CHECK_MASK, WAKEUP_BYTES,
     },
     inflight,
     maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, ZERO_HIST, add_one, advance, bump},
@@ -66,7 +66,8 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
     let tid = pid_tgid as u32;
     // SAFETY: a helper call without arguments; it only reads the clock.
     let start_ns = unsafe { bpf_ktime_get_ns() };
-    let slot = match inflight::claim(tid, start_ns) {
+    let word = inflight_owner(tid, start_ns);
+    let slot = match inflight::claim(word) {
         inflight::Claim::Free(s) => s,
         inflight::Claim::Own(s) => {
             bump(Counter::Overlapping as u32);
@@ -82,7 +83,7 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         }
     };
     let state = Inflight {
-        owner: u64::from(tid),
+        owner: word,
         start_ns,
         folio,
         rwc,
@@ -98,14 +99,12 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         },
         stall_waits: 0,
     };
-    // SAFETY: a slot of `INFLIGHT` this thread claimed; nothing else writes it but the
-    // contention hook's atomic add to `stall_waits`, which no walk of this thread has yet.
+    // SAFETY: a slot of `INFLIGHT` this thread claimed (its owner word is already `word`, and
+    // no one takes a slot this young). The contention hook may have found the slot's previous
+    // walk just before it ended and add to `stall_waits` now: such a late add lands on this
+    // walk or is overwritten here (rare; a stall then counts in the histograms, not per walk).
     unsafe { *slot = state };
 }
-
-/// Records between two looks at the ring buffer's fill (see `record`): 64 records of 128 bytes
-/// are 8 KiB, a small part of the quarter of the ring that wakes the reader.
-const WAKE_CHECK_EVERY: u64 = 64;
 
 /// The walk in flight on this thread ends. With `check`, its folio and rwc must be those of
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
@@ -123,7 +122,7 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
     };
     // SAFETY: this thread's slot; copied before it is freed.
     let state = unsafe { *slot };
-    inflight::release(slot);
+    inflight::release(slot, tid);
     if check && (state.folio != folio || state.rwc != rwc) {
         // Rare by construction (walks do not nest); say which walk so it can be chased. Only
         // the saved (scalar) addresses: fexit arguments are typed BTF pointers, and the log
@@ -251,12 +250,12 @@ fn record(
     });
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
-    // is woken once a quarter of the ring is waiting. One record in `WAKE_CHECK_EVERY` looks
+    // is woken once a quarter of the ring is waiting. One record in `WAKE_CHECK_MASK + 1` looks
     // (`bpf_ringbuf_query`, a helper call), picked by a sequence advanced by compare-and-swap
     // on a plain array (inlined, no helper): while the reader lags, every such record wakes it.
     let wake = match RECORDS.get_ptr_mut(RECORDS_WAKE_SEQ).and_then(advance) {
         Some(seq)
-            if seq % WAKE_CHECK_EVERY == 0
+            if seq & WAKE_CHECK_MASK.load() == 0
                 && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES.load() =>
         {
             BPF_RB_FORCE_WAKEUP

@@ -46,13 +46,6 @@ fn load_raw_tp(ebpf: &mut aya::Ebpf, name: &str) -> i32 {
     p.fd().expect("loaded").as_fd().as_raw_fd()
 }
 
-/// Runs `prog` once in a new thread (threads are told apart by id in the table).
-fn on_new_thread(prog: i32, walk: [u64; 3]) {
-    std::thread::spawn(move || test_run(prog, &walk))
-        .join()
-        .expect("thread");
-}
-
 /// What the table's counters say, for a failed assertion.
 fn detail(k: &counters::KernelCounts) -> String {
     format!(
@@ -66,13 +59,13 @@ fn detail(k: &counters::KernelCounts) -> String {
 }
 
 /// One slot: a second thread's start finds it held by a live walk, is not measured (full) and
-/// its end is unpaired; once the first start is older than the stale age (its end missed), a
-/// third thread takes the slot over (evicted) and its walk is counted; the first thread's end,
-/// arriving after all, finds nothing: unpaired.
+/// its end (on the same thread) is unpaired; once the first start is older than the stale age
+/// (its end missed), a third thread takes the slot over (evicted) and its walk is counted; the
+/// first thread's end, arriving after all, finds nothing: unpaired.
 #[test]
 fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
     require_root();
-    let stale = std::time::Duration::from_millis(200);
+    let stale = std::time::Duration::from_secs(2);
     let (ebpf, start, end) = walk_programs(1, stale.as_nanos() as u64);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     let (first_start, first_end) = std::sync::mpsc::channel::<()>();
@@ -82,19 +75,14 @@ fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
         test_run(end, &walk);
     });
     std::thread::sleep(std::time::Duration::from_millis(20));
-    on_new_thread(start, walk);
-    on_new_thread(end, walk);
+    start_and_end(start, end, walk);
     let k = counters::read(&ebpf).expect("counters");
     assert_eq!(k.get(Counter::InflightFull), 1, "{}", detail(&k));
     assert_eq!(k.get(Counter::Unpaired), 1, "{}", detail(&k));
     assert_eq!(k.get(Counter::InflightEvicted), 0, "{}", detail(&k));
-    std::thread::sleep(stale + std::time::Duration::from_millis(100));
-    std::thread::spawn(move || {
-        test_run(start, &walk);
-        test_run(end, &walk);
-    })
-    .join()
-    .expect("thread");
+    assert_eq!(k.get(Counter::WalksSeen), 0, "{}", detail(&k));
+    std::thread::sleep(stale + std::time::Duration::from_millis(200));
+    start_and_end(start, end, walk);
     first_start.send(()).expect("first thread waits");
     first.join().expect("first thread");
     let k = counters::read(&ebpf).expect("counters");
@@ -102,6 +90,74 @@ fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
     assert_eq!(k.get(Counter::WalksSeen), 1, "{}", detail(&k));
     assert_eq!(k.get(Counter::Unpaired), 2, "{}", detail(&k));
     assert_eq!(k.get(Counter::InflightFull), 1, "{}", detail(&k));
+}
+
+/// Two slots: three threads whose home slot is the same (`tid % 2`) start a walk each and hold
+/// it. The second is stored in the slot after its home slot (probing); the third finds both
+/// slots held and is refused, and its end is unpaired; the two others' ends find their slots
+/// and count their walks. (Threads of the other home slot, met on the way, end at once.)
+#[test]
+fn a_start_probes_past_a_held_slot() {
+    require_root();
+    let (ebpf, start, end) = walk_programs(2, 0);
+    let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
+    let first = Holder::start(start, end, walk);
+    let mut ended_at_once = 0;
+    let mut same_home = || loop {
+        let h = Holder::start(start, end, walk);
+        if h.tid % 2 == first.tid % 2 {
+            break h;
+        }
+        h.end();
+        ended_at_once += 1;
+    };
+    let (second, third) = (same_home(), same_home());
+    for h in [third, second, first] {
+        h.end();
+    }
+    let k = counters::read(&ebpf).expect("counters");
+    assert_eq!(k.get(Counter::InflightFull), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::WalksSeen), 2 + ended_at_once, "{}", detail(&k));
+    assert_eq!(k.get(Counter::Unpaired), 1, "{}", detail(&k));
+}
+
+/// A thread that has started a walk and ends it when told.
+struct Holder {
+    tid: u32,
+    go: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Holder {
+    fn start(start: i32, end: i32, walk: [u64; 3]) -> Self {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            test_run(start, &walk);
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            tid_tx.send(tid.cast_unsigned()).expect("the test waits");
+            wait.recv().expect("the test says when");
+            test_run(end, &walk);
+        });
+        let tid = tid_rx.recv().expect("holder's tid");
+        Self { tid, go, thread }
+    }
+
+    fn end(self) {
+        self.go.send(()).expect("holder waits");
+        self.thread.join().expect("holder");
+    }
+}
+
+/// A walk's start and end on one new thread.
+fn start_and_end(start: i32, end: i32, walk: [u64; 3]) {
+    std::thread::spawn(move || {
+        test_run(start, &walk);
+        test_run(end, &walk);
+    })
+    .join()
+    .expect("thread");
 }
 
 /// One thread starts a walk twice (a missed end, then a new walk): the second start finds its

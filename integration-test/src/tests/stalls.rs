@@ -108,7 +108,7 @@ fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
     let map = ebpf.map_mut(maps::INFLIGHT).expect("INFLIGHT");
     let mut inflight = Array::<_, Inflight>::try_from(map).expect("an array");
     let walk = Inflight {
-        owner: u64::from(walker),
+        owner: rmap_common::inflight_owner(walker, WALK_START),
         start_ns: WALK_START,
         folio: 0,
         rwc: 0,
@@ -214,7 +214,7 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
     let left = inflight
         .get(&(walker % inflight.len()), 0)
         .expect("the walk still in flight");
-    assert_eq!(left.owner, u64::from(walker), "the walk's slot");
+    assert_eq!(left.owner as u32, walker, "the walk's slot");
     assert_eq!(
         u64::from(left.stall_waits),
         waits,

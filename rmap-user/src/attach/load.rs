@@ -6,7 +6,7 @@ use aya::{
     maps::Array,
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use rmap_common::{OwnerLayout, TpLayout, globals, maps, stall::StallLayout};
+use rmap_common::{OwnerLayout, TpLayout, WALK_EVENT_SIZE, globals, maps, stall::StallLayout};
 
 use super::{
     errors::describe,
@@ -161,6 +161,11 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .override_global(globals::OWNER_LAYOUT, &facts.owner, true)
         .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ringbuf_bytes), true)
+        .override_global(
+            globals::WAKE_CHECK_MASK,
+            &wake_check_mask(filters.ringbuf_bytes),
+            true,
+        )
         .override_global(globals::INFLIGHT_SLOTS, &slots, true)
         .override_global(globals::INFLIGHT_STALE_NS, &stale_ns, true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
@@ -187,7 +192,7 @@ const DEFAULT_RINGBUF_BYTES: u32 = 1 << 20;
 /// of about (k/8192)^4 (rmap-ebpf inflight.rs).
 const DEFAULT_INFLIGHT_SLOTS: u32 = 8192;
 
-/// A slot held this long by a walk is taken for one whose end was missed: ten times the
+/// A slot held this long by a walk is taken for one whose end was missed: over ten times the
 /// slowest walks seen (a KSM page behind 20,000 VMAs, under emulation: about 0.6 s).
 const INFLIGHT_STALE_NS: u64 = 10_000_000_000;
 
@@ -201,6 +206,15 @@ fn wakeup_bytes(ringbuf_bytes: u32) -> u64 {
         ringbuf_bytes
     };
     u64::from(size / 4)
+}
+
+/// Records between two looks at the ring's fill, less one (a mask): a quarter of the records
+/// that fill the wakeup threshold, a power of two, at most 64 (8 KiB of 128-byte records) and at
+/// least 1, so that even a one-page ring is looked at before it fills.
+fn wake_check_mask(ringbuf_bytes: u32) -> u64 {
+    let threshold_records = wakeup_bytes(ringbuf_bytes) / (WALK_EVENT_SIZE as u64 + 8);
+    let every = (threshold_records / 4).clamp(1, 64);
+    (1u64 << every.ilog2()) - 1
 }
 
 /// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).
@@ -512,4 +526,19 @@ fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     let mut on = Array::<_, u32>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
     on.set(0, 1, 0).map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record in 64 looks at a large ring's fill; a one-page ring (8 records to its wakeup
+    /// threshold) is looked at every other record, before it can fill.
+    #[test]
+    fn small_rings_are_looked_at_more_often() {
+        assert_eq!(wake_check_mask(0), 63);
+        assert_eq!(wake_check_mask(16 << 20), 63);
+        assert_eq!(wake_check_mask(64 << 10), 31);
+        assert_eq!(wake_check_mask(4096), 1);
+    }
 }

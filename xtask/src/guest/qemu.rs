@@ -85,13 +85,17 @@ impl Machine<'_> {
         // watchdog_thresh=30: a soft lockup is 60 s without scheduling (2 × the threshold,
         // kernel/watchdog.c `get_softlockup_thresh`), not 20, as a vCPU under TCG on a busy host
         // may be starved for a while.
-        // unknown_nmi_panic: a guest that hangs without the watchdog noticing (both CPUs
-        // spinning, or interrupts off) gets an NMI from the monitor at the timeout
-        // (`nmi_on_hang`) and panics; panic_print 0x40 adds every CPU's backtrace to the report
-        // (kernel/panic.c `PANIC_PRINT_ALL_CPU_BT`; arch/x86/kernel/nmi.c `unknown_nmi_error`).
+        // A guest that hangs without the watchdog noticing (both CPUs spinning, or interrupts
+        // off) is asked at the timeout (`run_with`, `dump_hung`) for every CPU's backtrace
+        // (SysRq-l on the keyboard: sysrq_always_enabled; drivers/tty/sysrq.c
+        // `sysrq_handle_showallcpus`), then gets an NMI and panics (unknown_nmi_panic:
+        // arch/x86/kernel/nmi.c `unknown_nmi_error`), which replays the log with those
+        // backtraces; panic_print 0x40 asks the other CPUs for theirs once more
+        // (kernel/panic.c `PANIC_PRINT_ALL_CPU_BT`).
         let mut append = String::from(
             "console=ttyS0 loglevel=1 panic=-1 oops=panic softlockup_panic=1 \
-             softlockup_all_cpu_backtrace=1 panic_print=0x60 watchdog_thresh=30 unknown_nmi_panic",
+             softlockup_all_cpu_backtrace=1 panic_print=0x60 watchdog_thresh=30 unknown_nmi_panic \
+             sysrq_always_enabled",
         );
         for word in self.cmdline {
             append.push(' ');
@@ -107,7 +111,7 @@ impl Machine<'_> {
             "-display",
             "none",
             "-monitor",
-            &format!("unix:{},server,nowait", self.monitor().display()),
+            &format!("unix:{},server=on,wait=off", self.monitor().display()),
         ]);
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -156,7 +160,7 @@ impl Machine<'_> {
             if left.is_zero() && watch.ready && !nmi_sent {
                 // Hung: make the kernel say where each CPU is before giving up on it.
                 nmi_sent = true;
-                match nmi(&self.monitor()) {
+                match dump_hung(&self.monitor()) {
                     Ok(()) => {
                         watch.remember("xtask: timed out; NMI sent to the guest's CPUs".to_string());
                         continue;
@@ -333,12 +337,16 @@ impl Watch {
 /// How long a guest hung at its timeout has to panic after the NMI.
 const NMI_PANIC_WAIT: Duration = Duration::from_secs(30);
 
-/// Sends an NMI to every CPU of the guest through the QEMU monitor (`nmi`); with
-/// `unknown_nmi_panic` the kernel panics and prints every CPU's backtrace.
-fn nmi(monitor: &Path) -> anyhow::Result<()> {
+/// Through the QEMU monitor: SysRq-l (every CPU's backtrace into the kernel log), then an NMI
+/// to every CPU, which with `unknown_nmi_panic` panics the kernel; the panic replays the log.
+fn dump_hung(monitor: &Path) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut s = std::os::unix::net::UnixStream::connect(monitor)
         .with_context(|| format!("connecting to {}", monitor.display()))?;
+    s.write_all(b"sendkey alt-sysrq-l\n")
+        .context("writing to the monitor")?;
+    // The backtraces are printed by each CPU in NMI context, then flushed to the log.
+    std::thread::sleep(Duration::from_secs(3));
     s.write_all(b"nmi\n").context("writing to the monitor")?;
     // The monitor reads the command before the socket closes.
     std::thread::sleep(Duration::from_millis(500));
