@@ -95,30 +95,39 @@ fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
 /// Two slots: three threads whose home slot is the same (`tid % 2`) start a walk each and hold
 /// it. The second is stored in the slot after its home slot (probing); the third finds both
 /// slots held and is refused, and its end is unpaired; the two others' ends find their slots
-/// and count their walks. (Threads of the other home slot, met on the way, end at once.)
+/// and count their walks. Threads of the other home slot, met on the way, end at once: before
+/// the second holds its slot they are stored and counted, after it they are refused too.
 #[test]
 fn a_start_probes_past_a_held_slot() {
     require_root();
     let (ebpf, start, end) = walk_programs(2, 0);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     let first = Holder::start(start, end, walk);
-    let mut ended_at_once = 0;
-    let mut same_home = || loop {
+    let same_home = |others: &mut u64| loop {
         let h = Holder::start(start, end, walk);
         if h.tid % 2 == first.tid % 2 {
             break h;
         }
         h.end();
-        ended_at_once += 1;
+        *others += 1;
     };
-    let (second, third) = (same_home(), same_home());
+    let (mut counted, mut refused) = (0, 0);
+    let second = same_home(&mut counted);
+    let k = counters::read(&ebpf).expect("counters");
+    assert_eq!(
+        k.get(Counter::InflightFull),
+        0,
+        "the second start, its home slot held, was refused: {}",
+        detail(&k)
+    );
+    let third = same_home(&mut refused);
     for h in [third, second, first] {
         h.end();
     }
     let k = counters::read(&ebpf).expect("counters");
-    assert_eq!(k.get(Counter::InflightFull), 1, "{}", detail(&k));
-    assert_eq!(k.get(Counter::WalksSeen), 2 + ended_at_once, "{}", detail(&k));
-    assert_eq!(k.get(Counter::Unpaired), 1, "{}", detail(&k));
+    assert_eq!(k.get(Counter::InflightFull), 1 + refused, "{}", detail(&k));
+    assert_eq!(k.get(Counter::WalksSeen), 2 + counted, "{}", detail(&k));
+    assert_eq!(k.get(Counter::Unpaired), 1 + refused, "{}", detail(&k));
 }
 
 /// A thread that has started a walk and ends it when told.
