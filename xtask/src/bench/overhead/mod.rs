@@ -31,6 +31,10 @@ pub enum Row {
     Kprobe,
     Tracefs,
     Bpftrace,
+    /// bpftrace with empty `kfunc`/`kretfunc` programs on the walkers: what the fentry/fexit
+    /// attach mechanism alone adds (BPF trampolines, program entry and exit), the floor of any
+    /// fentry tool, rmap-trace's included.
+    FentryEmpty,
 }
 
 impl Row {
@@ -45,6 +49,7 @@ impl Row {
             Row::Kprobe => "kprobe",
             Row::Tracefs => "tracefs",
             Row::Bpftrace => "bpftrace",
+            Row::FentryEmpty => "fentry_empty",
         }
     }
 }
@@ -123,7 +128,7 @@ pub struct Args {
     pub accel: guest::qemu::Accel,
 }
 
-const DEBIAN_ROWS: [Row; 8] = [
+const DEBIAN_ROWS: [Row; 9] = [
     Row::None,
     Row::Fentry,
     Row::FentryNoRecords,
@@ -132,6 +137,7 @@ const DEBIAN_ROWS: [Row; 8] = [
     Row::Kprobe,
     Row::Bpftrace,
     Row::Tracefs,
+    Row::FentryEmpty,
 ];
 const OUR_ROWS: [Row; 3] = [Row::None, Row::Tracepoint, Row::Fentry];
 
@@ -272,6 +278,11 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     continue;
                 };
                 let t = out.outputs.get(&format!("{n}.t")).map_or("", String::as_str);
+                let stats = out
+                    .outputs
+                    .get(&format!("{n}.s"))
+                    .map(|s| parse::bpf_stats(s))
+                    .unwrap_or_default();
                 let seen = match r {
                     Row::None => None,
                     Row::Tracepoint
@@ -281,6 +292,9 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     | Row::FentryStalls
                     | Row::Kprobe => parse::rmap_trace_count(t),
                     Row::Bpftrace => parse::bpftrace_hist_total(t),
+                    // Empty programs count nothing: the walks are their runs (an entry and an
+                    // exit each), from the kernel's run counts.
+                    Row::FentryEmpty => Some(stats.iter().map(|p| p.runs).sum::<u64>() / 2),
                     Row::Tracefs => match parse::gunzip_base64(t) {
                         Ok(text) => {
                             let (pairs, lost) = parse::tracefs_pairs(&text);
@@ -308,11 +322,6 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     .get(&format!("{n}.b"))
                     .and_then(|b| parse::workload_line(b))
                     .map(|(_, ns)| ns);
-                let stats = out
-                    .outputs
-                    .get(&format!("{n}.s"))
-                    .map(|s| parse::bpf_stats(s))
-                    .unwrap_or_default();
                 runs.insert(
                     (rep, r, w),
                     table::Run {

@@ -63,14 +63,20 @@ stop_tracefs() {
 BTPROG=""
 for s in $SYMS; do BTE="${BTE:+$BTE,}kprobe:$s"; BTR="${BTR:+$BTR,}kretprobe:$s"; done
 BTPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTE { @start[tid] = nsecs; } $BTR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
+# The fentry floor: empty fentry/fexit programs (bpftrace's kfunc/kretfunc) on the same functions.
+for s in $SYMS; do BTK="${BTK:+$BTK,}kfunc:$s"; BTKR="${BTKR:+$BTKR,}kretfunc:$s"; done
+BTEMPTY="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTK { } $BTKR { } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
 if [ -d $BT ]; then
   mount -t debugfs none /sys/kernel/debug 2>/dev/null
   mkdir -p $BT/proc $BT/sys $BT/dev $BT/tmp
   mount -o bind /proc $BT/proc; mount -o rbind /sys $BT/sys; mount -o bind /dev $BT/dev
   echo "bench: bpftrace program: $BTPROG"
 fi
-start_bpftrace() {
-  chroot $BT /usr/bin/bpftrace -B line -e "$BTPROG" > /tmp/bt.txt 2>&1 &
+start_bpftrace() { start_bt "$BTPROG"; }
+start_fentry_empty() { start_bt "$BTEMPTY"; }
+stop_fentry_empty() { stop_bpftrace; }
+start_bt() {
+  chroot $BT /usr/bin/bpftrace -B line -e "$1" > /tmp/bt.txt 2>&1 &
   T=$!
   # BEGIN runs once every probe is attached.
   waitfor /tmp/bt.txt '^bpftrace-ready' 240 || { echo "bench: bpftrace did not attach"; cat /tmp/bt.txt; ps; }

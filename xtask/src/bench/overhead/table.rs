@@ -168,6 +168,20 @@ pub fn goals(runs: &Runs, reps: u32, workloads: &[Workload]) -> String {
                 other.name()
             );
         }
+        // What the attach mechanism alone adds, against the same references: no fentry tool
+        // can add less.
+        if let Some(floor) = m(Row::FentryEmpty) {
+            let of = |r| match m(r) {
+                Some(o) if o > 0.0 => format!("{:.2}", floor / o),
+                _ => "n/a".into(),
+            };
+            s += &format!(
+                "floor {:<7} empty fentry/fexit programs add {floor:.0} ns/walk: {} of bpftrace's, {} of tracefs's\n",
+                w.name(),
+                of(Row::Bpftrace),
+                of(Row::Tracefs)
+            );
+        }
     }
     s
 }
