@@ -274,8 +274,8 @@ struct Watch {
 }
 
 /// The part of the replayed log that says why the guest panicked: from the first `BUG:` or
-/// `Oops:` on, or from the NMI sent at a timeout (a boot-time `WARNING:` is not why), else its
-/// last 60 lines; at most 250 lines (every CPU's backtrace follows the replayed log).
+/// `Oops:` on, or from the NMI sent at a timeout (a boot-time `WARNING:` is not why), else from
+/// 30 lines before the replayed panic line (else its last 60 lines); at most 250 lines.
 fn panic_report(text: &[String]) -> String {
     if text.is_empty() {
         return String::new();
@@ -283,6 +283,13 @@ fn panic_report(text: &[String]) -> String {
     let first = text
         .iter()
         .position(|l| l.contains("BUG:") || l.contains("Oops:") || l.contains("NMI received"))
+        // Else what led to the panic: the replayed log's own copy of the panic line comes last
+        // (after every CPU's backtrace), and the lines before it are the cause.
+        .or_else(|| {
+            text.iter()
+                .rposition(|l| l.contains("Kernel panic"))
+                .map(|p| p.saturating_sub(30))
+        })
         .unwrap_or(text.len().saturating_sub(60));
     let lines: Vec<&str> = text[first..]
         .iter()
