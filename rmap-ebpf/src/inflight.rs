@@ -14,13 +14,11 @@
 //! all held by live walks is not measured (`InflightFull`), and its end finds no slot
 //! (`Unpaired`). Thread 0 (the idle tasks) never walks and owns no slot, so that a lookup for
 //! it (`sched_switch` into idle) cannot match a free slot.
-use core::intrinsics::{AtomicOrdering, atomic_cxchg};
-
 use rmap_common::Inflight;
 
 use crate::{
     config::{INFLIGHT_SLOTS, INFLIGHT_STALE_NS},
-    maps::INFLIGHT,
+    maps::{INFLIGHT, compare_swap},
 };
 
 /// Slots a thread may use, from `tid % slots` on: with k walks in flight in a table of n
@@ -51,16 +49,8 @@ fn slot(tid: u32, probe: u32) -> Option<*mut Inflight> {
 /// Compare-and-swap of a slot's owner word; true when it held `old` and now holds `new`.
 #[inline(always)]
 fn swap_owner(s: *mut Inflight, old: u64, new: u64) -> bool {
-    // SAFETY: `s` is a value of `INFLIGHT`, valid while the map lives; the owner word is an
-    // aligned u64 (BPF_ATOMIC BPF_CMPXCHG, fully ordered).
-    unsafe {
-        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
-            &raw mut (*s).owner,
-            old,
-            new,
-        )
-        .1
-    }
+    // SAFETY: `s` is a value of `INFLIGHT`, valid while the map lives.
+    compare_swap(unsafe { &raw mut (*s).owner }, old, new)
 }
 
 /// The owner word of `s` now.

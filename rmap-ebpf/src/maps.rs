@@ -66,22 +66,23 @@ pub fn add(slot: *mut u64, delta: u64) {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, delta) };
 }
 
+/// Compare-and-swap of `*slot`: true when it held `old` and now holds `new` (BPF_ATOMIC
+/// BPF_CMPXCHG, fully ordered).
+#[inline(always)]
+pub fn compare_swap(slot: *mut u64, old: u64, new: u64) -> bool {
+    // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
+    unsafe { atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(slot, old, new).1 }
+}
+
 /// Moves `*slot` from its value to the next by compare-and-swap, and returns the value moved
 /// from; `None` when another CPU moved it first (then this caller does not count). Each value
 /// is moved from exactly once. (A fetch-and-add would need the BPF v3 ISA; the object is
 /// built for the generic CPU, where LLVM rejects using an atomic add's result.)
 #[inline(always)]
 pub fn advance(slot: *mut u64) -> Option<u64> {
-    // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
-    unsafe {
-        let old = *slot;
-        let (_, moved) = atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
-            slot,
-            old,
-            old.wrapping_add(1),
-        );
-        moved.then_some(old)
-    }
+    // SAFETY: as in `compare_swap`.
+    let old = unsafe { *slot };
+    compare_swap(slot, old, old.wrapping_add(1)).then_some(old)
 }
 
 /// Adds one to a counter of `COUNTS` (this CPU's slot, atomically: see `add_one`).
