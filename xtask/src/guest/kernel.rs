@@ -32,12 +32,7 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
         // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
         // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
         // splits its memory into the same number of nodes instead.
-        //
-        // Its clock: tsc_early_khz gives the TSC frequency it cannot calibrate without ACPI
-        // timers (see tsc.rs); tsc=reliable skips the boot-time TSC sync check between vCPUs
-        // and the clocksource watchdog, which TCG's uneven vCPU progress trips now and then.
-        let khz = super::tsc::host_khz(std::time::Duration::from_millis(200))?;
-        let mut cmdline = vec!["tsc=reliable".to_string(), format!("tsc_early_khz={khz}")];
+        let mut cmdline = super::tsc::clock_words(args.accel)?;
         if args.numa_nodes > 1 {
             cmdline.push(format!("numa=fake={}", args.numa_nodes));
         }
@@ -48,7 +43,9 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
             cmdline,
         });
     }
-    resolve(args.kernel.as_deref(), args.modules.as_deref())
+    let mut kernel = resolve(args.kernel.as_deref(), args.modules.as_deref())?;
+    kernel.cmdline.extend(super::tsc::clock_words(args.accel)?);
+    Ok(kernel)
 }
 
 pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<Kernel> {

@@ -1,8 +1,19 @@
-//! The TSC frequency our kernel is told at boot (`tsc_early_khz=`).
+//! The guest's clock: every kernel booted under TCG reads the TSC, as hosts do.
 //!
-//! Why: our kernel has no ACPI, so it has no HPET or ACPI PM timer; its only reference for
-//! calibrating the TSC is the emulated PIT (arch/x86/kernel/tsc.c: `quick_pit_calibrate()`
-//! early, `pit_calibrate_tsc()` in `tsc_init()`). Under TCG, with the host's cores busy, the
+//! Debian's kernel, left alone, runs on the HPET: QEMU's TCG CPU is not an Intel one and has
+//! no `constant_tsc`, and arch/x86/kernel/tsc.c `unsynchronized_tsc()` assumes such a CPU
+//! unsynchronized across sockets once there are two CPUs ("Marking TSC unstable due to TSCs
+//! unsynchronized"). Every HPET read is an emulated MMIO access served by QEMU's device
+//! model, so each `ktime_get_ns()` (and each `bpf_ktime_get_ns()` of a BPF tracer) costs
+//! what no host's clock costs, while `sched_clock()` (tracefs's timestamps) still reads the
+//! TSC: the overhead bench compared tracers on unequal clocks. `tsc=reliable` skips that
+//! guess, the boot-time sync check between vCPUs and the clocksource watchdog, which TCG's
+//! uneven vCPU progress trips now and then; the TSC is then the clocksource.
+//!
+//! The TSC frequency (`tsc_early_khz=`), given to every TCG guest: our kernel has no ACPI, so
+//! it has no HPET or ACPI PM timer; its only reference for calibrating the TSC is the emulated
+//! PIT (arch/x86/kernel/tsc.c: `quick_pit_calibrate()` early, `pit_calibrate_tsc()` in
+//! `tsc_init()`). Under TCG, with the host's cores busy, the
 //! vCPU is descheduled between PIT reads and both calibrations fail ("Fast TSC calibration
 //! failed", "Unable to calibrate against PIT", "No reference (HPET/PMTIMER) available"); the
 //! kernel then marks the TSC unstable ("could not calculate TSC khz") and keeps
@@ -54,6 +65,16 @@ fn khz(ticks: u64, ns: u64) -> u64 {
     u64::try_from(u128::from(ticks) * 1_000_000 / u128::from(ns.max(1))).unwrap_or(u64::MAX)
 }
 
+/// Kernel command-line words for the guest's clock (see the module comment): none under KVM,
+/// whose `-cpu host` passes the host's invariant TSC through.
+pub fn clock_words(accel: super::qemu::Accel) -> anyhow::Result<Vec<String>> {
+    if accel == super::qemu::Accel::Kvm {
+        return Ok(Vec::new());
+    }
+    let khz = host_khz(Duration::from_millis(200))?;
+    Ok(vec!["tsc=reliable".to_string(), format!("tsc_early_khz={khz}")])
+}
+
 /// The host's TSC frequency in kHz, measured over `window` (two measurements must agree
 /// within 0.1 %, else the TSC is not a steady clock here and the guest cannot rely on it).
 pub fn host_khz(window: Duration) -> anyhow::Result<u64> {
@@ -65,7 +86,7 @@ pub fn host_khz(window: Duration) -> anyhow::Result<u64> {
     };
     let (a, b) = (measure(), measure());
     if a == 0 || a.abs_diff(b) * 1000 > a {
-        bail!("the host's TSC is not steady ({a} kHz, then {b} kHz): cannot tell our kernel its frequency");
+        bail!("the host's TSC is not steady ({a} kHz, then {b} kHz): cannot tell the guest its frequency");
     }
     Ok(a.midpoint(b))
 }
