@@ -72,9 +72,12 @@ pub struct TraceArgs {
     #[arg(long, value_parser = comm)]
     pub comm: Option<String>,
     /// Walks shorter than this many microseconds (up to 60,000,000) are counted in the kernel
-    /// but not sent as events.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(bounds::MIN_DURATION_US))]
-    pub min_duration_us: u64,
+    /// (in every count and percentile) but not sent as records, so they are missing from the
+    /// per-process and owner tables. Default: 0 (every walk) for the benchmark, with --csv and
+    /// with --prometheus-cgroups; otherwise --attach-only sends the walks of at least 1,000 µs
+    /// (or of --threshold-ms, when lower): a record costs more than counting a walk.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(bounds::MIN_DURATION_US))]
+    pub min_duration_us: Option<u64>,
     /// Write the final summary as JSON to this file (schema: README, "JSON output"). Output
     /// files are opened once tracing is attached, never through a symbolic link, and must be
     /// regular files; JSON and SVG replace the old file whole.
@@ -102,6 +105,12 @@ pub struct TraceArgs {
     #[arg(long, hide = true)]
     pub no_offcpu: bool,
 }
+
+/// `--attach-only`'s default `--min-duration-us`: a host's walks are counted and timed in the
+/// kernel whatever their length, but only the slow ones (here: a millisecond, against the
+/// microseconds of a walk of a lightly mapped page) are worth a record each, which costs
+/// more than counting the walk (README, "Overhead").
+pub const LIVE_RECORD_MIN_US: u64 = 1000;
 
 /// Options of `--attach-only` alone.
 #[derive(Debug, clap::Args)]
@@ -287,6 +296,23 @@ fn page_type(s: &str) -> Result<PageType, String> {
     }
 }
 
+impl LiveArgs {
+    /// The `--min-duration-us` of this run: as given; else every walk when an output asks for
+    /// each one (--csv, --prometheus-cgroups); else `LIVE_RECORD_MIN_US`, or --threshold-ms
+    /// when that is lower (its lines are records).
+    pub fn record_min_us(&self, trace: &TraceArgs) -> u64 {
+        if let Some(us) = trace.min_duration_us {
+            return us;
+        }
+        if trace.csv.is_some() || self.prometheus_cgroups.is_some() {
+            return 0;
+        }
+        // Truncated, so that a walk of exactly the threshold is still sent.
+        let threshold_us = self.threshold_ms.map_or(u64::MAX, |ms| (ms * 1000.0) as u64);
+        LIVE_RECORD_MIN_US.min(threshold_us)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -300,6 +326,37 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn attach_only_records_slow_walks_unless_asked_for_each() {
+        let min = |args: &[&str]| {
+            let c = parse(args).unwrap();
+            c.live.record_min_us(&c.trace)
+        };
+        assert_eq!(min(&["--attach-only"]), LIVE_RECORD_MIN_US);
+        assert_eq!(min(&["--attach-only", "--min-duration-us", "0"]), 0);
+        assert_eq!(min(&["--attach-only", "--min-duration-us", "5000"]), 5000);
+        assert_eq!(min(&["--attach-only", "--csv", "/tmp/w.csv"]), 0);
+        assert_eq!(
+            min(&["--attach-only", "--csv", "/tmp/w.csv", "--min-duration-us", "7"]),
+            7
+        );
+        assert_eq!(
+            min(&[
+                "--attach-only",
+                "--prometheus",
+                "9100",
+                "--prometheus-cgroups",
+                "8"
+            ]),
+            0
+        );
+        assert_eq!(min(&["--attach-only", "--threshold-ms", "0.25"]), 250);
+        assert_eq!(
+            min(&["--attach-only", "--threshold-ms", "20"]),
+            LIVE_RECORD_MIN_US
+        );
     }
 
     #[test]

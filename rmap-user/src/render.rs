@@ -127,8 +127,8 @@ pub fn counters_line(k: &KernelCounts) -> String {
 
 /// "N of M walks; D dropped" for what comes from ring records (per-process tables, CSV,
 /// slow-walk lines), when they do not cover every walk the kernel counted; the rest of the
-/// gap is walks under `--min-duration-us`, never sent.
-pub fn coverage_note(records: u64, k: &KernelCounts) -> Option<String> {
+/// gap is walks shorter than `min_us` (`--min-duration-us`), never sent.
+pub fn coverage_note(records: u64, k: &KernelCounts, min_us: u64) -> Option<String> {
     let walks = k.get(Counter::WalksSeen);
     if records >= walks {
         return None;
@@ -137,7 +137,9 @@ pub fn coverage_note(records: u64, k: &KernelCounts) -> Option<String> {
     let short = walks.saturating_sub(records).saturating_sub(dropped);
     let mut s = format!("{records} of {walks} walks; {dropped} dropped");
     if short > 0 {
-        s.push_str(&format!(", {short} under --min-duration-us"));
+        s.push_str(&format!(
+            ", {short} under {min_us} µs (--min-duration-us: only longer walks are sent)"
+        ));
     }
     Some(s)
 }

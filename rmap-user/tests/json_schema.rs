@@ -252,6 +252,7 @@ fn live_document_matches_the_readme() {
         run: run_json(&outcome, &counts),
         types: agg.type_rows(),
         purposes: agg.purpose_rows(),
+        record_min_us: 1000,
         processes: agg.process_rows(usize::MAX),
         owners: agg.owner_rows(usize::MAX, &mut CgroupPaths::default()),
         stalls: Some(stalls()),

@@ -57,7 +57,8 @@ pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Res
     let results = scenarios(specs, &mut session, &mut sink, &mut stop).await?;
     let counts = session.counts()?;
     print_results(&results, &session, &counts, trigger);
-    if let Some(note) = render::coverage_note(sink.total.records, &counts) {
+    if let Some(note) = render::coverage_note(sink.total.records, &counts, trace.min_duration_us.unwrap_or(0))
+    {
         println!("CSV lines: {note}");
     }
     if let Some(path) = &trace.json {

@@ -33,6 +33,9 @@ pub struct LiveJson<'a> {
     pub types: Vec<Row>,
     /// Walks per page type and purpose.
     pub purposes: Vec<Row>,
+    /// Walks at least this long were sent as records (`--min-duration-us` as resolved): the
+    /// `processes` and `owners` rows cover those.
+    pub record_min_us: u64,
     /// Walks per process (`comm/tgid`), with their thread names (`parts`).
     pub processes: Vec<Row>,
     /// Walks per owner: the memory cgroup of the walked folio (its path under the cgroup v2
@@ -48,10 +51,12 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     if let Some(pid) = live.pid {
         crate::kernel::pidns::check(pid)?;
     }
+    let record_min_us = live.record_min_us(trace);
     let filters = Filters {
         cgroup_id: live.cgroup.as_ref().map_or(0, |c| c.id),
         process: live.process.clone(),
         stalls: live.stalls,
+        min_duration_ns: record_min_us * 1000,
         ..trace_loop::filters(trace, types, live.pid.unwrap_or(0))
     };
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
@@ -75,6 +80,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
         started.elapsed(),
         live.threads,
         &mut paths,
+        record_min_us,
     );
     if let (Some(reader), Some(c)) = (&session.stalls, &stall_counts) {
         print!("{}", stalls::render::summary(&reader.agg, c, reader.records));
@@ -84,6 +90,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
             run: RunJson::new(&session, &counts, started.elapsed()),
             types: total.type_rows(),
             purposes: total.purpose_rows(),
+            record_min_us,
             processes: total.process_rows(usize::MAX),
             owners: total.owner_rows(usize::MAX, &mut paths),
             stalls: session
@@ -169,6 +176,7 @@ fn print_summary(
     elapsed: Duration,
     threads: bool,
     paths: &mut CgroupPaths,
+    record_min_us: u64,
 ) {
     println!(
         "=== summary: {:.1}s, kernel {} ===",
@@ -199,7 +207,7 @@ fn print_summary(
             )
         );
     }
-    if let Some(note) = render::coverage_note(total.records, counts) {
+    if let Some(note) = render::coverage_note(total.records, counts, record_min_us) {
         println!("process and owner tables, CSV and slow-walk lines: {note}");
     }
     summary::footer(session, counts);

@@ -14,7 +14,7 @@ pub const PAGES: u32 = 20_000;
 /// The guest script's part (needs `attached` from the drops script).
 pub fn script() -> String {
     format!(
-        r#"rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4 --interval 600 --json /tmp/burst.json > /tmp/burst.txt 2>&1 &
+        r#"rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4 --min-duration-us 0 --interval 600 --json /tmp/burst.json > /tmp/burst.txt 2>&1 &
 B=$!
 attached /tmp/burst.txt || echo "burst tracer did not attach"
 rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 16384 --interval 600 --json /tmp/bref.json --csv /tmp/bref.csv > /tmp/bref.txt 2>&1 &

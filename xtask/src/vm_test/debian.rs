@@ -37,7 +37,7 @@ phase filter
 W1=$!
 (sleep 5; exec rmap-trace workload --types anon --pages {small}) > /tmp/w2.txt 2>&1 &
 W2=$!
-rmap-trace --attach-only -p $W1 --json /tmp/filter.json > /tmp/filter.txt 2>&1 &
+rmap-trace --attach-only -p $W1 --min-duration-us 0 --json /tmp/filter.json > /tmp/filter.txt 2>&1 &
 T=$!
 wait $W1; echo "w1 exit $?"; wait $W2; echo "w2 exit $?"
 kill -TERM $T; wait $T; echo "tracer filter exit $?"

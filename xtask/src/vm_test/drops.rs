@@ -7,9 +7,10 @@
 //! programs time each walk differently (each includes the other's program, and a trampoline
 //! can be preempted between them). A one-slot in-flight table under a KSM workload with short
 //! walkers beside it must refuse overlapping starts, each one an unpaired end; with the `sched_switch` hook
-//! disabled, off-CPU time must be "n/a", never a measured 0. Three tracers then watch one ksm+anon
+//! disabled, off-CPU time must be "n/a", never a measured 0. Four tracers then watch one ksm+anon
 //! workload: `--types ksm` (no anon walk anywhere in its output), `--min-duration-us` above
-//! every walk (no record, every walk counted) and `--threshold-ms` (a line per slower record).
+//! every walk (no record, every walk counted), `--threshold-ms` (a line per slower record) and
+//! the defaults (records of walks over a millisecond only, every walk counted).
 use serde_json::Value;
 
 use super::{Checks, counter, json, kernel_walks, row};
@@ -35,7 +36,7 @@ const THRESHOLD_MS: f64 = 0.5;
 fn script(pages: u32) -> String {
     format!(
         r#"attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
-rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4 --interval 600 --json /tmp/tiny.json > /tmp/tiny.txt 2>&1 &
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4 --min-duration-us 0 --interval 600 --json /tmp/tiny.json > /tmp/tiny.txt 2>&1 &
 T1=$!
 attached /tmp/tiny.txt || echo "tiny tracer did not attach"
 rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --ringbuf-kib 4096 --interval 600 --json /tmp/large.json --csv /tmp/large.csv > /tmp/large.txt 2>&1 &
@@ -70,9 +71,12 @@ attached /tmp/mindur.txt || echo "min-duration tracer did not attach"
 rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --threshold-ms {THRESHOLD_MS} --interval 600 --json /tmp/ref.json --csv /tmp/ref.csv > /tmp/ref.txt 2>&1 &
 T3=$!
 attached /tmp/ref.txt || echo "reference tracer did not attach"
+rmap-trace --attach-only --attach-mode fentry --comm rmap-trace --interval 600 --json /tmp/dflt.json > /tmp/dflt.txt 2>&1 &
+T4=$!
+attached /tmp/dflt.txt || echo "default tracer did not attach"
 rmap-trace workload --types ksm,anon --pages 200 > /dev/null 2>&1
-kill -TERM $T1 $T2 $T3; wait $T1; echo "no-offcpu exit $?"; wait $T2; echo "min-duration exit $?"; wait $T3; echo "reference exit $?"
-for n in nooff mindur ref; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; emit $n.csv /tmp/$n.csv; done
+kill -TERM $T1 $T2 $T3 $T4; wait $T1; echo "no-offcpu exit $?"; wait $T2; echo "min-duration exit $?"; wait $T3; echo "reference exit $?"; wait $T4; echo "default exit $?"
+for n in nooff mindur ref dflt; do emit $n /tmp/$n.json; emit $n.txt /tmp/$n.txt; emit $n.csv /tmp/$n.csv; done
 "#
     )
 }
@@ -99,6 +103,7 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
     types_option(&nooff, csv("nooff.csv"), &reference, c);
     min_duration(&json(&out, "mindur")?, csv("mindur.csv"), &reference, c);
     threshold(csv("ref.txt"), csv("ref.csv"), c);
+    default_records(&json(&out, "dflt")?, csv("dflt.txt"), &reference, c);
     super::burst::verify(&out, c)
 }
 
@@ -165,6 +170,40 @@ fn min_duration(doc: &Value, csv: &str, reference: &Value, c: &mut Checks) {
         &format!("--min-duration-us {MIN_US}: counts still cover every walk"),
         equal,
         counts.join("; "),
+    );
+}
+
+/// `--attach-only` without `--csv` nor `--min-duration-us`: only walks of at least a millisecond
+/// are records (the anon walks of one mapping are shorter), and its counts still cover every
+/// walk, as the reference's do; the summary says how many walks the tables miss and why.
+fn default_records(doc: &Value, text: &str, reference: &Value, c: &mut Checks) {
+    let (walks, events) = (counter(doc, "walks"), counter(doc, "events"));
+    let note = text
+        .lines()
+        .find(|l| l.starts_with("process and owner tables"))
+        .unwrap_or("no coverage line");
+    c.check(
+        "--attach-only sends records of walks >= 1,000 us only, and says so",
+        doc["record_min_us"] == 1000 && events < walks && note.contains(" under 1000 µs (--min-duration-us"),
+        format!(
+            "record_min_us {}, {events} records of {walks} walks; {note}",
+            doc["record_min_us"]
+        ),
+    );
+    let same = ["ksm", "anon"].iter().all(|t| {
+        let r = kernel_walks(reference, t);
+        r > 0 && kernel_walks(doc, t) == r
+    });
+    c.check(
+        "--attach-only's default: counts still cover every walk",
+        same,
+        format!(
+            "anon {} (reference {}), ksm {} (reference {})",
+            kernel_walks(doc, "anon"),
+            kernel_walks(reference, "anon"),
+            kernel_walks(doc, "ksm"),
+            kernel_walks(reference, "ksm")
+        ),
     );
 }
 

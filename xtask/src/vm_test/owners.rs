@@ -19,7 +19,7 @@ mkdir /sys/fs/cgroup/rt-owner /sys/fs/cgroup/rt-empty
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 stat -c %i /sys/fs/cgroup/rt-owner > /tmp/owner.ino
 T=""
-start() {{ n=$1; shift; rmap-trace --attach-only --attach-mode fentry --interval 600 --json /tmp/$n.json "$@" > /tmp/$n.txt 2>&1 & T="$T $!"; attached /tmp/$n.txt || echo "$n did not attach"; }}
+start() {{ n=$1; shift; rmap-trace --attach-only --attach-mode fentry --min-duration-us 0 --interval 600 --json /tmp/$n.json "$@" > /tmp/$n.txt 2>&1 & T="$T $!"; attached /tmp/$n.txt || echo "$n did not attach"; }}
 start all --csv /tmp/all.csv --threads
 start cg --cgroup /rt-owner
 start empty --cgroup /sys/fs/cgroup/rt-empty

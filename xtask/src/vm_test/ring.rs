@@ -15,7 +15,7 @@ pub fn script(pages: u32) -> String {
         r#"attached() {{ for i in $(seq 300); do grep -q '^attach:' $1 && return 0; sleep 0.2; done; return 1; }}
 RINGS=""
 for size in 4 4096; do
-  rmap-trace --attach-only --attach-mode tracepoint-v4 --comm rmap-trace --ringbuf-kib $size --interval 600 --json /tmp/ring$size.json > /tmp/ring$size.txt 2>&1 &
+  rmap-trace --attach-only --attach-mode tracepoint-v4 --comm rmap-trace --ringbuf-kib $size --min-duration-us 0 --interval 600 --json /tmp/ring$size.json > /tmp/ring$size.txt 2>&1 &
   RINGS="$RINGS $!"
   attached /tmp/ring$size.txt || echo "ring $size tracer did not attach"
 done

@@ -19,7 +19,7 @@ pub fn script(minutes: u32, ringbuf_kib: u32) -> String {
     let samples = minutes * 60 / PERIOD_S;
     format!(
         r#"ifconfig lo 127.0.0.1 up
-rmap-trace --attach-only --prometheus 127.0.0.1:{PORT} --hlog /tmp/m.hlog --interval {PERIOD_S} --ringbuf-kib {ringbuf_kib} > /tmp/t.txt 2>&1 &
+rmap-trace --attach-only --prometheus 127.0.0.1:{PORT} --hlog /tmp/m.hlog --interval {PERIOD_S} --min-duration-us 0 --ringbuf-kib {ringbuf_kib} > /tmp/t.txt 2>&1 &
 T=$!
 for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/t.txt && break; sleep 0.2; done
 grep -q '^prometheus: serving' /tmp/t.txt || {{ cat /tmp/t.txt; echo "tracer did not start"; exit 1; }}

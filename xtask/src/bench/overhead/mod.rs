@@ -20,9 +20,10 @@ pub enum Row {
     None,
     Tracepoint,
     Fentry,
-    /// fentry with no records (`--min-duration-us` at its maximum): walks only counted in the
-    /// kernel's histograms; what the ring-buffer records and their reader cost is the difference.
-    FentryNoRecords,
+    /// fentry with every walk sent as a record (`--min-duration-us 0`; by default
+    /// `--attach-only` sends those of a millisecond or more): what per-walk records and their
+    /// reader cost is the difference to `Fentry`.
+    FentryAll,
     /// fentry without the `sched_switch` hook (`--no-offcpu`): what off-CPU time costs.
     FentryNoOffcpu,
     /// fentry with `--stalls` (the `lock:contention_*` hooks): what stall attribution costs;
@@ -43,7 +44,7 @@ impl Row {
             Row::None => "none",
             Row::Tracepoint => "tracepoint",
             Row::Fentry => "fentry",
-            Row::FentryNoRecords => "fentry_norec",
+            Row::FentryAll => "fentry_all",
             Row::FentryNoOffcpu => "fentry_nooff",
             Row::FentryStalls => "fentry_stalls",
             Row::Kprobe => "kprobe",
@@ -131,7 +132,7 @@ pub struct Args {
 const DEBIAN_ROWS: [Row; 9] = [
     Row::None,
     Row::Fentry,
-    Row::FentryNoRecords,
+    Row::FentryAll,
     Row::FentryNoOffcpu,
     Row::FentryStalls,
     Row::Kprobe,
@@ -287,7 +288,7 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     Row::None => None,
                     Row::Tracepoint
                     | Row::Fentry
-                    | Row::FentryNoRecords
+                    | Row::FentryAll
                     | Row::FentryNoOffcpu
                     | Row::FentryStalls
                     | Row::Kprobe => parse::rmap_trace_count(t),

@@ -33,11 +33,11 @@ start_rmap() {
 }
 stop_rmap() { finish $T TERM 120; cp /tmp/t.json /tmp/t.txt 2>/dev/null || echo '{}' > /tmp/t.txt; }
 start_fentry() { start_rmap fentry; }
-start_fentry_norec() { start_rmap fentry --min-duration-us 60000000; }
+start_fentry_all() { start_rmap fentry --min-duration-us 0; }
 start_fentry_nooff() { start_rmap fentry --no-offcpu; }
 start_fentry_stalls() { start_rmap fentry --stalls; }
 stop_fentry_stalls() { stop_rmap; }
-stop_fentry_norec() { stop_rmap; }
+stop_fentry_all() { stop_rmap; }
 stop_fentry_nooff() { stop_rmap; }
 start_kprobe() { start_rmap kprobe; }
 start_tracepoint() { start_rmap tracepoint; }

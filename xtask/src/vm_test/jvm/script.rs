@@ -31,7 +31,7 @@ waitfor() {{ end=$(( $(date +%s) + $3 )); while [ $(date +%s) -lt $end ]; do gre
 attached() {{ waitfor $1 '^attach:' 120; }}
 T=""
 # tracer NAME ARGS...: an rmap-trace tracer, its summary in /tmp/NAME.txt, its JSON in /tmp/NAME.json.
-tracer() {{ n=$1; shift; rmap-trace --attach-only --attach-mode fentry --interval 600 --json /tmp/$n.json "$@" > /tmp/$n.txt 2>&1 & T="$T $!"; attached /tmp/$n.txt; }}
+tracer() {{ n=$1; shift; rmap-trace --attach-only --attach-mode fentry --min-duration-us 0 --interval 600 --json /tmp/$n.json "$@" > /tmp/$n.txt 2>&1 & T="$T $!"; attached /tmp/$n.txt; }}
 # jvm NAME CGROUP PAUSE_MS [VAR=VALUE...]: a JVM in /sys/fs/cgroup/CGROUP, its pid in /tmp/NAME.pid.
 jvm() {{
   n=$1; cg=$2; pause=$3; shift 3
