@@ -291,16 +291,31 @@ pub struct Inflight {
 
 const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
 
-/// The owner word of an in-flight slot: the thread id in the low 32 bits, the start time in ms
-/// (`bpf_ktime_get_ns() / 10^6`, wrapping every 49 days) in the high 32, so that a start can
-/// judge a slot stale and take it over with one compare-and-swap of the word it judged.
+/// The owner word of an in-flight slot: the thread id in the low 32 bits, the start time in
+/// units of 2^20 ns (about a millisecond; `bpf_ktime_get_ns() >> 20`, wrapping every 52 days)
+/// in the high 32, so that a start can judge a slot stale and take it over with one
+/// compare-and-swap of the word it judged. A shift, not a division by 10^6: BPF has no
+/// multiply-high, so LLVM emits a real division for that, on every walk start.
 #[expect(
     clippy::inline_always,
     reason = "runs in every eBPF walk start: inlined rather than a BPF-to-BPF call"
 )]
 #[inline(always)]
 pub const fn inflight_owner(tid: u32, start_ns: u64) -> u64 {
-    ((start_ns / 1_000_000) << 32) | tid as u64
+    ((start_ns >> INFLIGHT_TIME_SHIFT) << 32) | tid as u64
+}
+
+/// The unit of an owner word's start time: 2^20 ns.
+pub const INFLIGHT_TIME_SHIFT: u32 = 20;
+
+/// The in-flight table's size for `wanted` slots: the next power of two (1 for 0), so that a
+/// slot index is a mask, not a division (`INFLIGHT_MASK` is this minus one).
+pub const fn inflight_slots(wanted: u32) -> u32 {
+    if wanted <= 1 {
+        1
+    } else {
+        wanted.next_power_of_two()
+    }
 }
 
 /// Sub-buckets per power of two of the latency histograms, as a power of two: 2^4 = 16 linear
@@ -425,7 +440,7 @@ pub mod globals {
     /// [`super::stall::StallLayout`]: offsets the lock-contention hooks follow (from BTF).
     pub const STALL_LAYOUT: &str = "STALL_LAYOUT";
     /// u32: slots of the in-flight table (the `INFLIGHT` array's size, set at load time).
-    pub const INFLIGHT_SLOTS: &str = "INFLIGHT_SLOTS";
+    pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
     /// u64: age in ns past which a start may take over another thread's in-flight slot.
     pub const INFLIGHT_STALE_NS: &str = "INFLIGHT_STALE_NS";
 }
@@ -543,8 +558,22 @@ mod pod {
 #[cfg(test)]
 mod tests {
     use super::{
-        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, log2_bucket,
+        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, inflight_owner,
+        inflight_slots, log2_bucket,
     };
+
+    #[test]
+    fn inflight_table_sizes_are_powers_of_two() {
+        let sizes = [0, 1, 2, 3, 5, 8192, 8193].map(inflight_slots);
+        assert_eq!(sizes, [1, 1, 2, 4, 8, 8192, 16384]);
+    }
+
+    #[test]
+    fn inflight_owner_words() {
+        assert_eq!(inflight_owner(7, 0), 7);
+        // 3 units of 2^20 ns (about 3 ms) in the high word, whatever the rest.
+        assert_eq!(inflight_owner(7, (3 << 20) + 12_345), (3 << 32) | 7);
+    }
 
     /// Every value from 0 to past the range maps to a bucket no lower than the previous one, its
     /// bucket's bounds contain it, and the bucket's midpoint is within the stated precision.

@@ -24,7 +24,7 @@ pub static WAKEUP_BYTES: Global<u64> = Global::new(1 << 18);
 #[unsafe(no_mangle)]
 pub static WAKE_CHECK_MASK: Global<u64> = Global::new(63);
 #[unsafe(no_mangle)]
-pub static INFLIGHT_SLOTS: Global<u32> = Global::new(8192);
+pub static INFLIGHT_MASK: Global<u32> = Global::new(8191);
 #[unsafe(no_mangle)]
 pub static INFLIGHT_STALE_NS: Global<u64> = Global::new(10_000_000_000);
 #[unsafe(no_mangle)]

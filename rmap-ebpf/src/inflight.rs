@@ -5,7 +5,7 @@
 //! and take no lock, where an LRU hash update takes the LRU and bucket locks
 //! (kernel/bpf/hashtab.c `htab_lru_map_update_elem`) and a delete the bucket lock again.
 //!
-//! A thread's slots are `tid % slots` and the [`PROBES`] − 1 after it. A slot's `owner` word
+//! A thread's slots are `tid % slots` and the [`PROBES`] − 1 after it (slots: a power of two). A slot's `owner` word
 //! holds the thread id and the start time in ms (`rmap_common::inflight_owner`; 0: free), and
 //! every change of owner is a compare-and-swap of that word, so a slot has one owner at a time:
 //! a start claims a free slot, the end frees its own, and a start takes over a slot whose word
@@ -14,10 +14,10 @@
 //! all held by live walks is not measured (`InflightFull`), and its end finds no slot
 //! (`Unpaired`). Thread 0 (the idle tasks) never walks and owns no slot, so that a lookup for
 //! it (`sched_switch` into idle) cannot match a free slot.
-use rmap_common::Inflight;
+use rmap_common::{INFLIGHT_TIME_SHIFT, Inflight};
 
 use crate::{
-    config::{INFLIGHT_SLOTS, INFLIGHT_STALE_NS},
+    config::{INFLIGHT_MASK, INFLIGHT_STALE_NS},
     maps::{INFLIGHT, compare_swap},
 };
 
@@ -39,11 +39,9 @@ pub enum Claim {
 
 #[inline(always)]
 fn slot(tid: u32, probe: u32) -> Option<*mut Inflight> {
-    let n = INFLIGHT_SLOTS.load();
-    if n == 0 {
-        return None;
-    }
-    INFLIGHT.get_ptr_mut((tid % n + probe) % n)
+    // The table has a power of two of slots: a mask, where `%` was two divisions per slot
+    // looked at (up to ten per walk).
+    INFLIGHT.get_ptr_mut(tid.wrapping_add(probe) & INFLIGHT_MASK.load())
 }
 
 /// Compare-and-swap of a slot's owner word; true when it held `old` and now holds `new`.
@@ -83,8 +81,8 @@ pub fn claim(me: u64) -> Claim {
             return Claim::Free(s);
         }
     }
-    let stale_ms = INFLIGHT_STALE_NS.load() / 1_000_000;
-    let now_ms = (me >> 32) as u32;
+    let stale = INFLIGHT_STALE_NS.load() >> INFLIGHT_TIME_SHIFT;
+    let now = (me >> 32) as u32;
     for probe in 0..PROBES {
         let Some(s) = slot(tid, probe) else {
             return Claim::Full;
@@ -92,8 +90,8 @@ pub fn claim(me: u64) -> Claim {
         let word = owner_of(s);
         // The age is read from the same word the swap compares: a slot claimed again
         // meanwhile has another word, and the swap fails.
-        let age_ms = now_ms.wrapping_sub((word >> 32) as u32);
-        if word != 0 && u64::from(age_ms) > stale_ms && swap_owner(s, word, me) {
+        let age = now.wrapping_sub((word >> 32) as u32);
+        if word != 0 && u64::from(age) > stale && swap_owner(s, word, me) {
             return Claim::Evicted(s);
         }
     }

@@ -98,7 +98,8 @@ pub struct TraceArgs {
     /// too small, and per-process tables, CSV and slow-walk lines miss the dropped walks.
     #[arg(long, default_value_t = 1024, value_parser = ringbuf_kib)]
     pub ringbuf_kib: u32,
-    /// Slots of the in-flight table (tests shrink it to show a full table).
+    /// Slots of the in-flight table, rounded up to a power of two (tests shrink it to show a
+    /// full table).
     #[arg(long, default_value_t = 8192, hide = true, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     pub inflight_entries: u32,
     /// Do not attach the `sched_switch` hook (tests: off-CPU time must then show "n/a").

@@ -129,11 +129,11 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     if filters.ringbuf_bytes != 0 {
         loader.map_max_entries(maps::EVENTS, filters.ringbuf_bytes);
     }
-    let slots = if filters.inflight_entries == 0 {
+    let slots = rmap_common::inflight_slots(if filters.inflight_entries == 0 {
         DEFAULT_INFLIGHT_SLOTS
     } else {
         filters.inflight_entries
-    };
+    });
     loader.map_max_entries(maps::INFLIGHT, slots);
     let stale_ns = if filters.inflight_stale_ns == 0 {
         INFLIGHT_STALE_NS
@@ -166,7 +166,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
             &wake_check_mask(filters.ringbuf_bytes),
             true,
         )
-        .override_global(globals::INFLIGHT_SLOTS, &slots, true)
+        .override_global(globals::INFLIGHT_MASK, &(slots - 1), true)
         .override_global(globals::INFLIGHT_STALE_NS, &stale_ns, true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
         .override_global(globals::FILTER_PROCESS, &process, true)
