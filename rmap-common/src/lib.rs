@@ -439,7 +439,8 @@ pub mod globals {
     pub const FILTER_PROCESS: &str = "FILTER_PROCESS";
     /// [`super::stall::StallLayout`]: offsets the lock-contention hooks follow (from BTF).
     pub const STALL_LAYOUT: &str = "STALL_LAYOUT";
-    /// u32: slots of the in-flight table (the `INFLIGHT` array's size, set at load time).
+    /// u32: slots of the in-flight table minus one (the `INFLIGHT` array's size, a power of two
+    /// set at load time): a thread's slot index is masked with it.
     pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
     /// u64: age in ns past which a start may take over another thread's in-flight slot.
     pub const INFLIGHT_STALE_NS: &str = "INFLIGHT_STALE_NS";

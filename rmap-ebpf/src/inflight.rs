@@ -5,8 +5,9 @@
 //! and take no lock, where an LRU hash update takes the LRU and bucket locks
 //! (kernel/bpf/hashtab.c `htab_lru_map_update_elem`) and a delete the bucket lock again.
 //!
-//! A thread's slots are `tid % slots` and the [`PROBES`] − 1 after it (slots: a power of two). A slot's `owner` word
-//! holds the thread id and the start time in ms (`rmap_common::inflight_owner`; 0: free), and
+//! A thread's slots are `tid % slots` and the [`PROBES`] − 1 after it (slots: a power of two).
+//! A slot's `owner` word holds the thread id and the start time in units of 2^20 ns
+//! (`rmap_common::inflight_owner`; 0: free), and
 //! every change of owner is a compare-and-swap of that word, so a slot has one owner at a time:
 //! a start claims a free slot, the end frees its own, and a start takes over a slot whose word
 //! says it is older than `INFLIGHT_STALE_NS` (a walk whose end was never seen: a return hook
@@ -40,7 +41,7 @@ pub enum Claim {
 #[inline(always)]
 fn slot(tid: u32, probe: u32) -> Option<*mut Inflight> {
     // The table has a power of two of slots: a mask, where `%` was two divisions per slot
-    // looked at (up to ten per walk).
+    // looked at (up to twelve per walk start).
     INFLIGHT.get_ptr_mut(tid.wrapping_add(probe) & INFLIGHT_MASK.load())
 }
 

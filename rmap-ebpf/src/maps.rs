@@ -16,8 +16,8 @@ use rmap_common::{
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
 /// Walks in flight: the slots of the in-flight table (`inflight.rs`), found by thread id.
-/// Userspace sets the size at load time (`--inflight-entries`) and passes it as
-/// `INFLIGHT_SLOTS`.
+/// Userspace sets the size at load time (`--inflight-entries`, rounded up to a power of two)
+/// and passes the size minus one as `INFLIGHT_MASK`.
 #[map]
 pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(8192, 0);
 

@@ -308,8 +308,9 @@ impl LiveArgs {
         if trace.csv.is_some() || self.prometheus_cgroups.is_some() {
             return 0;
         }
-        // Truncated, so that a walk of exactly the threshold is still sent.
-        let threshold_us = self.threshold_ms.map_or(u64::MAX, |ms| (ms * 1000.0) as u64);
+        // In ns first, as the slow-walk lines compare (trace_loop/slow.rs), then truncated: a
+        // walk of exactly the threshold is still sent.
+        let threshold_us = self.threshold_ms.map_or(u64::MAX, |ms| (ms * 1e6) as u64 / 1000);
         LIVE_RECORD_MIN_US.min(threshold_us)
     }
 }

@@ -136,7 +136,7 @@ pub fn coverage_note(records: u64, k: &KernelCounts, min_us: u64) -> Option<Stri
     let dropped = k.get(Counter::RingbufDrops);
     let short = walks.saturating_sub(records).saturating_sub(dropped);
     let mut s = format!("{records} of {walks} walks; {dropped} dropped");
-    if short > 0 {
+    if short > 0 && min_us > 0 {
         s.push_str(&format!(
             ", {short} under {min_us} µs (--min-duration-us: only longer walks are sent)"
         ));

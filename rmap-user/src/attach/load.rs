@@ -135,11 +135,13 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         filters.inflight_entries
     });
     loader.map_max_entries(maps::INFLIGHT, slots);
+    // Rounded up to the owner word's time unit (2^20 ns), which the kernel side counts in.
     let stale_ns = if filters.inflight_stale_ns == 0 {
         INFLIGHT_STALE_NS
     } else {
         filters.inflight_stale_ns
-    };
+    }
+    .next_multiple_of(1 << rmap_common::INFLIGHT_TIME_SHIFT);
     if filters.stalls {
         loader.map_max_entries(maps::STALLS, STALL_RINGBUF_BYTES);
     } else {

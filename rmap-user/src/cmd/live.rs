@@ -34,7 +34,7 @@ pub struct LiveJson<'a> {
     /// Walks per page type and purpose.
     pub purposes: Vec<Row>,
     /// Walks at least this long were sent as records (`--min-duration-us` as resolved): the
-    /// `processes` and `owners` rows cover those.
+    /// `processes` and `owners` rows, and every row's off-CPU and `locked` figures, cover those.
     pub record_min_us: u64,
     /// Walks per process (`comm/tgid`), with their thread names (`parts`).
     pub processes: Vec<Row>,
@@ -208,7 +208,7 @@ fn print_summary(
         );
     }
     if let Some(note) = render::coverage_note(total.records, counts, record_min_us) {
-        println!("process and owner tables, CSV and slow-walk lines: {note}");
+        println!("process and owner tables, off-CPU and locked columns, CSV and slow-walk lines: {note}");
     }
     summary::footer(session, counts);
 }

@@ -32,7 +32,7 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
         // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
         // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
         // splits its memory into the same number of nodes instead.
-        let mut cmdline = super::tsc::clock_words(args.accel)?;
+        let mut cmdline = super::tsc::clock_words()?;
         if args.numa_nodes > 1 {
             cmdline.push(format!("numa=fake={}", args.numa_nodes));
         }
@@ -44,7 +44,7 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
         });
     }
     let mut kernel = resolve(args.kernel.as_deref(), args.modules.as_deref())?;
-    kernel.cmdline.extend(super::tsc::clock_words(args.accel)?);
+    kernel.cmdline.extend(super::tsc::clock_words()?);
     Ok(kernel)
 }
 

@@ -1,4 +1,4 @@
-//! The guest's clock: every kernel booted under TCG reads the TSC, as hosts do.
+//! The guest's clock: every guest kernel reads the TSC, as hosts do.
 //!
 //! Debian's kernel, left alone, runs on the HPET: QEMU's TCG CPU is not an Intel one and has
 //! no `constant_tsc`, and arch/x86/kernel/tsc.c `unsynchronized_tsc()` assumes such a CPU
@@ -65,12 +65,9 @@ fn khz(ticks: u64, ns: u64) -> u64 {
     u64::try_from(u128::from(ticks) * 1_000_000 / u128::from(ns.max(1))).unwrap_or(u64::MAX)
 }
 
-/// Kernel command-line words for the guest's clock (see the module comment): none under KVM,
-/// whose `-cpu host` passes the host's invariant TSC through.
-pub fn clock_words(accel: super::qemu::Accel) -> anyhow::Result<Vec<String>> {
-    if accel == super::qemu::Accel::Kvm {
-        return Ok(Vec::new());
-    }
+/// Kernel command-line words for the guest's clock (see the module comment), under KVM too:
+/// our kernel has no paravirtual clock to fall back on there.
+pub fn clock_words() -> anyhow::Result<Vec<String>> {
     let khz = host_khz(Duration::from_millis(200))?;
     Ok(vec!["tsc=reliable".to_string(), format!("tsc_early_khz={khz}")])
 }

@@ -19,7 +19,7 @@ rmap-trace probe --json /tmp/probe.json > /tmp/probe.txt 2>&1
 emit probe /tmp/probe.json
 for m in fentry kprobe; do
   phase $m
-  rmap-trace --attach-only --attach-mode $m --comm rmap-trace --interval 30 --json /tmp/$m.json > /tmp/$m.txt 2>&1 &
+  rmap-trace --attach-only --attach-mode $m --comm rmap-trace --min-duration-us 0 --interval 30 --json /tmp/$m.json > /tmp/$m.txt 2>&1 &
   T=$!
   attached /tmp/$m.txt || echo "tracer $m did not attach"
   rmap-trace workload --types ksm,anon,file --pages {pages} > /tmp/w-$m.txt 2>&1 &

@@ -180,7 +180,7 @@ fn default_records(doc: &Value, text: &str, reference: &Value, c: &mut Checks) {
     let (walks, events) = (counter(doc, "walks"), counter(doc, "events"));
     let note = text
         .lines()
-        .find(|l| l.starts_with("process and owner tables"))
+        .find(|l| l.starts_with("process and owner tables, off-CPU"))
         .unwrap_or("no coverage line");
     c.check(
         "--attach-only sends records of walks >= 1,000 us only, and says so",

@@ -101,7 +101,7 @@ emit {name}.after /tmp/after
 /// few seconds. The shell reads /proc/uptime (the guest's clock runs on the TSC) just before
 /// the signal and when `wait` returns; the interval lines carry the tracer's own elapsed time.
 const CTRL_C: &str = r#"state > /tmp/int.before
-rmap-trace --attach-only --interval 1 > /tmp/int.out 2>&1 &
+rmap-trace --attach-only --interval 1 --min-duration-us 0 > /tmp/int.out 2>&1 &
 T=$!
 wait_for "grep -q '^attach:' /tmp/int.out"
 load() { while [ ! -f /tmp/int.stop ]; do rmap-trace workload --types anon --pages 500 > /dev/null 2>&1; done; }
