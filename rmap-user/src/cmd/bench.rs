@@ -49,7 +49,10 @@ pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Res
     let (trigger, caps) = plan::preflight(&types.types, b)?;
     let specs = plan::specs(&types.types, b, trigger);
     let started = Instant::now();
-    let filters = trace_loop::filters(trace, types, std::process::id());
+    // The benchmark's own workload: every walk is a record unless --min-duration-us says
+    // otherwise.
+    let record_min_us = trace.min_duration_us.unwrap_or(0);
+    let filters = trace_loop::filters(trace, types, std::process::id(), record_min_us);
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let mut sink = Sink::create(trace, false)?;
     print_setup(trigger, &caps, b);
@@ -57,8 +60,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Res
     let results = scenarios(specs, &mut session, &mut sink, &mut stop).await?;
     let counts = session.counts()?;
     print_results(&results, &session, &counts, trigger);
-    if let Some(note) = render::coverage_note(sink.total.records, &counts, trace.min_duration_us.unwrap_or(0))
-    {
+    if let Some(note) = render::coverage_note(sink.total.records, &counts, record_min_us) {
         println!("CSV lines: {note}");
     }
     if let Some(path) = &trace.json {

@@ -56,8 +56,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
         cgroup_id: live.cgroup.as_ref().map_or(0, |c| c.id),
         process: live.process.clone(),
         stalls: live.stalls,
-        min_duration_ns: record_min_us * 1000,
-        ..trace_loop::filters(trace, types, live.pid.unwrap_or(0))
+        ..trace_loop::filters(trace, types, live.pid.unwrap_or(0), record_min_us)
     };
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     let metrics = serve_metrics(live, &session).await?;

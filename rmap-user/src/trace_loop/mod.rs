@@ -25,14 +25,15 @@ use crate::{
     workload::{self, Ran, Spec, cancel},
 };
 
-/// The in-kernel filters of a run: only `tgid` (0: every process) and the options of `trace`
-/// (the benchmark's: every walk is a record unless --min-duration-us says otherwise).
-pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32) -> Filters {
+/// The in-kernel filters of a run: only `tgid` (0: every process), walks sent as records from
+/// `record_min_us` on (`--min-duration-us` as the command resolves it) and the options of
+/// `trace`.
+pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32, record_min_us: u64) -> Filters {
     Filters {
         tgid,
         comm: trace.comm.clone(),
         type_mask: types.mask(),
-        min_duration_ns: trace.min_duration_us.unwrap_or(0) * 1000,
+        min_duration_ns: record_min_us * 1000,
         ringbuf_bytes: trace.ringbuf_kib * 1024,
         inflight_entries: trace.inflight_entries,
         no_offcpu: trace.no_offcpu,

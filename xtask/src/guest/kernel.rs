@@ -27,23 +27,24 @@ pub struct Kernel {
 
 /// The kernel `args` ask for: a bzImage, our patched build, or Debian's.
 pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
-    if let Some(list) = &args.patches {
+    let mut kernel = if let Some(list) = &args.patches {
         let built = kbuild::build(Some(list))?;
         // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
         // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
         // splits its memory into the same number of nodes instead.
-        let mut cmdline = super::tsc::clock_words()?;
+        let mut cmdline = Vec::new();
         if args.numa_nodes > 1 {
             cmdline.push(format!("numa=fake={}", args.numa_nodes));
         }
-        return Ok(Kernel {
+        Kernel {
             image: built.image,
             modules: None,
             label: format!("our kernel {} ({list})", built.release),
             cmdline,
-        });
-    }
-    let mut kernel = resolve(args.kernel.as_deref(), args.modules.as_deref())?;
+        }
+    } else {
+        resolve(args.kernel.as_deref(), args.modules.as_deref())?
+    };
     kernel.cmdline.extend(super::tsc::clock_words()?);
     Ok(kernel)
 }

@@ -67,8 +67,16 @@ fn khz(ticks: u64, ns: u64) -> u64 {
 
 /// Kernel command-line words for the guest's clock (see the module comment), under KVM too:
 /// our kernel has no paravirtual clock to fall back on there.
+/// The host's frequency is measured once per process (0.4 s), not once per boot: a `vm-test`
+/// run boots many guests.
 pub fn clock_words() -> anyhow::Result<Vec<String>> {
-    let khz = host_khz(Duration::from_millis(200))?;
+    static KHZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let khz = if let Some(&k) = KHZ.get() {
+        k
+    } else {
+        let k = host_khz(Duration::from_millis(200))?;
+        *KHZ.get_or_init(|| k)
+    };
     Ok(vec!["tsc=reliable".to_string(), format!("tsc_early_khz={khz}")])
 }
 
