@@ -4,6 +4,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
 pub mod script;
+pub mod tcg;
 pub mod tsc;
 
 use std::{path::PathBuf, time::Duration};
@@ -78,8 +79,12 @@ pub fn boot_with_trees(
     })?;
     let initrd = TempFile::new("initrd.cpio")?;
     std::fs::write(&initrd.0, image).with_context(|| format!("writing {}", initrd.0.display()))?;
+    let threading = match args.accel {
+        qemu::Accel::Kvm => String::new(),
+        _ => format!("; TCG: {}", tcg::accel().why),
+    };
     eprintln!(
-        "xtask: booting {} ({} NUMA nodes, {} MiB, {:?})",
+        "xtask: booting {} ({} NUMA nodes, {} MiB, {:?}{threading})",
         kernel.label, args.numa_nodes, args.memory_mib, args.accel
     );
     qemu::Machine {

@@ -54,7 +54,7 @@ impl Machine<'_> {
         let kvm = accel == Accel::Kvm;
         c.args([
             "-accel",
-            if kvm { "kvm" } else { "tcg" },
+            if kvm { "kvm" } else { super::tcg::accel().arg },
             "-cpu",
             if kvm { "host" } else { "max" },
         ]);
