@@ -195,7 +195,8 @@ pub enum Counter {
     /// Walk starts that took over another thread's slot held longer than the stale age
     /// (`globals::INFLIGHT_STALE_NS`): that walk's end was never seen.
     InflightEvicted = 7,
-    /// Walks the latency histograms could not count (their map full): the summary says so.
+    /// Walks the latency histograms could not count (every purpose slot held by another
+    /// purpose): the summary says so.
     HistFull = 8,
 }
 
@@ -371,7 +372,8 @@ pub const fn hist_bucket_width(i: u32) -> u64 {
     1 << (i / HIST_SUB as u32 - 1)
 }
 
-/// Key of one latency histogram: a page type and a purpose (`rwc->rmap_one`; 0 when unreadable).
+/// Which latency histogram: a page type and a purpose (`rwc->rmap_one`; 0 when unreadable).
+/// The kernel keeps them in `LATENCY` at [`hist_index`] of the purpose's slot in `PURPOSES`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HistKey {
@@ -400,10 +402,28 @@ pub struct LatencyHist {
 const _: () = assert!(core::mem::size_of::<LatencyHist>() == HIST_BUCKETS * 8);
 const _: () = assert!(HIST_BUCKETS == 560);
 
-/// Histograms (page type × purpose) the kernel keeps: a handful of purposes exist
-/// (`try_to_unmap_one`, `try_to_migrate_one`, `folio_referenced_one`, …), each seen with one or
-/// two page types. Preallocated per CPU: 32 × 4.4 KiB = 140 KiB per CPU.
-pub const HIST_KEYS: u32 = 32;
+/// Purposes (`rwc->rmap_one`) the kernel keeps histograms for: a handful exist
+/// (`try_to_unmap_one`, `try_to_migrate_one`, `folio_referenced_one`, `page_mkclean_one`,
+/// `remove_migration_pte`, …). A power of two (slots are found by masking).
+pub const PURPOSE_SLOTS: u32 = 8;
+
+/// `PURPOSES` holds this for a purpose of 0 (`rmap_one` unreadable): 0 marks a free slot, and
+/// no function lives at address 1.
+pub const PURPOSE_UNREADABLE: u64 = 1;
+
+/// Histograms (purpose slot × page type) the kernel keeps, preallocated per CPU:
+/// 32 × 4.4 KiB = 140 KiB per CPU.
+pub const HIST_KEYS: u32 = PURPOSE_SLOTS * PAGE_TYPES as u32;
+
+/// Index in `LATENCY` of the histogram of purpose slot `slot` and page type `page_type`.
+#[expect(
+    clippy::inline_always,
+    reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call for two instructions"
+)]
+#[inline(always)]
+pub const fn hist_index(slot: u32, page_type: u32) -> u32 {
+    slot * PAGE_TYPES as u32 + page_type
+}
 
 /// Names of the load-time globals the eBPF object reads (set with
 /// `EbpfLoader::override_global` before the programs are loaded).
@@ -456,8 +476,12 @@ pub mod maps {
     pub const RECORDS: &str = "RECORDS";
     /// Per-CPU counters, one per [`super::Counter`].
     pub const COUNTS: &str = "COUNTS";
-    /// Per-CPU hash of [`super::HistKey`] → [`super::LatencyHist`].
+    /// Per-CPU array of [`super::HIST_KEYS`] [`super::LatencyHist`]s, at
+    /// [`super::hist_index`].
     pub const LATENCY: &str = "LATENCY";
+    /// Array of [`super::PURPOSE_SLOTS`] u64: the purpose (`rmap_one`) of each slot, 0: free,
+    /// [`super::PURPOSE_UNREADABLE`] for 0.
+    pub const PURPOSES: &str = "PURPOSES";
     /// One-entry array: 1 once userspace attached the `sched_switch` hook.
     pub const OFFCPU_ON: &str = "OFFCPU_ON";
     /// Ring buffer of [`super::stall::StallEvent`]s (`--stalls`); sized at load time.
@@ -540,8 +564,6 @@ mod pod {
     unsafe impl aya::Pod for super::WalkEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::TpLayout {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::HistKey {}
     // SAFETY: as above (an array of u64).
     unsafe impl aya::Pod for super::LatencyHist {}
     // SAFETY: as above.

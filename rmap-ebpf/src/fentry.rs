@@ -11,11 +11,35 @@ use aya_ebpf::{
 };
 use rmap_common::{PageType, Source};
 
-use crate::walk;
+use crate::{
+    config::RWC_RMAP_ONE_OFF,
+    walk::{self, Purpose},
+};
 
 #[inline(always)]
 fn flag(v: u64) -> u32 {
     (v & 1) as u32
+}
+
+/// `rwc->rmap_one`, the walk's purpose, by a plain load: a trampoline program's pointer
+/// arguments are typed by the function's BTF, so the verifier checks the load against
+/// `struct rmap_walk_control` (kernel/bpf/btf.c `btf_struct_walk`: a function pointer reads as
+/// a number) and the JIT guards it with an exception-table entry (`BPF_PROBE_MEM`), where a
+/// `bpf_probe_read_kernel` call would cost a helper call per walk. The offset is a load-time
+/// global, a constant to the verifier (`.rodata` is frozen).
+#[inline(always)]
+fn purpose(rwc: u64) -> Purpose {
+    let at = rwc + u64::from(RWC_RMAP_ONE_OFF.load());
+    // SAFETY: the verifier allows the load only at a pointer field of the BTF type of `rwc`,
+    // and a fault reads 0.
+    Purpose::Read(unsafe { core::ptr::read_volatile(at as *const u64) })
+}
+
+/// The end of a walk seen by fexit: `rwc` is argument `rwc_arg`.
+#[inline(always)]
+fn end(ctx: &FExitContext, rwc_arg: usize) {
+    let rwc: u64 = ctx.arg(rwc_arg);
+    walk::end(ctx, ctx.arg(0), rwc, purpose(rwc), true, Source::Fentry);
 }
 
 #[fentry]
@@ -56,36 +80,36 @@ pub fn fentry_walk_locked(ctx: FEntryContext) -> i32 {
 
 #[fexit]
 pub fn fexit_ksm(ctx: FExitContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(1), true, Source::Fentry);
+    end(&ctx, 1);
     0
 }
 
 #[fexit]
 pub fn fexit_anon(ctx: FExitContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(1), true, Source::Fentry);
+    end(&ctx, 1);
     0
 }
 
 #[fexit]
 pub fn fexit_file(ctx: FExitContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(1), true, Source::Fentry);
+    end(&ctx, 1);
     0
 }
 
 #[fexit]
 pub fn fexit_file_inner(ctx: FExitContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(4), true, Source::Fentry);
+    end(&ctx, 4);
     0
 }
 
 #[fexit]
 pub fn fexit_walk(ctx: FExitContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(1), true, Source::Fentry);
+    end(&ctx, 1);
     0
 }
 
 #[fexit]
 pub fn fexit_walk_locked(ctx: FExitContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(1), true, Source::Fentry);
+    end(&ctx, 1);
     0
 }

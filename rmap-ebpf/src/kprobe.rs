@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use rmap_common::{PageType, Source};
 
-use crate::walk;
+use crate::walk::{self, Purpose};
 
 #[inline(always)]
 fn arg(ctx: &ProbeContext, n: usize) -> u64 {
@@ -66,7 +66,7 @@ pub fn kprobe_walk_locked(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn kretprobe_walk(ctx: RetProbeContext) -> u32 {
-    walk::end(&ctx, 0, 0, false, Source::Kprobe);
+    walk::end(&ctx, 0, 0, Purpose::Probe, false, Source::Kprobe);
     0
 }
 

@@ -23,6 +23,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod owner;
 #[cfg(target_arch = "bpf")]
+mod purpose;
+#[cfg(target_arch = "bpf")]
 mod sched;
 #[cfg(target_arch = "bpf")]
 mod stall;

@@ -3,10 +3,10 @@ use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use rmap_common::{
-    COUNTERS, HIST_KEYS, HistKey, Inflight, LatencyHist, RECORDS_SLOTS,
+    COUNTERS, HIST_KEYS, Inflight, LatencyHist, PURPOSE_SLOTS, RECORDS_SLOTS,
     stall::{STALL_COUNTERS, StallCounter, Waiting},
 };
 
@@ -33,14 +33,18 @@ pub static RECORDS: Array<u64> = Array::with_max_entries(RECORDS_SLOTS, 0);
 #[map]
 pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as u32, 0);
 
-/// Log-linear latency histograms by (page type, purpose), per CPU: the source of the summary's
-/// counts and percentiles, so that ring buffer drops and `--min-duration-us` cannot change them.
+/// Log-linear latency histograms by (purpose slot, page type), per CPU, at
+/// `rmap_common::hist_index`: the source of the summary's counts and percentiles, so that ring
+/// buffer drops and `--min-duration-us` cannot change them. An array, not a hash keyed by
+/// (purpose, type): a walk's end finds its histogram without hashing a key
+/// (kernel/bpf/hashtab.c `__htab_map_lookup_elem`: jhash and a bucket walk per lookup).
 #[map]
-pub static LATENCY: PerCpuHashMap<HistKey, LatencyHist> = PerCpuHashMap::with_max_entries(HIST_KEYS, 0);
+pub static LATENCY: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(HIST_KEYS, 0);
 
-/// A zeroed histogram to insert into `LATENCY` from (4.4 KiB: too large for the BPF stack).
+/// The purpose (`rwc->rmap_one`) each slot of `LATENCY` counts, claimed by the first walk of
+/// that purpose (`purpose.rs`); shared by every CPU, so a plain array (inlined lookups).
 #[map]
-pub static ZERO_HIST: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(1, 0);
+pub static PURPOSES: Array<u64> = Array::with_max_entries(PURPOSE_SLOTS, 0);
 
 /// Index 0: 1 once userspace attached the `sched_switch` hook, so that off-CPU time is only
 /// claimed measured when it was (written by userspace after the programs are loaded, hence a

@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use rmap_common::{PageType, Source, TpLayout, page_type_from_str};
 
-use crate::{config::TP_LAYOUT, walk};
+use crate::{
+    config::TP_LAYOUT,
+    walk::{self, Purpose},
+};
 
 #[raw_tracepoint(tracepoint = "rmap_walk_start")]
 pub fn raw_rmap_walk_start(ctx: RawTracePointContext) -> i32 {
@@ -24,7 +27,14 @@ pub fn raw_rmap_walk_start(ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "rmap_walk_end")]
 pub fn raw_rmap_walk_end(ctx: RawTracePointContext) -> i32 {
-    walk::end(&ctx, ctx.arg(0), ctx.arg(1), true, Source::RawTpPair);
+    walk::end(
+        &ctx,
+        ctx.arg(0),
+        ctx.arg(1),
+        Purpose::Probe,
+        true,
+        Source::RawTpPair,
+    );
     0
 }
 
@@ -98,6 +108,7 @@ pub fn tp_rmap_walk_end(ctx: TracePointContext) -> u32 {
         &ctx,
         read_u64(&ctx, l.pair_folio),
         read_u64(&ctx, l.pair_rwc),
+        Purpose::Probe,
         true,
         Source::TpPair,
     );

@@ -11,8 +11,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
-    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, HistKey, Inflight, PageType, RECORDS_SENT,
-    RECORDS_WAKE_SEQ, Source, WalkEvent, hist_bucket, inflight_owner,
+    Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, Inflight, PageType, RECORDS_SENT,
+    RECORDS_WAKE_SEQ, Source, WalkEvent, hist_bucket, hist_index, inflight_owner,
 };
 
 use crate::{
@@ -21,8 +21,8 @@ use crate::{
         TYPE_MASK, WAKE_CHECK_MASK, WAKEUP_BYTES,
     },
     inflight,
-    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, ZERO_HIST, add_one, advance, bump},
-    owner,
+    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, add_one, advance, bump},
+    owner, purpose,
 };
 
 /// Whether the current task passes the tgid, comm (the thread's) and process (the thread-group
@@ -106,10 +106,20 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
     unsafe { *slot = state };
 }
 
+/// How the end of a walk learns its purpose (`rwc->rmap_one`).
+#[derive(Clone, Copy)]
+pub enum Purpose {
+    /// Read by the hook itself (fexit: a plain load through its BTF-typed `rwc` argument).
+    Read(u64),
+    /// Read here, from the walk's `rwc`, with `bpf_probe_read_kernel` (kprobe, tracepoints:
+    /// their arguments are plain numbers to the verifier).
+    Probe,
+}
+
 /// The walk in flight on this thread ends. With `check`, its folio and rwc must be those of
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
 #[inline(always)]
-pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: Source) {
+pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, purpose: Purpose, check: bool, source: Source) {
     // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -142,6 +152,7 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: S
         state.flags,
         state.folio,
         state.rwc,
+        purpose,
         PageType::from_u32(state.page_type),
         state.locked,
         state.stall_waits,
@@ -166,6 +177,7 @@ pub fn whole(folio: u64, rwc: u64, duration_ns: u64, page_type: PageType, locked
         0,
         folio,
         rwc,
+        Purpose::Probe,
         page_type,
         locked,
         0,
@@ -193,6 +205,7 @@ fn record(
     flags: u32,
     folio: u64,
     rwc: u64,
+    purpose: Purpose,
     page_type: PageType,
     locked: u32,
     stall_waits: u32,
@@ -209,9 +222,14 @@ fn record(
     // No `WalksSeen` bump nor log2 histogram here: userspace derives both from the latency
     // histograms (their buckets split each power of two evenly) plus `HistFull`
     // (rmap-user/src/counters.rs), one helper call and atomic add fewer per walk each.
-    let at = rwc + RWC_RMAP_ONE_OFF.load() as u64;
-    // SAFETY: bpf_probe_read_kernel checks the address.
-    let rmap_one = unsafe { bpf_probe_read_kernel(at as *const u64) }.unwrap_or(0);
+    let rmap_one = match purpose {
+        Purpose::Read(rmap_one) => rmap_one,
+        Purpose::Probe => {
+            let at = rwc + RWC_RMAP_ONE_OFF.load() as u64;
+            // SAFETY: bpf_probe_read_kernel checks the address.
+            unsafe { bpf_probe_read_kernel(at as *const u64) }.unwrap_or(0)
+        }
+    };
     // Every walk that passed the filters is counted here, before `--min-duration-us` and the
     // ring buffer: the summary's percentiles come from these histograms (issue #13 item 1).
     count_latency(rmap_one, page_type, duration_ns);
@@ -268,34 +286,16 @@ fn record(
     }
 }
 
-/// Adds a walk to the log-linear histogram of its (page type, purpose), creating it from
-/// `ZERO_HIST` the first time; `HistFull` counts walks for which the map had no room.
+/// Adds a walk to the log-linear histogram of its (purpose, page type); `HistFull` counts walks
+/// whose purpose found no slot.
 #[inline(always)]
 fn count_latency(rmap_one: u64, page_type: PageType, duration_ns: u64) {
-    let key = HistKey {
-        rmap_one,
-        page_type: page_type as u32,
-        _pad: 0,
+    let Some(slot) = purpose::slot(rmap_one) else {
+        bump(Counter::HistFull as u32);
+        return;
     };
-    let hist = match LATENCY.get_ptr_mut(&key) {
-        Some(h) => h,
-        None => {
-            let Some(zero) = ZERO_HIST.get(0) else {
-                return;
-            };
-            // BPF_NOEXIST (1): another CPU may have created it meanwhile; then use theirs.
-            if LATENCY.insert(&key, zero, 1).is_err() && LATENCY.get_ptr(&key).is_none() {
-                bump(Counter::HistFull as u32);
-                return;
-            }
-            match LATENCY.get_ptr_mut(&key) {
-                Some(h) => h,
-                None => {
-                    bump(Counter::HistFull as u32);
-                    return;
-                }
-            }
-        }
+    let Some(hist) = LATENCY.get_ptr_mut(hist_index(slot, page_type as u32)) else {
+        return;
     };
     let b = hist_bucket(duration_ns) as usize;
     // An explicit bound the verifier sees, whatever LLVM does with `hist_bucket`'s own clamp.

@@ -2,11 +2,11 @@
 //! from them rather than counted per walk in the kernel: `WalksSeen` and the log2 histograms.
 use aya::{
     Ebpf,
-    maps::{Array, PerCpuArray, PerCpuHashMap},
+    maps::{Array, PerCpuArray},
 };
 use rmap_common::{
-    COUNTERS, Counter, HIST_BUCKETS, HistKey, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PageType, RECORDS_SENT,
-    hist_bucket_low, log2_bucket, maps,
+    COUNTERS, Counter, HIST_BUCKETS, HistKey, LOG2_BUCKETS, LatencyHist, PAGE_TYPES, PURPOSE_SLOTS,
+    PURPOSE_UNREADABLE, PageType, RECORDS_SENT, hist_bucket_low, hist_index, log2_bucket, maps,
 };
 use serde::Serialize;
 
@@ -143,24 +143,52 @@ pub fn log2_from_latency(latency: &Latency) -> Vec<u64> {
 /// The in-kernel latency histograms, each summed over CPUs: (key, walks per bucket).
 pub type Latency = Vec<(HistKey, Vec<u64>)>;
 
-/// Reads the `LATENCY` map: one histogram per (page type, purpose) seen so far.
+/// Reads the `LATENCY` histograms of every purpose the kernel gave a slot in `PURPOSES`: one
+/// per (page type, purpose) seen so far.
 pub fn read_latency(ebpf: &Ebpf) -> Result<Latency, CountersError> {
+    let purposes = read_purposes(ebpf)?;
     let name = maps::LATENCY;
     let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
-    let hists =
-        PerCpuHashMap::<_, HistKey, LatencyHist>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
+    let hists = PerCpuArray::<_, LatencyHist>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
     let mut out = Vec::new();
-    for entry in &hists {
-        let (key, per_cpu) = entry.map_err(|e| CountersError::Map(name, e))?;
-        let mut sum = vec![0u64; HIST_BUCKETS];
-        for cpu in &*per_cpu {
-            for (s, v) in sum.iter_mut().zip(cpu.buckets.iter()) {
-                *s += v;
+    for (slot, rmap_one) in purposes {
+        for page_type in PageType::ALL {
+            let per_cpu = hists
+                .get(&hist_index(slot, page_type as u32), 0)
+                .map_err(|e| CountersError::Map(name, e))?;
+            let mut sum = vec![0u64; HIST_BUCKETS];
+            for cpu in &*per_cpu {
+                for (s, v) in sum.iter_mut().zip(cpu.buckets.iter()) {
+                    *s += v;
+                }
+            }
+            if sum.iter().any(|&n| n > 0) {
+                let key = HistKey {
+                    rmap_one,
+                    page_type: page_type as u32,
+                    _pad: 0,
+                };
+                out.push((key, sum));
             }
         }
-        out.push((key, sum));
     }
     out.sort_by_key(|(k, _)| *k);
+    Ok(out)
+}
+
+/// The claimed slots of `PURPOSES`: (slot, `rmap_one`), 0 for an unreadable one.
+fn read_purposes(ebpf: &Ebpf) -> Result<Vec<(u32, u64)>, CountersError> {
+    let name = maps::PURPOSES;
+    let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
+    let slots = Array::<_, u64>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
+    let mut out = Vec::new();
+    for slot in 0..PURPOSE_SLOTS {
+        match slots.get(&slot, 0).map_err(|e| CountersError::Map(name, e))? {
+            0 => {}
+            PURPOSE_UNREADABLE => out.push((slot, 0)),
+            rmap_one => out.push((slot, rmap_one)),
+        }
+    }
     Ok(out)
 }
 

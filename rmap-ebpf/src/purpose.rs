@@ -1,0 +1,39 @@
+//! A walk's purpose (`rwc->rmap_one`: `try_to_unmap_one`, `try_to_migrate_one`, …) as a small
+//! slot number, so that its histograms are array entries (`maps.rs` `LATENCY`).
+//!
+//! Slots live in `PURPOSES`, a plain array shared by every CPU (lookups inlined, no helper, no
+//! lock). A purpose's slots are `h(rmap_one)` and the ones after it, in turn; the first walk of
+//! a purpose claims a free one with a compare-and-swap from 0, so two CPUs meeting a new purpose
+//! at once end up in the same slot. Slots are never freed: purposes are functions of the
+//! kernel, a handful, and `PURPOSE_SLOTS` leaves room.
+use rmap_common::{PURPOSE_SLOTS, PURPOSE_UNREADABLE};
+
+use crate::maps::{PURPOSES, compare_swap};
+
+/// The slot counting walks of purpose `rmap_one`, claimed if it has none yet; `None` when
+/// every slot belongs to another purpose.
+#[inline(always)]
+pub fn slot(rmap_one: u64) -> Option<u32> {
+    let purpose = if rmap_one == 0 {
+        PURPOSE_UNREADABLE
+    } else {
+        rmap_one
+    };
+    // Functions are 16-byte aligned (x86 `-falign-functions`): their low bits say nothing.
+    let first = (purpose >> 4) as u32 ^ (purpose >> 12) as u32;
+    for probe in 0..PURPOSE_SLOTS {
+        let index = first.wrapping_add(probe) & (PURPOSE_SLOTS - 1);
+        let at = PURPOSES.get_ptr_mut(index)?;
+        // SAFETY: a value of `PURPOSES`; an aligned u64 load is not torn.
+        let held = unsafe { core::ptr::read_volatile(at) };
+        if held == purpose {
+            return Some(index);
+        }
+        // A free slot: claim it, or find that another CPU just claimed it for this purpose.
+        // SAFETY: as above.
+        if held == 0 && (compare_swap(at, 0, purpose) || unsafe { core::ptr::read_volatile(at) } == purpose) {
+            return Some(index);
+        }
+    }
+    None
+}
