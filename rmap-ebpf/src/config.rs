@@ -5,8 +5,11 @@ use rmap_common::{OwnerLayout, TpLayout, stall::StallLayout};
 
 #[unsafe(no_mangle)]
 pub static FILTER_TGID: Global<u32> = Global::new(0);
+/// The comm filter's 16 bytes (userspace writes a `[u8; 16]`), read as two aligned words: a
+/// byte array is read byte by byte (`Global::load` is a volatile read), 32 loads per walk
+/// start for the two name filters even when both are off.
 #[unsafe(no_mangle)]
-pub static FILTER_COMM: Global<[u8; 16]> = Global::new([0; 16]);
+pub static FILTER_COMM: Global<[u64; 2]> = Global::new([0; 2]);
 #[unsafe(no_mangle)]
 pub static TYPE_MASK: Global<u32> = Global::new(u32::MAX);
 #[unsafe(no_mangle)]
@@ -31,7 +34,8 @@ pub static INFLIGHT_STALE_NS: Global<u64> = Global::new(10_000_000_000);
 pub static OWNER_LAYOUT: Global<OwnerLayout> = Global::new(OwnerLayout::EMPTY);
 #[unsafe(no_mangle)]
 pub static FILTER_CGROUP: Global<u64> = Global::new(0);
+/// As `FILTER_COMM`, for the process (thread-group leader's) name.
 #[unsafe(no_mangle)]
-pub static FILTER_PROCESS: Global<[u8; 16]> = Global::new([0; 16]);
+pub static FILTER_PROCESS: Global<[u64; 2]> = Global::new([0; 2]);
 #[unsafe(no_mangle)]
 pub static STALL_LAYOUT: Global<StallLayout> = Global::new(StallLayout::EMPTY);

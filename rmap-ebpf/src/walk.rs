@@ -33,17 +33,17 @@ fn task_passes(pid_tgid: u64) -> bool {
     if want != 0 && (pid_tgid >> 32) as u32 != want {
         return false;
     }
-    let want = FILTER_PROCESS.load();
-    if want[0] != 0 && words(&owner::process_comm(owner::task())) != words(&want) {
+    let [a, b] = FILTER_PROCESS.load();
+    if (a, b) != (0, 0) && words(&owner::process_comm(owner::task())) != (a, b) {
         return false;
     }
-    let want = FILTER_COMM.load();
-    if want[0] == 0 {
+    let [a, b] = FILTER_COMM.load();
+    if (a, b) == (0, 0) {
         return true;
     }
     match bpf_get_current_comm() {
         // Compare as two words: a byte-array `==` may lower to a memcmp call BPF cannot make.
-        Ok(comm) => words(&comm) == words(&want),
+        Ok(comm) => words(&comm) == (a, b),
         Err(_) => false,
     }
 }
