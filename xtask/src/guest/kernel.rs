@@ -45,7 +45,14 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
     } else {
         resolve(args.kernel.as_deref(), args.modules.as_deref())?
     };
-    kernel.cmdline.extend(super::tsc::clock_words()?);
+    kernel.cmdline.extend(super::tsc::clock_words(args.accel)?);
+    if args.accel == super::qemu::Accel::Icount {
+        // One CPU online: under icount QEMU's one thread switches vCPUs only at the virtual
+        // clock's timer deadlines, and the boot CPU spins in `do_boot_cpu` waiting for the
+        // second one, which then never runs (the boot hangs at "Booting SMP configuration").
+        // Node 1 keeps its memory, so `move_pages` still migrates.
+        kernel.cmdline.push("maxcpus=1".to_string());
+    }
     Ok(kernel)
 }
 

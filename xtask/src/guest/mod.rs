@@ -31,8 +31,9 @@ pub struct GuestArgs {
     /// Whole-run timeout in seconds.
     #[arg(long, default_value_t = 1500)]
     pub timeout: u64,
-    /// Accelerator: tcg (always works here), kvm, or auto (kvm if /dev/kvm works, falling back
-    /// to tcg when the guest does not boot in time).
+    /// Accelerator: tcg (always works here), kvm, auto (kvm if /dev/kvm works, falling back
+    /// to tcg when the guest does not boot in time), or icount (tcg whose clock counts guest
+    /// instructions: timings independent of the host's load).
     #[arg(long, value_enum, default_value_t = qemu::Accel::Tcg)]
     pub accel: qemu::Accel,
 }
@@ -79,12 +80,12 @@ pub fn boot_with_trees(
     })?;
     let initrd = TempFile::new("initrd.cpio")?;
     std::fs::write(&initrd.0, image).with_context(|| format!("writing {}", initrd.0.display()))?;
-    let threading = match args.accel {
-        qemu::Accel::Kvm => String::new(),
-        _ => format!("; TCG: {}", tcg::accel().why),
+    let clock = match args.accel {
+        qemu::Accel::Icount => "; one CPU online, guest clock = 1 ns per guest instruction",
+        qemu::Accel::Kvm | qemu::Accel::Tcg | qemu::Accel::Auto => "",
     };
     eprintln!(
-        "xtask: booting {} ({} NUMA nodes, {} MiB, {:?}{threading})",
+        "xtask: booting {} ({} NUMA nodes, {} MiB, {:?}{clock})",
         kernel.label, args.numa_nodes, args.memory_mib, args.accel
     );
     qemu::Machine {

@@ -29,6 +29,11 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use super::qemu::Accel;
+
+/// The TSC's frequency under `-icount shift=0`: 1 tick per ns.
+const ICOUNT_KHZ: u64 = 1_000_000;
+
 /// One (TSC, `CLOCK_MONOTONIC_RAW` ns) pair, from the tightest of a few tries: a pair taken
 /// across a preemption would shift the result.
 fn sample() -> (u64, u64) {
@@ -69,9 +74,13 @@ fn khz(ticks: u64, ns: u64) -> u64 {
 /// our kernel has no paravirtual clock to fall back on there.
 /// The host's frequency is measured once per process (0.4 s), not once per boot: a `vm-test`
 /// run boots many guests.
-pub fn clock_words() -> anyhow::Result<Vec<String>> {
+/// Under icount the TCG guest's TSC is the instruction clock instead, one tick per ns
+/// (`cpu_get_ticks()` → `icount_get()`): 1 GHz.
+pub fn clock_words(accel: Accel) -> anyhow::Result<Vec<String>> {
     static KHZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let khz = if let Some(&k) = KHZ.get() {
+    let khz = if accel == Accel::Icount {
+        ICOUNT_KHZ
+    } else if let Some(&k) = KHZ.get() {
         k
     } else {
         let k = host_khz(Duration::from_millis(200))?;

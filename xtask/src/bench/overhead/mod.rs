@@ -158,10 +158,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         timeout: args.timeout,
         accel: args.accel,
     };
-    let emulated = if args.accel == guest::qemu::Accel::Kvm {
-        "KVM"
-    } else {
-        "TCG: emulated costs, not native ones"
+    let emulated = match args.accel {
+        guest::qemu::Accel::Kvm => "KVM",
+        guest::qemu::Accel::Icount => "TCG icount: guest instructions, 1 ns each, one CPU; not native costs",
+        guest::qemu::Accel::Tcg | guest::qemu::Accel::Auto => "TCG: emulated costs, not native ones",
     };
     let mut out = header(args);
     let mut failed = Vec::new();
