@@ -17,9 +17,9 @@ pub enum Accel {
     Tcg,
     Kvm,
     Auto,
-    /// TCG on one thread with `-icount shift=0,sleep=off`: the guest's clock (its TSC
-    /// included) advances by 1 ns per guest instruction executed, on any vCPU, and jumps over
-    /// idle time; nothing the host does shows in the guest's timings.
+    /// TCG with `-icount shift=0`, one CPU online: while the guest runs, its clock (its TSC
+    /// included) advances by 1 ns per guest instruction executed, so nothing the host does
+    /// shows in the time of guest work; while it idles, with the host's clock.
     Icount,
 }
 
@@ -68,9 +68,9 @@ impl Machine<'_> {
             if kvm { "host" } else { "max" },
         ]);
         if accel == Accel::Icount {
-            // accel/tcg/icount-common.c: the virtual clock is the instructions executed (all
-            // vCPUs, in turn) << shift; `sleep=off` warps it to the next timer when every vCPU
-            // idles, instead of letting it run with the host's clock.
+            // softmmu/icount.c: the virtual clock is the instructions executed << shift.
+            // `sleep=on`: an idle guest's clock runs with the host's, so that waits in guest
+            // scripts take the time they say; the measured phases keep the CPU busy.
             c.args(["-icount", "shift=0,sleep=on"]);
         }
         c.args([

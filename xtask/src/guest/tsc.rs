@@ -117,6 +117,12 @@ mod tests {
     }
 
     #[test]
+    fn icount_guests_get_the_instruction_clock() {
+        let words = clock_words(Accel::Icount).expect("no measurement needed");
+        assert_eq!(words, ["tsc=reliable", "tsc_early_khz=1000000"]);
+    }
+
+    #[test]
     fn host_tsc_is_measured() {
         // Any x86_64 host of ours runs its TSC between 500 MHz and 10 GHz.
         let khz = host_khz(Duration::from_millis(50)).expect("steady TSC");

@@ -124,8 +124,11 @@ pub struct Args {
     /// Echo the guest's console (outputs included) as it comes.
     #[arg(long)]
     pub echo: bool,
-    /// QEMU accelerator.
-    #[arg(long, value_enum, default_value_t = guest::qemu::Accel::Tcg)]
+    /// QEMU accelerator. icount (the default): the guest's clock counts guest instructions, so
+    /// a tracer's added time is the instructions it adds, whatever the host does meanwhile;
+    /// tcg: the emulator's wall-clock time (its spread is of the order of the tracers' costs);
+    /// kvm: real costs, where /dev/kvm works.
+    #[arg(long, value_enum, default_value_t = guest::qemu::Accel::Icount)]
     pub accel: guest::qemu::Accel,
 }
 
@@ -211,9 +214,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// The command line and what the workloads do, above the tables.
 fn header(args: &Args) -> String {
     format!(
-        "cargo xtask bench overhead --reps {} --workloads {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
+        "cargo xtask bench overhead --accel {} --reps {} --workloads {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
          workloads: anon = {} anon pages moved, {} per move_pages call; ksm = {} VMAs of KSM pages moved; \
          reclaim = {} anon pages reclaimed to zram\n\n",
+        clap::ValueEnum::to_possible_value(&args.accel)
+            .map_or_else(String::new, |v| v.get_name().to_string()),
         args.reps,
         args.workloads
             .iter()
