@@ -10,6 +10,7 @@ mod debian;
 mod drops;
 mod export;
 mod faults;
+mod icount;
 mod jvm;
 mod owners;
 mod patched;
@@ -31,7 +32,8 @@ pub struct Args {
     /// memory owners, --cgroup, --process against renamed threads), stalls (Debian's kernel:
     /// --stalls against victims that time their own calls; in all with 2,000 VMAs, the
     /// `--pages` given when alone), jvm (Debian's kernel: `OpenJDK` 17 under reclaim and KSM,
-    /// its walks' attribution; on demand, not in all), jvm-smoke (the same, shorter), or all.
+    /// its walks' attribution; on demand, not in all), jvm-smoke (the same, shorter), icount
+    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -47,6 +49,7 @@ pub enum Suite {
     Stalls,
     Jvm,
     JvmSmoke,
+    Icount,
     All,
 }
 
@@ -110,6 +113,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     if args.suite.has(Suite::Debian) {
         debian::run(&args.guest, args.pages, &mut c)?;
+    }
+    if args.suite.has(Suite::Icount) {
+        icount::run(&args.guest, &mut c)?;
     }
     if args.suite.has(Suite::Export) {
         export::run(&args.guest, 2000, &mut c)?;
