@@ -464,6 +464,10 @@ pub mod globals {
     pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
     /// u64: age in ns past which a start may take over another thread's in-flight slot.
     pub const INFLIGHT_STALE_NS: &str = "INFLIGHT_STALE_NS";
+    /// u64: the kernel's lowest text address (`_stext`; 0 when kallsyms hides it). A purpose
+    /// below it is no function: a stale read (a kretprobe's saved `rwc` reused by then), counted
+    /// as unreadable rather than given a histogram slot of its own.
+    pub const TEXT_START: &str = "TEXT_START";
 }
 
 /// Names of the maps userspace reads, resizes or writes.

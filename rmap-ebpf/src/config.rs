@@ -38,4 +38,6 @@ pub static FILTER_CGROUP: Global<u64> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static FILTER_PROCESS: Global<[u64; 2]> = Global::new([0; 2]);
 #[unsafe(no_mangle)]
+pub static TEXT_START: Global<u64> = Global::new(0);
+#[unsafe(no_mangle)]
 pub static STALL_LAYOUT: Global<StallLayout> = Global::new(StallLayout::EMPTY);

@@ -8,13 +8,18 @@
 //! kernel, a handful, and `PURPOSE_SLOTS` leaves room.
 use rmap_common::{PURPOSE_SLOTS, PURPOSE_UNREADABLE};
 
-use crate::maps::{PURPOSES, compare_swap};
+use crate::{
+    config::TEXT_START,
+    maps::{PURPOSES, compare_swap},
+};
 
 /// The slot counting walks of purpose `rmap_one`, claimed if it has none yet; `None` when
 /// every slot belongs to another purpose.
 #[inline(always)]
 pub fn slot(rmap_one: u64) -> Option<u32> {
-    let purpose = if rmap_one == 0 {
+    // Below the kernel's text (stack, direct-map and vmalloc addresses, small numbers on
+    // x86-64), `rmap_one` is no callback but a stale read: it would hold a slot for good.
+    let purpose = if rmap_one == 0 || rmap_one < TEXT_START.load() {
         PURPOSE_UNREADABLE
     } else {
         rmap_one

@@ -287,7 +287,7 @@ fn record(
 }
 
 /// Adds a walk to the log-linear histogram of its (purpose, page type); `HistFull` counts walks
-/// whose purpose found no slot.
+/// whose purpose found no slot (so that walks seen = the histograms' total + `HistFull`).
 #[inline(always)]
 fn count_latency(rmap_one: u64, page_type: PageType, duration_ns: u64) {
     let Some(slot) = purpose::slot(rmap_one) else {
@@ -295,6 +295,7 @@ fn count_latency(rmap_one: u64, page_type: PageType, duration_ns: u64) {
         return;
     };
     let Some(hist) = LATENCY.get_ptr_mut(hist_index(slot, page_type as u32)) else {
+        bump(Counter::HistFull as u32);
         return;
     };
     let b = hist_bucket(duration_ns) as usize;

@@ -152,6 +152,12 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         loader.map_max_entries(maps::WAITING, UNUSED_WAITING_ENTRIES);
     }
     let stall = facts.stall.clone().unwrap_or(StallLayout::EMPTY);
+    // Without kallsyms every purpose is taken as it comes (see `globals::TEXT_START`).
+    let text_start: u64 = facts
+        .kallsyms
+        .as_ref()
+        .and_then(|k| k.address_of("_stext"))
+        .unwrap_or(0);
     Ok(loader
         .override_global(globals::FILTER_TGID, &tgid, true)
         .override_global(globals::FILTER_COMM, &comm, true)
@@ -173,6 +179,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
         .override_global(globals::FILTER_PROCESS, &process, true)
         .override_global(globals::STALL_LAYOUT, &stall, true)
+        .override_global(globals::TEXT_START, &text_start, true)
         .load(OBJECT)?)
 }
 

@@ -73,6 +73,11 @@ impl Kallsyms {
         i.checked_sub(1).map(|i| self.name(self.syms[i]))
     }
 
+    /// The address of text symbol `name` (a scan: called once, when loading).
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.syms.iter().find(|s| self.name(**s) == name).map(|s| s.0)
+    }
+
     /// The probe-able symbol for `name`: itself, or its first compiler clone that is an entry
     /// point (a `.cold` part is a block split out of the function: probing it counts nothing).
     /// A scan: called a few times, when attaching.
@@ -153,6 +158,8 @@ mod tests {
         assert_eq!(k.clone_of("bar"), Some("bar"));
         assert_eq!(k.clone_of("data"), None);
         assert_eq!(purpose_of("try_to_migrate_one.isra.0"), "migrate");
+        assert_eq!(k.address_of("_stext"), Some(0xffff_ffff_8100_0000));
+        assert_eq!(k.address_of("data"), None);
     }
 
     #[test]

@@ -165,7 +165,11 @@ impl Machine<'_> {
     fn run_tcg(&self) -> anyhow::Result<GuestRun> {
         match self.run_with(Accel::Tcg, None) {
             Err(e) if super::tcg::known_hang(&format!("{e:#}")) => {
-                eprintln!("xtask: {}; booting it again (once)", super::tcg::KNOWN_HANG);
+                // The first run's report stays in the log, in case it was something else.
+                eprintln!(
+                    "xtask: {e:#}\nxtask: {}; booting it again (once)",
+                    super::tcg::KNOWN_HANG
+                );
                 self.run_with(Accel::Tcg, None)
             }
             other => other,
@@ -249,7 +253,8 @@ impl Machine<'_> {
             Err(e) => {
                 let tail: Vec<String> = watch.last.into_iter().filter(|l| !l.trim().is_empty()).collect();
                 bail!(
-                    "{e}; last console lines:\n  {}{}",
+                    "{e}{}; last console lines:\n  {}{}",
+                    super::tcg::signature_note(&watch.panic_text),
                     tail[tail.len().saturating_sub(15)..].join("\n  "),
                     panic_report(&watch.panic_text)
                 )

@@ -25,15 +25,28 @@ const FIXED: (u32, u32) = (8, 1);
 pub const KNOWN_HANG: &str = "the guest hung in QEMU < 8.1's MTTCG race with the kernel's text patching \
      (a vCPU looping in exc_int3 while another waits in text_poke_bp; see xtask/src/guest/tcg.rs)";
 
-/// Whether a failed TCG run's report (its error with the kernel's replayed log) shows the
-/// hang, on a QEMU that has the race.
-pub fn known_hang(report: &str) -> bool {
-    racy(qemu_version()) && has_signature(report)
+/// Said in a failed run's error when the kernel's whole replayed log (not only the part the
+/// error quotes) shows the hang.
+const SIGNATURE_NOTE: &str = "(the backtraces show QEMU's MTTCG text-patching hang)";
+
+/// `SIGNATURE_NOTE` when a failed run's replayed log shows the hang, else nothing.
+pub fn signature_note(log: &[String]) -> &'static str {
+    if has_signature(&log.join("\n")) {
+        SIGNATURE_NOTE
+    } else {
+        ""
+    }
+}
+
+/// Whether a failed TCG run's error says its log shows the hang, on a QEMU that has (or may
+/// have: its version unknown) the race.
+pub fn known_hang(error: &str) -> bool {
+    racy(qemu_version()) && error.contains(SIGNATURE_NOTE)
 }
 
 /// Both halves of the hang in the backtraces: the looping vCPU and the patching one.
-fn has_signature(report: &str) -> bool {
-    report.contains("exc_int3") && report.contains("text_poke_bp")
+fn has_signature(log: &str) -> bool {
+    log.contains("exc_int3") && log.contains("text_poke_bp")
 }
 
 /// Whether this QEMU (major, minor; `None`: unknown) may have the race.
@@ -93,5 +106,11 @@ mod tests {
         assert!(!has_signature(
             "watchdog: BUG: soft lockup - CPU#0 stuck for 61s!"
         ));
+        let log: Vec<String> = format!("{looping}\n{patching}")
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(signature_note(&log), SIGNATURE_NOTE);
+        assert_eq!(signature_note(&log[..3]), "");
     }
 }

@@ -10,7 +10,8 @@
 //! guess, the boot-time sync check between vCPUs and the clocksource watchdog, which TCG's
 //! uneven vCPU progress trips now and then; the TSC is then the clocksource.
 //!
-//! The TSC frequency (`tsc_early_khz=`), given to every TCG guest: our kernel has no ACPI, so
+//! The TSC frequency (`tsc_early_khz=`), given to every TCG guest (the host's; 1 GHz under
+//! icount, see `clock_words`): our kernel has no ACPI, so
 //! it has no HPET or ACPI PM timer; its only reference for calibrating the TSC is the emulated
 //! PIT (arch/x86/kernel/tsc.c: `quick_pit_calibrate()` early, `pit_calibrate_tsc()` in
 //! `tsc_init()`). Under TCG, with the host's cores busy, the
@@ -24,7 +25,7 @@
 //!
 //! QEMU's TCG guest reads the host's own TSC (`helper_rdtsc()` → `cpu_get_ticks()` →
 //! `cpu_get_host_ticks()`), so the right value is the host's TSC frequency, measured here
-//! against `CLOCK_MONOTONIC_RAW`.
+//! against `CLOCK_MONOTONIC_RAW`. Under icount it reads the instruction clock instead.
 use std::time::Duration;
 
 use anyhow::bail;

@@ -29,6 +29,7 @@ emit icw.txt /tmp/icw.txt
 pub fn run(args: &GuestArgs, c: &mut Checks) -> anyhow::Result<()> {
     let args = GuestArgs {
         accel: Accel::Icount,
+        numa_nodes: 2,
         ..args.clone()
     };
     let out = guest::boot(&args, &script(), false)?;
