@@ -153,15 +153,8 @@ pub fn read_latency(ebpf: &Ebpf) -> Result<Latency, CountersError> {
     let mut out = Vec::new();
     for (slot, rmap_one) in purposes {
         for page_type in PageType::ALL {
-            let per_cpu = hists
-                .get(&hist_index(slot, page_type as u32), 0)
+            let sum = summed_hist(&hists, hist_index(slot, page_type as u32))
                 .map_err(|e| CountersError::Map(name, e))?;
-            let mut sum = vec![0u64; HIST_BUCKETS];
-            for cpu in &*per_cpu {
-                for (s, v) in sum.iter_mut().zip(cpu.buckets.iter()) {
-                    *s += v;
-                }
-            }
             if sum.iter().any(|&n| n > 0) {
                 let key = HistKey {
                     rmap_one,
@@ -174,6 +167,21 @@ pub fn read_latency(ebpf: &Ebpf) -> Result<Latency, CountersError> {
     }
     out.sort_by_key(|(k, _)| *k);
     Ok(out)
+}
+
+/// Entry `index` of a per-CPU array of histograms, summed over CPUs.
+pub fn summed_hist<T: std::borrow::Borrow<aya::maps::MapData>>(
+    hists: &PerCpuArray<T, LatencyHist>,
+    index: u32,
+) -> Result<Vec<u64>, aya::maps::MapError> {
+    let per_cpu = hists.get(&index, 0)?;
+    let mut sum = vec![0u64; HIST_BUCKETS];
+    for cpu in &*per_cpu {
+        for (s, v) in sum.iter_mut().zip(cpu.buckets.iter()) {
+            *s += v;
+        }
+    }
+    Ok(sum)
 }
 
 /// The claimed slots of `PURPOSES`: (slot, `rmap_one`), 0 for an unreadable one.

@@ -2,12 +2,12 @@
 //! over CPUs (records may be dropped; these are not).
 use aya::{Ebpf, maps::PerCpuArray};
 use rmap_common::{
-    HIST_BUCKETS, LatencyHist, hist_bucket_low, hist_bucket_width, maps,
+    LatencyHist, hist_bucket_low, hist_bucket_width, maps,
     stall::{STALL_COUNTERS, StallCounter},
 };
 use serde::Serialize;
 
-use crate::counters::CountersError;
+use crate::counters::{CountersError, summed_hist};
 
 /// The stall counters and wait histogram.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -66,19 +66,13 @@ pub fn read(ebpf: &Ebpf) -> Result<StallCounts, CountersError> {
     let name = maps::STALL_HIST;
     let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
     let hist = PerCpuArray::<_, LatencyHist>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
-    let per_cpu = hist.get(&0, 0).map_err(|e| CountersError::Map(name, e))?;
-    let mut buckets = vec![0u64; HIST_BUCKETS];
-    for cpu in &*per_cpu {
-        for (s, v) in buckets.iter_mut().zip(cpu.buckets.iter()) {
-            *s += v;
-        }
-    }
+    let buckets = summed_hist(&hist, 0).map_err(|e| CountersError::Map(name, e))?;
     Ok(StallCounts { counters, buckets })
 }
 
 #[cfg(test)]
 mod tests {
-    use rmap_common::hist_bucket;
+    use rmap_common::{HIST_BUCKETS, hist_bucket};
 
     use super::*;
 

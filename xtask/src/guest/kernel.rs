@@ -47,9 +47,9 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
     };
     kernel.cmdline.extend(super::tsc::clock_words(args.accel)?);
     if args.accel == super::qemu::Accel::Icount {
-        // One CPU online: under icount QEMU's one thread switches vCPUs only at the virtual
-        // clock's timer deadlines, and the boot CPU spins in `do_boot_cpu` waiting for the
-        // second one, which then never runs (the boot hangs at "Booting SMP configuration").
+        // One CPU online: with two, Debian's kernel hung under icount at "Booting SMP
+        // configuration" (seen with `sleep=on` and `sleep=off`), the boot CPU apparently
+        // waiting for a second vCPU that QEMU's one thread did not run.
         // Node 1 keeps its memory, so `move_pages` still migrates.
         kernel.cmdline.push("maxcpus=1".to_string());
     }
