@@ -288,9 +288,11 @@ pub struct Inflight {
     /// Waits of other threads on a lock this walk holds, so far (`--stalls`; added to
     /// atomically by the contention hook on another CPU).
     pub stall_waits: u32,
+    /// The walk's purpose (`rwc->rmap_one`), read when it starts; 0 when unreadable.
+    pub rmap_one: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 72);
 
 /// The owner word of an in-flight slot: the thread id in the low 32 bits, the start time in
 /// units of 2^20 ns (about a millisecond; `bpf_ktime_get_ns() >> 20`, wrapping every 52 days)
@@ -476,6 +478,12 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     /// Array of [`super::Inflight`] slots (the in-flight table); its size is set at load time.
     pub const INFLIGHT: &str = "INFLIGHT";
+    /// LRU hash of [`super::Inflight`] by thread id: the in-flight table of the programs
+    /// named `*_lru`, for kernels without BPF compare-and-swap; sized at load time.
+    pub const INFLIGHT_TIDS: &str = "INFLIGHT_TIDS";
+    /// Hash of purpose slot → purpose: a new purpose claims a slot of `PURPOSES` by inserting
+    /// it here first (`BPF_NOEXIST`), so that two CPUs cannot claim one slot for two purposes.
+    pub const PURPOSE_CLAIMS: &str = "PURPOSE_CLAIMS";
     /// Array of [`super::RECORDS_SLOTS`] u64: records sent, the reader wakeup sequence.
     pub const RECORDS: &str = "RECORDS";
     /// Per-CPU counters, one per [`super::Counter`].

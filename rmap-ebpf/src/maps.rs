@@ -3,7 +3,7 @@ use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd};
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use rmap_common::{
     COUNTERS, HIST_KEYS, Inflight, LatencyHist, PURPOSE_SLOTS, RECORDS_SLOTS,
@@ -21,11 +21,18 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
 pub static INFLIGHT: Array<Inflight> = Array::with_max_entries(8192, 0);
 
+/// The in-flight table where the kernel's BPF has no compare-and-swap (`INFLIGHT_HASH`): walks
+/// in flight by thread id, in an LRU hash (a start whose end was never seen is evicted in time
+/// instead of holding an entry for good). Userspace sizes it as `INFLIGHT`, and shrinks
+/// whichever of the two is unused to one entry.
+#[map]
+pub static INFLIGHT_TIDS: LruHashMap<u32, Inflight> = LruHashMap::with_max_entries(1, 0);
+
 /// Records sent through `EVENTS`, all CPUs together, in a plain array: its lookups are inlined
 /// by the verifier, where a per-CPU array's are a helper call on 6.1 (inlined from 6.10,
 /// kernel/bpf/arraymap.c `percpu_array_map_gen_lookup`). `RECORDS_SENT`: exact, atomic adds;
-/// `RECORDS_WAKE_SEQ`: advanced by compare-and-swap, it picks the records that look whether
-/// to wake the reader (walk.rs `record`).
+/// `RECORDS_WAKE_SEQ`: a sequence that picks the records that look whether to wake the reader
+/// (walk.rs `record`).
 #[map]
 pub static RECORDS: Array<u64> = Array::with_max_entries(RECORDS_SLOTS, 0);
 
@@ -45,6 +52,13 @@ pub static LATENCY: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(HIS
 /// that purpose (`purpose.rs`); shared by every CPU, so a plain array (inlined lookups).
 #[map]
 pub static PURPOSES: Array<u64> = Array::with_max_entries(PURPOSE_SLOTS, 0);
+
+/// Slot → purpose, the claims behind `PURPOSES`: a slot is claimed by inserting it here with
+/// `BPF_NOEXIST` (the hash's bucket lock makes one insert win), then published in `PURPOSES`.
+/// A helper call only at a purpose's first walks; no compare-and-swap, which kernels before
+/// `BPF_CMPXCHG` lack.
+#[map]
+pub static PURPOSE_CLAIMS: HashMap<u32, u64> = HashMap::with_max_entries(PURPOSE_SLOTS, 0);
 
 /// Index 0: 1 once userspace attached the `sched_switch` hook, so that off-CPU time is only
 /// claimed measured when it was (written by userspace after the programs are loaded, hence a
@@ -71,22 +85,25 @@ pub fn add(slot: *mut u64, delta: u64) {
 }
 
 /// Compare-and-swap of `*slot`: true when it held `old` and now holds `new` (BPF_ATOMIC
-/// BPF_CMPXCHG, fully ordered).
+/// BPF_CMPXCHG, fully ordered). Kernels without that instruction reject a program that contains
+/// it (inflight.rs: the programs of the `Hashed` table have none).
 #[inline(always)]
 pub fn compare_swap(slot: *mut u64, old: u64, new: u64) -> bool {
     // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
     unsafe { atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(slot, old, new).1 }
 }
 
-/// Moves `*slot` from its value to the next by compare-and-swap, and returns the value moved
-/// from; `None` when another CPU moved it first (then this caller does not count). Each value
-/// is moved from exactly once. (A fetch-and-add would need the BPF v3 ISA; the object is
-/// built for the generic CPU, where LLVM rejects using an atomic add's result.)
+/// Moves `*slot` to its next value and returns the value moved from, by a plain read and
+/// write: CPUs racing may read the same value or lose a step, which only shifts which records
+/// are picked (walk.rs `record`).
 #[inline(always)]
-pub fn advance(slot: *mut u64) -> Option<u64> {
-    // SAFETY: as in `compare_swap`.
-    let old = unsafe { *slot };
-    compare_swap(slot, old, old.wrapping_add(1)).then_some(old)
+pub fn next(slot: *mut u64) -> u64 {
+    // SAFETY: callers pass an aligned u64 of a map value, valid while the map lives.
+    unsafe {
+        let old = core::ptr::read_volatile(slot);
+        core::ptr::write_volatile(slot, old.wrapping_add(1));
+        old
+    }
 }
 
 /// Adds one to a counter of `COUNTS` (this CPU's slot, atomically: see `add_one`).

@@ -29,7 +29,7 @@ use rmap_common::{
 
 use crate::{
     config::STALL_LAYOUT,
-    inflight,
+    inflight::{Slots, Table},
     maps::{STALL_HIST, STALLS, WAITING, add_one, bump_stall, waits_open, waits_open_add},
     owner,
 };
@@ -67,7 +67,7 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let waiting = if sem_owner & RWSEM_READER_OWNED != 0 {
         // Reader-owned: its last reader may be a walk in flight.
-        let Some(walk) = inflight::find(holder) else {
+        let Some(walk) = Slots::find(holder) else {
             bump_stall(StallCounter::Others);
             return 0;
         };
@@ -102,7 +102,7 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
             // end not yet traced): as above, not a stall the walk causes.
             return 0;
         }
-        if let Some(walk) = inflight::find(ahead.walker_pid) {
+        if let Some(walk) = Slots::find(ahead.walker_pid) {
             // Only if it is still that walk: the walker may have begun its next one.
             // SAFETY: as above.
             unsafe {

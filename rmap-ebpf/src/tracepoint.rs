@@ -2,7 +2,8 @@
 //! pair, `TP_PROTO(struct folio *folio, struct rmap_walk_control *rwc, bool locked)`, and the
 //! v4 single `rmap_walk`, `TP_PROTO(folio, rwc, u64 duration_ns, bool locked)`; each as a raw_tp
 //! (arguments directly) and as a classic tracepoint (record fields at offsets from the event's
-//! `format` file, passed in `TP_LAYOUT`).
+//! `format` file, passed in `TP_LAYOUT`). They use the in-flight array only (inflight.rs):
+//! kernels with these tracepoints have BPF compare-and-swap.
 use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
@@ -11,6 +12,7 @@ use rmap_common::{PageType, Source, TpLayout, page_type_from_str};
 
 use crate::{
     config::TP_LAYOUT,
+    inflight::Slots,
     walk::{self, Purpose},
 };
 
@@ -21,20 +23,13 @@ pub fn raw_rmap_walk_start(ctx: RawTracePointContext) -> i32 {
     let locked: u64 = ctx.arg(2);
     // The string page_type is derived by the kernel from the folio; raw_tp has only the folio,
     // so classify it the same way (folio->mapping bits) at the end.
-    walk::begin(folio, rwc, PageType::Unknown, (locked & 1) as u32);
+    walk::begin::<Slots>(folio, rwc, Purpose::Probe, PageType::Unknown, (locked & 1) as u32);
     0
 }
 
 #[raw_tracepoint(tracepoint = "rmap_walk_end")]
 pub fn raw_rmap_walk_end(ctx: RawTracePointContext) -> i32 {
-    walk::end(
-        &ctx,
-        ctx.arg(0),
-        ctx.arg(1),
-        Purpose::Probe,
-        true,
-        Source::RawTpPair,
-    );
+    walk::end::<Slots, _>(&ctx, ctx.arg(0), ctx.arg(1), true, Source::RawTpPair);
     0
 }
 
@@ -92,9 +87,10 @@ pub fn tp_rmap_walk_start(ctx: TracePointContext) -> u32 {
     let l = TP_LAYOUT.load();
     let folio = read_u64(&ctx, l.pair_folio);
     let rwc = read_u64(&ctx, l.pair_rwc);
-    walk::begin(
+    walk::begin::<Slots>(
         folio,
         rwc,
+        Purpose::Probe,
         page_type_at(&ctx, l.pair_page_type),
         read_bool(&ctx, l.pair_locked),
     );
@@ -104,11 +100,10 @@ pub fn tp_rmap_walk_start(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "rmap", name = "rmap_walk_end")]
 pub fn tp_rmap_walk_end(ctx: TracePointContext) -> u32 {
     let l = TP_LAYOUT.load();
-    walk::end(
+    walk::end::<Slots, _>(
         &ctx,
         read_u64(&ctx, l.pair_folio),
         read_u64(&ctx, l.pair_rwc),
-        Purpose::Probe,
         true,
         Source::TpPair,
     );

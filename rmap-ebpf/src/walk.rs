@@ -20,8 +20,8 @@ use crate::{
         FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
         TYPE_MASK, WAKE_CHECK_MASK, WAKEUP_BYTES,
     },
-    inflight,
-    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, add_one, advance, bump},
+    inflight::{self, Table},
+    maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, add_one, bump, next},
     owner, purpose,
 };
 
@@ -55,35 +55,49 @@ fn words(b: &[u8; 16]) -> (u64, u64) {
     unsafe { (p.read_unaligned(), p.add(1).read_unaligned()) }
 }
 
+/// How a walk's start learns its purpose (`rwc->rmap_one`).
+#[derive(Clone, Copy)]
+pub enum Purpose {
+    /// Read by the hook itself (fentry: a plain load through its BTF-typed `rwc` argument; 0
+    /// for a hook that cannot read it).
+    Read(u64),
+    /// Read here, from the walk's `rwc`, with `bpf_probe_read_kernel` (kprobe, tracepoints:
+    /// their arguments are plain numbers to the verifier).
+    Probe,
+}
+
+/// `rwc->rmap_one` read with `bpf_probe_read_kernel`; 0 when unreadable.
+#[inline(always)]
+fn probe_purpose(rwc: u64) -> u64 {
+    let at = rwc + u64::from(RWC_RMAP_ONE_OFF.load());
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel(at as *const u64) }.unwrap_or(0)
+}
+
 /// A walk of `folio` under `rwc` starts on this thread. `page_type` is `Unknown` when the hook
 /// does not know it (then it is read from `folio->mapping` at the end).
 #[inline(always)]
-pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
+pub fn begin<T: Table>(folio: u64, rwc: u64, purpose: Purpose, page_type: PageType, locked: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !task_passes(pid_tgid) {
         return;
     }
-    let tid = pid_tgid as u32;
+    // Thread 0 (the idle tasks) owns no in-flight state (inflight.rs).
+    if pid_tgid as u32 == 0 {
+        bump(Counter::InflightFull as u32);
+        return;
+    }
     // SAFETY: a helper call without arguments; it only reads the clock.
     let start_ns = unsafe { bpf_ktime_get_ns() };
-    let word = inflight_owner(tid, start_ns);
-    let slot = match inflight::claim(word) {
-        inflight::Claim::Free(s) => s,
-        inflight::Claim::Own(s) => {
-            bump(Counter::Overlapping as u32);
-            s
-        }
-        inflight::Claim::Evicted(s) => {
-            bump(Counter::InflightEvicted as u32);
-            s
-        }
-        inflight::Claim::Full => {
-            bump(Counter::InflightFull as u32);
-            return;
-        }
+    // The purpose is kept in the in-flight state: a value read back from a map is a number to
+    // the verifier, whatever the hook's load was typed as (newer kernels type a function
+    // pointer read through BTF as untrusted memory, on which no arithmetic is allowed).
+    let rmap_one = match purpose {
+        Purpose::Read(v) => v,
+        Purpose::Probe => probe_purpose(rwc),
     };
     let state = Inflight {
-        owner: word,
+        owner: inflight_owner(pid_tgid as u32, start_ns),
         start_ns,
         folio,
         rwc,
@@ -92,39 +106,31 @@ pub fn begin(folio: u64, rwc: u64, page_type: PageType, locked: u32) {
         page_type: page_type as u32,
         locked,
         // Off-CPU time is only claimed measured when the hook was attached before the walk
-        // began; userspace sets OFFCPU_ON after attaching it (issue #14 item 8).
+        // began; userspace sets OFFCPU_ON after attaching it.
         flags: match OFFCPU_ON.get(0) {
             Some(1) => FLAG_OFFCPU_VALID,
             _ => 0,
         },
         stall_waits: 0,
+        rmap_one,
     };
-    // SAFETY: a slot of `INFLIGHT` this thread claimed (its owner word is already `word`, and
-    // no one takes a slot this young). The contention hook may have found the slot's previous
-    // walk just before it ended and add to `stall_waits` now: such a late add lands on this
-    // walk or is overwritten here (rare; a stall then counts in the histograms, not per walk).
-    unsafe { *slot = state };
-}
-
-/// How the end of a walk learns its purpose (`rwc->rmap_one`).
-#[derive(Clone, Copy)]
-pub enum Purpose {
-    /// Read by the hook itself (fexit: a plain load through its BTF-typed `rwc` argument).
-    Read(u64),
-    /// Read here, from the walk's `rwc`, with `bpf_probe_read_kernel` (kprobe, tracepoints:
-    /// their arguments are plain numbers to the verifier).
-    Probe,
+    match T::store(&state) {
+        inflight::Stored::Free => {}
+        inflight::Stored::Own => bump(Counter::Overlapping as u32),
+        inflight::Stored::Evicted => bump(Counter::InflightEvicted as u32),
+        inflight::Stored::Full => bump(Counter::InflightFull as u32),
+    }
 }
 
 /// The walk in flight on this thread ends. With `check`, its folio and rwc must be those of
 /// the start (the tracepoint pair and fexit pass them; a kretprobe cannot).
 #[inline(always)]
-pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, purpose: Purpose, check: bool, source: Source) {
+pub fn end<T: Table, C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool, source: Source) {
     // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    let Some(slot) = inflight::find(tid) else {
+    let Some(slot) = T::find(tid) else {
         if task_passes(pid_tgid) {
             bump(Counter::Unpaired as u32);
         }
@@ -132,7 +138,7 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, purpose: Purpose, chec
     };
     // SAFETY: this thread's slot; copied before it is freed.
     let state = unsafe { *slot };
-    inflight::release(slot, tid);
+    T::release(slot, tid);
     if check && (state.folio != folio || state.rwc != rwc) {
         // Rare by construction (walks do not nest); say which walk so it can be chased. Only
         // the saved (scalar) addresses: fexit arguments are typed BTF pointers, and the log
@@ -152,7 +158,7 @@ pub fn end<C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, purpose: Purpose, chec
         state.flags,
         state.folio,
         state.rwc,
-        purpose,
+        state.rmap_one,
         PageType::from_u32(state.page_type),
         state.locked,
         state.stall_waits,
@@ -177,7 +183,7 @@ pub fn whole(folio: u64, rwc: u64, duration_ns: u64, page_type: PageType, locked
         0,
         folio,
         rwc,
-        Purpose::Probe,
+        probe_purpose(rwc),
         page_type,
         locked,
         0,
@@ -205,7 +211,7 @@ fn record(
     flags: u32,
     folio: u64,
     rwc: u64,
-    purpose: Purpose,
+    rmap_one: u64,
     page_type: PageType,
     locked: u32,
     stall_waits: u32,
@@ -222,14 +228,6 @@ fn record(
     // No `WalksSeen` bump nor log2 histogram here: userspace derives both from the latency
     // histograms (their buckets split each power of two evenly) plus `HistFull`
     // (rmap-user/src/counters.rs), one helper call and atomic add fewer per walk each.
-    let rmap_one = match purpose {
-        Purpose::Read(rmap_one) => rmap_one,
-        Purpose::Probe => {
-            let at = rwc + RWC_RMAP_ONE_OFF.load() as u64;
-            // SAFETY: bpf_probe_read_kernel checks the address.
-            unsafe { bpf_probe_read_kernel(at as *const u64) }.unwrap_or(0)
-        }
-    };
     // Every walk that passed the filters is counted here, before `--min-duration-us` and the
     // ring buffer: the summary's percentiles come from these histograms (issue #13 item 1).
     count_latency(rmap_one, page_type, duration_ns);
@@ -269,9 +267,9 @@ fn record(
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
     // is woken once a quarter of the ring is waiting. One record in `WAKE_CHECK_MASK + 1` looks
-    // (`bpf_ringbuf_query`, a helper call), picked by a sequence advanced by compare-and-swap
-    // on a plain array (inlined, no helper): while the reader lags, every such record wakes it.
-    let wake = match RECORDS.get_ptr_mut(RECORDS_WAKE_SEQ).and_then(advance) {
+    // (`bpf_ringbuf_query`, a helper call), picked by a sequence on a plain array (inlined, no
+    // helper): while the reader lags, every such record wakes it.
+    let wake = match RECORDS.get_ptr_mut(RECORDS_WAKE_SEQ).map(next) {
         Some(seq)
             if seq & WAKE_CHECK_MASK.load() == 0
                 && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_BYTES.load() =>

@@ -30,6 +30,40 @@ use crate::{
 /// that a walk does not cost a switch to this process.
 pub const DRAIN_PERIOD: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// `--stalls`: the contention hooks attached and their ring buffer, or why they are not (the
+/// run goes on without them, as without off-CPU time). A mode without walk starts is refused:
+/// that is a choice of the user's that cannot work.
+fn attach_stalls(
+    ebpf: &mut Ebpf,
+    facts: &KernelFacts,
+    attached: &Attached,
+) -> anyhow::Result<(Option<StallReader>, Option<String>)> {
+    if !attached
+        .outcome
+        .chosen
+        .as_ref()
+        .is_some_and(|c| crate::attach::plan::spec(c.mode).has_start)
+    {
+        anyhow::bail!(
+            "--stalls needs walks in flight, which the v4 tracepoint (whole walks only) does not show: \
+             choose another --attach-mode"
+        );
+    }
+    let points = match crate::attach::stalls::attach(ebpf, facts) {
+        Ok(points) => points,
+        Err(why) => {
+            println!("  stalls not attributed: {why}");
+            return Ok((None, Some(why)));
+        }
+    };
+    println!("  stalls: {}", points.join(", "));
+    let map = ebpf
+        .take_map(maps::STALLS)
+        .context("map STALLS missing from the eBPF object")?;
+    let ring = RingBuf::try_from(map).context("STALLS is not a ring buffer")?;
+    Ok((Some(StallReader::new(ring)), None))
+}
+
 /// No attach mode worked; the outcome says why for each.
 #[derive(Debug, thiserror::Error)]
 #[error("no attach mode works on this kernel ({})", .0.skipped.iter().map(|s| s.mode).collect::<Vec<_>>().join(", "))]
@@ -48,6 +82,9 @@ pub struct Session {
     backlog: bool,
     /// `--stalls`: the stall ring buffer and what was read from it.
     pub stalls: Option<StallReader>,
+    /// `--stalls` asked for but not attached: why (a kernel without the lock contention
+    /// tracepoints).
+    pub stalls_unavailable: Option<String>,
     /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
     /// unmounted when it is dropped.
     _tracefs: Option<Tracefs>,
@@ -57,7 +94,7 @@ impl Session {
     /// Loads and attaches; prints the attach report (chosen mode, skipped modes).
     pub fn start(filters: &Filters, choice: AttachChoice, flavor: TpFlavor) -> anyhow::Result<Self> {
         let mut facts = KernelFacts::read()?;
-        if let (true, Some(why)) = (filters.cgroup_id != 0, &facts.owner_missing) {
+        if let (true, Err(why)) = (filters.cgroup_id != 0, &facts.owner_source) {
             anyhow::bail!("--cgroup needs the folio's memory cgroup, which this kernel's BTF lacks: {why}");
         }
         let mut ebpf = load::load_object(filters, &facts)?;
@@ -74,32 +111,13 @@ impl Session {
         if let Some(why) = &attached.offcpu_unavailable {
             println!("  off-CPU time not measured: {why}");
         }
-        if let Some(why) = &facts.owner_missing {
+        if let Err(why) = &facts.owner_source {
             println!("  memory owners (cgroups) not shown: {why}");
         }
-        let stalls = if filters.stalls {
-            if !attached
-                .outcome
-                .chosen
-                .as_ref()
-                .is_some_and(|c| crate::attach::plan::spec(c.mode).has_start)
-            {
-                anyhow::bail!(
-                    "--stalls needs walks in flight, which the v4 tracepoint (whole walks only) does not show: \
-                     choose another --attach-mode"
-                );
-            }
-            let points = crate::attach::stalls::attach(&mut ebpf, &facts.stall)
-                .map_err(|why| anyhow::anyhow!("--stalls: {why}"))?;
-            println!("  stalls: {}", points.join(", "));
-            let map = ebpf
-                .take_map(maps::STALLS)
-                .context("map STALLS missing from the eBPF object")?;
-            Some(StallReader::new(
-                RingBuf::try_from(map).context("STALLS is not a ring buffer")?,
-            ))
+        let (stalls, stalls_unavailable) = if filters.stalls {
+            attach_stalls(&mut ebpf, &facts, &attached)?
         } else {
-            None
+            (None, None)
         };
         let logger = match EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(tokio::spawn(poll_logger(logger))),
@@ -124,6 +142,7 @@ impl Session {
             decoder: Decoder::new(Purposes::new(facts.kallsyms.take())),
             backlog: false,
             stalls,
+            stalls_unavailable,
             _tracefs: facts.tracefs.take(),
         })
     }

@@ -239,6 +239,7 @@ fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
         kernel: "6.1.0-test".into(),
         attach: outcome,
         offcpu_unavailable: None,
+        stalls_unavailable: Some("no lock:contention_end tracepoint in this kernel"),
         duration_s: Duration::from_millis(2500).as_secs_f64(),
         kernel_counts: counts,
         decode_errors: 0,

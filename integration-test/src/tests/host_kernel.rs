@@ -44,20 +44,22 @@ fn every_filter() -> Filters {
 
 /// Every program of the object, by name: a program renamed or dropped fails here.
 fn expected_programs() -> Vec<String> {
+    // Each walker's programs, and the hooks that use the in-flight table, exist for both tables
+    // (rmap-ebpf inflight.rs: `_lru` for the LRU hash).
     let mut names: Vec<String> = Walker::ALL
         .iter()
         .flat_map(|w| ["fentry_", "fexit_", "kprobe_", "kprobe_clone_"].map(|p| format!("{p}{}", w.suffix())))
+        .chain(["kretprobe_walk".to_string(), "sched_switch".to_string()])
+        .flat_map(|n| [format!("{n}_lru"), n])
         .collect();
     names.extend(
         [
-            "kretprobe_walk",
             "raw_rmap_walk_start",
             "raw_rmap_walk_end",
             "raw_rmap_walk_v4",
             "tp_rmap_walk_start",
             "tp_rmap_walk_end",
             "tp_rmap_walk_v4",
-            "sched_switch",
             "contention_begin",
             "contention_end",
         ]
@@ -103,7 +105,10 @@ fn load_every_program(facts: &KernelFacts, filters: &Filters, what: &str) -> Vec
             Program::TracePoint(p) => TracePoint::load(p),
             Program::KProbe(p) => KProbe::load(p),
             Program::FEntry(_) | Program::FExit(_) => {
-                let suffix = name.trim_start_matches("fentry_").trim_start_matches("fexit_");
+                let suffix = name
+                    .trim_start_matches("fentry_")
+                    .trim_start_matches("fexit_")
+                    .trim_end_matches("_lru");
                 let walker = Walker::ALL
                     .iter()
                     .find(|w| w.suffix() == suffix)

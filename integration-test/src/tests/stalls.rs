@@ -118,6 +118,7 @@ fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
         locked: 0,
         flags: 0,
         stall_waits: 0,
+        rmap_one: 0,
     };
     let slot = walker % inflight.len();
     inflight.set(slot, walk, 0).expect("a walk in flight");
@@ -146,7 +147,7 @@ fn a_writer_behind_a_walks_read_lock_is_its_victim() {
         ..Filters::default()
     };
     let mut ebpf = load::load_object(&filters, &facts).expect("object loads");
-    let points = attach::stalls::attach(&mut ebpf, &facts.stall).expect("lock hooks attach");
+    let points = attach::stalls::attach(&mut ebpf, &facts).expect("lock hooks attach");
     assert_eq!(points.len(), 2, "{points:?}");
     let stop = Arc::new(AtomicBool::new(false));
     let (reader_tid, writer_tid) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));

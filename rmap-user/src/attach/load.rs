@@ -15,6 +15,7 @@ use super::{
 };
 use crate::kernel::{
     btf::Offsets,
+    features::Features,
     kallsyms::Kallsyms,
     layouts::EventLayouts,
     tracefs::{self, Tracefs},
@@ -72,8 +73,11 @@ pub struct KernelFacts {
     pub offsets: Offsets,
     /// From a folio to its memory cgroup, from a task to its process…
     pub owner: OwnerLayout,
-    /// …and why owners cannot be read, if they cannot.
-    pub owner_missing: Option<String>,
+    /// …and the member the memory cgroup is read from (`folio.memcg_data`), or why owners
+    /// cannot be read.
+    pub owner_source: Result<&'static str, String>,
+    /// The kernel's BPF features the object adapts to.
+    pub features: Features,
     /// From a reader-owned rwsem to its last reader (`--stalls`), or why not.
     pub stall: Result<StallLayout, String>,
     pub tracefs: Option<Tracefs>,
@@ -93,7 +97,7 @@ impl KernelFacts {
         let kernel_btf = crate::kernel::btf::KernelBtf::open(crate::kernel::btf::VMLINUX_BTF)
             .context("kernel BTF is required for struct offsets")?;
         let offsets = kernel_btf.offsets()?;
-        let (owner, owner_missing) = kernel_btf.owner_layout();
+        let (owner, owner_source) = kernel_btf.owner_layout();
         let stall = kernel_btf.stall_layout().map_err(|e| e.to_string());
         let tracefs = Tracefs::find_or_mount().ok();
         let layouts = tracefs
@@ -102,7 +106,8 @@ impl KernelFacts {
         Ok(Self {
             offsets,
             owner,
-            owner_missing,
+            owner_source,
+            features: Features::probe(),
             stall,
             tracefs,
             layouts,
@@ -134,7 +139,14 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     } else {
         filters.inflight_entries
     });
-    loader.map_max_entries(maps::INFLIGHT, slots);
+    // One in-flight table is used (`Features::program_suffix`), the other shrunk to one entry.
+    let (array, hash) = if facts.features.cmpxchg {
+        (slots, 1)
+    } else {
+        (1, slots)
+    };
+    loader.map_max_entries(maps::INFLIGHT, array);
+    loader.map_max_entries(maps::INFLIGHT_TIDS, hash);
     // Rounded up to the owner word's time unit (2^20 ns), which the kernel side counts in.
     let stale_ns = if filters.inflight_stale_ns == 0 {
         INFLIGHT_STALE_NS
@@ -174,7 +186,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
             &wake_check_mask(filters.ringbuf_bytes),
             true,
         )
-        .override_global(globals::INFLIGHT_MASK, &(slots - 1), true)
+        .override_global(globals::INFLIGHT_MASK, &(array - 1), true)
         .override_global(globals::INFLIGHT_STALE_NS, &stale_ns, true)
         .override_global(globals::FILTER_CGROUP, &filters.cgroup_id, true)
         .override_global(globals::FILTER_PROCESS, &process, true)
@@ -458,14 +470,15 @@ fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
     let targets = targets::resolve(|f| kbtf.has_function(f).then(|| f.to_string()))?;
     all_or_nothing(ebpf, |ebpf, touched| {
         let mut points = Vec::new();
+        let table = facts.features.program_suffix();
         for Target { walker, symbol, .. } in &targets {
-            let entry = format!("fentry_{}", walker.suffix());
+            let entry = format!("fentry_{}{table}", walker.suffix());
             touched.push(entry.clone());
             let p: &mut FEntry = program(ebpf, &entry)?;
             p.load(symbol, btf)
                 .map_err(|e| format!("{entry}: {}", describe(&e)))?;
             p.attach().map_err(|e| format!("{entry}: {}", describe(&e)))?;
-            let exit = format!("fexit_{}", walker.suffix());
+            let exit = format!("fexit_{}{table}", walker.suffix());
             touched.push(exit.clone());
             let p: &mut FExit = program(ebpf, &exit)?;
             p.load(symbol, btf)
@@ -484,11 +497,12 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
         );
     }
     let targets = kprobe_targets(facts)?;
+    let table = facts.features.program_suffix();
+    let ret_name = format!("kretprobe_walk{table}");
     all_or_nothing(ebpf, |ebpf, touched| {
-        touched.push("kretprobe_walk".to_string());
-        let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
-        ret.load()
-            .map_err(|e| format!("kretprobe_walk: {}", describe(&e)))?;
+        touched.push(ret_name.clone());
+        let ret: &mut KProbe = program(ebpf, &ret_name)?;
+        ret.load().map_err(|e| format!("{ret_name}: {}", describe(&e)))?;
         let mut points = Vec::new();
         for Target {
             walker,
@@ -498,13 +512,13 @@ fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
         {
             // A clone gets the entry program that reads no argument (`targets::clone_notes`).
             let kind = if *reads_args { "kprobe" } else { "kprobe_clone" };
-            let entry = format!("{kind}_{}", walker.suffix());
+            let entry = format!("{kind}_{}{table}", walker.suffix());
             touched.push(entry.clone());
             let p: &mut KProbe = program(ebpf, &entry)?;
             p.load().map_err(|e| format!("{entry}: {}", describe(&e)))?;
             p.attach(symbol, 0)
                 .map_err(|e| format!("kprobe {symbol}: {}", describe(&e)))?;
-            let ret: &mut KProbe = program(ebpf, "kretprobe_walk")?;
+            let ret: &mut KProbe = program(ebpf, &ret_name)?;
             ret.attach(symbol, 0)
                 .map_err(|e| format!("kretprobe {symbol}: {}", describe(&e)))?;
             points.push(format!("kprobe+kretprobe:{symbol}"));
@@ -524,7 +538,8 @@ fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     if let Err(why) = &facts.layouts.sched_next_pid {
         return Err(format!("sched/sched_switch format unusable: {why}"));
     }
-    let p: &mut TracePoint = program(ebpf, "sched_switch")?;
+    let name = format!("sched_switch{}", facts.features.program_suffix());
+    let p: &mut TracePoint = program(ebpf, &name)?;
     p.load().map_err(|e| describe(&e))?;
     p.attach("sched", "sched_switch").map_err(|e| describe(&e))?;
     // Only now may walks claim a measured off-CPU time (FLAG_OFFCPU_VALID, rmap-ebpf walk.rs):

@@ -3,7 +3,10 @@
 //! record copy where the program leaves at once.
 use aya::{Ebpf, programs::RawTracePoint};
 
-use super::{errors::describe, load::program};
+use super::{
+    errors::describe,
+    load::{KernelFacts, program},
+};
 
 /// The tracepoints, in attach order: the end first, so that no wait is begun that could not
 /// be ended.
@@ -11,11 +14,21 @@ const HOOKS: [&str; 2] = ["contention_end", "contention_begin"];
 
 /// Attaches the contention hooks; the attach points, or why they cannot be attached (the
 /// programs already attached are detached again when `ebpf` is dropped).
-pub fn attach(
-    ebpf: &mut Ebpf,
-    layout: &Result<rmap_common::stall::StallLayout, String>,
-) -> Result<Vec<String>, String> {
-    if let Err(why) = layout {
+pub fn attach(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
+    let missing: Vec<&str> = HOOKS
+        .into_iter()
+        .filter(|hook| {
+            !facts.tracefs.as_ref().is_some_and(|t| t.has_event("lock", hook))
+                && !facts.kernel_btf.has_typedef(&format!("btf_trace_{hook}"))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "no lock:{} tracepoint in this kernel (the lock contention tracepoints came in 5.19)",
+            missing.join("/lock:")
+        ));
+    }
+    if let Err(why) = &facts.stall {
         return Err(format!("lock owners cannot be read: {why}"));
     }
     let mut points = Vec::new();

@@ -10,6 +10,7 @@ use crate::{
     },
     kernel::{
         btf::Offsets,
+        features::Features,
         host::{self, HostInfo},
     },
     render,
@@ -19,6 +20,7 @@ use crate::{
 struct ProbeReport {
     host: HostInfo,
     offsets: Option<Offsets>,
+    features: Option<Features>,
     modes: Vec<ModeReport>,
 }
 
@@ -32,29 +34,38 @@ struct ModeReport {
 pub fn run(json: Option<&Path>) -> anyhow::Result<()> {
     let host = HostInfo::read();
     print_host(&host);
-    let (offsets, modes) = match KernelFacts::read() {
+    let (offsets, features, modes) = match KernelFacts::read() {
         Ok(facts) => {
             println!(
-                "offsets:  folio.mapping={} rmap_walk_control.rmap_one={}",
-                facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one
+                "offsets:  {}.mapping={} rmap_walk_control.rmap_one={}",
+                facts.offsets.walked, facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one
             );
-            match &facts.owner_missing {
-                None => println!(
-                    "owners:   yes (folio.memcg_data={}, walks name their memory cgroup)",
+            match &facts.owner_source {
+                Ok(member) => println!(
+                    "owners:   yes ({member}={}, walks name their memory cgroup)",
                     facts.owner.folio_memcg_data
                 ),
-                Some(why) => println!("owners:   no ({why}); --cgroup is refused"),
+                Err(why) => println!("owners:   no ({why}); --cgroup is refused"),
             }
-            (Some(facts.offsets), try_modes(&facts)?)
+            println!("inflight: {}", facts.features.inflight_table());
+            (Some(facts.offsets), Some(facts.features), try_modes(&facts)?)
         }
-        Err(e) => (None, unavailable(&format!("{e:#}"))),
+        Err(e) => (None, None, unavailable(&format!("{e:#}"))),
     };
     for m in &modes {
         let state = if m.available { "available" } else { "unavailable" };
         println!("mode {:<14} {state}: {}", m.mode, m.detail);
     }
     if let Some(path) = json {
-        render::write_json(path, &ProbeReport { host, offsets, modes })?;
+        render::write_json(
+            path,
+            &ProbeReport {
+                host,
+                offsets,
+                features,
+                modes,
+            },
+        )?;
     }
     Ok(())
 }

@@ -33,11 +33,23 @@ pub struct KernelBtf {
 /// Offsets the eBPF programs need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Offsets {
-    /// `struct folio` → `mapping` (`include/linux/mm_types.h`).
+    /// The struct the walkers take: `folio`, or `page` on kernels older than folios.
+    pub walked: &'static str,
+    /// That struct → `mapping` (`include/linux/mm_types.h`).
     pub folio_mapping: u32,
     /// `struct rmap_walk_control` → `rmap_one` (include/linux/rmap.h).
     pub rwc_rmap_one: u32,
 }
+
+/// Where a walked folio (or page) names its memory cgroup, newest layout first: `memcg_data`
+/// (a pointer with flag bits) of a folio or of a page, else `mem_cgroup` of a page (a plain
+/// pointer; its `obj_cgroup` vector variant sets the same low bit `memcg_data` does).
+/// Each as (struct, member, the two as reports name them).
+const MEMCG_MEMBERS: [(&str, &str, &str); 3] = [
+    ("folio", "memcg_data", "folio.memcg_data"),
+    ("page", "memcg_data", "page.memcg_data"),
+    ("page", "mem_cgroup", "page.mem_cgroup"),
+];
 
 impl KernelBtf {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, BtfError> {
@@ -49,29 +61,59 @@ impl KernelBtf {
         Ok(Self { btf })
     }
 
+    /// The offsets, from `struct folio` where the kernel has it, else from `struct page` (the
+    /// walkers took pages before folios; `mapping` means the same in both).
     pub fn offsets(&self) -> Result<Offsets, BtfError> {
+        let walked = if self.has_struct("folio") { "folio" } else { "page" };
         Ok(Offsets {
-            folio_mapping: self.member_offset("folio", "mapping")?,
+            walked,
+            folio_mapping: self.member_offset(walked, "mapping")?,
             rwc_rmap_one: self.member_offset("rmap_walk_control", "rmap_one")?,
         })
     }
 
+    /// Whether a struct of this name, with members, is in BTF.
+    pub fn has_struct(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(name)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
+    }
+
+    /// The first of [`MEMCG_MEMBERS`] the kernel has: its offset and `struct.member` name, or
+    /// why there is none (the last one's error: a kernel without `CONFIG_MEMCG`).
+    fn memcg_member(&self) -> Result<(u32, &'static str), BtfError> {
+        let mut last = None;
+        for (strukt, member, name) in MEMCG_MEMBERS {
+            match self.member_offset(strukt, member) {
+                Ok(off) => return Ok((off, name)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| BtfError::NoStruct("page".into())))
+    }
+
     /// The members followed from a folio to its memory cgroup's id and from a task to its
-    /// process; absent ones are `OwnerLayout::ABSENT`, and the first one missing on the way to
-    /// the cgroup is the reason owners are not shown (a kernel without `CONFIG_MEMCG`).
-    pub fn owner_layout(&self) -> (OwnerLayout, Option<String>) {
+    /// process; absent ones are `OwnerLayout::ABSENT`. With them, the `struct.member` the
+    /// memory cgroup is read from, or the first one missing on the way to the cgroup: the
+    /// reason owners are not shown (a kernel without `CONFIG_MEMCG`).
+    pub fn owner_layout(&self) -> (OwnerLayout, Result<&'static str, String>) {
         let at = |strukt: &str, member: &str| self.member_offset(strukt, member);
+        let memcg = self.memcg_member();
+        let source = memcg.as_ref().map(|(_, name)| *name).map_err(ToString::to_string);
         let owner = [
-            at("folio", "memcg_data"),
+            memcg.map(|(off, _)| off),
             at("mem_cgroup", "css"),
             at("cgroup_subsys_state", "cgroup"),
             at("cgroup_subsys_state", "parent"),
             at("cgroup", "kn"),
             at("kernfs_node", "id"),
         ];
-        let missing = owner
-            .iter()
-            .find_map(|r| r.as_ref().err().map(ToString::to_string));
+        let source = match owner.iter().find_map(|r| r.as_ref().err()) {
+            Some(e) => Err(e.to_string()),
+            None => source,
+        };
         let [memcg_data, css, cgroup, parent, kn, id] = owner.map(|r| r.unwrap_or(OwnerLayout::ABSENT));
         let task = |member: &str| at("task_struct", member).unwrap_or(OwnerLayout::ABSENT);
         let layout = OwnerLayout {
@@ -86,7 +128,7 @@ impl KernelBtf {
             task_flags: task("flags"),
             _pad: 0,
         };
-        (layout, missing)
+        (layout, source)
     }
 
     /// The members the lock-contention hooks follow (`--stalls`): from a reader-owned rwsem to

@@ -20,6 +20,8 @@ pub struct RunJson<'a> {
     pub attach: &'a Outcome,
     /// Why off-CPU time was not measured, if it was not.
     pub offcpu_unavailable: Option<&'a str>,
+    /// Why waits were not attributed to walks although `--stalls` asked for it.
+    pub stalls_unavailable: Option<&'a str>,
     /// Length of the run, in seconds.
     pub duration_s: f64,
     /// The kernel-side counters, exact even when events were dropped or filtered.
@@ -34,6 +36,7 @@ impl<'a> RunJson<'a> {
             kernel: crate::kernel::host::kernel_release(),
             attach: &session.attached.outcome,
             offcpu_unavailable: session.attached.offcpu_unavailable.as_deref(),
+            stalls_unavailable: session.stalls_unavailable.as_deref(),
             duration_s: elapsed.as_secs_f64(),
             kernel_counts: counts,
             decode_errors: session.decoder.decode_errors,

@@ -33,10 +33,17 @@ fn write(knob: &str, v: u64) -> anyhow::Result<()> {
 /// The knobs we change, with their values before.
 const KNOBS: [&str; 4] = ["max_page_sharing", "sleep_millisecs", "pages_to_scan", "run"];
 
-/// Pages of this process merged by KSM (mm/ksm.c counts them per mm: `ksm_merging_pages`,
-/// shown in `/proc/<pid>/ksm_merging_pages` since Linux 5.19).
+/// Pages of this process merged by KSM: mm/ksm.c counts them per mm (`ksm_merging_pages`,
+/// in `/proc/<pid>/ksm_merging_pages` where the kernel has it). Elsewhere, KSM's host-wide
+/// counts of the pages it merged (`pages_shared` KSM pages mapped by `pages_sharing` more):
+/// the same number while no other process merges, which a run without `--force-ksm` has made
+/// sure of.
 pub fn own_merged() -> anyhow::Result<u64> {
-    read_file(Path::new("/proc/self/ksm_merging_pages"))
+    let own = Path::new("/proc/self/ksm_merging_pages");
+    if own.exists() {
+        return read_file(own);
+    }
+    Ok(read("pages_shared")? + read("pages_sharing")?)
 }
 
 /// Other processes with KSM-merged pages now: (pid, pages).
