@@ -22,6 +22,23 @@ fn io(e: &std::io::Error) -> String {
     e.raw_os_error().map_or_else(|| e.to_string(), errno_name)
 }
 
+/// Lines the verifier appends to every log, after its verdict (kernel/bpf/verifier.c
+/// `print_verification_stats`; newer kernels print more of them, in another order).
+const STATISTICS: [&str; 4] = [
+    "processed ",
+    "verification time",
+    "stack depth",
+    "insns processed",
+];
+
+/// The verifier's verdict: the last line of its log that is not one of its statistics.
+pub fn verdict(log: &str) -> Option<&str> {
+    log.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !STATISTICS.iter().any(|s| l.starts_with(s)))
+}
+
 /// Describes a program error in one line: `BPF_PROG_LOAD: EPERM`, with the verifier's last line
 /// when the verifier rejected the program.
 pub fn describe(err: &ProgramError) -> String {
@@ -32,20 +49,9 @@ pub fn describe(err: &ProgramError) -> String {
         } => {
             let log = verifier_log.to_string();
             log::debug!("verifier log:\n{log}");
-            // The verdict is the last line before the statistics the verifier appends.
-            let last = log
-                .lines()
-                .rev()
-                .map(str::trim)
-                .find(|l| {
-                    !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time")
-                })
-                .unwrap_or("")
-                .to_string();
-            if last.is_empty() {
-                format!("BPF_PROG_LOAD: {}", io(io_error))
-            } else {
-                format!("BPF_PROG_LOAD: {} (verifier: {last})", io(io_error))
+            match verdict(&log) {
+                Some(last) => format!("BPF_PROG_LOAD: {} (verifier: {last})", io(io_error)),
+                None => format!("BPF_PROG_LOAD: {}", io(io_error)),
             }
         }
         ProgramError::SyscallError(e) => format!("{}: {}", e.call, io(&e.io_error)),
@@ -60,5 +66,33 @@ pub fn describe(err: &ProgramError) -> String {
             }
             other.to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verdict;
+
+    /// Real logs of programs of ours rejected by Debian's kernels (their ends; the whole log
+    /// is printed with `RUST_LOG=rmap_user=debug`).
+    #[test]
+    fn the_verdict_is_found_whatever_statistics_follow_it() {
+        for (log, want) in [
+            (
+                include_str!("testdata/verifier-7.2.12+deb14.log"),
+                "R7 pointer ^= pointer prohibited",
+            ),
+            (
+                include_str!("testdata/verifier-5.10.0-46.log"),
+                "BPF_STX uses reserved fields",
+            ),
+            (
+                include_str!("testdata/verifier-6.1.0-56.log"),
+                "invalid bpf_context access off=56 size=8",
+            ),
+        ] {
+            assert_eq!(verdict(log), Some(want));
+        }
+        assert_eq!(verdict("verification time 3 usec\nstack depth 0\n"), None);
     }
 }
