@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cache, cmd};
+use crate::{apt::Archive, cache, cmd};
 
 /// What of a package becomes the unpacked tree.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +39,7 @@ pub fn unpack(deb: &Path, target: &Path, layout: Layout) -> anyhow::Result<()> {
     eprintln!("xtask: unpacking {} into {}", deb.display(), target.display());
     cache::atomic_dir(target, |tmp| {
         let ok = match layout {
-            Layout::Files => cmd::status(Command::new("dpkg-deb").arg("-x").arg(deb).arg(tmp))?,
+            Layout::Files => return extract(deb, tmp),
             Layout::Tarball(member) => {
                 // Streamed: the inner tarball is never written out whole. bash, as dash has
                 // no pipefail.
@@ -62,6 +62,14 @@ pub fn unpack(deb: &Path, target: &Path, layout: Layout) -> anyhow::Result<()> {
     })
 }
 
+/// `dpkg-deb -x`: the package's files under `into`.
+pub fn extract(deb: &Path, into: &Path) -> anyhow::Result<()> {
+    if !cmd::status(Command::new("dpkg-deb").arg("-x").arg(deb).arg(into))? {
+        bail!("dpkg-deb -x {} failed", deb.display());
+    }
+    Ok(())
+}
+
 /// tar's flag for the compression a tarball's name says (tar cannot guess it on a pipe).
 fn decompress_flag(member: &str) -> anyhow::Result<&'static str> {
     [
@@ -76,18 +84,31 @@ fn decompress_flag(member: &str) -> anyhow::Result<&'static str> {
     .with_context(|| format!("{member}: not a tarball name (.tar, .tar.xz, .tar.gz, .tar.bz2)"))
 }
 
-/// `apt-get download PACKAGE` into `dir` (as the `_apt` sandbox user cannot write there, apt
-/// warns and downloads as root; that is fine), unless a .deb of it is there. Returns its path.
+/// `apt-get download PACKAGE` into `dir` from the host's apt sources; see [`fetch`].
 pub fn download(dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
+    fetch(Archive::Host, dir, package)
+}
+
+/// `apt-get download PACKAGE` from `archive` into `dir`, unless a .deb of it is there. Returns
+/// its path. (From the host's sources, as the `_apt` sandbox user cannot write there, apt
+/// warns and downloads as root; that is fine.)
+pub fn fetch(archive: Archive, dir: &Path, package: &str) -> anyhow::Result<PathBuf> {
     if let Some(deb) = find_deb(dir, package) {
         return Ok(deb);
     }
-    eprintln!("xtask: apt-get download {package}");
-    let apt = |args: &[&str]| cmd::quiet_ok(Command::new("apt-get").args(args).current_dir(dir));
+    eprintln!("xtask: apt-get download {package} ({})", archive.name());
+    let apt = |args: &[&str]| -> anyhow::Result<bool> {
+        Ok(cmd::quiet_ok(
+            archive.command("apt-get")?.args(args).current_dir(dir),
+        ))
+    };
     // The lists may be missing on a fresh machine: update once and try again.
-    let fetched = apt(&["download", package]) || (apt(&["update"]) && apt(&["download", package]));
+    let fetched = apt(&["download", package])? || (archive.update()? && apt(&["download", package])?);
     if !fetched {
-        bail!("apt-get download {package} failed (run: apt-get update && apt-get download {package})");
+        bail!(
+            "apt-get download {package} failed ({}; run: apt-get update && apt-get download {package})",
+            archive.name()
+        );
     }
     find_deb(dir, package)
         .with_context(|| format!("apt-get download {package} left no .deb in {}", dir.display()))

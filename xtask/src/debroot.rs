@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
-use crate::{cache, cmd, debian};
+use crate::{apt::Archive, cache, cmd, debian};
 
 /// `apt-cache depends` flags: hard dependencies only.
 const DEPENDS_FLAGS: [&str; 6] = [
@@ -25,20 +25,30 @@ const DEPENDS_FLAGS: [&str; 6] = [
     "--no-enhances",
 ];
 
-/// The root holding `packages` and everything they depend on, unpacked; built on first use.
+/// The root holding `packages` and everything they depend on, from the host's apt sources,
+/// unpacked; built on first use.
 pub fn root(packages: &[&str]) -> anyhow::Result<PathBuf> {
-    let closure = closure(packages)?;
-    let versions = versions(&closure)?;
+    root_from(Archive::Host, packages)
+}
+
+/// [`root`] with the packages of `archive`. Each archive's packages are downloaded into a
+/// directory of their own: a package's .deb of one archive is not another's version.
+pub fn root_from(archive: Archive, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let closure = closure(archive, packages)?;
+    let versions = versions(archive, &closure)?;
     let dir = cache::dir()?;
     let target = dir.join(format!("debroot-{}", key(packages, &versions)));
     if target.is_dir() {
         return Ok(target);
     }
-    let debs_dir = dir.join("debs");
+    let debs_dir = match archive {
+        Archive::Host => dir.join("debs"),
+        Archive::Private(suite) => dir.join(format!("debs-{}", suite.name)),
+    };
     std::fs::create_dir_all(&debs_dir)?;
     let debs = closure
         .iter()
-        .map(|p| debian::download(&debs_dir, p))
+        .map(|p| debian::fetch(archive, &debs_dir, p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     eprintln!(
         "xtask: unpacking {} packages ({}) into {}",
@@ -59,9 +69,10 @@ pub fn root(packages: &[&str]) -> anyhow::Result<PathBuf> {
 }
 
 /// The dependency closure of `packages` (Depends and Pre-Depends, no Recommends).
-pub fn closure(packages: &[&str]) -> anyhow::Result<Vec<String>> {
+pub fn closure(archive: Archive, packages: &[&str]) -> anyhow::Result<Vec<String>> {
     let run = || -> anyhow::Result<String> {
-        let out = Command::new("apt-cache")
+        let out = archive
+            .command("apt-cache")?
             .args(["depends", "--recurse"])
             .args(DEPENDS_FLAGS)
             .args(packages)
@@ -189,8 +200,9 @@ pub fn resolve(g: &Graph, roots: &[String]) -> Result<Vec<String>, String> {
 }
 
 /// The candidate version of each package (what `apt-get download` fetches).
-fn versions(packages: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let out = Command::new("apt-cache")
+pub fn versions(archive: Archive, packages: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let out = archive
+        .command("apt-cache")?
         .args(["show", "--no-all-versions"])
         .args(packages)
         .output()

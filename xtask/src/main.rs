@@ -1,4 +1,5 @@
 //! Project tasks: `cargo xtask <command>`. One module per command; the guest harness in `guest/`.
+mod apt;
 mod bench;
 mod build;
 mod cache;

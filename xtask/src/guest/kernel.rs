@@ -1,18 +1,89 @@
-//! Guest kernels: Debian's `linux-image-6.1.0-*-amd64` (downloaded and unpacked once into the
-//! cache), our patched build (`kbuild::build`), or a bzImage given with `--kernel`.
+//! Guest kernels, chosen by `--kernel`: Debian's by series (`debian:6.1`, from its archive:
+//! `distro.rs`), ours (`ours[:PATCHES]`, built by `kbuild`), or a bzImage path.
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use anyhow::{Context as _, bail};
 
-use crate::{cache, debian, kbuild};
+use super::distro::{self, Packages};
+use crate::kbuild;
 
-/// The Debian 6.1 image known to work (KPROBES, BTF, KSM, NUMA); a newer ABI of the same
-/// series is used when this one is no longer in the archive.
-const DEFAULT_PACKAGE: &str = "linux-image-6.1.0-56-amd64";
+/// The series of Debian's kernel booted when no kernel is chosen.
+pub const DEFAULT_SERIES: &str = "6.1";
+
+/// Our kernel's patches when `ours` names none: the rmap tracepoints and the series' KSM
+/// optimization.
+pub const OUR_PATCHES: &str = "rmap-tracepoints,rmap-tracepoint-v4,ksm-rmap-pgoff";
+
+/// A guest kernel as `--kernel` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// `debian:SERIES`.
+    Debian(String),
+    /// `ours:PATCHES` (a comma-separated list of kernel/patches/, or `none`).
+    Ours(String),
+    /// A bzImage.
+    Image(PathBuf),
+}
+
+impl std::str::FromStr for KernelChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(series) = s.strip_prefix("debian:") {
+            if !distro::valid_series(series) {
+                return Err(format!("debian:{series}: a series is {}", distro::NAMES));
+            }
+            return Ok(Self::Debian(series.to_string()));
+        }
+        if s == "ours" {
+            return Ok(Self::Ours(OUR_PATCHES.to_string()));
+        }
+        if let Some(list) = s.strip_prefix("ours:") {
+            if list.is_empty() {
+                return Err("ours: names no patches (ours:none for none)".into());
+            }
+            return Ok(Self::Ours(list.to_string()));
+        }
+        if s.is_empty() || s.contains(':') {
+            return Err(format!(
+                "{s}: not a kernel (debian:SERIES with SERIES {}, ours[:PATCHES], or a bzImage path)",
+                distro::NAMES
+            ));
+        }
+        Ok(Self::Image(PathBuf::from(s)))
+    }
+}
+
+impl std::fmt::Display for KernelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Debian(series) => write!(f, "debian:{series}"),
+            Self::Ours(list) => write!(f, "ours:{list}"),
+            Self::Image(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl KernelChoice {
+    /// Debian's kernel that is booted when none is chosen.
+    pub fn default_debian() -> Self {
+        Self::Debian(DEFAULT_SERIES.to_string())
+    }
+
+    /// A short name for tables and file names (`debian-6.1`, `ours`, the image's file name).
+    pub fn short(&self) -> String {
+        match self {
+            Self::Debian(series) => format!("debian-{series}"),
+            Self::Ours(_) => "ours".to_string(),
+            Self::Image(p) => p
+                .file_name()
+                .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned()),
+        }
+    }
+}
 
 /// A kernel to boot and, where it has them, its modules.
 #[derive(Debug, Clone)]
@@ -23,27 +94,21 @@ pub struct Kernel {
     pub label: String,
     /// Kernel command-line words this kernel needs.
     pub cmdline: Vec<String>,
+    /// Debian's packages it came from, with their versions.
+    pub packages: Option<Packages>,
 }
 
-/// The kernel `args` ask for: a bzImage, our patched build, or Debian's.
+/// The kernel `args` ask for: Debian's, our patched build, or a bzImage.
 pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
-    let mut kernel = if let Some(list) = &args.patches {
-        let built = kbuild::build(Some(list))?;
-        // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
-        // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
-        // splits its memory into the same number of nodes instead.
-        let mut cmdline = Vec::new();
-        if args.numa_nodes > 1 {
-            cmdline.push(format!("numa=fake={}", args.numa_nodes));
+    let mut kernel = match args.choice() {
+        KernelChoice::Ours(list) => ours(&list, args.numa_nodes)?,
+        KernelChoice::Debian(series) => {
+            if args.modules.is_some() {
+                bail!("--modules goes with a bzImage path: Debian's kernels come with their own");
+            }
+            distro::kernel(&series)?
         }
-        Kernel {
-            image: built.image,
-            modules: None,
-            label: format!("our kernel {} ({list})", built.release),
-            cmdline,
-        }
-    } else {
-        resolve(args.kernel.as_deref(), args.modules.as_deref())?
+        KernelChoice::Image(image) => image_file(&image, args.modules.as_deref())?,
     };
     kernel.cmdline.extend(super::tsc::clock_words(args.accel)?);
     if args.accel == super::qemu::Accel::Icount {
@@ -56,89 +121,80 @@ pub fn for_guest(args: &super::GuestArgs) -> anyhow::Result<Kernel> {
     Ok(kernel)
 }
 
-pub fn resolve(kernel: Option<&Path>, modules: Option<&Path>) -> anyhow::Result<Kernel> {
-    if let Some(image) = kernel {
-        let meta = fs::metadata(image).with_context(|| format!("kernel image {}", image.display()))?;
-        if !meta.is_file() || meta.len() < 512 * 1024 {
-            bail!(
-                "kernel image {} is not a bzImage (not a file, or under 512 KiB)",
-                image.display()
-            );
-        }
-        let mut magic = [0u8; 4];
-        fs::File::open(image).and_then(|mut f| {
-            use std::io::{Read, Seek, SeekFrom};
-            f.seek(SeekFrom::Start(0x202))?;
-            f.read_exact(&mut magic)
-        })?;
-        if &magic != b"HdrS" {
-            bail!(
-                "kernel image {} has no x86 boot header (HdrS): not a bzImage",
-                image.display()
-            );
-        }
-        if let Some(m) = modules
-            && !m.is_dir()
-        {
-            bail!("modules directory {} does not exist", m.display());
-        }
-        return Ok(Kernel {
-            image: image.to_path_buf(),
-            modules: modules.map(Path::to_path_buf),
-            label: image.display().to_string(),
-            cmdline: Vec::new(),
-        });
+/// Our kernel built with the patches of `list`.
+fn ours(list: &str, numa_nodes: u32) -> anyhow::Result<Kernel> {
+    let built = kbuild::build(Some(list))?;
+    // Our kernel has zram and everything else built in: no modules. It has no ACPI, so
+    // QEMU's -numa nodes (described in ACPI's SRAT) are invisible to it: NUMA emulation
+    // splits its memory into the same number of nodes instead.
+    let mut cmdline = Vec::new();
+    if numa_nodes > 1 {
+        cmdline.push(format!("numa=fake={numa_nodes}"));
     }
-    debian()
-}
-
-fn unpacked(root: &Path) -> Option<Kernel> {
-    let boot = root.join("boot");
-    let image = fs::read_dir(&boot).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-    })?;
-    let release = image
-        .file_name()?
-        .to_string_lossy()
-        .trim_start_matches("vmlinuz-")
-        .to_string();
-    let modules = root.join("lib/modules").join(&release);
-    Some(Kernel {
-        image,
-        modules: modules.is_dir().then_some(modules),
-        label: format!("Debian {release}"),
-        cmdline: Vec::new(),
+    Ok(Kernel {
+        image: built.image,
+        modules: None,
+        label: format!("our kernel {} ({list})", built.release),
+        cmdline,
+        packages: None,
     })
 }
 
-/// Debian's kernel from the cache, downloading and unpacking it on first use.
-pub fn debian() -> anyhow::Result<Kernel> {
-    let dir = cache::dir()?;
-    let root = dir.join("debian-kernel");
-    if !root.is_dir() {
-        let deb = debian::download(&dir, DEFAULT_PACKAGE).or_else(|e| {
-            eprintln!("xtask: {DEFAULT_PACKAGE}: {e:#}; looking for a newer 6.1 image");
-            debian::download(&dir, &newest_61()?)
-        })?;
-        debian::unpack(&deb, &root, debian::Layout::Files)?;
+/// A bzImage given by path, checked, with the modules directory given with it.
+pub fn image_file(image: &Path, modules: Option<&Path>) -> anyhow::Result<Kernel> {
+    let meta = fs::metadata(image).with_context(|| format!("kernel image {}", image.display()))?;
+    if !meta.is_file() || meta.len() < 512 * 1024 {
+        bail!(
+            "kernel image {} is not a bzImage (not a file, or under 512 KiB)",
+            image.display()
+        );
     }
-    unpacked(&root).with_context(|| format!("{} has no boot/vmlinuz-*", root.display()))
+    let mut magic = [0u8; 4];
+    fs::File::open(image).and_then(|mut f| {
+        use std::io::{Read, Seek, SeekFrom};
+        f.seek(SeekFrom::Start(0x202))?;
+        f.read_exact(&mut magic)
+    })?;
+    if &magic != b"HdrS" {
+        bail!(
+            "kernel image {} has no x86 boot header (HdrS): not a bzImage",
+            image.display()
+        );
+    }
+    if let Some(m) = modules
+        && !m.is_dir()
+    {
+        bail!("modules directory {} does not exist", m.display());
+    }
+    Ok(Kernel {
+        image: image.to_path_buf(),
+        modules: modules.map(Path::to_path_buf),
+        label: image.display().to_string(),
+        cmdline: Vec::new(),
+        packages: None,
+    })
 }
 
-fn newest_61() -> anyhow::Result<String> {
-    let out = Command::new("apt-cache")
-        .args(["search", "--names-only", r"^linux-image-6\.1\.0-[0-9]+-amd64$"])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .max_by_key(|n| {
-            n.trim_start_matches("linux-image-6.1.0-")
-                .trim_end_matches("-amd64")
-                .parse::<u32>()
-                .unwrap_or(0)
-        })
-        .map(String::from)
-        .context("no linux-image-6.1.0-*-amd64 in the apt lists")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_choices() {
+        let parse = |s: &str| s.parse::<KernelChoice>();
+        assert_eq!(parse("debian:7.2"), Ok(KernelChoice::Debian("7.2".into())));
+        assert_eq!(parse("debian:latest").unwrap().short(), "debian-latest");
+        assert_eq!(parse("ours"), Ok(KernelChoice::Ours(OUR_PATCHES.into())));
+        assert_eq!(parse("ours:none"), Ok(KernelChoice::Ours("none".into())));
+        assert_eq!(
+            parse("/boot/vmlinuz"),
+            Ok(KernelChoice::Image("/boot/vmlinuz".into()))
+        );
+        for bad in ["debian:", "debian:7", "debian:sid", "ours:", "fedora:40", ""] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        for s in ["debian:6.12", "ours:rmap-tracepoints", "bzImage"] {
+            assert_eq!(parse(s).unwrap().to_string(), s);
+        }
+    }
 }

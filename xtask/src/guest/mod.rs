@@ -1,5 +1,6 @@
 //! The QEMU guest harness: a kernel (Debian's 6.1 by default), an initramfs with busybox and a
 //! static rmap-trace, and a QEMU run watched on the serial console for markers.
+pub mod distro;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
@@ -12,11 +13,13 @@ use std::{path::PathBuf, time::Duration};
 /// Options shared by `vm`, `vm-test` and `run --vm`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GuestArgs {
-    /// Boot this bzImage instead of Debian's 6.1 kernel.
-    #[arg(long, conflicts_with = "patches")]
-    pub kernel: Option<PathBuf>,
-    /// Boot our kernel (`cargo xtask kernel`) built with these patches of kernel/patches/,
-    /// comma-separated, or `none`: e.g. `rmap-tracepoints,rmap-tracepoint-v4`.
+    /// The guest kernel: `debian:SERIES` (Debian's, from its archive: 5.10, 6.1, 6.12, 7.2 or
+    /// latest; default debian:6.1), `ours[:PATCHES]` (built from Debian's linux-source-6.1 with
+    /// these patches of kernel/patches/, comma-separated, or `none`; `ours` alone: all three),
+    /// or the path of a bzImage.
+    #[arg(long, value_name = "KERNEL", conflicts_with = "patches")]
+    pub kernel: Option<kernel::KernelChoice>,
+    /// `--kernel ours:LIST`.
     #[arg(long, value_name = "LIST")]
     pub patches: Option<String>,
     /// Kernel modules directory (lib/modules/<release>) for that kernel, where zram is a module.
@@ -39,6 +42,25 @@ pub struct GuestArgs {
 }
 
 impl GuestArgs {
+    /// The kernel chosen (`--kernel`, `--patches`), or Debian's default.
+    pub fn choice(&self) -> kernel::KernelChoice {
+        match (&self.kernel, &self.patches) {
+            (Some(k), _) => k.clone(),
+            (None, Some(list)) => kernel::KernelChoice::Ours(list.clone()),
+            (None, None) => kernel::KernelChoice::default_debian(),
+        }
+    }
+
+    /// These options with `kernel` chosen instead.
+    pub fn with_kernel(&self, kernel: kernel::KernelChoice) -> Self {
+        Self {
+            kernel: Some(kernel),
+            patches: None,
+            modules: None,
+            ..self.clone()
+        }
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
     }

@@ -298,7 +298,7 @@ emit reclaim.txt /tmp/reclaim.txt
 /// The harness itself: a wrong kernel path, a guest that never finishes and a panicking guest
 /// each end in one error line within the timeout.
 fn harness_checks(args: &GuestArgs, c: &mut Checks) {
-    let err = crate::guest::kernel::resolve(Some(std::path::Path::new("/nonexistent/bzImage")), None).err();
+    let err = crate::guest::kernel::image_file(std::path::Path::new("/nonexistent/bzImage"), None).err();
     c.check(
         "broken kernel path is an error",
         err.as_ref()
