@@ -221,6 +221,43 @@ fn update(suite: &Suite, conf: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits (up to 15 minutes, saying so) while another process holds the apt lock file `path`
+/// (apt takes it with `fcntl` locks: `F_GETLK` names the holder without taking it).
+pub fn wait_for_lock(path: &Path) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_mins(15);
+    let mut said = false;
+    while let Some(pid) = lock_holder(path) {
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{} is still held by process {pid} after 15 minutes",
+                path.display()
+            );
+        }
+        if !said {
+            eprintln!(
+                "xtask: waiting for process {pid}, which holds {} (an unattended upgrade?)",
+                path.display()
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    Ok(())
+}
+
+/// The process holding a write lock on `path`, if any.
+fn lock_holder(path: &Path) -> Option<i32> {
+    use std::os::fd::AsRawFd as _;
+    let file = fs::OpenOptions::new().read(true).write(true).open(path).ok()?;
+    // SAFETY: a zeroed flock is a valid value of this plain C struct.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `file` is open for the call; F_GETLK only fills `lock`.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &raw mut lock) };
+    (rc == 0 && lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +275,34 @@ mod tests {
         }
         assert!(conf.contains("APT::Default-Release \"bookworm-backports\";"));
         assert!(!apt_conf(Path::new("/c"), None).contains("Default-Release"));
+    }
+
+    /// A lock held by another process (a child holding it with `flock`-compatible fcntl locks:
+    /// python's `fcntl.lockf`) is seen; a free one is not.
+    #[test]
+    fn a_held_lock_names_its_holder() {
+        let path = std::env::temp_dir().join(format!("xtask-apt-lock-{}", std::process::id()));
+        fs::write(&path, "").unwrap();
+        assert_eq!(lock_holder(&path), None);
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.lockf(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+            ])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "held");
+        assert_eq!(lock_holder(&path), Some(child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        fs::remove_file(&path).unwrap();
     }
 }

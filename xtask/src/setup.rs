@@ -1,7 +1,7 @@
 //! Prerequisites, checked by every command that builds rmap-trace or boots the guest and
-//! installed when missing (Debian packages as root), or one line saying what to run: the eBPF
-//! toolchain and bpf-linker of `ebpf-toolchain.toml` (their LLVM majors checked to agree), and
-//! QEMU.
+//! installed when missing, or one line saying what to run: the eBPF toolchain and bpf-linker
+//! of `ebpf-toolchain.toml` (their LLVM majors checked to agree), and QEMU (Debian 12's
+//! backported one, unpacked into the cache: `guest/emulator.rs`).
 use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
@@ -10,9 +10,6 @@ use crate::{
     cmd::{have, run_ok, status},
     toolchain::{self, Pin},
 };
-
-/// Debian packages: QEMU for the guest (the initramfs is written by xtask, no cpio needed).
-const APT_PACKAGES: [&str; 1] = ["qemu-system-x86"];
 
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -31,19 +28,8 @@ pub fn ensure() -> anyhow::Result<()> {
     let pin = Pin::load()?;
     let nightly = ensure_ebpf_toolchain(&pin)?;
     let linker = ensure_linker(&pin)?;
-    apt_install(&APT_PACKAGES)?;
     let stable = toolchain::rustc_vv(None)?;
-    let qemu = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "not found".into());
+    let qemu = crate::guest::emulator::version()?;
     eprintln!("xtask: stable     {}", toolchain::describe_rustc(&stable));
     eprintln!(
         "xtask: eBPF       {}: {}",
@@ -132,38 +118,40 @@ fn ensure_linker(pin: &Pin) -> anyhow::Result<toolchain::Linker> {
     Ok(linker)
 }
 
-/// Installs the Debian packages of `packages` that are missing, or says what to run.
+/// Installs the Debian packages of `packages` that are missing, or says what to run. apt
+/// waits for a dpkg lock another apt holds (a fresh machine's unattended upgrade often does)
+/// instead of failing.
 pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
-    if !missing.is_empty() {
-        if !is_root() || !have("apt-get") {
-            bail!(
-                "missing packages; run: sudo apt-get install -y {}",
-                missing.join(" ")
-            );
-        }
-        eprintln!("xtask: installing {}", missing.join(" "));
-        let fresh_lists = Path::new("/var/lib/apt/lists")
-            .read_dir()
-            .map_or(0, std::iter::Iterator::count)
-            > 2;
-        if !fresh_lists
-            || !status(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-q"])
-                    .args(&missing)
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )?
-        {
-            run_ok(Command::new("apt-get").args(["update", "-q"]))?;
-            run_ok(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-q"])
-                    .args(&missing)
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )
-            .with_context(|| format!("run: apt-get install -y {}", missing.join(" ")))?;
-        }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || !have("apt-get") {
+        bail!(
+            "missing packages; run: sudo apt-get install -y {}",
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let install = || {
+        let mut c = Command::new("apt-get");
+        c.args(["-o", APT_LOCK_TIMEOUT, "install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    let fresh_lists = Path::new("/var/lib/apt/lists")
+        .read_dir()
+        .map_or(0, std::iter::Iterator::count)
+        > 2;
+    if !fresh_lists || !status(&mut install())? {
+        // `apt-get update` takes the lists' lock, which `DPkg::Lock::Timeout` does not cover.
+        crate::apt::wait_for_lock(Path::new("/var/lib/apt/lists/lock"))?;
+        run_ok(Command::new("apt-get").args(["update", "-q"]))?;
+        run_ok(&mut install()).with_context(|| format!("run: apt-get install -y {}", missing.join(" ")))?;
     }
     Ok(())
 }
+
+/// How long apt waits for the dpkg lock another apt holds.
+const APT_LOCK_TIMEOUT: &str = "DPkg::Lock::Timeout=900";

@@ -1,6 +1,7 @@
 //! The QEMU guest harness: a kernel (Debian's 6.1 by default), an initramfs with busybox and a
 //! static rmap-trace, and a QEMU run watched on the serial console for markers.
 pub mod distro;
+pub mod emulator;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;

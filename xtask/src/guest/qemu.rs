@@ -53,8 +53,8 @@ impl Machine<'_> {
         self.initrd.with_extension("monitor")
     }
 
-    fn command(&self, accel: Accel) -> Command {
-        let mut c = Command::new("qemu-system-x86_64");
+    fn command(&self, accel: Accel) -> anyhow::Result<Command> {
+        let mut c = super::emulator::command()?;
         let kvm = accel == Accel::Kvm;
         c.args([
             "-accel",
@@ -141,7 +141,7 @@ impl Machine<'_> {
                 Ok(())
             });
         }
-        c
+        Ok(c)
     }
 
     /// Boots, runs /cmd.sh, returns its outputs. Timeouts, panics and a guest that stops
@@ -266,7 +266,7 @@ impl Machine<'_> {
     /// receiver.
     fn spawn(&self, accel: Accel) -> anyhow::Result<(Child, mpsc::Receiver<String>)> {
         let mut child = self
-            .command(accel)
+            .command(accel)?
             .spawn()
             .context("starting qemu-system-x86_64 (run: cargo xtask setup)")?;
         let stdout = child.stdout.take().context("qemu stdout")?;

@@ -8,7 +8,8 @@
 //! keeps executing a stale translation holding the `int3` and spins in `exc_int3` with
 //! interrupts off (at `__schedule`), while the patching vCPU waits for it in
 //! `smp_call_function_many_cond`: a soft-lockup panic, seen once in CI and now and then in
-//! vm-test runs and the overhead bench. Debian 12 ships QEMU 7.2.
+//! vm-test runs and the overhead bench. Debian 12 ships QEMU 7.2; the guests run Debian 12's
+//! backported QEMU 10 (`emulator.rs`), which has the fix, unless `RMAP_TRACE_QEMU` names another.
 //!
 //! MTTCG stays on: with `thread=single` the vCPUs take turns on one thread, and a vCPU spinning
 //! on a lock whose holder's vCPU is not running spins until the round-robin kick, every 100 ms
@@ -16,7 +17,6 @@
 //! (kernel/locking/rwsem.c `rwsem_optimistic_spin`) no contention hook sees: the `stalls`
 //! suite's victim then measured 1,042 ms of waits where 529 ms were attributed. So a run that
 //! dies of this hang's signature on such a QEMU is booted again, once, and says so.
-use std::{process::Command, sync::OnceLock};
 
 /// The first QEMU without the race.
 const FIXED: (u32, u32) = (8, 1);
@@ -54,16 +54,9 @@ fn racy(version: Option<(u32, u32)>) -> bool {
     version.is_none_or(|v| v < FIXED)
 }
 
-/// `qemu-system-x86_64 --version`, read once per process.
+/// The emulator's (major, minor), read once per process.
 fn qemu_version() -> Option<(u32, u32)> {
-    static V: OnceLock<Option<(u32, u32)>> = OnceLock::new();
-    *V.get_or_init(|| {
-        let out = Command::new("qemu-system-x86_64")
-            .arg("--version")
-            .output()
-            .ok()?;
-        version(&String::from_utf8_lossy(&out.stdout))
-    })
+    version(&super::emulator::version().ok()?)
 }
 
 /// (major, minor) from `qemu-system-x86_64 --version`'s "QEMU emulator version 7.2.22 (...)".
