@@ -237,6 +237,7 @@ fn stalls() -> StallsJson {
 fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
     RunJson {
         kernel: "6.1.0-test".into(),
+        kernel_build: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-03-05)".into(),
         attach: outcome,
         offcpu_unavailable: None,
         stalls_unavailable: Some("no lock:contention_end tracepoint in this kernel"),

@@ -1,5 +1,6 @@
 //! `cargo xtask run [-- args]`: `rmap-trace [args]` (the benchmark with its embedded defaults
-//! when no args are given), on this host when it can attach to rmap walks, else in the guest.
+//! when no args are given), on this host when it can attach to rmap walks, else in the guest,
+//! whose output files (`--json`, `--csv`, `--hlog`, `--plot`) are then brought home.
 use std::process::Command;
 
 use anyhow::bail;
@@ -37,5 +38,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "xtask: this host cannot attach to rmap walks (see `rmap-trace probe`); running in the QEMU guest"
     );
-    guest::run_echoed(&args.run.guest, &format!("{}\n", args.run.line()))
+    let (line, files) = args.run.line_home();
+    guest::run_echoed_home(&args.run.guest, &line, &files)
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask vm -- <rmap-trace args>`: one rmap-trace command line in the guest.
+//! `cargo xtask vm -- <rmap-trace args>`: one rmap-trace command line in the guest; its output
+//! files come home (`guest/home.rs`).
 
 use crate::guest::{self, RmapRun};
 
@@ -20,7 +21,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(sh) = &args.sh {
         return guest::run_echoed(&args.run.guest, &format!("{sh}\n"));
     }
-    let line = args.run.line();
+    let (line, files) = args.run.line_home();
     let cmd = match &args.workload {
         None => format!("{line}\n"),
         // The workload waits until the tracer printed its attach line, and reports at the end.
@@ -35,5 +36,5 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )
         }
     };
-    guest::run_echoed(&args.run.guest, &cmd)
+    guest::run_echoed_home(&args.run.guest, &cmd, &files)
 }

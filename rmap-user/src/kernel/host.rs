@@ -22,6 +22,12 @@ pub fn kernel_release() -> String {
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
+/// `uname -v`: the kernel's build, which on distribution kernels names the package version
+/// (`#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-03-05)`).
+pub fn kernel_build() -> String {
+    fs::read_to_string("/proc/sys/kernel/version").map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+}
+
 /// The clocksource in use (`bpf_ktime_get_ns` reads it): `tsc`, `hpet`, `kvm-clock`, … or
 /// `jiffies`, whose resolution (1-10 ms) makes every walk 0 or a multiple of a tick.
 pub fn clocksource() -> Option<String> {

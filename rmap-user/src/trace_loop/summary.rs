@@ -16,6 +16,8 @@ use crate::{
 pub struct RunJson<'a> {
     /// `uname -r`.
     pub kernel: String,
+    /// `uname -v`: the build, with the distribution's package version where it has one.
+    pub kernel_build: String,
     /// Which attach mode was chosen, which were skipped and why.
     pub attach: &'a Outcome,
     /// Why off-CPU time was not measured, if it was not.
@@ -34,6 +36,7 @@ impl<'a> RunJson<'a> {
     pub fn new(session: &'a Session, counts: &'a KernelCounts, elapsed: Duration) -> Self {
         Self {
             kernel: crate::kernel::host::kernel_release(),
+            kernel_build: crate::kernel::host::kernel_build(),
             attach: &session.attached.outcome,
             offcpu_unavailable: session.attached.offcpu_unavailable.as_deref(),
             stalls_unavailable: session.stalls_unavailable.as_deref(),

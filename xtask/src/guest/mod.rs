@@ -2,6 +2,7 @@
 //! static rmap-trace, and a QEMU run watched on the serial console for markers.
 pub mod distro;
 pub mod emulator;
+pub mod home;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;
@@ -158,15 +159,41 @@ pub struct RmapRun {
 impl RmapRun {
     /// `rmap-trace ARGS`, quoted for the guest's sh.
     pub fn line(&self) -> String {
-        let quoted: Vec<String> = self.rmap_args.iter().map(|a| sh_quote(a)).collect();
-        format!("rmap-trace {}", quoted.join(" "))
+        line(&self.rmap_args)
     }
+
+    /// `rmap-trace ARGS` with its output files written under /tmp/out in the guest, and the
+    /// files to bring home afterwards (`home.rs`).
+    pub fn line_home(&self) -> (String, Vec<home::HomeFile>) {
+        let (args, files) = home::redirect(&self.rmap_args);
+        (line(&args), files)
+    }
+}
+
+fn line(args: &[String]) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    format!("rmap-trace {}", quoted.join(" "))
 }
 
 /// Boots the guest with `cmd`, its console echoed; a non-zero status of `cmd` is an error.
 pub fn run_echoed(args: &GuestArgs, cmd: &str) -> anyhow::Result<()> {
-    let out = boot(args, cmd, true)?;
+    run_echoed_home(args, cmd, &[])
+}
+
+/// `run_echoed`, `files` brought home after `cmd` (whose status is kept).
+pub fn run_echoed_home(args: &GuestArgs, cmd: &str, files: &[home::HomeFile]) -> anyhow::Result<()> {
+    home::check(files)?;
+    let script = if files.is_empty() {
+        cmd.to_string()
+    } else {
+        format!(
+            "mkdir -p /tmp/out\n{cmd}\nS=$?\n{}exit $S\n",
+            home::send_lines(files)
+        )
+    };
+    let out = boot(args, &script, true)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
+    home::write(&out, files)?;
     if out.status != 0 {
         anyhow::bail!("rmap-trace exited with status {} in the guest", out.status);
     }

@@ -1,7 +1,8 @@
 //! What runs inside the guest: the init script and the marker protocol on the console.
 //!
 //! The guest prints `RMAP-GUEST-READY` once set up, `RMAP-OUT-BEGIN <name>` / `RMAP-OUT-END
-//! <name>` around files the host should parse, and `RMAP-GUEST-EXIT <status>` at the end.
+//! <name>` around files the host should parse (`emit`: as text; `emit64`: base64, byte for
+//! byte), and `RMAP-GUEST-EXIT <status>` at the end.
 
 pub const READY: &str = "RMAP-GUEST-READY";
 pub const EXIT: &str = "RMAP-GUEST-EXIT";
@@ -12,6 +13,7 @@ pub const OUT_END: &str = "RMAP-OUT-END";
 /// `phase STEP` says on the console where the script is, with the uptime: a hung guest's last
 /// lines then say in which step it hung.
 pub const PRELUDE: &str = r#"emit() { echo "RMAP-OUT-BEGIN $1"; cat "$2"; echo; echo "RMAP-OUT-END $1"; }
+emit64() { echo "RMAP-OUT-BEGIN $1"; base64 "$2"; echo "RMAP-OUT-END $1"; }
 phase() { echo "phase $1 at $(cut -d' ' -f1 /proc/uptime) s"; }
 "#;
 
