@@ -1,9 +1,9 @@
 //! `cargo xtask bench overhead`: rmap-trace's own added time per walk beside bpftrace's and the
 //! tracefs text method's, in the QEMU guest. Walk-heavy workloads (anon pages all moved in
 //! batches, KSM pages of thousands of VMAs moved, anon reclaim) run interleaved, each
-//! repetition under every tracer, all in one boot per kernel: Debian's 6.1 (no tracer,
-//! rmap-trace fentry and kprobe, tracefs `kprobe_events` text, bpftrace) and ours (no tracer,
-//! tracepoint, fentry). Ratios are only compared within a boot. Under TCG the costs are
+//! repetition under every tracer, all in one boot per kernel: Debian's (6.1 by default; no
+//! tracer, rmap-trace fentry and kprobe, tracefs `kprobe_events` text, bpftrace) and ours (no
+//! tracer, tracepoint, fentry). Ratios are only compared within a boot. Under TCG the costs are
 //! emulated, and the tables say so.
 mod components;
 mod parse;
@@ -12,7 +12,7 @@ mod table;
 
 use std::path::PathBuf;
 
-use crate::guest::{self, GuestArgs, qemu::GuestRun};
+use crate::guest::{self, GuestArgs, kernel::KernelChoice, qemu::GuestRun};
 
 /// A tracer row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,11 +84,31 @@ pub struct Sizes {
     pub reclaim_pages: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Kernels {
-    Debian,
-    Ours,
-    Both,
+/// The kernels booted, one boot each, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernels(pub Vec<KernelChoice>);
+
+/// Our kernel's patches in the bench: the tracepoint row needs rmap-tracepoints.
+const BENCH_PATCHES: &str = "rmap-tracepoints,rmap-tracepoint-v4";
+
+/// `--kernels`: kernels as `--kernel` takes them, comma-separated within each (`debian:6.1,
+/// debian:7.2`; a patch list of ours goes alone: `ours:a,b`), and the short names `debian`
+/// (Debian's 6.1), `ours` (with the tracepoints) and `both` (the two).
+fn kernels(s: &str) -> Result<Kernels, String> {
+    let ours = || KernelChoice::Ours(BENCH_PATCHES.to_string());
+    if s.starts_with("ours:") {
+        return s.parse().map(|k| Kernels(vec![k]));
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part {
+            "debian" => out.push(KernelChoice::default_debian()),
+            "ours" => out.push(ours()),
+            "both" => out.extend([KernelChoice::default_debian(), ours()]),
+            other => out.push(other.parse()?),
+        }
+    }
+    Ok(Kernels(out))
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,12 +132,11 @@ pub struct Args {
     /// Anon pages reclaimed (memory.reclaim, temporary zram swap) by the reclaim workload.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=200_000))]
     pub reclaim_pages: u32,
-    /// Which boots.
-    #[arg(long, value_enum, default_value_t = Kernels::Both)]
+    /// Which boots: `debian:SERIES` and `ours[:PATCHES]` kernels (as `--kernel` takes them,
+    /// comma-separated), `debian` (Debian's 6.1), `ours` (with the rmap tracepoints) or `both`.
+    /// Debian's kernels get every row; ours the tracepoint and fentry rows.
+    #[arg(long, value_parser = kernels, default_value = "both")]
     pub kernels: Kernels,
-    /// Our kernel's patches (the tracepoint row needs rmap-tracepoints).
-    #[arg(long, default_value = "rmap-tracepoints,rmap-tracepoint-v4")]
-    pub patches: String,
     /// Timeout of each boot, seconds.
     #[arg(long, default_value_t = 5400)]
     pub timeout: u64,
@@ -152,9 +171,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ksm_vmas: args.ksm_vmas,
         reclaim_pages: args.reclaim_pages,
     };
-    let guest = |patches: Option<String>| GuestArgs {
-        kernel: None,
-        patches,
+    let guest = |kernel: &KernelChoice| GuestArgs {
+        kernel: Some(kernel.clone()),
+        patches: None,
         modules: None,
         numa_nodes: 2,
         memory_mib: 4096,
@@ -168,40 +187,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let mut out = header(args);
     let mut failed = Vec::new();
-    if matches!(args.kernels, Kernels::Debian | Kernels::Both) {
-        let root = crate::debroot::root(&["bpftrace"])?;
-        let trees = [("opt/bpftrace".to_string(), root)];
-        match boot(&guest(None), &DEBIAN_ROWS, &sizes, args, &trees) {
+    for kernel in &args.kernels.0 {
+        let (rows, trees): (&[Row], _) = match kernel {
+            KernelChoice::Ours(_) => (&OUR_ROWS, Vec::new()),
+            KernelChoice::Debian(_) | KernelChoice::Image(_) => {
+                let root = crate::debroot::root(&["bpftrace"])?;
+                (&DEBIAN_ROWS, vec![("opt/bpftrace".to_string(), root)])
+            }
+        };
+        match boot(&guest(kernel), rows, &sizes, args, &trees) {
             Ok(runs) => {
-                out += &table::render(
-                    &format!("Debian 6.1 kernel, one boot ({emulated})"),
-                    &runs,
-                    args.reps,
-                    &DEBIAN_ROWS,
-                    &args.workloads,
-                );
-                out += &table::goals(&runs, args.reps, &args.workloads);
+                let title = format!("{kernel} kernel, one boot ({emulated})");
+                out += &table::render(&title, &runs, args.reps, rows, &args.workloads);
+                if rows.contains(&Row::Bpftrace) {
+                    out += &table::goals(&runs, args.reps, &args.workloads);
+                }
                 out += "\n";
-                out += &components::render(&runs, args.reps, &DEBIAN_ROWS, &args.workloads);
+                out += &components::render(&runs, args.reps, rows, &args.workloads);
                 out += "\n";
             }
-            Err(e) => failed.push(format!("Debian boot: {e:#}")),
-        }
-    }
-    if matches!(args.kernels, Kernels::Ours | Kernels::Both) {
-        match boot(&guest(Some(args.patches.clone())), &OUR_ROWS, &sizes, args, &[]) {
-            Ok(runs) => {
-                out += &table::render(
-                    &format!("our kernel ({}), one boot ({emulated})", args.patches),
-                    &runs,
-                    args.reps,
-                    &OUR_ROWS,
-                    &args.workloads,
-                );
-                out += "\n";
-                out += &components::render(&runs, args.reps, &OUR_ROWS, &args.workloads);
-            }
-            Err(e) => failed.push(format!("our kernel's boot: {e:#}")),
+            Err(e) => failed.push(format!("{kernel}'s boot: {e:#}")),
         }
     }
     println!("{out}");
@@ -214,9 +219,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// The command line and what the workloads do, above the tables.
 fn header(args: &Args) -> String {
     format!(
-        "cargo xtask bench overhead --accel {} --reps {} --workloads {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
+        "cargo xtask bench overhead --kernels {} --accel {} --reps {} --workloads {} --anon-pages {} --move-batch {} --ksm-vmas {} --reclaim-pages {}\n\
          workloads: anon = {} anon pages moved, {} per move_pages call; ksm = {} VMAs of KSM pages moved; \
          reclaim = {} anon pages reclaimed to zram\n\n",
+        args.kernels
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         clap::ValueEnum::to_possible_value(&args.accel)
             .map_or_else(String::new, |v| v.get_name().to_string()),
         args.reps,
@@ -250,7 +261,7 @@ fn boot(
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     let log = crate::build::workspace_root().join(format!(
         "target/xtask/bench-overhead-{}.console",
-        if g.patches.is_some() { "ours" } else { "debian" }
+        g.choice().short()
     ));
     std::fs::write(&log, out.console.join("\n"))?;
     let dir = log.with_extension("outputs");
