@@ -12,6 +12,7 @@ mod export;
 mod faults;
 mod icount;
 mod jvm;
+mod kernels;
 mod owners;
 mod patched;
 mod ring;
@@ -33,7 +34,11 @@ pub struct Args {
     /// --stalls against victims that time their own calls; in all with 2,000 VMAs, the
     /// `--pages` given when alone), jvm (Debian's kernel: `OpenJDK` 17 under reclaim and KSM,
     /// its walks' attribution; on demand, not in all), jvm-smoke (the same, shorter), icount
-    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), or all.
+    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), kernels
+    /// (Debian's 5.10, 6.1, 6.12, 7.2 and ours: every attach mode's walk counts against tracefs
+    /// kretprobes, purposes, owners, --stalls, off-CPU, Prometheus, restore; writes the
+    /// README's tested-kernels table; on demand), kernels-smoke (each of them: probe, the mode
+    /// auto chooses, the count check; in all), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -50,12 +55,14 @@ pub enum Suite {
     Jvm,
     JvmSmoke,
     Icount,
+    Kernels,
+    KernelsSmoke,
     All,
 }
 
 impl Suite {
     fn has(self, s: Suite) -> bool {
-        self == s || (self == Suite::All && s != Suite::Jvm)
+        self == s || (self == Suite::All && !matches!(s, Suite::Jvm | Suite::Kernels))
     }
 }
 
@@ -147,6 +154,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Patched) {
         patched::run(&args.guest, args.pages.min(patched::PAGES), &mut c)?;
+    }
+    if args.suite.has(Suite::Kernels) {
+        kernels::run(&args.guest, kernels::Depth::Full, &mut c)?;
+    }
+    if args.suite.has(Suite::KernelsSmoke) {
+        kernels::run(&args.guest, kernels::Depth::Smoke, &mut c)?;
     }
     println!("vm-test: {} passed, {} failed", c.passed, c.failed.len());
     if !c.failed.is_empty() {
