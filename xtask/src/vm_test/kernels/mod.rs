@@ -116,3 +116,16 @@ pub fn run(args: &GuestArgs, depth: Depth, c: &mut Checks) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// The guest's outputs in target/xtask/kernels/<kernel>/, to read when a check fails.
+fn keep_outputs(label: &str, out: &guest::qemu::GuestRun) -> anyhow::Result<()> {
+    let dir = crate::build::workspace_root()
+        .join("target/xtask/kernels")
+        .join(label.replace([':', '/', ','], "-"));
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in &out.outputs {
+        std::fs::write(dir.join(name), text)?;
+    }
+    std::fs::write(dir.join("console"), out.console.join("\n"))?;
+    Ok(())
+}

@@ -33,8 +33,8 @@ for m in {modes}; do
   rmap-trace workload --types ksm,anon,file --layouts split --pages $PAGES > /tmp/w-$m.txt 2>&1
   echo "workload exit $?" >> /tmp/w-$m.txt
   echo 0 > $T/events/rmapk/enable
-  for t in ksm anon file; do echo "$t $(grep -c "rmap-trace-[0-9]* .* $t: (" $T/trace)"; done > /tmp/count-$m
-  cat $T/kprobe_profile >> /tmp/count-$m
+  for t in ksm anon file; do echo "count $t $(grep -c "rmap-trace-[0-9]* .* $t: (" $T/trace)"; done > /tmp/count-$m
+  sed 's/^ */profile /' $T/kprobe_profile >> /tmp/count-$m
   kill -TERM $P; wait $P; echo "tracer exit $?" >> /tmp/$m.txt
   emit $m /tmp/$m.json; emit $m.txt /tmp/$m.txt; emit w-$m /tmp/w-$m.txt; emit count-$m /tmp/count-$m
 done

@@ -108,39 +108,55 @@ fn mode_run(run: &GuestRun, label: &str, name: &str, mode: &str, c: &mut Checks)
     }
 }
 
-/// `TYPE N` lines of the guest's kretprobe count.
+/// `count TYPE N` lines of the guest's kretprobe count.
 fn kretprobe_counts(text: &str) -> BTreeMap<&str, u64> {
     text.lines()
         .filter_map(|l| {
-            let (ty, n) = l.split_once(' ')?;
-            Some((ty, n.trim().parse().ok()?))
+            let mut w = l.strip_prefix("count ")?.split_whitespace();
+            Some((w.next()?, w.next()?.parse().ok()?))
         })
         .filter(|(ty, _)| TYPES.contains(ty))
         .collect()
 }
 
-/// Misses summed over the `rmapk` probes of `kprobe_profile` (`name hits misses`).
+/// Misses summed over the probes of `kprobe_profile` (`profile NAME HITS MISSES` lines).
 fn kretprobe_misses(text: &str) -> Option<u64> {
     let rows: Vec<u64> = text
         .lines()
-        .filter(|l| l.trim_start().starts_with("rmapk/"))
-        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix("profile ")?
+                .split_whitespace()
+                .nth(2)?
+                .parse()
+                .ok()
+        })
         .collect();
     (!rows.is_empty()).then(|| rows.iter().sum())
 }
 
 /// Walks the workload makes per page type: two per page it migrated (the migration's unmap
-/// and the removal of its migration entries), from its `workload: TYPE LAYOUT … triggered N by
-/// move-pages` lines.
+/// and the removal of its migration entries), from its `workload: TYPE LAYOUT vmas V
+/// mappings/page M triggered N by move-pages` lines. N addresses of KSM pages mapped M times
+/// each are N / M pages (the other addresses find their page moved already).
 fn expected_walks(text: &str) -> BTreeMap<&str, u64> {
     text.lines()
         .filter_map(|l| {
-            let mut words = l.strip_prefix("workload: ")?.split_whitespace();
-            let ty = words.next()?;
-            let rest: Vec<&str> = words.collect();
-            let at = rest.iter().position(|w| *w == "triggered")?;
-            let n: u64 = rest.get(at + 1)?.parse().ok()?;
-            (rest.get(at + 3) == Some(&"move-pages")).then_some((ty, 2 * n))
+            let words: Vec<&str> = l.strip_prefix("workload: ")?.split_whitespace().collect();
+            let after = |key: &str| {
+                words
+                    .iter()
+                    .position(|w| *w == key)
+                    .and_then(|at| words.get(at + 1))
+            };
+            let n: u64 = after("triggered")?.parse().ok()?;
+            let mappings: u64 = after("mappings/page")?.parse().ok()?;
+            let ty = *words.first()?;
+            let pages = if ty == "ksm" {
+                n.div_ceil(mappings.max(1))
+            } else {
+                n
+            };
+            (after("by") == Some(&"move-pages")).then_some((ty, 2 * pages))
         })
         .collect()
 }
@@ -291,7 +307,7 @@ mod tests {
 
     #[test]
     fn the_references_are_read() {
-        let w = "workload: ksm split vmas 300 mappings/page 150 triggered 2 by move-pages in 1 ns\n\
+        let w = "workload: ksm split vmas 300 mappings/page 150 triggered 300 by move-pages in 1 ns\n\
                  workload: anon split vmas 300 mappings/page 1 triggered 64 by move-pages in 1 ns\n\
                  workload: file split vmas 300 mappings/page 1 triggered 64 by reclaim in 1 ns\n";
         let e = expected_walks(w);
@@ -300,10 +316,10 @@ mod tests {
             !e.contains_key("file"),
             "only move-pages triggers make two walks a page"
         );
-        let k = "ksm 4\nanon 128\nfile 128\n  rmapk/ksm        4    0\n  rmapk/anon     130    0\n";
+        let k = "count ksm 4\ncount anon 128\ncount file 128\nprofile ksm 4 0\nprofile anon 130 0\n";
         assert_eq!(kretprobe_counts(k)["anon"], 128);
         assert_eq!(kretprobe_misses(k), Some(0));
-        assert_eq!(kretprobe_misses("ksm 1\n"), None);
-        assert_eq!(kretprobe_misses("  rmapk/ksm 4 2\n  rmapk/anon 1 1\n"), Some(3));
+        assert_eq!(kretprobe_misses("count ksm 1\n"), None);
+        assert_eq!(kretprobe_misses("profile ksm 4 2\nprofile anon 1 1\n"), Some(3));
     }
 }
