@@ -8,9 +8,11 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write as _},
-    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
 };
+
+use crate::files;
 
 /// Why an output path cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -44,20 +46,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     }
 }
 
-fn kind(t: fs::FileType) -> &'static str {
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
 /// Checks that `path` can be an output: absent with an existing directory, or a regular file,
 /// never a symbolic link.
 pub fn check(path: &Path) -> Result<(), OutputError> {
@@ -66,9 +54,10 @@ pub fn check(path: &Path) -> Result<(), OutputError> {
     }
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(OutputError::Symlink(path.to_path_buf())),
-        Ok(m) if !m.file_type().is_file() => {
-            Err(OutputError::NotRegular(path.to_path_buf(), kind(m.file_type())))
-        }
+        Ok(m) if !m.file_type().is_file() => Err(OutputError::NotRegular(
+            path.to_path_buf(),
+            files::kind(m.file_type()),
+        )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if directory(path).is_dir() {
@@ -109,7 +98,7 @@ pub fn create(path: &Path) -> Result<File, OutputError> {
         .map_err(|e| refused(path, e))?;
     let t = file.metadata().map_err(io_err(path))?.file_type();
     if !t.is_file() {
-        return Err(OutputError::NotRegular(path.to_path_buf(), kind(t)));
+        return Err(OutputError::NotRegular(path.to_path_buf(), files::kind(t)));
     }
     file.set_len(0).map_err(io_err(path))?;
     Ok(file)
@@ -175,12 +164,6 @@ mod tests {
         }
     }
 
-    fn mkfifo(path: &Path) {
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: `c` is a NUL-terminated path that lives for the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    }
-
     #[test]
     fn refuses_links_and_special_files() {
         let d = Dir::new("refuse");
@@ -189,7 +172,7 @@ mod tests {
         let link = d.0.join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let fifo = d.0.join("fifo");
-        mkfifo(&fifo);
+        crate::files::mkfifo(&fifo);
         assert!(matches!(check(&link), Err(OutputError::Symlink(_))));
         assert!(matches!(create(&link), Err(OutputError::Symlink(_))));
         assert!(matches!(write_atomic(&link, b"x"), Err(OutputError::Symlink(_))));
