@@ -1,12 +1,65 @@
 //! Files named on the command line or found on disk, which a root process must not trust: the
-//! kind of a file that is not a regular one, in words, and opening an input so that a FIFO
-//! cannot block and a device cannot be read.
+//! kind of a file that is not a regular one, in words; the kernel interfaces (procfs, sysfs,
+//! cgroupfs, debugfs, tracefs and their like) whose "files" are knobs, not storage; and opening
+//! an input so that a FIFO cannot block and a device cannot be read.
 use std::{
     fs::{self, File, OpenOptions},
     io,
-    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
+    os::{
+        fd::AsRawFd as _,
+        unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
+    },
     path::Path,
 };
+
+/// File systems that are kernel interfaces, by `statfs` magic.
+const KERNEL_FS: [(libc::c_long, &str); 14] = [
+    (libc::PROC_SUPER_MAGIC, "procfs"),
+    (libc::SYSFS_MAGIC, "sysfs"),
+    (libc::CGROUP_SUPER_MAGIC, "cgroupfs"),
+    (libc::CGROUP2_SUPER_MAGIC, "cgroup2fs"),
+    (libc::DEBUGFS_MAGIC, "debugfs"),
+    (libc::TRACEFS_MAGIC, "tracefs"),
+    (libc::DEVPTS_SUPER_MAGIC, "devpts"),
+    (libc::BPF_FS_MAGIC, "bpffs"),
+    (libc::SECURITYFS_MAGIC, "securityfs"),
+    (libc::SELINUX_MAGIC, "selinuxfs"),
+    (libc::NSFS_MAGIC, "nsfs"),
+    (0x6265_6570, "configfs"),
+    (0xde5e_81e4, "efivarfs"),
+    (0x6165_676c, "pstore"),
+];
+
+fn kernel_fs_of(st: &libc::statfs) -> Option<&'static str> {
+    KERNEL_FS
+        .iter()
+        .find(|(magic, _)| *magic == st.f_type)
+        .map(|(_, name)| *name)
+}
+
+/// The kernel interface `path` (which exists) is on, if it is on one.
+pub fn kernel_fs(path: &Path) -> io::Result<Option<&'static str>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` writable, both live for the call.
+    if unsafe { libc::statfs(c.as_ptr(), &raw mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(kernel_fs_of(&st))
+}
+
+/// The kernel interface the open file `f` is on, if it is on one.
+pub fn kernel_fs_of_file(f: &File) -> io::Result<Option<&'static str>> {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `f` is an open descriptor and `st` writable for the call.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &raw mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(kernel_fs_of(&st))
+}
 
 /// The kind of a file that is not a regular one, in words.
 pub fn kind(t: fs::FileType) -> &'static str {
@@ -79,6 +132,18 @@ mod tests {
         );
         fs::write(d.join("f"), "x").unwrap();
         assert_eq!(said(&d.join("f")), Ok(()));
+        assert_eq!(kernel_fs(&d).unwrap(), None);
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn knows_kernel_interfaces() {
+        assert_eq!(
+            kernel_fs(Path::new("/proc/sys/kernel/core_pattern")).unwrap(),
+            Some("procfs")
+        );
+        assert_eq!(kernel_fs(Path::new("/sys/kernel")).unwrap(), Some("sysfs"));
+        let f = File::open("/proc/self/status").unwrap();
+        assert_eq!(kernel_fs_of_file(&f).unwrap(), Some("procfs"));
     }
 }
