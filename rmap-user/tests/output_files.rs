@@ -71,7 +71,10 @@ fn refuses_links_and_special_files() {
             Path::new("/proc/sys/kernel/core_pattern"),
             "is on procfs, a kernel interface",
         ),
-        (Path::new("/sys/kernel/mm/ksm/run"), "is on sysfs, a kernel interface"),
+        (
+            Path::new("/sys/kernel/mm/ksm/run"),
+            "is on sysfs, a kernel interface",
+        ),
         (Path::new("/proc/self/mem"), "is on procfs, a kernel interface"),
     ];
     for (path, says) in cases {
