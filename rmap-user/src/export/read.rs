@@ -5,7 +5,7 @@
 //! length, memory bounded whatever the file holds. A file that is empty, of another format,
 //! cut off or corrupt is one clear error.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, btree_map::Entry},
     io::{BufRead, BufReader, Read as _},
     path::Path,
 };
@@ -13,7 +13,7 @@ use std::{
 use base64::Engine as _;
 use hdrhistogram::{Histogram, serialization::interval_log};
 
-use super::v2::Decoder;
+use super::v2::{Decoder, Tally};
 use crate::{
     files::{self, InputError},
     printable::printable_bytes,
@@ -112,7 +112,7 @@ struct Reader {
     /// The first line was a comment or the legend.
     header: bool,
     intervals: usize,
-    tags: BTreeMap<String, Histogram<u64>>,
+    tags: BTreeMap<String, Tally>,
     raw: Vec<u8>,
     decoder: Decoder,
 }
@@ -180,10 +180,10 @@ impl Reader {
                 line: self.line,
             });
         }
-        let total = self
-            .tags
-            .entry(tag.to_string())
-            .or_insert_with(|| shape.histogram());
+        let total = match self.tags.entry(tag.to_string()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.decoder.tally(shape).map_err(corrupt)?),
+        };
         self.decoder.add_to(&self.raw, total).map_err(corrupt)
     }
 
@@ -195,9 +195,18 @@ impl Reader {
         if self.intervals == 0 {
             return Err(LogError::NoIntervals { path });
         }
+        let mut tags = BTreeMap::new();
+        for (tag, tally) in self.tags {
+            let h = self.decoder.histogram(&tally).map_err(|why| LogError::Corrupt {
+                path: path.clone(),
+                line: self.line,
+                why,
+            })?;
+            tags.insert(tag, h);
+        }
         Ok(Log {
             path,
-            tags: self.tags,
+            tags,
             intervals: self.intervals,
         })
     }

@@ -1,13 +1,11 @@
 //! HdrHistogram's V2 encoding (plain or zlib-compressed, as interval logs carry it), decoded as
-//! untrusted input and added straight into a histogram. The header is checked before anything
-//! is allocated or inflated beyond it: at most [`MAX_SIGFIG`] significant digits, a range
-//! within 1..=[`MAX_NS`], a payload no longer than that range's counts can take. The crate's
-//! own deserializer allocates whatever length a header claims and builds a whole histogram
-//! per interval; here each count is added to the total as it is read, so that reading a log
-//! costs time in its length and memory in its number of tags only.
-use std::io::Read as _;
-
-use flate2::read::ZlibDecoder;
+//! untrusted input and added straight into a running total ([`Tally`]). The header is checked
+//! before anything is allocated or inflated beyond it: at most [`MAX_SIGFIG`] significant
+//! digits, a range within 1..=[`MAX_NS`], a payload no longer than that range's counts can
+//! take. The crate's own deserializer allocates whatever length a header claims and builds a
+//! whole histogram per interval; here each count is added to the total's counts as it is read,
+//! so that reading a log costs time in its length and memory in its number of tags only.
+use flate2::{Decompress, FlushDecompress, Status};
 use hdrhistogram::Histogram;
 
 use crate::agg::MAX_NS;
@@ -70,14 +68,37 @@ impl Shape {
     }
 }
 
+/// The counts of histograms added up, in the shape of the first one; those of another shape
+/// are recorded value by value in `other`.
+pub struct Tally {
+    layout: usize,
+    counts: Vec<u64>,
+    other: Option<Histogram<u64>>,
+    shape: Shape,
+}
+
 /// Decodes histograms one after another, reusing its buffers.
-#[derive(Default)]
 pub struct Decoder {
+    inflater: Decompress,
     inflated: Vec<u8>,
+    inflated_len: usize,
     layouts: Vec<Layout>,
     /// The layout and payload range of the last header read.
     current: Option<(usize, std::ops::Range<usize>)>,
     compressed: bool,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self {
+            inflater: Decompress::new(true),
+            inflated: Vec::new(),
+            inflated_len: 0,
+            layouts: Vec::new(),
+            current: None,
+            compressed: false,
+        }
+    }
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -118,14 +139,13 @@ impl Decoder {
                     raw.len() - 8
                 ));
             }
-            self.inflated.clear();
-            let limit = (HEADER + max_payload() + 1) as u64;
-            ZlibDecoder::new(&raw[8..])
-                .take(limit)
-                .read_to_end(&mut self.inflated)
-                .map_err(|e| format!("inflating: {e}"))?;
+            self.inflated_len = self.inflate(&raw[8..])?;
         }
-        let bytes = if self.compressed { &self.inflated[..] } else { raw };
+        let bytes = if self.compressed {
+            &self.inflated[..self.inflated_len]
+        } else {
+            raw
+        };
         let (shape, payload_len) = check_header(bytes)?;
         let present = bytes.len().saturating_sub(HEADER);
         let layout = self.layout(shape)?;
@@ -143,6 +163,51 @@ impl Decoder {
         }
         self.current = Some((layout, HEADER..HEADER + payload_len));
         Ok(shape)
+    }
+
+    /// Inflates `z` into `inflated` (sized once, for the largest valid histogram), never
+    /// beyond what a valid histogram can be; returns the length inflated.
+    fn inflate(&mut self, z: &[u8]) -> Result<usize, String> {
+        let limit = HEADER + max_payload() + 1;
+        if self.inflated.len() < limit {
+            self.inflated.resize(limit, 0);
+        }
+        self.inflater.reset(true);
+        let status = self
+            .inflater
+            .decompress(z, &mut self.inflated[..limit], FlushDecompress::Finish)
+            .map_err(|e| format!("inflating: {e}"))?;
+        let n = self.inflater.total_out() as usize;
+        match status {
+            Status::StreamEnd => Ok(n),
+            _ if n >= limit => Err(format!("inflates to more than {} bytes", limit - 1)),
+            _ => Err("the compressed bytes end before the histogram".into()),
+        }
+    }
+
+    /// An empty total in the shape of the histogram whose header was read last.
+    pub fn tally(&self, shape: Shape) -> Result<Tally, String> {
+        let (layout, _) = self.current.clone().ok_or("no header read")?;
+        Ok(Tally {
+            layout,
+            counts: vec![0; self.layouts[layout].values.len()],
+            other: None,
+            shape,
+        })
+    }
+
+    /// The histogram of all that was added to `tally`.
+    pub fn histogram(&self, tally: &Tally) -> Result<Histogram<u64>, String> {
+        let mut h = tally.shape.histogram();
+        let values = &self.layouts[tally.layout].values;
+        for (&value, &n) in values.iter().zip(&tally.counts).filter(|(_, n)| **n > 0) {
+            h.record_n(value, n)
+                .map_err(|e| format!("cannot merge {value}: {e:?}"))?;
+        }
+        if let Some(other) = &tally.other {
+            h.add(other).map_err(|e| format!("cannot merge: {e:?}"))?;
+        }
+        Ok(h)
     }
 
     /// The index of the table of `shape`, made on first use.
@@ -164,7 +229,7 @@ impl Decoder {
 
     /// Adds the counts of the histogram whose header was read last (from the same `raw`) to
     /// `total`.
-    pub fn add_to(&self, raw: &[u8], total: &mut Histogram<u64>) -> Result<(), String> {
+    pub fn add_to(&self, raw: &[u8], total: &mut Tally) -> Result<(), String> {
         let (layout, range) = self.current.clone().ok_or("no header read")?;
         let payload = if self.compressed {
             &self.inflated[range]
@@ -172,6 +237,7 @@ impl Decoder {
             &raw[range]
         };
         let values = &self.layouts[layout].values;
+        let same = layout == total.layout;
         let mut index = 0usize;
         let mut at = 0;
         while at < payload.len() {
@@ -184,9 +250,15 @@ impl Decoder {
             }
             if n > 0 {
                 let value = *values.get(index).ok_or("more counts than the histogram has")?;
-                total
-                    .record_n(value, n as u64)
-                    .map_err(|e| format!("cannot merge {value}: {e:?}"))?;
+                if same {
+                    total.counts[index] = total.counts[index].saturating_add(n as u64);
+                } else {
+                    total
+                        .other
+                        .get_or_insert_with(|| total.shape.histogram())
+                        .record_n(value, n as u64)
+                        .map_err(|e| format!("cannot merge {value}: {e:?}"))?;
+                }
             }
             index += 1;
         }
@@ -267,8 +339,8 @@ mod tests {
     #[test]
     fn decodes_like_the_crate() {
         let mut d = Decoder::default();
-        let mut total = Histogram::<u64>::new_with_bounds(1, MAX_NS, 3).unwrap();
-        let mut expected = total.clone();
+        let mut total: Option<Tally> = None;
+        let mut expected = Histogram::<u64>::new_with_bounds(1, MAX_NS, 3).unwrap();
         for (seed, sigfig) in [(1, 3), (2, 2), (3, 3), (4, 1)] {
             let h = sample(seed, sigfig);
             let mut raw = Vec::new();
@@ -279,7 +351,12 @@ mod tests {
             }
             let shape = d.header(&raw).unwrap();
             assert_eq!((shape.low, shape.high, shape.sigfig), (1, MAX_NS, sigfig));
-            d.add_to(&raw, &mut total).unwrap();
+            let t = match &mut total {
+                Some(t) => t,
+                None => total.insert(d.tally(shape).unwrap()),
+            };
+            d.add_to(&raw, t).unwrap();
+            let total = d.histogram(t).unwrap();
             let back: Histogram<u64> = Deserializer::new().deserialize(&mut raw.as_slice()).unwrap();
             expected.add(&back).unwrap();
             let counts = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
@@ -334,7 +411,7 @@ mod tests {
         // -40,000 zigzagged (79,999) in LEB128, then a count of 1.
         raw.extend([0xff, 0xf0, 0x04, 0x02]);
         let shape = d.header(&raw).unwrap();
-        let e = d.add_to(&raw, &mut shape.histogram()).unwrap_err();
+        let e = d.add_to(&raw, &mut d.tally(shape).unwrap()).unwrap_err();
         assert_eq!(e, "more counts than the histogram has");
     }
 }
