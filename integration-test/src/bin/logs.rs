@@ -4,6 +4,10 @@
 //! shape, each with some 1,500 distinct latencies; one histogram claiming a 4 GiB payload; 40
 //! tags of the widest histograms the format allows), then runs `rmap-trace report` on each and
 //! prints its exit status, wall and CPU time and peak RSS. `logs [--mib N] [--dir DIR]`.
+//!
+//! A child's peak RSS counts the memory of the process it was forked from (the kernel keeps the
+//! larger of its RSS before and after exec): each `report` is therefore started by a fresh,
+//! small copy of this program (`logs --measure BIN LOG`), which prints the figures.
 use std::{
     fmt::Write as _,
     fs,
@@ -162,7 +166,36 @@ fn measure(bin: &Path, path: &Path) -> anyhow::Result<(i32, Duration, Duration, 
     ))
 }
 
+/// The figures of `measure`, from a fresh small copy of this program.
+fn measured(bin: &Path, path: &Path) -> anyhow::Result<(i32, f64, f64, i64, String)> {
+    let out = Command::new(std::env::current_exe()?)
+        .arg("--measure")
+        .args([bin, path])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = text.splitn(5, '\t');
+    let mut next = || f.next().context("a line of --measure");
+    Ok((
+        next()?.parse()?,
+        next()?.parse()?,
+        next()?.parse()?,
+        next()?.parse()?,
+        next()?.trim_end().to_string(),
+    ))
+}
+
 fn run() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("--measure") {
+        let (bin, path) = (args.next().context("BIN")?, args.next().context("LOG")?);
+        let (code, wall, cpu, rss, err) = measure(Path::new(&bin), Path::new(&path))?;
+        println!(
+            "{code}\t{}\t{}\t{rss}\t{err}",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64()
+        );
+        return Ok(());
+    }
     let (mib, dir) = parse()?;
     fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe()?;
@@ -181,13 +214,8 @@ fn run() -> anyhow::Result<()> {
         } else {
             fs::metadata(path)?.len()
         };
-        let (code, wall, cpu, rss, err) = measure(&bin, path)?;
-        println!(
-            "  {name:<32} {size:>10} {code:>5} {:>8.2} s {:>8.2} s {:>7} kB  {err}",
-            wall.as_secs_f64(),
-            cpu.as_secs_f64(),
-            rss
-        );
+        let (code, wall, cpu, rss, err) = measured(&bin, path)?;
+        println!("  {name:<32} {size:>10} {code:>5} {wall:>8.2} s {cpu:>8.2} s {rss:>7} kB  {err}");
     }
     Ok(())
 }
