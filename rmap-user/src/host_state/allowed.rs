@@ -179,7 +179,7 @@ mod tests {
         }
     }
 
-    /// Every path a crafted journal used to reach outside (traversal, other directories,
+    /// Every path by which a crafted journal would reach outside (traversal, other directories,
     /// other names) is refused.
     #[test]
     fn refuses_every_other_path() {
