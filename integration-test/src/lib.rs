@@ -9,6 +9,17 @@ pub mod prog_run;
 #[cfg(test)]
 mod tests;
 
+/// A directory removed with everything in it when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("removing {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// Stops a test run by a normal user before it reaches the kernel (a failed `mount` or `bpf`
 /// call would only give a less clear error).
 ///

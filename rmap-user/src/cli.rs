@@ -181,7 +181,8 @@ pub struct BenchArgs {
     pub max_page_sharing: Option<u64>,
     /// The ksm scenario changes KSM's settings for the whole host (ksmd at full speed, then
     /// paused for the trigger; see --max-page-sharing), so it is refused while other processes
-    /// have KSM-merged pages (`/proc/<pid>/ksm_merging_pages`). This runs it anyway.
+    /// have KSM-merged pages or mergeable areas (`/proc/<pid>/ksm_stat`, `smaps`): a ksmd at
+    /// full speed merges theirs too. This runs it anyway.
     #[arg(long)]
     pub force_ksm: bool,
     /// What makes the kernel walk.

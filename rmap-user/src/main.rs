@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                     eprintln!("{line}");
                 }
             }
-            eprintln!("rmap-trace: error: {e:#}");
+            eprintln!("rmap-trace: error: {}", rmap_user::printable::error_line(&e));
             ExitCode::FAILURE
         }
     }

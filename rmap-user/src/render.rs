@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use rmap_common::Counter;
 use serde::Serialize;
 
-use crate::{agg::Row, counters::KernelCounts};
+use crate::{agg::Row, counters::KernelCounts, printable::printable};
 
 /// Human duration: ns, µs, ms or s with 3 significant-ish digits.
 pub fn fmt_ns(ns: u64) -> String {
@@ -24,12 +24,9 @@ pub fn fmt_ns(ns: u64) -> String {
 /// A latency table with a title; off-CPU columns when `offcpu`.
 pub fn table(title: &str, rows: &[Row], offcpu: bool) -> String {
     let mut out = String::new();
-    let width = rows
-        .iter()
-        .map(|r| r.key.len())
-        .max()
-        .unwrap_or(4)
-        .max(title.len());
+    // Keys hold process and thread names: shown with their control characters escaped.
+    let keys: Vec<_> = rows.iter().map(|r| printable(&r.key)).collect();
+    let width = keys.iter().map(|k| k.len()).max().unwrap_or(4).max(title.len());
     out.push_str(&format!(
         "{title:<width$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"
@@ -38,10 +35,10 @@ pub fn table(title: &str, rows: &[Row], offcpu: bool) -> String {
         out.push_str(&format!(" {:>10} {:>10}", "offcpu", "offcpu-max"));
     }
     out.push('\n');
-    for r in rows {
+    for (r, key) in rows.iter().zip(&keys) {
         out.push_str(&format!(
             "{:<width$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            r.key,
+            key,
             r.count,
             fmt_ns(r.min_ns),
             fmt_ns(r.p50_ns),
@@ -84,7 +81,7 @@ pub fn table_with_parts(title: &str, rows: &[Row], offcpu: bool, label: &str) ->
             let parts: Vec<String> = row
                 .parts
                 .iter()
-                .map(|p| format!("{} {}", p.name, p.walks))
+                .map(|p| format!("{} {}", printable(&p.name), p.walks))
                 .collect();
             out.push_str(&format!("  {label}: {}\n", parts.join(", ")));
         }
@@ -181,9 +178,23 @@ mod tests {
             locked: 0,
             parts: Vec::new(),
         };
-        let t = table("type", &[r], true);
+        let t = table("type", std::slice::from_ref(&r), true);
         let lines: Vec<_> = t.lines().collect();
         assert!(lines[0].starts_with("type") && lines[0].ends_with("offcpu-max"));
         assert!(lines[1].starts_with("ksm") && lines[1].ends_with("n/a"));
+        // Process and thread names come from the processes: their control characters are
+        // shown escaped, never sent to the terminal.
+        let evil = Row {
+            key: "x\x1b]0;owned\x07/42".into(),
+            parts: vec![crate::top::Part {
+                name: "t\x1b[2J".into(),
+                walks: 1,
+            }],
+            ..r
+        };
+        let t = table_with_parts("process", &[evil], false, "threads");
+        assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t:?}");
+        assert!(t.contains("x\\u{1b}]0;owned\\u{7}/42"), "{t}");
+        assert!(t.contains("threads: t\\u{1b}[2J 1"), "{t}");
     }
 }

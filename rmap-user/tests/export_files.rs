@@ -130,6 +130,7 @@ fn fails_with(args: &[&Path], expect: &str) {
         lines[0].starts_with("rmap-trace: error: ") && lines[0].contains(expect),
         "{err}"
     );
+    assert!(lines[0].matches("(os error").count() <= 1, "said twice: {err}");
 }
 
 #[test]
@@ -190,8 +191,26 @@ fn bad_files_are_one_clear_error() {
 
     fails_with(
         &[Path::new("report"), &d.file("missing.hlog")],
-        "No such file or directory",
+        "missing.hlog: No such file or directory (os error 2)",
     );
+
+    // Not regular files: refused before anything is read (a FIFO would block, a device
+    // never ends).
+    let fifo = d.file("log.fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that lives for the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    fails_with(
+        &[Path::new("report"), &fifo],
+        "log.fifo: is a FIFO, not a regular file",
+    );
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        fails_with(
+            &[Path::new("compare"), Path::new(dev), &good],
+            &format!("{dev}: is a device, not a regular file"),
+        );
+    }
+    fails_with(&[Path::new("report"), &d.0], "is a directory, not a regular file");
 }
 
 /// Two logs with no page type in common, or an empty one, cannot be compared.

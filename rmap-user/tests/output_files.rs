@@ -47,8 +47,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Every output option, given a symbolic link, a FIFO, a directory or a device: exit 2 with
-/// one error line, and the link's target untouched.
+/// Every output option, given a symbolic link, a FIFO, a directory, a device or a kernel
+/// interface's file: exit 2 with one error line, and the link's target untouched.
 #[test]
 fn refuses_links_and_special_files() {
     let d = Dir::new("refuse");
@@ -67,6 +67,15 @@ fn refuses_links_and_special_files() {
         (&d.0, "is a directory, not a regular file"),
         (Path::new("/dev/null"), "is a device, not a regular file"),
         (&nodir, "its directory does not exist"),
+        (
+            Path::new("/proc/sys/kernel/core_pattern"),
+            "is on procfs, a kernel interface",
+        ),
+        (
+            Path::new("/sys/kernel/mm/ksm/run"),
+            "is on sysfs, a kernel interface",
+        ),
+        (Path::new("/proc/self/mem"), "is on procfs, a kernel interface"),
     ];
     for (path, says) in cases {
         let p = s(path);

@@ -2,12 +2,13 @@
 //! buffer filled past its capacity by the real programs while nothing reads, then drained
 //! through the real decoder, aggregator and writers. Every record is read once, the drops are
 //! exactly the walks that found no room, and the kernel's histograms count every walk.
-use std::{collections::BTreeSet, fs, path::PathBuf};
+use std::{collections::BTreeSet, fs};
 
 use rmap_common::Counter;
 use rmap_user::export::read;
 
 use crate::{
+    TempDir,
     capacity::{self, Rig, Stage},
     require_root,
 };
@@ -15,16 +16,6 @@ use crate::{
 /// 64 KiB: 630 records, filled in a few ms.
 const RING_BYTES: u32 = 64 * 1024;
 const EXTRA: u64 = 100;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("removing {}: {e}", self.0.display());
-        }
-    }
-}
 
 #[test]
 fn a_full_ring_drains_whole_and_drops_are_exact() {

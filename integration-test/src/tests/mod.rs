@@ -3,6 +3,7 @@
 mod btf;
 mod capacity;
 mod host_kernel;
+mod host_state;
 mod inflight;
 mod kallsyms;
 mod licence;

@@ -17,8 +17,8 @@ use crate::cli::{Cli, Command};
 /// Runs the command of the command line (the benchmark without one).
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     // Commands that may change host state (KSM, cgroup, zram, a tracefs mount) first put back
-    // what runs killed before them left changed, so that they never take a changed value for
-    // an original.
+    // what runs of the same user killed before them left changed, so that they never take a
+    // changed value for an original (the unprivileged daemon reads only its own journals).
     match &cli.command {
         None | Some(Command::Workload { .. }) => crate::host_state::recover_at_start()?,
         // probe only reports (its tracefs mount is journalled like any other): an unreadable

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use hdrhistogram::Histogram;
 
 use super::read::{self, Log};
-use crate::render::fmt_ns;
+use crate::{printable::printable, render::fmt_ns};
 
 /// The statistics of a histogram, in the order of the tables.
 pub const STATS: [&str; 6] = ["count", "p50", "p90", "p99", "p99.9", "max"];
@@ -46,7 +46,14 @@ pub fn report_table(log: &Log) -> String {
     ));
     for tag in ordered(log.tags.keys()) {
         let h = &log.tags[tag];
-        out.push_str(&format!("{:<8}", if tag.is_empty() { "-" } else { tag }));
+        out.push_str(&format!(
+            "{:<8}",
+            if tag.is_empty() {
+                "-".into()
+            } else {
+                printable(tag)
+            }
+        ));
         for s in STATS {
             let w = if s == "count" { 8 } else { 10 };
             out.push_str(&format!(" {:>w$}", shown(s, stat(h, s))));
@@ -76,7 +83,10 @@ pub enum CompareError {
 pub fn compare_table(a: &Log, b: &Log) -> Result<String, CompareError> {
     let common: Vec<&String> = a.tags.keys().filter(|t| b.tags.contains_key(*t)).collect();
     if common.is_empty() {
-        let names = |l: &Log| l.tags.keys().cloned().collect::<Vec<_>>().join(",");
+        let names = |l: &Log| {
+            let tags: Vec<_> = l.tags.keys().map(|t| printable(t)).collect();
+            tags.join(",")
+        };
         return Err(CompareError::Disjoint {
             a: a.path.clone(),
             b: b.path.clone(),
@@ -100,7 +110,7 @@ pub fn compare_table(a: &Log, b: &Log) -> Result<String, CompareError> {
             };
             out.push_str(&format!(
                 "{:<8} {:<6} {:>12} {:>12} {:>10}\n",
-                if s == "count" { tag.as_str() } else { "" },
+                if s == "count" { printable(tag) } else { "".into() },
                 s,
                 va.map_or("-".into(), |v| shown(s, v)),
                 vb.map_or("-".into(), |v| shown(s, v)),

@@ -2,14 +2,17 @@
 //! another path, 405 for another method, 400 for what is not HTTP), hardened for a host where
 //! anyone on the network may connect:
 //! - at most [`MAX_CONNECTIONS`] at once, so that the tracer keeps its file descriptors; when
-//!   all are taken, the oldest connection still waiting for its request head is closed for the
-//!   new one, so slow clients cannot keep a scraper out (a scraper sends its head at once);
+//!   all are taken, the oldest connection that waits on its client (a slow one, or one that
+//!   does not read its answer) is closed for the next (see `conns`), so such clients cannot
+//!   keep a scraper out, and fast ones cannot take its place; with none to close, the next
+//!   connection waits in the kernel's backlog for a slot;
 //! - the request head must arrive within [`HEAD_TIMEOUT`] of the connection (this is also the
 //!   idle timeout: one request per connection), and the whole exchange, the response's write
 //!   included, ends after [`CONNECTION_DEADLINE`];
 //! - an accept error such as EMFILE backs off (up to a second) instead of spinning.
+mod conns;
+
 use std::{
-    collections::VecDeque,
     convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -28,9 +31,10 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, oneshot},
+    sync::{OwnedSemaphorePermit, Semaphore},
 };
 
+use self::conns::Conns;
 use super::prometheus::Metrics;
 
 /// Connections served at once.
@@ -41,6 +45,8 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
 /// Longest pause after failed accepts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How often a full server looks again for a connection waiting on its client.
+const RECHECK: Duration = Duration::from_millis(10);
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -79,7 +85,7 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
 
 async fn accept_loop(listener: TcpListener, metrics: Arc<Mutex<Metrics>>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let waiting = Arc::new(Waiting::default());
+    let conns = Arc::new(Conns::default());
     let mut backoff = Duration::ZERO;
     loop {
         let stream = match listener.accept().await {
@@ -96,16 +102,27 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Mutex<Metrics>>) {
                 continue;
             }
         };
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) if waiting.close_oldest() => match slots.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            // Every slot is answering a request: this connection is closed unanswered.
-            Err(_) => continue,
+        let Some(permit) = slot(&slots, &conns).await else {
+            return;
         };
-        tokio::spawn(connection(stream, permit, waiting.clone(), metrics.clone()));
+        tokio::spawn(connection(stream, permit, conns.clone(), metrics.clone()));
+    }
+}
+
+/// A free slot: at once, or once a connection waiting on its client has been closed for it,
+/// or once a connection has ended (meanwhile, new connections wait in the kernel's backlog).
+async fn slot(slots: &Arc<Semaphore>, conns: &Conns) -> Option<OwnedSemaphorePermit> {
+    loop {
+        if let Ok(p) = slots.clone().try_acquire_owned() {
+            return Some(p);
+        }
+        if conns.close_oldest_idle() {
+            return slots.clone().acquire_owned().await.ok();
+        }
+        tokio::select! {
+            p = slots.clone().acquire_owned() => return p.ok(),
+            () = tokio::time::sleep(RECHECK) => {}
+        }
     }
 }
 
@@ -113,13 +130,12 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Mutex<Metrics>>) {
 async fn connection(
     stream: TcpStream,
     permit: OwnedSemaphorePermit,
-    waiting: Arc<Waiting>,
+    conns: Arc<Conns>,
     metrics: Arc<Mutex<Metrics>>,
 ) {
-    let (id, closed) = waiting.add();
-    let w = waiting.clone();
+    let (id, closed, watch, stream) = conns.add(stream);
     let service = service_fn(move |req: Request<Incoming>| {
-        w.remove(id);
+        watch.head_read();
         let resp = respond(&req, &metrics);
         async move { Ok::<_, Infallible>(resp) }
     });
@@ -129,7 +145,7 @@ async fn connection(
         .keep_alive(false)
         .max_buf_size(16 * 1024)
         .serve_connection(TokioIo::new(stream), service);
-    // The sender is also dropped when the request head has come: only a send closes.
+    // Only a send closes (the sender is dropped when the connection ends).
     let evicted = async {
         if closed.await.is_err() {
             std::future::pending::<()>().await;
@@ -143,7 +159,7 @@ async fn connection(
         },
         () = evicted => log::debug!("metrics connection: closed for a newer one"),
     }
-    waiting.remove(id);
+    conns.remove(id);
     drop(permit);
 }
 
@@ -179,59 +195,6 @@ fn respond(req: &Request<Incoming>, metrics: &Mutex<Metrics>) -> Response<Full<B
             .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
     }
     resp
-}
-
-/// The connections that have not sent a request head yet, oldest first, each with the sender
-/// that closes it.
-#[derive(Default)]
-struct Waiting {
-    inner: Mutex<Queue>,
-}
-
-#[derive(Default)]
-struct Queue {
-    next_id: u64,
-    conns: VecDeque<(u64, oneshot::Sender<()>)>,
-}
-
-impl Waiting {
-    fn add(&self) -> (u64, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        let mut g = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let id = g.next_id;
-        g.next_id += 1;
-        g.conns.push_back((id, tx));
-        (id, rx)
-    }
-
-    fn remove(&self, id: u64) {
-        let mut g = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.conns.retain(|(i, _)| *i != id);
-    }
-
-    /// Closes the oldest waiting connection; false when none waits.
-    fn close_oldest(&self) -> bool {
-        let mut g = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match g.conns.pop_front() {
-            // A connection that ended meanwhile has dropped its receiver: its slot is free too.
-            Some((_, tx)) => {
-                if tx.send(()).is_err() {
-                    log::debug!("metrics connection ended before it was closed");
-                }
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]

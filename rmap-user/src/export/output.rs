@@ -2,15 +2,20 @@
 //! checked when the command line is parsed, and opened only once tracing is attached, so that a
 //! run that fails to start leaves an old file as it was. As root, a path is never followed
 //! through a symbolic link (`O_NOFOLLOW`: a link could point at any file of the host) and must
-//! be, or become, a regular file (a FIFO would block the run, a device would be written into).
+//! be, or become, a regular file (a FIFO would block the run, a device would be written into),
+//! off the kernel's interfaces (procfs, sysfs, cgroupfs, debugfs, tracefs: their files are
+//! knobs such as `/proc/sys/kernel/core_pattern`), and not read-only (mode 0444 says "keep").
 //! Whole documents go to a temporary file in the same directory, renamed over the path: a
-//! reader or a crash sees the old file or the new one, never half of one.
+//! reader or a crash sees the old file or the new one, never half of one; the new file keeps
+//! the mode and owner of the one it replaces.
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write as _},
-    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
+
+use crate::files;
 
 /// Why an output path cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -27,52 +32,59 @@ pub enum OutputError {
     /// The path has no file name (`/`, `..`).
     #[error("{0}: not a file name")]
     NoFileName(PathBuf),
+    /// The path is on a kernel interface, whose files are knobs.
+    #[error("{0}: is on {1}, a kernel interface, not a place for an output file")]
+    KernelFs(PathBuf, &'static str),
+    /// The file exists and nobody may write it: it is meant to be kept.
+    #[error("{0}: is read-only (mode {1:04o}): make it writable or remove it first")]
+    ReadOnly(PathBuf, u32),
     /// A system call on the path failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
         /// What failed.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
+    move |error| OutputError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
-fn kind(t: fs::FileType) -> &'static str {
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "device"
-    } else {
-        "special file"
+/// Refuses `at` (the path or, for a new file, its directory) when it is on a kernel interface.
+fn not_kernel_fs(path: &Path, at: &Path) -> Result<(), OutputError> {
+    match files::kernel_fs(at).map_err(io_err(path))? {
+        Some(fs) => Err(OutputError::KernelFs(path.to_path_buf(), fs)),
+        None => Ok(()),
     }
 }
 
-/// Checks that `path` can be an output: absent with an existing directory, or a regular file,
-/// never a symbolic link.
+/// Checks that `path` can be an output: absent with an existing directory, or a writable
+/// regular file, never a symbolic link, never on a kernel interface.
 pub fn check(path: &Path) -> Result<(), OutputError> {
     if path.file_name().is_none() {
         return Err(OutputError::NoFileName(path.to_path_buf()));
     }
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(OutputError::Symlink(path.to_path_buf())),
-        Ok(m) if !m.file_type().is_file() => {
-            Err(OutputError::NotRegular(path.to_path_buf(), kind(m.file_type())))
+        Ok(m) if !m.file_type().is_file() => Err(OutputError::NotRegular(
+            path.to_path_buf(),
+            files::kind(m.file_type()),
+        )),
+        Ok(m) => {
+            not_kernel_fs(path, path)?;
+            if m.mode() & 0o222 == 0 {
+                return Err(OutputError::ReadOnly(path.to_path_buf(), m.mode() & 0o7777));
+            }
+            Ok(())
         }
-        Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if directory(path).is_dir() {
-                Ok(())
+                not_kernel_fs(path, directory(path))
             } else {
                 Err(OutputError::NoDirectory(path.to_path_buf()))
             }
@@ -109,10 +121,30 @@ pub fn create(path: &Path) -> Result<File, OutputError> {
         .map_err(|e| refused(path, e))?;
     let t = file.metadata().map_err(io_err(path))?.file_type();
     if !t.is_file() {
-        return Err(OutputError::NotRegular(path.to_path_buf(), kind(t)));
+        return Err(OutputError::NotRegular(path.to_path_buf(), files::kind(t)));
+    }
+    if let Some(fs) = files::kernel_fs_of_file(&file).map_err(io_err(path))? {
+        return Err(OutputError::KernelFs(path.to_path_buf(), fs));
     }
     file.set_len(0).map_err(io_err(path))?;
     Ok(file)
+}
+
+/// Gives the new file `f` the mode of the file `old` it replaces, and its owner when that is
+/// another (a process that may not give files away keeps its own, with a warning).
+fn keep_mode_and_owner(f: &File, old: &fs::Metadata) -> io::Result<()> {
+    f.set_permissions(fs::Permissions::from_mode(old.mode() & 0o777))?;
+    let new = f.metadata()?;
+    if (new.uid(), new.gid()) != (old.uid(), old.gid())
+        && let Err(e) = std::os::unix::fs::fchown(f, Some(old.uid()), Some(old.gid()))
+    {
+        log::warn!(
+            "keeping the owner {}:{} of the file replaced: {e}",
+            old.uid(),
+            old.gid()
+        );
+    }
+    Ok(())
 }
 
 /// ELOOP from `O_NOFOLLOW` means a symbolic link.
@@ -141,6 +173,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
+        if let Ok(old) = fs::symlink_metadata(path) {
+            keep_mode_and_owner(&f, &old)?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -175,12 +210,6 @@ mod tests {
         }
     }
 
-    fn mkfifo(path: &Path) {
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: `c` is a NUL-terminated path that lives for the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    }
-
     #[test]
     fn refuses_links_and_special_files() {
         let d = Dir::new("refuse");
@@ -189,7 +218,7 @@ mod tests {
         let link = d.0.join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let fifo = d.0.join("fifo");
-        mkfifo(&fifo);
+        crate::files::mkfifo(&fifo);
         assert!(matches!(check(&link), Err(OutputError::Symlink(_))));
         assert!(matches!(create(&link), Err(OutputError::Symlink(_))));
         assert!(matches!(write_atomic(&link, b"x"), Err(OutputError::Symlink(_))));
@@ -212,6 +241,56 @@ mod tests {
             Err(OutputError::NoDirectory(_))
         ));
         assert_eq!(fs::read_to_string(&target).unwrap(), "kept");
+    }
+
+    /// Files of procfs and sysfs (knobs, process memory) and new files in their directories
+    /// are refused, and nothing is written to them.
+    #[test]
+    fn refuses_kernel_interfaces() {
+        let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+        for (p, on) in [
+            ("/proc/sys/kernel/core_pattern", "procfs"),
+            ("/proc/self/mem", "procfs"),
+            ("/proc/new.csv", "procfs"),
+            ("/sys/kernel/new.csv", "sysfs"),
+        ] {
+            let p = Path::new(p);
+            assert!(
+                matches!(check(p), Err(OutputError::KernelFs(_, fs)) if fs == on),
+                "{}: {:?}",
+                p.display(),
+                check(p)
+            );
+            assert!(create(p).is_err(), "{}", p.display());
+            assert!(write_atomic(p, b"|/tmp/x").is_err(), "{}", p.display());
+        }
+        assert_eq!(
+            fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+            pattern
+        );
+    }
+
+    /// A read-only file is kept; a writable one is replaced with its mode kept.
+    #[test]
+    fn keeps_read_only_files_and_the_mode_of_replaced_ones() {
+        let d = Dir::new("modes");
+        let kept = d.0.join("kept.svg");
+        fs::write(&kept, "kept").unwrap();
+        fs::set_permissions(&kept, fs::Permissions::from_mode(0o444)).unwrap();
+        let e = check(&kept).unwrap_err().to_string();
+        assert!(
+            e.ends_with("kept.svg: is read-only (mode 0444): make it writable or remove it first"),
+            "{e}"
+        );
+        assert!(create(&kept).is_err());
+        assert!(write_atomic(&kept, b"new").is_err());
+        assert_eq!(fs::read_to_string(&kept).unwrap(), "kept");
+        let private = d.0.join("private.svg");
+        fs::write(&private, "old").unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&private, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&private).unwrap(), "new");
+        assert_eq!(fs::metadata(&private).unwrap().mode() & 0o777, 0o640);
     }
 
     #[test]

@@ -14,18 +14,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum UndoError {
     /// A sysfs, cgroupfs or procfs file could not be read or written.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {error}")]
     File {
         what: &'static str,
         path: String,
-        source: io::Error,
+        error: io::Error,
     },
     /// A system call (swapoff, umount2) failed.
-    #[error("{call} {path}: {source}")]
+    #[error("{call} {path}: {error}")]
     Syscall {
         call: &'static str,
         path: String,
-        source: io::Error,
+        error: io::Error,
     },
     /// `modprobe -r zram` did not succeed.
     #[error("modprobe -r zram: {0}")]
@@ -57,7 +57,7 @@ pub enum Change {
 
 fn file_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> UndoError {
     let path = path.display().to_string();
-    move |source| UndoError::File { what, path, source }
+    move |error| UndoError::File { what, path, error }
 }
 
 fn read_u64(path: &Path) -> Result<u64, UndoError> {
@@ -65,7 +65,7 @@ fn read_u64(path: &Path) -> Result<u64, UndoError> {
     s.trim().parse().map_err(|e| UndoError::File {
         what: "parsing",
         path: path.display().to_string(),
-        source: io::Error::new(io::ErrorKind::InvalidData, e),
+        error: io::Error::new(io::ErrorKind::InvalidData, e),
     })
 }
 
@@ -138,10 +138,10 @@ fn syscall_path(
     path: &Path,
     f: impl FnOnce(*const libc::c_char) -> libc::c_int,
 ) -> Result<(), UndoError> {
-    let err = |source| UndoError::Syscall {
+    let err = |error| UndoError::Syscall {
         call,
         path: path.display().to_string(),
-        source,
+        error,
     };
     let c = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;

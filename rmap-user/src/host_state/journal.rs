@@ -1,38 +1,75 @@
 //! The journal file of one process: who wrote it (pid and start time, so that a reused pid is
 //! not taken for its writer) and the changes it made, each written down before it is made.
-//! Written whole to a temporary file, synced, and renamed over the old one, so that a reader
-//! sees either the old list or the new one, never half of one.
+//! Written whole to a new temporary file, synced, and renamed over the old one, so that a
+//! reader sees either the old list or the new one, never half of one. Read back as untrusted
+//! input: only from a file its directory's owner alone could have written, never through a link,
+//! and only when every change in it is one this program makes (`allowed`).
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs::{self, OpenOptions},
+    io::{self, Read as _, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
 
-use super::change::Change;
+use super::{allowed::Host, change::Change, dir::JournalDir};
+use crate::printable::printable;
+
+/// The largest journal file read (a real one is a few hundred bytes).
+pub const MAX_JOURNAL_BYTES: u64 = 64 * 1024;
 
 /// Errors of the journal files.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// A journal file or its directory could not be read, written or synced.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {error}")]
     Io {
         what: &'static str,
         path: String,
-        source: io::Error,
+        error: io::Error,
     },
-    /// A journal file is not valid JSON of the expected shape.
-    #[error("parsing the journal {path}: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    /// The journal directory is not one only its owner can write.
+    #[error("the journal directory {path} {why}: journals there are not trusted")]
+    UnsafeDir { path: String, why: String },
+    /// A journal file that is not read: not a safe file, not a journal, or naming a change
+    /// this program does not make.
+    #[error("{path}: {why}")]
+    Bad { path: String, why: String },
+    /// A journal could not be encoded (never expected).
+    #[error("encoding the journal {path}: {error}")]
+    Encode { path: String, error: serde_json::Error },
     /// This process's start time could not be read from /proc.
     #[error("reading the start time of pid {0} from /proc")]
     StartTime(u32),
+    /// The lock file is not a private regular file of the directory's owner.
+    #[error("{path}: {why}: not used as a lock")]
+    BadLock { path: String, why: String },
+    /// fcntl on the lock file failed.
+    #[error("locking {path}: {error}")]
+    Lock { path: String, error: io::Error },
+    /// Another process holds KSM's lock.
+    #[error("another rmap-trace (pid {pid}, {name}) is changing KSM's settings: run again when it has ended")]
+    KsmBusy { pid: i32, name: String },
+    /// An unprivileged process without a runtime directory of its own has nowhere to write.
+    #[error(
+        "no journal directory for uid {0}: rmap-trace changes host state as root (journals in /run/rmap-trace) or, unprivileged, in $RUNTIME_DIRECTORY"
+    )]
+    NoDir(u32),
 }
 
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JournalError {
-    let path = path.display().to_string();
-    move |source| JournalError::Io { what, path, source }
+impl JournalError {
+    pub(super) fn io(what: &'static str, path: &Path, error: io::Error) -> Self {
+        Self::Io {
+            what,
+            path: printable(&path.display().to_string()).into_owned(),
+            error,
+        }
+    }
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> JournalError + 'a {
+    move |error| JournalError::io(what, path, error)
 }
 
 /// One recorded change, with the id its guard uses to strike it once undone.
@@ -44,6 +81,7 @@ pub struct Entry {
 
 /// The content of one journal file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Journal {
     pub pid: u32,
     /// Field 22 of /proc/<pid>/stat (clock ticks since boot): with the pid, names one process.
@@ -82,35 +120,65 @@ impl Journal {
         start_time(proc_root, self.pid) == Some(self.start_time)
     }
 
-    /// Writes it to its file in `dir` atomically (temporary file, fsync, rename, fsync of the
-    /// directory), or removes the file when nothing is left to undo.
+    /// Writes it to its own file in `dir` (see [`Self::save_at`]).
     pub fn save(&self, dir: &Path) -> Result<(), JournalError> {
-        let path = self.path_in(dir);
+        self.save_at(&self.path_in(dir))
+    }
+
+    /// Writes it to `path` atomically (a new temporary file beside it, never an existing one
+    /// or a link, fsync, rename, fsync of the directory), or removes `path` when nothing is
+    /// left to undo.
+    pub fn save_at(&self, path: &Path) -> Result<(), JournalError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
         if self.entries.is_empty() {
-            return match fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", &path)(e)),
+            return match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", path)(e)),
                 _ => sync_dir(dir),
             };
         }
-        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-        let tmp = dir.join(format!(".{}.json.tmp", self.pid));
-        let text = serde_json::to_vec_pretty(self).map_err(|source| JournalError::Parse {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let text = serde_json::to_vec_pretty(self).map_err(|error| JournalError::Encode {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
-        let mut f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        // Left by a writer killed between create and rename: this name is ours to reuse.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("removing", &tmp)(e)),
+            _ => {}
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(io_err("creating", &tmp))?;
         f.write_all(&text).map_err(io_err("writing", &tmp))?;
         f.sync_all().map_err(io_err("syncing", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err("renaming into", &path))?;
+        fs::rename(&tmp, path).map_err(io_err("renaming into", path))?;
         sync_dir(dir)
     }
 
-    pub fn load(path: &Path) -> Result<Self, JournalError> {
-        let text = fs::read(path).map_err(io_err("reading", path))?;
-        serde_json::from_slice(&text).map_err(|source| JournalError::Parse {
-            path: path.display().to_string(),
-            source,
-        })
+    /// Reads the journal at `path` in `dir`, trusting nothing of it: the file must be one
+    /// only the directory's owner could have written (see [`JournalDir::open_journal`]), a
+    /// journal, and every change in it one that `host` allows.
+    pub fn load(dir: &JournalDir, host: &Host, path: &Path) -> Result<Self, JournalError> {
+        let bad = |why: String| JournalError::Bad {
+            path: printable(&path.display().to_string()).into_owned(),
+            why,
+        };
+        let f = dir.open_journal(path, MAX_JOURNAL_BYTES).map_err(bad)?;
+        let mut text = Vec::new();
+        f.take(MAX_JOURNAL_BYTES)
+            .read_to_end(&mut text)
+            .map_err(|e| bad(e.to_string()))?;
+        let j: Self = serde_json::from_slice(&text).map_err(|e| bad(format!("not a journal ({e})")))?;
+        for e in &j.entries {
+            host.check(&e.change)
+                .map_err(|why| bad(format!("change {}: {why}", e.id)))?;
+        }
+        Ok(j)
     }
 }
 
@@ -120,7 +188,8 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
         .map_err(io_err("syncing", dir))
 }
 
-/// Every journal file in `dir` (none when it does not exist).
+/// Every journal file in `dir` (`*.json`, not hidden), whatever its kind: each is checked
+/// when it is loaded.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -130,7 +199,12 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
     let mut out: Vec<PathBuf> = rd
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -194,11 +268,39 @@ mod tests {
         };
         j.save(d.path()).unwrap();
         assert_eq!(list(d.path()).unwrap(), vec![d.path().join("99.json")]);
-        assert_eq!(Journal::load(&d.path().join("99.json")).unwrap(), j);
+        let dir = JournalDir {
+            path: d.path().into(),
+            owner: super::super::dir::euid(),
+        };
+        let loaded = Journal::load(&dir, &Host::real(), &d.path().join("99.json")).unwrap();
+        assert_eq!(loaded, j);
         // No temporary file is left beside it.
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
         j.entries.clear();
         j.save(d.path()).unwrap();
         assert!(list(d.path()).unwrap().is_empty());
+    }
+
+    /// A link planted where the temporary file goes is replaced, never written through.
+    #[test]
+    fn never_writes_through_a_planted_link() {
+        let d = TestDir::new("tmplink");
+        let target = d.path().join("target");
+        fs::write(&target, "kept").unwrap();
+        let j = Journal {
+            pid: 98,
+            start_time: 5,
+            entries: vec![Entry {
+                id: 1,
+                change: Change::ZramModule,
+            }],
+        };
+        std::os::unix::fs::symlink(&target, d.path().join(".98.json.tmp")).unwrap();
+        j.save(d.path()).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "kept");
+        let written = fs::symlink_metadata(d.path().join("98.json")).unwrap();
+        assert!(written.is_file(), "{written:?}");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&written.permissions()) & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -6,7 +6,7 @@ use super::{
     agg::{StallAgg, VictimRow, WalkRow},
     kernel::StallCounts,
 };
-use crate::render::fmt_ns;
+use crate::{printable::printable, render::fmt_ns};
 
 /// Walks listed in the summary.
 const WALK_LINES: usize = 10;
@@ -95,7 +95,7 @@ fn victims(out: &mut String, agg: &StallAgg) {
             out,
             &format!(
                 "{:<24} {pid:>8} {:>8} {:>12} {:>12}",
-                v.process,
+                printable(&v.process),
                 v.waits.waits,
                 fmt_ns(v.waits.total_ns),
                 fmt_ns(v.waits.max_ns)
@@ -107,7 +107,7 @@ fn victims(out: &mut String, agg: &StallAgg) {
                 out,
                 &format!(
                     "  {:<22} {pid:>8} {:>8} {:>12} {:>12}",
-                    t.comm,
+                    printable(&t.comm),
                     t.waits.waits,
                     fmt_ns(t.waits.total_ns),
                     fmt_ns(t.waits.max_ns)

@@ -78,7 +78,7 @@ fn line(clock: &Clock, ev: &WalkEvent, purpose: &str) -> String {
     format!(
         "{} {}/{} {} {} {} offcpu {} folio {:#x}",
         clock.time_of_day(ev.start_ns),
-        events::comm(ev),
+        crate::printable::printable(&events::comm(ev)),
         ev.pid,
         PageType::from_u32(ev.page_type).name(),
         purpose,

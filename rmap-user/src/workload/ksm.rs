@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::host_state::{self, Change, Token};
+use crate::{
+    host_state::{self, Change, Token, allowed::KSM_KNOBS},
+    printable::printable,
+};
 
 const KSM: &str = "/sys/kernel/mm/ksm";
 
@@ -30,13 +33,10 @@ fn write(knob: &str, v: u64) -> anyhow::Result<()> {
     fs::write(&p, v.to_string()).with_context(|| format!("writing {v} to {}", p.display()))
 }
 
-/// The knobs we change, with their values before.
-const KNOBS: [&str; 4] = ["max_page_sharing", "sleep_millisecs", "pages_to_scan", "run"];
-
 /// Pages of this process merged by KSM: mm/ksm.c counts them per mm (`ksm_merging_pages`,
 /// in `/proc/<pid>/ksm_merging_pages` where the kernel has it). Elsewhere, KSM's host-wide
 /// counts of the pages it merged (`pages_shared` KSM pages mapped by `pages_sharing` more):
-/// the same number while no other process merges, which a run without `--force-ksm` has made
+/// the same number while no other process uses KSM, which a run without `--force-ksm` has made
 /// sure of.
 pub fn own_merged() -> anyhow::Result<u64> {
     let own = Path::new("/proc/self/ksm_merging_pages");
@@ -46,68 +46,134 @@ pub fn own_merged() -> anyhow::Result<u64> {
     Ok(read("pages_shared")? + read("pages_sharing")?)
 }
 
-/// Other processes with KSM-merged pages now: (pid, pages).
-pub fn other_users() -> anyhow::Result<Vec<(u32, u64)>> {
-    if !Path::new("/proc/self/ksm_merging_pages").exists() {
-        anyhow::bail!(
-            "this kernel has no /proc/<pid>/ksm_merging_pages (Linux < 5.19), so other KSM users cannot be seen: pass --force-ksm to change KSM's settings anyway"
-        );
+/// A process other than this one that KSM works for: it has merged pages, or areas KSM may
+/// merge (`MADV_MERGEABLE`, or all of it with `PR_SET_MEMORY_MERGE`), which a ksmd at full
+/// speed merges whatever the host's settings were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KsmUser {
+    pub pid: u32,
+    /// Its name, printable.
+    pub name: String,
+    pub merged: u64,
+}
+
+impl std::fmt::Display for KsmUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.merged > 0 {
+            write!(f, "pid {} {}: {} pages merged", self.pid, self.name, self.merged)
+        } else {
+            write!(f, "pid {} {}: mergeable, none merged yet", self.pid, self.name)
+        }
     }
+}
+
+/// Other processes that KSM works for now.
+pub fn other_users() -> anyhow::Result<Vec<KsmUser>> {
     users_in(Path::new("/proc"), std::process::id())
 }
 
-/// Processes under `proc_root` other than `me` with KSM-merged pages.
-fn users_in(proc_root: &Path, me: u32) -> anyhow::Result<Vec<(u32, u64)>> {
+/// Processes under `proc_root` other than `me` with KSM-merged pages or mergeable areas.
+fn users_in(proc_root: &Path, me: u32) -> anyhow::Result<Vec<KsmUser>> {
     let mut out = Vec::new();
     let dir = fs::read_dir(proc_root).with_context(|| format!("reading {}", proc_root.display()))?;
     for e in dir.filter_map(Result::ok) {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        // A process that exits meanwhile has no file any more: not a user.
-        if let Ok(pages) = read_file(&e.path().join("ksm_merging_pages"))
-            && pid != me
-            && pages > 0
-        {
-            out.push((pid, pages));
+        // Kernels without the per-process count show mergeable areas all the same (`smaps`):
+        // such a process counts as a user, its merged pages unknown (0). A process that exits
+        // meanwhile has no files any more: not a user.
+        let merged = read_file(&e.path().join("ksm_merging_pages")).unwrap_or(0);
+        if pid == me || (merged == 0 && !mergeable(&e.path())) {
+            continue;
         }
+        let name = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        out.push(KsmUser {
+            pid,
+            name: printable(name.trim_end()).into_owned(),
+            merged,
+        });
     }
-    out.sort_unstable();
+    out.sort_unstable_by_key(|u| u.pid);
     Ok(out)
+}
+
+/// Whether the process at `dir` has areas KSM may merge: `ksm_stat` says so (Linux 6.10 on),
+/// or else an area of its `smaps` has the `mg` flag (`VM_MERGEABLE`).
+fn mergeable(dir: &Path) -> bool {
+    let stat = fs::read_to_string(dir.join("ksm_stat")).unwrap_or_default();
+    let flag = |name: &str| {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim_start_matches(':').trim() == "yes")
+    };
+    match (flag("ksm_mergeable"), flag("ksm_merge_any")) {
+        (Some(m), any) => m || any == Some(true),
+        (None, _) => smaps_mergeable(&dir.join("smaps")),
+    }
+}
+
+fn smaps_mergeable(smaps: &Path) -> bool {
+    let Ok(f) = fs::File::open(smaps) else {
+        return false;
+    };
+    std::io::BufRead::lines(std::io::BufReader::new(f))
+        .map_while(Result::ok)
+        .any(|l| {
+            l.strip_prefix("VmFlags:")
+                .is_some_and(|flags| flags.split_whitespace().any(|f| f == "mg"))
+        })
+}
+
+/// What a run does to other KSM users, in words.
+fn effect(max_page_sharing: bool) -> &'static str {
+    if max_page_sharing {
+        "--max-page-sharing first unmerges every KSM page on the host, then ksmd at full speed merges their mergeable pages too, which stay merged after the run"
+    } else {
+        "ksmd at full speed merges their mergeable pages too, which stay merged after the run, and pauses for them while the trigger runs"
+    }
+}
+
+/// Refuses the run while other processes use KSM, unless `force`; says what a forced run
+/// does to them.
+fn check_users(max_page_sharing: bool, force: bool) -> anyhow::Result<()> {
+    let others = other_users()?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = others.iter().take(5).map(ToString::to_string).collect();
+    let users = format!(
+        "{} other process(es) use KSM ({}{})",
+        others.len(),
+        list.join("; "),
+        if others.len() > 5 { "; …" } else { "" }
+    );
+    let effect = effect(max_page_sharing);
+    if force {
+        eprintln!("rmap-trace: warning: --force-ksm: {users}: {effect}");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{users}; the ksm scenario changes KSM's settings for the whole host ({effect}): pass --force-ksm to run anyway"
+    )
 }
 
 pub struct KsmGuard {
     token: Token,
     scans_at_start: std::cell::Cell<u64>,
+    /// KSM's lock, released after the settings are put back (fields drop after `drop`).
+    _owner: host_state::lock::Held,
 }
 
 impl KsmGuard {
     /// Scanning as fast as KSM can, with `max_page_sharing` mappings per KSM page if given.
-    /// Refused while other processes have KSM-merged pages (unless `force`) or another
-    /// rmap-trace has KSM's settings changed.
+    /// Refused while another rmap-trace owns KSM's settings, and while other processes use
+    /// KSM (unless `force`).
     pub fn aggressive(max_page_sharing: Option<u64>, force: bool) -> anyhow::Result<Self> {
-        if let Some(pid) = host_state::live_ksm_owner(Path::new(host_state::DIR), Path::new("/proc"))? {
-            anyhow::bail!(
-                "another rmap-trace (pid {pid}) has changed KSM's settings; run again when it has ended"
-            );
-        }
-        if !force {
-            let others = other_users()?;
-            if !others.is_empty() {
-                let list: Vec<String> = others
-                    .iter()
-                    .take(5)
-                    .map(|(p, n)| format!("pid {p}: {n} pages"))
-                    .collect();
-                anyhow::bail!(
-                    "KSM is in use by {} other process(es) ({}{}); the benchmark changes KSM's settings for the whole host (pausing ksmd, and with --max-page-sharing unmerging every KSM page): pass --force-ksm to run anyway",
-                    others.len(),
-                    list.join(", "),
-                    if others.len() > 5 { ", …" } else { "" }
-                );
-            }
-        }
-        let saved = KNOBS
+        // Held from before the originals are read until they are back.
+        let owner = host_state::own_ksm()?;
+        check_users(max_page_sharing.is_some(), force)?;
+        let saved = KSM_KNOBS
             .iter()
             .map(|k| Ok(((*k).to_string(), read(k)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -119,7 +185,15 @@ impl KsmGuard {
         let guard = Self {
             token,
             scans_at_start: std::cell::Cell::new(0),
+            _owner: owner,
         };
+        Self::set(&saved, max_page_sharing)?;
+        guard.resume()?;
+        Ok(guard)
+    }
+
+    /// Writes the aggressive settings (`saved`: the values before) and says what changed.
+    fn set(saved: &[(String, u64)], max_page_sharing: Option<u64>) -> anyhow::Result<()> {
         let was = |k: &str| saved.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
         let mut changed = Vec::new();
         // max_page_sharing can only change while no KSM pages exist: unmerge first (only when
@@ -144,8 +218,7 @@ impl KsmGuard {
             "rmap-trace: KSM settings changed (host-wide): {}",
             changed.join(", ")
         );
-        guard.resume()?;
-        Ok(guard)
+        Ok(())
     }
 
     /// (Re)starts ksmd; `wait_merged` then waits for two full scans from now.
@@ -211,19 +284,53 @@ impl Drop for KsmGuard {
 
 #[cfg(test)]
 mod tests {
-    /// Only other processes with merged pages count: not this one (its previous scenario's
-    /// pages), not processes with none, not /proc entries that are not processes.
+    /// Other processes with merged pages count, and so do those with only mergeable areas
+    /// (what `ksm_stat` says, or the `mg` flag in smaps where it says nothing); not this one
+    /// (its previous scenario's pages), not processes with neither, not /proc entries that
+    /// are not processes.
     #[test]
-    fn other_users_are_other_processes_with_merged_pages() {
+    fn other_users_are_other_processes_with_merged_or_mergeable_pages() {
         let root = std::env::temp_dir().join(format!("rmap-ksm-users-{}", std::process::id()));
-        for (name, pages) in [("10", "0"), ("11", "5"), ("12", "7"), ("self", "9")] {
-            std::fs::create_dir_all(root.join(name)).unwrap();
-            std::fs::write(root.join(name).join("ksm_merging_pages"), format!("{pages}\n")).unwrap();
+        let stat =
+            |mergeable: &str| format!("ksm_rmap_items 0\nksm_merge_any: no\nksm_mergeable: {mergeable}\n");
+        let files: &[(&str, &str, String)] = &[
+            ("10", "ksm_merging_pages", "0".into()),
+            ("10", "ksm_stat", stat("no")),
+            ("11", "ksm_merging_pages", "5".into()),
+            ("12", "ksm_merging_pages", "7".into()),
+            ("self", "ksm_merging_pages", "9".into()),
+            // QEMU with KSM off: guest RAM mergeable, nothing merged.
+            ("14", "ksm_merging_pages", "0".into()),
+            ("14", "ksm_stat", stat("yes")),
+            ("14", "comm", "qemu-system-x86\n".into()),
+            // An older kernel: ksm_stat without the flag, smaps says `mg`.
+            ("15", "ksm_merging_pages", "0".into()),
+            ("15", "ksm_stat", "ksm_rmap_items 0\n".into()),
+            (
+                "15",
+                "smaps",
+                "7f00-7f01 rw-p 0 0:0 0\nVmFlags: rd wr mr mw me ac mg \n".into(),
+            ),
+            ("16", "ksm_merging_pages", "0".into()),
+            ("16", "ksm_stat", "ksm_rmap_items 0\n".into()),
+            ("16", "smaps", "VmFlags: rd wr mr mw me ac \n".into()),
+            // A kernel without the per-process count (before 5.19): smaps alone.
+            ("17", "smaps", "VmFlags: rd wr mr mw me ac mg \n".into()),
+            ("18", "smaps", "VmFlags: rd wr mr mw me ac \n".into()),
+        ];
+        for (pid, name, text) in files {
+            std::fs::create_dir_all(root.join(pid)).unwrap();
+            std::fs::write(root.join(pid).join(name), text).unwrap();
         }
         std::fs::create_dir_all(root.join("13")).unwrap();
         let users = super::users_in(&root, 12).unwrap();
         std::fs::remove_dir_all(&root).unwrap();
-        assert_eq!(users, vec![(11, 5)]);
+        let shown: Vec<(u32, u64)> = users.iter().map(|u| (u.pid, u.merged)).collect();
+        assert_eq!(shown, vec![(11, 5), (14, 0), (15, 0), (17, 0)]);
+        assert_eq!(
+            users[1].to_string(),
+            "pid 14 qemu-system-x86: mergeable, none merged yet"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: what rmap-trace itself costs, measured, never part of CI (short smokes of
 //! these are in `cargo xtask test`). One module per bench.
 mod capacity;
+mod logs;
 mod memory;
 mod overhead;
 
@@ -21,6 +22,9 @@ pub enum Bench {
     /// `--attach-only` with `--prometheus` and `--hlog` under continuous walks in the guest: RSS
     /// sampled every 10 s, the ring buffer's mapping reported apart from the rest.
     Memory(memory::Args),
+    /// `rmap-trace report` on a day-long interval log (1 GiB by default) and on crafted ones
+    /// (a 4 GiB payload claimed, 40 of the widest histograms): time and peak RSS of each.
+    Logs(logs::Args),
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -29,5 +33,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Bench::Overhead(a) => overhead::run(a),
         Bench::Capacity(a) => capacity::run(a),
         Bench::Memory(a) => memory::run(a),
+        Bench::Logs(a) => logs::run(a),
     }
 }

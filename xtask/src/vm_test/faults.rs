@@ -14,7 +14,7 @@ const STATE: &str = r#"state() {
   for z in $(ls /sys/block | grep zram); do echo "zram $z disksize=$(cat /sys/block/$z/disksize)"; done
   [ -d /sys/module/zram ] && echo "module zram"
   grep tracefs /proc/mounts | awk '{print "tracefs " $2}'
-  for j in $(ls /run/rmap-trace 2>/dev/null); do echo "journal $j"; done
+  for j in $(ls /run/rmap-trace 2>/dev/null | grep '[.]json$'); do echo "journal $j"; done
   ls -a /tmp | grep rmap-trace | sed 's/^/tmp /'
 }
 wait_for() { for i in $(seq 3000); do eval "$1" && return 0; sleep 0.02; done; echo "timed out waiting for: $1"; return 1; }
@@ -120,7 +120,7 @@ W=$!
 wait $T; echo "exit $?" >> /tmp/int.out
 read t1 rest < /proc/uptime
 # At once: the load's next rmap-trace would put back what a dead tracer left (journal).
-{ grep tracefs /proc/mounts; ls /run/rmap-trace 2>/dev/null; } > /tmp/int.left
+{ grep tracefs /proc/mounts; ls /run/rmap-trace 2>/dev/null | grep '[.]json$'; } > /tmp/int.left
 kill $W 2>/dev/null
 wait $S
 touch /tmp/int.stop; wait $L1 $L2 $L3; rm -f /tmp/int.stop

@@ -1,0 +1,44 @@
+//! `cargo xtask bench logs`: reading interval logs back. Builds the release `rmap-trace` and
+//! `integration-test`'s `logs` binary beside it, which writes a day-long log of `--mib` MiB and
+//! two crafted ones into `target/bench-logs` and times `rmap-trace report` on each (no root
+//! needed). The figures are the README's, in *Capacity and memory*.
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use crate::{build::workspace_root, cmd::run_ok};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Size of the day-long log, in MiB (1 to 16384).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=16_384))]
+    pub mib: u64,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_ok(Command::new(&cargo).current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--package",
+        "rmap-user",
+        "--bin",
+        "rmap-trace",
+    ]))
+    .context("building rmap-trace")?;
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).args([
+        "run",
+        "--release",
+        "--package",
+        "integration-test",
+        "--bin",
+        "logs",
+        "--",
+        "--mib",
+        &args.mib.to_string(),
+        "--dir",
+        "target/bench-logs",
+    ]);
+    run_ok(&mut cmd).context("the logs bench")
+}
