@@ -9,6 +9,7 @@ mod debroot;
 mod dist;
 mod guest;
 mod kbuild;
+mod oci;
 mod run;
 mod setup;
 mod test;
