@@ -192,7 +192,11 @@ pub fn check(tarball: &Path) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."))
         .join(oci::archive_name(&version_of(&binary)?));
     if !archive.is_file() {
-        bail!("no container image beside {}: {} is missing", tarball.display(), archive.display());
+        bail!(
+            "no container image beside {}: {} is missing",
+            tarball.display(),
+            archive.display()
+        );
     }
     drop(oci::check(&archive, &version_of(&binary)?)?);
     eprintln!(
@@ -260,7 +264,7 @@ fn render_man(page: &Path) -> anyhow::Result<()> {
 
 /// The capabilities the unit grants: its `AmbientCapabilities=`, which must equal its
 /// `CapabilityBoundingSet=`.
-fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
+pub fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
     let value = |key: &str| -> Vec<String> {
         let mut caps: Vec<String> = unit
             .lines()

@@ -41,7 +41,11 @@ pub fn build(binary: &Path, version: &str, created: u64, out: &Path) -> anyhow::
     let layer = layer(binary, created, &work)?;
     let (layer_digest, layer_size) = blob(&blobs, &fs::read(&layer)?)?;
     let diff_id = sha256(&gunzip(&layer)?);
-    let revision = cmd::stdout(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(workspace_root()))?;
+    let revision = cmd::stdout(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(workspace_root()),
+    )?;
     let config = config(version, created, revision.trim(), &diff_id);
     let (config_digest, config_size) = blob(&blobs, &serde_json::to_vec(&config)?)?;
     let manifest = json!({
@@ -64,7 +68,10 @@ pub fn build(binary: &Path, version: &str, created: u64, out: &Path) -> anyhow::
         }],
     });
     fs::write(work.join("layout/index.json"), serde_json::to_vec(&index)?)?;
-    fs::write(work.join("layout/oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    fs::write(
+        work.join("layout/oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
     let archive = out.join(archive_name(version));
     cmd::run_ok(
         Command::new("tar")
@@ -81,9 +88,10 @@ pub fn build(binary: &Path, version: &str, created: u64, out: &Path) -> anyhow::
 
 /// The image config: who runs what, and the labels.
 fn config(version: &str, created: u64, revision: &str, diff_id: &str) -> Value {
-    let created = cmd::stdout(Command::new("date").args(["-u", "-d", &format!("@{created}"), "+%Y-%m-%dT%H:%M:%SZ"]))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let created =
+        cmd::stdout(Command::new("date").args(["-u", "-d", &format!("@{created}"), "+%Y-%m-%dT%H:%M:%SZ"]))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
     json!({
         "created": created,
         "architecture": "amd64",
@@ -155,8 +163,11 @@ fn reproducible(created: u64) -> Vec<String> {
 
 fn sha256(data: &[u8]) -> String {
     let hash = Sha256::digest(data);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    let mut out = String::from("sha256:");
+    for b in hash {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// Stores `data` as a blob; its digest and size.
@@ -211,7 +222,10 @@ pub fn check(archive: &Path, version: &str) -> anyhow::Result<Unpacked> {
     setup::apt_install(&["skopeo", "umoci", "libcap2-bin"])?;
     let reference = format!("oci-archive:{}", archive.display());
     let inspect = cmd::stdout(Command::new("skopeo").args(["inspect", "--config", &reference]))?;
-    eprintln!("xtask: skopeo inspect --config {reference}:\n{}", inspect.trim_end());
+    eprintln!(
+        "xtask: skopeo inspect --config {reference}:\n{}",
+        inspect.trim_end()
+    );
     let config: Value = serde_json::from_str(&inspect).context("skopeo's config is no JSON")?;
     let labels = &config["config"]["Labels"];
     let want = [
@@ -222,13 +236,20 @@ pub fn check(archive: &Path, version: &str) -> anyhow::Result<Unpacked> {
     ];
     for (got, want) in want {
         if got != Some(want) {
-            bail!("{}: the image config has {got:?} where {want:?} belongs", archive.display());
+            bail!(
+                "{}: the image config has {got:?} where {want:?} belongs",
+                archive.display()
+            );
         }
     }
     let dir = Removed(archive.with_extension(format!("check-{}", std::process::id())));
     let layout = dir.0.join("layout");
     fs::create_dir_all(&dir.0)?;
-    cmd::run_ok(Command::new("skopeo").args(["copy", "--quiet", &reference]).arg(format!("oci:{}:{version}", layout.display())))?;
+    cmd::run_ok(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", &reference])
+            .arg(format!("oci:{}:{version}", layout.display())),
+    )?;
     let bundle = dir.0.join("bundle");
     cmd::run_ok(
         Command::new("umoci")

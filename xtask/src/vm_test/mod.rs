@@ -6,12 +6,14 @@ use serde_json::Value;
 use crate::guest::{GuestArgs, qemu::GuestRun};
 
 mod burst;
+mod debbin;
 mod debian;
 mod drops;
 mod export;
 mod faults;
 mod icount;
 mod jvm;
+pub mod kubernetes;
 mod owners;
 mod patched;
 mod ring;
@@ -33,7 +35,9 @@ pub struct Args {
     /// --stalls against victims that time their own calls; in all with 2,000 VMAs, the
     /// `--pages` given when alone), jvm (Debian's kernel: `OpenJDK` 17 under reclaim and KSM,
     /// its walks' attribution; on demand, not in all), jvm-smoke (the same, shorter), icount
-    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), or all.
+    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), kubernetes
+    /// (Debian's kernel: the image run by runc as the DaemonSet would run it on a pod-shaped
+    /// node, a real Prometheus with the rules and the dashboard's queries), or all.
     #[arg(long, value_enum, default_value_t = Suite::All)]
     pub suite: Suite,
 }
@@ -50,6 +54,7 @@ pub enum Suite {
     Jvm,
     JvmSmoke,
     Icount,
+    Kubernetes,
     All,
 }
 
@@ -125,6 +130,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Drops) {
         drops::run(&args.guest, 2000, &mut c)?;
+    }
+    if args.suite.has(Suite::Kubernetes) {
+        kubernetes::run(&args.guest, 2000, &mut c)?;
     }
     if args.suite.has(Suite::Owners) {
         owners::run(&args.guest, 300, &mut c)?;
