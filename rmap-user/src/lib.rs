@@ -16,6 +16,7 @@ pub mod host_state;
 pub mod kernel;
 pub mod latency;
 pub mod owners;
+pub mod privs;
 pub mod procs;
 pub mod render;
 pub mod session;

@@ -1,8 +1,9 @@
 //! The container image of `cargo xtask dist`: the static binary on an empty base, as an OCI
 //! image layout in one tar file (an "OCI archive", `skopeo`'s `oci-archive:` transport). One
-//! gzip layer holds `usr/local/bin/rmap-trace` with the DaemonSet's four capabilities as file
-//! capabilities (a non-root user gets added capabilities only so: Kubernetes sets no ambient
-//! ones) and the licences; the config runs it as user 65534 and is labelled with the version
+//! gzip layer holds `usr/local/bin/rmap-trace` with the `DaemonSet`'s four capabilities as
+//! permitted file capabilities (a non-root user gets added capabilities only so: Kubernetes sets
+//! no ambient ones; rmap-trace makes them effective itself, so that a pod granting fewer still
+//! starts) and the licences; the config runs it as user 65534 and is labelled with the version
 //! and licence. Built from the commit's time, so that one commit makes one image.
 use std::{fs, path::Path, process::Command};
 
@@ -16,8 +17,10 @@ use crate::{build::workspace_root, cmd, setup};
 pub const BINARY: &str = "usr/local/bin/rmap-trace";
 /// The user the image runs as: nobody, by number (there is no /etc/passwd).
 pub const USER: &str = "65534:65534";
-/// The file capabilities of the binary (`setcap` syntax): the DaemonSet's `capabilities.add`.
-pub const FILE_CAPS: &str = "cap_dac_read_search,cap_syslog,cap_perfmon,cap_bpf=ep";
+/// The file capabilities of the binary (`setcap` syntax): the `DaemonSet`'s `capabilities.add`,
+/// permitted, not effective (with the effective bit, a bounding set lacking one of them makes
+/// `execve` fail with EPERM: the kernel's rule for programs that cannot tell).
+pub const FILE_CAPS: &str = "cap_dac_read_search,cap_syslog,cap_perfmon,cap_bpf=p";
 /// SPDX of the binary: the userspace crates' licence and the eBPF object's.
 pub const LICENSES: &str = "(MIT OR Apache-2.0) AND (MIT OR GPL-2.0-only)";
 const LICENSE_FILES: [&str; 3] = ["LICENSE-MIT", "LICENSE-APACHE", "LICENSE-GPL-2.0"];
@@ -260,7 +263,7 @@ pub fn check(archive: &Path, version: &str) -> anyhow::Result<Unpacked> {
     let bin = bundle.join("rootfs").join(BINARY);
     let caps = cmd::stdout(Command::new("getcap").arg(&bin))?;
     eprintln!("xtask: getcap (unpacked by umoci): {}", caps.trim());
-    if !caps.contains("cap_dac_read_search,cap_syslog,cap_perfmon,cap_bpf=ep") {
+    if !caps.contains(FILE_CAPS) {
         bail!("the unpacked binary has capabilities {caps:?}, not {FILE_CAPS}");
     }
     let runtime: Value = serde_json::from_slice(&fs::read(bundle.join("config.json"))?)?;

@@ -152,6 +152,8 @@ ln -s /var/log/pods/@NS@_@POD@_@UID@/@CTR@/0.log /var/log/containers/@POD@_@NS@_
 # The image, unpacked by umoci as a runtime's image service would, on a tmpfs (xattrs: the
 # binary's file capabilities).
 mkdir -p /ctr /tmp/ctr-run /run/runc
+# An emptyDir is world-writable (0777); the container runs as 65534.
+chmod 0777 /tmp/ctr-run
 mount -t tmpfs ctr /ctr
 mkdir /ctr/layout
 tar -xf /k8s/image.tar -C /ctr/layout
