@@ -18,7 +18,7 @@ use crate::{
     },
 };
 
-pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup,stall_waits,namespace,pod,container";
+pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup,namespace,pod,container,stall_waits";
 
 pub struct CsvWriter {
     path: PathBuf,
@@ -92,8 +92,8 @@ pub struct Context<'a> {
 
 /// Appends one CSV line and its newline to `out`: called per walk, so nothing is allocated
 /// (`out` is reused). `offcpu_ns` is empty where it was not measured; `cgroup_id` is empty when
-/// the folio's owner is unknown, `cgroup` when its path is; `stall_waits` without `--stalls`;
-/// `namespace`, `pod` and `container` unless the owner is a pod's (`PodLabels`).
+/// the folio's owner is unknown, `cgroup` when its path is; `namespace`, `pod` and `container`
+/// unless the owner is a pod's (`PodLabels`); `stall_waits` (the last) without `--stalls`.
 pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, cx: Context<'_>) {
     let Context {
         purpose,
@@ -142,10 +142,6 @@ pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, cx: Context<'_>) {
     }
     out.push(b',');
     quoted(out, cgroup.unwrap_or(""));
-    out.push(b',');
-    if stalls {
-        dec(out, u64::from(ev.stall_waits));
-    }
     if let Some(p) = pod {
         for field in [&p.namespace, &p.pod, &p.container] {
             out.push(b',');
@@ -153,6 +149,10 @@ pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, cx: Context<'_>) {
         }
     } else {
         out.extend_from_slice(b",,,");
+    }
+    out.push(b',');
+    if stalls {
+        dec(out, u64::from(ev.stall_waits));
     }
     out.push(b'\n');
 }
@@ -259,7 +259,7 @@ mod tests {
             "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,,,,,"
         );
         let l = line(&ev, cx("migrate", "java", None, true));
-        assert!(l.ends_with(",fentry,0,,,3,,,"), "{l}");
+        assert!(l.ends_with(",fentry,0,,,,,,3"), "{l}");
         ev.flags = FLAG_KTHREAD | rmap_common::FLAG_OWNER_VALID;
         ev.cgroup_id = 4242;
         let l = line(
@@ -286,7 +286,7 @@ mod tests {
                 ..cx("migrate", "java", Some("/kubepods.slice/x"), true)
             },
         );
-        assert!(l.ends_with(",/kubepods.slice/x,3,shop,web-0,app"), "{l}");
+        assert!(l.ends_with(",/kubepods.slice/x,shop,web-0,app,3"), "{l}");
         // The hand-written numbers are those of `format!`, at their extremes too.
         for n in [0, 1, 9, 10, 15, 16, 255, 4096, 0xffff_ea00_0010_0000, u64::MAX] {
             ev.start_ns = n;
