@@ -14,6 +14,7 @@ pub fn all(run: &GuestRun, c: &mut Checks) -> anyhow::Result<()> {
     container(run, c);
     let live = json(run, "live")?;
     owners(run, &live, c);
+    filters(run, &live, c)?;
     victims(run, &live, c);
     metrics(run, c);
     queries(run, c)?;
@@ -44,15 +45,21 @@ fn container(run: &GuestRun, c: &mut Checks) {
         probe.ends_with("exit 0") && mode.is_some() && mode == root_mode && tracefs == root_tracefs,
         format!("container: {mode:?}, {tracefs:?}; root: {root_mode:?}, {root_tracefs:?}"),
     );
+    // The binary runs (its own error line, not the runtime's exec failing) and stops at its
+    // first map: nothing is created or attached without CAP_BPF.
     let (nobpf_mode, _) = probe_view(nobpf);
-    let fentry = nobpf
+    let error = nobpf
         .lines()
-        .find(|l| l.starts_with("mode fentry"))
-        .unwrap_or("no fentry line");
+        .find(|l| l.starts_with("rmap-trace: error:"))
+        .unwrap_or("");
     c.check(
         "kubernetes: the same container without CAP_BPF runs but attaches nothing",
-        nobpf_mode.is_none() && fentry.contains("unavailable"),
-        fentry,
+        nobpf_mode.is_none() && error.contains("failed to create map") && nobpf.ends_with("exit 1"),
+        if error.is_empty() {
+            nobpf.lines().next().unwrap_or("no output")
+        } else {
+            error
+        },
     );
     let live = text(run, "live.txt");
     c.check(
@@ -93,6 +100,31 @@ fn owners(run: &GuestRun, live: &Value, c: &mut Checks) {
         table_line.is_some(),
         table_line.unwrap_or("no owner line for the pod").to_string(),
     );
+}
+
+/// `--namespace` and `--pod`, filtered in the kernel on the pods' cgroups: the namespace's
+/// tracer counted every KSM walk (all of them the pod's), an idle pod's none, and a pod that
+/// is not on the node is one error line.
+fn filters(run: &GuestRun, live: &Value, c: &mut Checks) -> anyhow::Result<()> {
+    let all = crate::vm_test::kernel_walks(live, "ksm");
+    let ns = crate::vm_test::kernel_walks(&json(run, "ns")?, "ksm");
+    let idle = crate::vm_test::kernel_walks(&json(run, "idle")?, "ksm");
+    c.check(
+        "kubernetes: --namespace shop counted in the kernel every KSM walk of the pod, --pod shop/idle-0 none",
+        all > 0 && ns == all && idle == 0,
+        format!("--namespace shop {ns}, --pod shop/idle-0 {idle}, the DaemonSet's tracer {all}"),
+    );
+    let bad = text(run, "nopod.txt");
+    c.check(
+        "kubernetes: --pod of a pod not on the node is one error line before attaching",
+        bad.lines()
+            .next()
+            .is_some_and(|l| l.contains("no such pod on this node"))
+            && !bad.contains("attach:")
+            && bad.ends_with("exit 1"),
+        bad.replace('\n', " | "),
+    );
+    Ok(())
 }
 
 /// The stalled victim thread is named by its pod.

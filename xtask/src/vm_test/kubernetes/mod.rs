@@ -26,6 +26,8 @@ use crate::{
 
 /// The pod: its UID, its container's id, names and QoS class.
 const UID: &str = "5f0c2a9e-7b41-4c8e-9d3a-1e6b8f2c4a70";
+/// A second pod of the namespace, with no workload.
+const IDLE_UID: &str = "9a7c5e3b-1d2f-4a6c-8e0b-2c4d6f8a0b1c";
 const CID: &str = "3e9a1c7f5b2d4e6a8c0f1b3d5e7a9c2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a";
 const NAMESPACE: &str = "shop";
 const POD: &str = "web-0";
@@ -64,6 +66,9 @@ pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
         "live.txt",
         "w.txt",
         "prom.tail",
+        "ns.txt",
+        "idle.txt",
+        "nopod.txt",
     ] {
         if let Some(t) = run.outputs.get(name) {
             println!("--- guest {name} ---\n{}", t.trim_end());
@@ -119,6 +124,8 @@ fn files(
 fn script(version: &str, pages: u32) -> String {
     SCRIPT
         .replace("@UID_@", &UID.replace('-', "_"))
+        .replace("@IDLE_UID_@", &IDLE_UID.replace('-', "_"))
+        .replace("@IDLE_UID@", IDLE_UID)
         .replace("@UID@", UID)
         .replace("@CID@", CID)
         .replace("@NS@", NAMESPACE)
@@ -149,6 +156,9 @@ for d in $K $K/kubepods-burstable.slice $POD; do echo +memory > $d/cgroup.subtre
 mkdir -p /var/log/pods/@NS@_@POD@_@UID@/@CTR@ /var/log/containers
 : > /var/log/pods/@NS@_@POD@_@UID@/@CTR@/0.log
 ln -s /var/log/pods/@NS@_@POD@_@UID@/@CTR@/0.log /var/log/containers/@POD@_@NS@_@CTR@-@CID@.log
+# A second pod of the namespace, besteffort, with no workload.
+IDLE=$K/kubepods-besteffort.slice/kubepods-besteffort-pod@IDLE_UID_@.slice
+mkdir -p $IDLE /var/log/pods/@NS@_idle-0_@IDLE_UID@/app
 # The image, unpacked by umoci as a runtime's image service would, on a tmpfs (xattrs: the
 # binary's file capabilities).
 mkdir -p /ctr /tmp/ctr-run /run/runc
@@ -165,6 +175,16 @@ ctr probe-nobpf > /tmp/probe-nobpf.txt 2>&1; echo "exit $?" >> /tmp/probe-nobpf.
 rmap-trace probe > /tmp/probe-root.txt 2>&1
 uname -r > /tmp/uname.txt
 phase tracer
+# The pod filters, in the kernel: the namespace (every KSM walk here is the pod's), the idle
+# pod (none), a pod that is not on the node (an error).
+F=""
+for f in "ns --namespace @NS@" "idle --pod @NS@/idle-0"; do
+  set -- $f; n=$1; shift
+  rmap-trace --attach-only --attach-mode fentry --interval 2 --json /tmp/$n.json "$@" > /tmp/$n.txt 2>&1 &
+  F="$F $!"
+  for i in $(seq 300); do grep -q '^attach:' /tmp/$n.txt && break; sleep 0.2; done
+done
+rmap-trace --attach-only --pod @NS@/web-1 > /tmp/nopod.txt 2>&1; echo "exit $?" >> /tmp/nopod.txt
 ctr tracer > /tmp/live.txt 2>&1 &
 T=$!
 for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/live.txt && break; sleep 0.2; done
@@ -206,9 +226,12 @@ wait $W
 phase stop
 runc --root /run/runc kill tracer TERM
 wait $T; echo "tracer exit $?" >> /tmp/live.txt
+kill -TERM $F; wait $F
 kill $P; wait $P
 tail -5 /tmp/prom.log > /tmp/prom.tail
-for f in setup.txt probe.txt probe-nobpf.txt probe-root.txt uname.txt live.txt w.txt waited.txt metrics.txt queries.out prom.tail; do emit $f /tmp/$f; done
+for f in setup.txt probe.txt probe-nobpf.txt probe-root.txt uname.txt live.txt w.txt waited.txt metrics.txt queries.out prom.tail ns.txt idle.txt nopod.txt; do emit $f /tmp/$f; done
+emit ns /tmp/ns.json
+emit idle /tmp/idle.json
 emit rules /tmp/rules.json
 emit alerts /tmp/alerts.json
 emit live /tmp/ctr-run/live.json
