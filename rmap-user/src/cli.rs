@@ -439,6 +439,15 @@ mod tests {
                 "c",
             ],
             &[
+                "--attach-only",
+                "--namespace",
+                "shop",
+                "--pod",
+                "shop/web-0",
+                "--pod-logs",
+                "/host/var/log/pods",
+            ],
+            &[
                 "workload",
                 "--types",
                 "ksm,anon",
@@ -464,6 +473,8 @@ mod tests {
             &["--attach-mode", "uprobe"],
             &["workload", "--move-batch", "0"],
             &["workload", "--move-batch", "65537"],
+            &["--attach-only", "--pod", "Web_0"],
+            &["--attach-only", "--namespace", "kube_system"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
@@ -479,6 +490,8 @@ mod tests {
             &["-p", "1"],
             &["--threshold-ms", "5"],
             &["--prometheus", "9500"],
+            &["--pod", "shop/web-0"],
+            &["--namespace", "shop"],
             // Benchmark options with --attach-only.
             &["--attach-only", "--pages", "100"],
             &["--attach-only", "--trigger", "compact"],
