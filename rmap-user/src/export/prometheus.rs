@@ -16,7 +16,6 @@ use super::prom_hist::{Buckets, KernelHistogram};
 use crate::{
     counters::{KernelCounts, Latency, TypeWalks},
     owners::names::PodLabels,
-    stalls::agg::Waits,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -264,29 +263,28 @@ impl Metrics {
         self.victims.is_some()
     }
 
-    /// Sets the per-victim-cgroup series: `rows` (labels and cumulative waits), the longest
-    /// waiting first as `StallAgg::cgroup_rows` gives them, "other" among them.
-    pub fn set_victims(&self, rows: &[(OwnerLabel, Waits)]) {
+    /// Sets the per-victim-cgroup series: `rows` (labels, cumulative waits and ns waited), the
+    /// longest waiting first as `StallAgg::cgroup_rows` gives them, "other" among them.
+    pub fn set_victims(&self, rows: &[(OwnerLabel, u64, u64)]) {
         let Some(v) = &self.victims else { return };
         v.waits.clear();
         v.seconds.clear();
-        let mut other = Waits::default();
+        let (mut other_waits, mut other_ns) = (0, 0);
         let mut shown = 0;
-        for (label, w) in rows {
+        for (label, waits, ns) in rows {
             if shown < v.top && label.cgroup != crate::top::OTHER {
-                v.waits.get_or_create(label).inc_by(w.count);
-                v.seconds.get_or_create(label).inc_by(w.total_ns as f64 / 1e9);
+                v.waits.get_or_create(label).inc_by(*waits);
+                v.seconds.get_or_create(label).inc_by(*ns as f64 / 1e9);
                 shown += 1;
             } else {
-                other.merge(w);
+                other_waits += waits;
+                other_ns += ns;
             }
         }
-        if other.count > 0 {
+        if other_waits > 0 {
             let label = OwnerLabel::other();
-            v.waits.get_or_create(&label).inc_by(other.count);
-            v.seconds
-                .get_or_create(&label)
-                .inc_by(other.total_ns as f64 / 1e9);
+            v.waits.get_or_create(&label).inc_by(other_waits);
+            v.seconds.get_or_create(&label).inc_by(other_ns as f64 / 1e9);
         }
     }
 
@@ -534,18 +532,10 @@ mod tests {
             .with_owners(1)
             .with_stall_victims(1);
         m.set_owners(&[row]);
-        let waits = |count, total_ns| Waits {
-            count,
-            total_ns,
-            max_ns: total_ns,
-        };
         m.set_victims(&[
-            (
-                OwnerLabel::new("/kubepods.slice/x", Some(&pod)),
-                waits(3, 2_000_000_000),
-            ),
-            (OwnerLabel::new("/system.slice/a.service", None), waits(1, 5)),
-            (OwnerLabel::other(), waits(2, 5)),
+            (OwnerLabel::new("/kubepods.slice/x", Some(&pod)), 3, 2_000_000_000),
+            (OwnerLabel::new("/system.slice/a.service", None), 1, 5),
+            (OwnerLabel::other(), 2, 5),
         ]);
         let text = m.encode().unwrap();
         for line in [
@@ -558,7 +548,7 @@ mod tests {
         }
         assert!(!text.contains("a.service"), "{text}");
         let plain = Metrics::new("fentry", "6.1.0");
-        plain.set_victims(&[(OwnerLabel::other(), waits(1, 1))]);
+        plain.set_victims(&[(OwnerLabel::other(), 1, 1)]);
         assert!(!plain.encode().unwrap().contains("victim"));
     }
 }

@@ -166,7 +166,7 @@ impl Sink {
                     Some(0) => OwnerLabel::new("(unknown)", None),
                     Some(id) => OwnerLabel::new(&self.owners.name(id), self.owners.pod(id)),
                 };
-                (label, w)
+                (label, w.count, w.total_ns)
             })
             .collect();
         m.set_victims(&rows);
