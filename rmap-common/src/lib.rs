@@ -10,7 +10,8 @@
 
 mod owner;
 pub use owner::{
-    CGROUP_MAX_DEPTH, FLAG_KTHREAD, FLAG_OWNER_VALID, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD,
+    CGROUP_MAX_DEPTH, FLAG_KTHREAD, FLAG_OWNER_VALID, MEMCG_DATA_FLAGS, OWNER_FILTER_ENTRIES,
+    OWNER_FILTER_SET, OwnerLayout, PF_KTHREAD,
 };
 pub mod stall;
 
@@ -506,6 +507,9 @@ pub mod maps {
     pub const STALL_COUNTS: &str = "STALL_COUNTS";
     /// Per-CPU one-entry array: the [`super::LatencyHist`] of stall waits.
     pub const STALL_HIST: &str = "STALL_HIST";
+    /// Hash of cgroup ids (u64 → u8) the folio's cgroup or an ancestor must be in when
+    /// `FILTER_CGROUP` is [`super::OWNER_FILTER_SET`]; filled by userspace.
+    pub const OWNER_FILTER: &str = "OWNER_FILTER";
 }
 
 /// Field offsets of the classic `rmap` tracepoint records, parsed from

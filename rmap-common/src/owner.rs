@@ -18,6 +18,11 @@ pub const MEMCG_DATA_FLAGS: u64 = 3;
 /// Ancestors the `--cgroup` filter climbs from the folio's cgroup (cgroup v2 trees are shallow:
 /// a systemd slice, a pod, a container).
 pub const CGROUP_MAX_DEPTH: u32 = 16;
+/// `FILTER_CGROUP` value meaning: the folio's cgroup or an ancestor must be in the
+/// `OWNER_FILTER` set (`--pod`, `--namespace`: many pods' cgroups). No cgroup has this id.
+pub const OWNER_FILTER_SET: u64 = u64::MAX;
+/// Cgroups the `OWNER_FILTER` set holds at most.
+pub const OWNER_FILTER_ENTRIES: u32 = 1024;
 
 /// Offsets of the struct members followed from a folio to its cgroup's id and from the current
 /// task to its process's name; [`OwnerLayout::ABSENT`] for what this kernel's BTF lacks (no

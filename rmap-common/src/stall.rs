@@ -140,10 +140,13 @@ pub struct StallEvent {
     pub process: [u8; 16],
     /// Command name of the walking thread.
     pub walker_comm: [u8; 16],
+    /// Id of the victim thread's cgroup (cgroup v2: its directory's inode number under
+    /// /sys/fs/cgroup, as [`super::WalkEvent::cgroup_id`]); 0 when unknown.
+    pub cgroup_id: u64,
 }
 
 /// Size of [`StallEvent`] in bytes, as userspace reads it from the ring buffer.
-pub const STALL_EVENT_SIZE: usize = 112;
+pub const STALL_EVENT_SIZE: usize = 120;
 const _: () = assert!(core::mem::size_of::<StallEvent>() == STALL_EVENT_SIZE);
 const _: () = assert!(core::mem::align_of::<StallEvent>() == 8);
 

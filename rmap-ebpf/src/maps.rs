@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use rmap_common::{
-    COUNTERS, HIST_KEYS, Inflight, LatencyHist, PURPOSE_SLOTS, RECORDS_SLOTS,
+    COUNTERS, HIST_KEYS, Inflight, LatencyHist, OWNER_FILTER_ENTRIES, PURPOSE_SLOTS, RECORDS_SLOTS,
     stall::{STALL_COUNTERS, StallCounter, Waiting},
 };
 
@@ -65,6 +65,11 @@ pub static PURPOSE_CLAIMS: HashMap<u32, u64> = HashMap::with_max_entries(PURPOSE
 /// map and not a frozen load-time global).
 #[map]
 pub static OFFCPU_ON: Array<u32> = Array::with_max_entries(1, 0);
+
+/// `--pod`/`--namespace`: the pod cgroups (ids) a walked folio's cgroup or an ancestor must be
+/// in, kept up to date by userspace; looked at only when `FILTER_CGROUP` is `OWNER_FILTER_SET`.
+#[map]
+pub static OWNER_FILTER: HashMap<u64, u8> = HashMap::with_max_entries(OWNER_FILTER_ENTRIES, 0);
 
 /// Adds one to `*slot` with an atomic add (BPF_ATOMIC add). Per-CPU slots alone are not enough:
 /// kprobe and tracepoint programs run with preemption disabled, but fentry trampolines disable

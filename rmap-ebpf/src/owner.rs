@@ -3,9 +3,14 @@
 //! Every read goes through `bpf_probe_read_kernel`, so a stale or unexpected pointer costs a
 //! failed read (the owner is then unknown), never a fault.
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use rmap_common::{CGROUP_MAX_DEPTH, FLAG_KTHREAD, MEMCG_DATA_FLAGS, OwnerLayout, PF_KTHREAD};
+use rmap_common::{
+    CGROUP_MAX_DEPTH, FLAG_KTHREAD, MEMCG_DATA_FLAGS, OWNER_FILTER_SET, OwnerLayout, PF_KTHREAD,
+};
 
-use crate::config::{FILTER_CGROUP, OWNER_LAYOUT};
+use crate::{
+    config::{FILTER_CGROUP, OWNER_LAYOUT},
+    maps::OWNER_FILTER,
+};
 
 #[inline(always)]
 fn read_u64(addr: u64) -> Option<u64> {
@@ -42,8 +47,9 @@ pub fn owner(folio: u64) -> Option<u64> {
     css_id(&l, memcg_css(&l, folio)?)
 }
 
-/// Whether `folio`'s cgroup is the `--cgroup` filter's or below it: its memory cgroup's
-/// ancestors (`css->parent`) are climbed up to `CGROUP_MAX_DEPTH` levels.
+/// Whether `folio`'s cgroup is the `--cgroup` filter's or below it (or, with `--pod` and
+/// `--namespace`, one in the `OWNER_FILTER` set or below it): its memory cgroup's ancestors
+/// (`css->parent`) are climbed up to `CGROUP_MAX_DEPTH` levels.
 #[inline(always)]
 pub fn passes(folio: u64) -> bool {
     let want = FILTER_CGROUP.load();
@@ -54,9 +60,12 @@ pub fn passes(folio: u64) -> bool {
     let Some(mut css) = memcg_css(&l, folio) else {
         return false;
     };
+    let set = want == OWNER_FILTER_SET;
     for _ in 0..CGROUP_MAX_DEPTH {
-        if css_id(&l, css) == Some(want) {
-            return true;
+        match css_id(&l, css) {
+            Some(id) if id == want => return true,
+            Some(id) if set && OWNER_FILTER.get_ptr(id).is_some() => return true,
+            _ => {}
         }
         match read_u64(css + l.css_parent as u64) {
             Some(parent) if parent != 0 => css = parent,

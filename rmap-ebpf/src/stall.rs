@@ -15,7 +15,10 @@
 //! or faults meanwhile.
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -184,6 +187,8 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
         process: owner::process_comm(task),
         walker_comm: w.walker_comm,
+        // SAFETY: a helper call without arguments: the current task's cgroup v2 id.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
     });
     // The reader drains this ring on its timer: a wakeup per wait would add a switch to it.
     entry.submit(BPF_RB_NO_WAKEUP as u64);

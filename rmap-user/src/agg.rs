@@ -10,7 +10,7 @@ use rmap_common::{FLAG_OFFCPU_VALID, PageType, WalkEvent};
 use serde::Serialize;
 
 use crate::{
-    owners::{self, paths::CgroupPaths},
+    owners::{self, names::OwnerNames},
     procs::{Process, table::ProcessTable},
     top::TopTable,
 };
@@ -99,6 +99,7 @@ impl Stats {
             offcpu_measured: self.offcpu_walks,
             locked: self.locked,
             parts: Vec::new(),
+            pod: None,
         }
     }
 }
@@ -122,6 +123,9 @@ pub struct Row {
     /// Thread names of a process row, walkers of an owner row (absent elsewhere).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<crate::top::Part>,
+    /// An owner row's pod, when its cgroup is a pod's (absent elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<crate::owners::names::PodLabels>,
 }
 
 /// All groups.
@@ -207,15 +211,25 @@ impl Aggregator {
         self.processes.rows(limit)
     }
 
-    /// Owners (cgroup paths) with the slowest walks first, at most `limit`, then "other".
-    pub fn owner_rows(&self, limit: usize, paths: &mut CgroupPaths) -> Vec<Row> {
-        let names: std::collections::HashMap<u64, String> = self
+    /// Owners (cgroup paths, with their pod where they are a pod's) with the slowest walks
+    /// first, at most `limit`, then "other".
+    pub fn owner_rows(&self, limit: usize, names: &mut OwnerNames) -> Vec<Row> {
+        let mut paths = std::collections::HashMap::new();
+        let mut pods = std::collections::HashMap::new();
+        for (id, _) in self.owners.entries() {
+            let path = names.name(*id);
+            if let Some(pod) = names.pod(*id) {
+                pods.insert(path.clone(), pod.clone());
+            }
+            paths.insert(*id, path);
+        }
+        let mut rows = self
             .owners
-            .entries()
-            .map(|(id, _)| (*id, paths.name(*id)))
-            .collect();
-        self.owners
-            .rows(limit, |id, _| names.get(id).cloned().unwrap_or_default())
+            .rows(limit, |id, _| paths.get(id).cloned().unwrap_or_default());
+        for r in &mut rows {
+            r.pod = pods.remove(&r.key);
+        }
+        rows
     }
 }
 

@@ -136,7 +136,9 @@ pub struct LiveArgs {
     pub prometheus: Option<std::net::SocketAddr>,
     /// Also export walks per owner (`rmap_owner_walks_total{cgroup}`,
     /// `rmap_owner_walk_seconds_total{cgroup}`, from ring records) for the N owner cgroups with
-    /// the most walks, the rest as cgroup="other", so the series stay bounded (1 to 64).
+    /// the most walks, the rest as cgroup="other", so the series stay bounded (1 to 64); a pod's
+    /// cgroup also has `namespace`, `pod` and `container` labels. With --stalls, waits per
+    /// victim cgroup too (`rmap_stall_victim_waits_total`, `rmap_stall_victim_wait_seconds_total`).
     #[arg(long, value_name = "N", requires = "prometheus", value_parser = clap::value_parser!(u32).range(1..=crate::top::TOP as i64))]
     pub prometheus_cgroups: Option<u32>,
     /// Only walks by threads of processes with this name (the thread-group leader's `comm`,
@@ -148,6 +150,21 @@ pub struct LiveArgs {
     /// shows it (e.g. /system.slice/app.service).
     #[arg(long, value_name = "PATH", value_parser = crate::owners::filter::parse)]
     pub cgroup: Option<crate::owners::filter::CgroupFilter>,
+    /// Only walks of memory owned by this Kubernetes pod (its containers' cgroups and its
+    /// own): NAME, or NAMESPACE/NAME, as the node's pod logs (--pod-logs) name it. Filtered in
+    /// the kernel; the pod's cgroups are looked for again every interval (a restarted pod is a
+    /// new one).
+    #[arg(long, value_name = "[NAMESPACE/]NAME", conflicts_with = "cgroup", value_parser = crate::owners::pod_filter::parse_pod)]
+    pub pod: Option<crate::owners::pod_filter::PodArg>,
+    /// Only walks of memory owned by the pods of this Kubernetes namespace (with --pod: the
+    /// pod's namespace). Filtered in the kernel, the namespace's pods looked for every interval.
+    #[arg(long, value_name = "NAMESPACE", conflicts_with = "cgroup", value_parser = crate::owners::pod_filter::parse_namespace)]
+    pub namespace: Option<String>,
+    /// The kubelet's pod log directory, which names pods (`<namespace>_<pod>_<uid>/`); its
+    /// sibling `containers` names containers by id. In a container, mount the node's
+    /// /var/log/pods and /var/log/containers side by side (read-only).
+    #[arg(long, value_name = "DIR", default_value = crate::owners::podlogs::POD_LOGS)]
+    pub pod_logs: PathBuf,
     /// Show the thread names under each process of the per-process table.
     #[arg(long)]
     pub threads: bool,
@@ -423,6 +440,15 @@ mod tests {
                 "c",
             ],
             &[
+                "--attach-only",
+                "--namespace",
+                "shop",
+                "--pod",
+                "shop/web-0",
+                "--pod-logs",
+                "/host/var/log/pods",
+            ],
+            &[
                 "workload",
                 "--types",
                 "ksm,anon",
@@ -448,6 +474,8 @@ mod tests {
             &["--attach-mode", "uprobe"],
             &["workload", "--move-batch", "0"],
             &["workload", "--move-batch", "65537"],
+            &["--attach-only", "--pod", "Web_0"],
+            &["--attach-only", "--namespace", "kube_system"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
@@ -463,6 +491,8 @@ mod tests {
             &["-p", "1"],
             &["--threshold-ms", "5"],
             &["--prometheus", "9500"],
+            &["--pod", "shop/web-0"],
+            &["--namespace", "shop"],
             // Benchmark options with --attach-only.
             &["--attach-only", "--pages", "100"],
             &["--attach-only", "--trigger", "compact"],

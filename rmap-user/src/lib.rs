@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod latency;
 pub mod owners;
 pub mod printable;
+pub mod privs;
 pub mod procs;
 pub mod render;
 pub mod session;

@@ -6,6 +6,10 @@ use rmap_user::{cli::Cli, cmd, session::AttachFailed};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Before any thread starts: threads inherit the effective set.
+    if let Err(e) = rmap_user::privs::raise_permitted() {
+        eprintln!("rmap-trace: warning: making the permitted capabilities effective: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         // Workloads run on blocking threads: name them like the program, so that walks they
         // cause carry the comm `rmap-trace` (and `--comm rmap-trace` finds them).

@@ -177,6 +177,7 @@ mod tests {
             offcpu_measured: 0,
             locked: 0,
             parts: Vec::new(),
+            pod: None,
         };
         let t = table("type", std::slice::from_ref(&r), true);
         let lines: Vec<_> = t.lines().collect();

@@ -2,10 +2,10 @@
 //! field the writers produce is documented with its type, and every documented field is
 //! produced. The documents are made by the commands' own types from a real aggregator, real
 //! kernel counter sums and a real attach outcome, then serialized as `--json` writes them.
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, os::unix::fs::MetadataExt as _, path::PathBuf, time::Duration};
 
 use rmap_common::{
-    COUNTERS, FLAG_OFFCPU_VALID, LOG2_BUCKETS, PAGE_TYPES, PageType, WalkEvent,
+    COUNTERS, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, LOG2_BUCKETS, PAGE_TYPES, PageType, WalkEvent,
     stall::{StallCounter, StallEvent},
 };
 use rmap_user::{
@@ -16,7 +16,7 @@ use rmap_user::{
         live::LiveJson,
     },
     counters::KernelCounts,
-    owners::paths::CgroupPaths,
+    owners::names::OwnerNames,
     procs::Process,
     stalls::{agg::StallAgg, kernel::StallCounts, render::StallsJson},
     trace_loop::summary::RunJson,
@@ -165,8 +165,39 @@ fn walk(ty: PageType, ns: u64, locked: u32) -> WalkEvent {
     }
 }
 
-fn aggregator() -> Aggregator {
+/// A node in a temporary directory: a burstable containerd pod's cgroup (systemd driver) and
+/// the kubelet's log tree naming it. Returns the root and the container cgroup's id.
+fn node(tag: &str) -> (PathBuf, u64) {
+    let root = std::env::temp_dir().join(format!("rmap-json-{tag}-{}", std::process::id()));
+    let uid = "1b4e3b8a-5c5e-4a6e-9f0e-2d3c4b5a6978";
+    let id = "8f2d4c6b1a3e5f7d9c0b2a4e6f8d1c3b5a7e9f0d2c4b6a8e1f3d5c7b9a0e2f4d";
+    let container = root.join(format!(
+        "cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+        uid.replace('-', "_")
+    ));
+    std::fs::create_dir_all(&container).unwrap();
+    std::fs::create_dir_all(root.join(format!("log/pods/shop_web-0_{uid}/app"))).unwrap();
+    std::fs::create_dir_all(root.join("log/containers")).unwrap();
+    std::fs::write(root.join(format!("log/containers/web-0_shop_app-{id}.log")), "").unwrap();
+    let ino = std::fs::metadata(&container).unwrap().ino();
+    (root, ino)
+}
+
+fn names(root: &std::path::Path) -> OwnerNames {
+    OwnerNames::at(root.join("cgroup"), root.join("log/pods"))
+}
+
+fn aggregator(pod_cgroup: u64) -> Aggregator {
     let mut agg = Aggregator::default();
+    agg.record(
+        &WalkEvent {
+            cgroup_id: pod_cgroup,
+            flags: FLAG_OWNER_VALID,
+            ..walk(PageType::Ksm, 3_000_000, 0)
+        },
+        "migrate",
+        Process::named("java"),
+    );
     for i in 1..=50 {
         agg.record(
             &walk(PageType::Ksm, i * 1_000_000, 0),
@@ -205,7 +236,7 @@ fn outcome() -> Outcome {
 
 /// A `stalls` object with every array non-empty: a victim process with a named thread and
 /// one beyond the bound ("other", null pid), and a walk.
-fn stalls() -> StallsJson {
+fn stalls(names: &mut OwnerNames, pod_cgroup: u64) -> StallsJson {
     let mut agg = StallAgg::default();
     let name = |s: &str| {
         let mut b = [0u8; 16];
@@ -224,6 +255,7 @@ fn stalls() -> StallsJson {
             comm: name("VM Thread"),
             process: name("java"),
             walker_comm: name("kcompactd0"),
+            cgroup_id: pod_cgroup,
             ..StallEvent::default()
         });
     }
@@ -231,7 +263,7 @@ fn stalls() -> StallsJson {
     counters[0].1 = 17;
     let mut buckets = vec![0u64; rmap_common::HIST_BUCKETS];
     buckets[rmap_common::hist_bucket(1_000_000) as usize] = 17;
-    StallsJson::new(&agg, StallCounts { counters, buckets }, 17)
+    StallsJson::new(&agg, StallCounts { counters, buckets }, 17, names)
 }
 
 fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
@@ -249,22 +281,27 @@ fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
 
 #[test]
 fn live_document_matches_the_readme() {
-    let (outcome, counts, agg) = (outcome(), counts(), aggregator());
+    let (root, pod_cgroup) = node("live");
+    let mut names = names(&root);
+    let (outcome, counts, agg) = (outcome(), counts(), aggregator(pod_cgroup));
     let doc = LiveJson {
         run: run_json(&outcome, &counts),
         types: agg.type_rows(),
         purposes: agg.purpose_rows(),
         record_min_us: 1000,
         processes: agg.process_rows(usize::MAX),
-        owners: agg.owner_rows(usize::MAX, &mut CgroupPaths::default()),
-        stalls: Some(stalls()),
+        owners: agg.owner_rows(usize::MAX, &mut names),
+        stalls: Some(stalls(&mut names, pod_cgroup)),
     };
-    check("live", &serde_json::to_value(&doc).unwrap());
+    let doc = serde_json::to_value(&doc).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_eq!(doc["stalls"]["victims"][0]["pod"]["pod"], "web-0");
+    check("live", &doc);
 }
 
 #[test]
 fn bench_document_matches_the_readme() {
-    let (outcome, counts, agg) = (outcome(), counts(), aggregator());
+    let (outcome, counts, agg) = (outcome(), counts(), aggregator(0));
     let scenarios = [ScenarioResult {
         scenario: Ran {
             page_type: "ksm",

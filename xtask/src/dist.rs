@@ -1,8 +1,10 @@
 //! `cargo xtask dist`: one tarball an operator unpacks at `/` to install rmap-trace as a system
 //! daemon: the static binary (the eBPF object is inside it), the systemd unit of
 //! `dist/rmap-trace.service`, the man page and shell completions the binary generates from its
-//! clap definitions. `check` proves a tarball: the unit verifies, the page renders, the binary
-//! runs `--version` and `probe` with only the unit's capabilities.
+//! clap definitions; beside it, the container image as an OCI archive ([`crate::oci`]). `check`
+//! proves a tarball: the unit verifies, the page renders, the binary runs `--version` and
+//! `probe` with only the unit's capabilities; and the image beside it: skopeo reads it, umoci
+//! unpacks it, the unpacked binary has its file capabilities and runs.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -11,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{build, cmd, setup};
+use crate::{build, cmd, oci, setup};
 
 /// The unit, relative to the repository.
 const UNIT: &str = "dist/rmap-trace.service";
@@ -55,21 +57,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the static binary and its tarball in `out` (relative to the workspace); returns the
-/// tarball's path. The toolchains must be in place (`setup::ensure`).
+/// Builds the static binary, its tarball and its OCI archive in `out` (relative to the
+/// workspace); returns the tarball's path. The toolchains must be in place (`setup::ensure`).
 pub fn build(out: &Path) -> anyhow::Result<PathBuf> {
     let binary = build::static_binary()?;
-    package(&binary, &build::workspace_root().join(out))
+    let out = build::workspace_root().join(out);
+    let tarball = package(&binary, &out)?;
+    let archive = oci::build(&binary, &version_of(&binary)?, commit_time()?, &out)?;
+    eprintln!("xtask: dist: {}", archive.display());
+    Ok(tarball)
+}
+
+/// The version `binary --version` prints.
+pub fn version_of(binary: &Path) -> anyhow::Result<String> {
+    let version = cmd::stdout(Command::new(binary).arg("--version"))?;
+    Ok(version
+        .split_whitespace()
+        .nth(1)
+        .with_context(|| format!("{} --version printed no version", binary.display()))?
+        .to_string())
 }
 
 /// Writes the tarball of `binary` into `out`; returns its path.
 fn package(binary: &Path, out: &Path) -> anyhow::Result<PathBuf> {
-    let version = cmd::stdout(Command::new(binary).arg("--version"))?;
-    let version = version
-        .split_whitespace()
-        .nth(1)
-        .with_context(|| format!("{} --version printed no version", binary.display()))?
-        .to_string();
+    let version = version_of(binary)?;
     let stage = Scratch::new(out, "stage")?;
     let root = stage.path();
     put(
@@ -135,7 +146,7 @@ fn put(root: &Path, rel: &str, data: &[u8], mode: u32) -> anyhow::Result<()> {
 }
 
 /// The time of the commit built, so that two builds of one commit make the same tarball.
-fn commit_time() -> anyhow::Result<u64> {
+pub fn commit_time() -> anyhow::Result<u64> {
     let out = cmd::stdout(
         Command::new("git")
             .args(["log", "-1", "--format=%ct"])
@@ -176,6 +187,18 @@ pub fn check(tarball: &Path) -> anyhow::Result<()> {
     }
     let caps = unit_capabilities(&fs::read_to_string(root.join(UNIT_AT))?)?;
     probe_with(&binary, &caps)?;
+    let archive = tarball
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(oci::archive_name(&version_of(&binary)?));
+    if !archive.is_file() {
+        bail!(
+            "no container image beside {}: {} is missing",
+            tarball.display(),
+            archive.display()
+        );
+    }
+    drop(oci::check(&archive, &version_of(&binary)?)?);
     eprintln!(
         "xtask: dist check passed: {} ({})",
         tarball.display(),
@@ -241,7 +264,7 @@ fn render_man(page: &Path) -> anyhow::Result<()> {
 
 /// The capabilities the unit grants: its `AmbientCapabilities=`, which must equal its
 /// `CapabilityBoundingSet=`.
-fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
+pub fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
     let value = |key: &str| -> Vec<String> {
         let mut caps: Vec<String> = unit
             .lines()

@@ -7,9 +7,11 @@ mod cmd;
 mod compare_kernels;
 mod debian;
 mod debroot;
+mod deploy_check;
 mod dist;
 mod guest;
 mod kbuild;
+mod oci;
 mod run;
 mod setup;
 mod test;
@@ -44,8 +46,11 @@ enum Xtask {
     Vm(vm::Args),
     /// The integration suite in the QEMU guest.
     VmTest(vm_test::Args),
-    /// The install tarball (static binary, systemd unit, man page, completions), checked.
+    /// The install tarball (static binary, systemd unit, man page, completions) and the
+    /// container image (OCI archive), checked.
     Dist(dist::Args),
+    /// The Kubernetes manifests, Prometheus rules and Grafana dashboard of deploy/, checked.
+    DeployCheck,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Xtask::Vm(args) => vm::run(&args),
         Xtask::VmTest(args) => vm_test::run(&args),
         Xtask::Dist(args) => dist::run(args),
+        Xtask::DeployCheck => deploy_check::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

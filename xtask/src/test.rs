@@ -35,6 +35,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The production install: the tarball's unit verifies, its man page renders, its binary runs.
     eprintln!("xtask: test: dist: cargo xtask dist");
     crate::dist::check(&crate::dist::build(std::path::Path::new("target/dist"))?)?;
+    // The Kubernetes and Prometheus files: schema, rules' unit tests, dashboard queries.
+    eprintln!("xtask: test: deploy: cargo xtask deploy-check");
+    crate::deploy_check::run()?;
     if args.no_vm {
         return Ok(());
     }

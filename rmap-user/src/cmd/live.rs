@@ -12,7 +12,10 @@ use crate::{
     attach::load::Filters,
     cli::{LiveArgs, TraceArgs, Types},
     export::{endpoint, prometheus::Metrics},
-    owners::paths::CgroupPaths,
+    owners::{
+        names::OwnerNames,
+        pod_filter::{PodFilter, Tracked},
+    },
     render,
     session::Session,
     stalls::{self, render::StallsJson},
@@ -52,26 +55,39 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
         crate::kernel::pidns::check(pid)?;
     }
     let record_min_us = live.record_min_us(trace);
+    let mut pods = PodFilter::of(live.pod.as_ref(), live.namespace.as_deref())?
+        .map(|f| Tracked::start(f, &live.pod_logs))
+        .transpose()?;
+    let cgroup_id = match (&pods, &live.cgroup) {
+        (Some(_), _) => rmap_common::OWNER_FILTER_SET,
+        (None, Some(c)) => c.id,
+        (None, None) => 0,
+    };
     let filters = Filters {
-        cgroup_id: live.cgroup.as_ref().map_or(0, |c| c.id),
+        cgroup_id,
         process: live.process.clone(),
         stalls: live.stalls,
         ..trace_loop::filters(trace, types, live.pid.unwrap_or(0), record_min_us)
     };
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
+    if let Some(p) = pods.as_mut() {
+        p.refresh(&mut session.ebpf)?;
+        println!("  pods: {} ({} pod cgroups)", p.filter.describe(), p.ids.len());
+    }
     let metrics = serve_metrics(live, &session).await?;
     // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
     let mut sink = Sink::create(trace, live.stalls)?
+        .with_pod_logs(&live.pod_logs)
         .with_metrics(metrics)
         .with_slow_walks(live.threshold_ms);
     let started = Instant::now();
-    watch(live, &mut session, &mut sink, &mut stop, started).await?;
+    watch(live, &mut session, &mut sink, &mut stop, started, pods.as_mut()).await?;
     trace_loop::drain(&mut session, &mut sink);
     trace_loop::kernel_latency(&mut session, &mut sink)?;
     let total = sink.finish(trace.plot.as_deref())?;
     let counts = session.counts()?;
     let stall_counts = session.stall_counts()?;
-    let mut paths = CgroupPaths::default();
+    let mut paths = OwnerNames::new(&live.pod_logs);
     print_summary(
         &session,
         &total,
@@ -82,7 +98,10 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
         record_min_us,
     );
     if let (Some(reader), Some(c)) = (&session.stalls, &stall_counts) {
-        print!("{}", stalls::render::summary(&reader.agg, c, reader.records));
+        print!(
+            "{}",
+            stalls::render::summary(&reader.agg, c, reader.records, &mut paths)
+        );
     }
     if let Some(path) = &trace.json {
         let doc = LiveJson {
@@ -96,7 +115,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
                 .stalls
                 .as_ref()
                 .zip(stall_counts)
-                .map(|(r, c)| StallsJson::new(&r.agg, c, r.records)),
+                .map(|(r, c)| StallsJson::new(&r.agg, c, r.records, &mut paths)),
         };
         render::write_json(path, &doc)?;
     }
@@ -113,6 +132,9 @@ async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Opt
     let mut metrics = Metrics::new(mode, &kernel);
     if let Some(top) = live.prometheus_cgroups {
         metrics = metrics.with_owners(top as usize);
+        if live.stalls {
+            metrics = metrics.with_stall_victims(top as usize);
+        }
     }
     if live.stalls {
         metrics = metrics.with_stalls();
@@ -123,13 +145,15 @@ async fn serve_metrics(live: &LiveArgs, session: &Session) -> anyhow::Result<Opt
     Ok(Some(metrics))
 }
 
-/// Prints a table every interval until --duration, SIGINT or SIGTERM.
+/// Prints a table every interval until --duration, SIGINT or SIGTERM; a pod filter's pods are
+/// looked for again at each.
 async fn watch(
     live: &LiveArgs,
     session: &mut Session,
     sink: &mut Sink,
     stop: &mut Stop,
     started: Instant,
+    mut pods: Option<&mut Tracked>,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(live.interval));
     tick.tick().await;
@@ -140,6 +164,19 @@ async fn watch(
                 sink.publish(&session.counts()?)?;
                 if let Some(stalls) = session.stall_counts()? {
                     sink.publish_stalls(&stalls)?;
+                }
+                if let Some(reader) = &session.stalls {
+                    sink.publish_victims(&reader.agg)?;
+                }
+                if let Some(p) = pods.as_deref_mut() {
+                    let (added, removed) = p.refresh(&mut session.ebpf)?;
+                    if added + removed > 0 {
+                        println!(
+                            "pods: {} now {} pod cgroups (+{added} -{removed})",
+                            p.filter.describe(),
+                            p.ids.len()
+                        );
+                    }
                 }
                 trace_loop::kernel_latency(session, sink)?;
                 print_interval(&sink.end_interval(), started.elapsed());
@@ -168,13 +205,23 @@ fn print_interval(agg: &Aggregator, elapsed: Duration) {
     }
 }
 
+/// Owner rows as the table shows them: a pod's by its names, the others by path.
+fn owners_shown(mut rows: Vec<Row>) -> Vec<Row> {
+    for r in &mut rows {
+        if let Some(p) = &r.pod {
+            r.key = format!("{} ({})", p.display(), p.qos);
+        }
+    }
+    rows
+}
+
 fn print_summary(
     session: &Session,
     total: &Aggregator,
     counts: &crate::counters::KernelCounts,
     elapsed: Duration,
     threads: bool,
-    paths: &mut CgroupPaths,
+    paths: &mut OwnerNames,
     record_min_us: u64,
 ) {
     println!(
@@ -199,8 +246,8 @@ fn print_summary(
         print!(
             "{}",
             render::table_with_parts(
-                "owner (memory cgroup)",
-                &total.owner_rows(10, paths),
+                "owner (memory cgroup, or pod: namespace/pod/container)",
+                &owners_shown(total.owner_rows(10, paths)),
                 true,
                 "walkers"
             )

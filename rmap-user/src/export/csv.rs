@@ -12,10 +12,13 @@ use rmap_common::{FLAG_KTHREAD, FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
 use crate::{
     events,
     export::output,
-    owners::{self, paths::CgroupPaths},
+    owners::{
+        self,
+        names::{OwnerNames, PodLabels},
+    },
 };
 
-pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup,stall_waits";
+pub const HEADER: &str = "start_ns,duration_ns,offcpu_ns,page_type,purpose,locked,pid,tgid,comm,process,cpu,folio,rwc,source,kthread,cgroup_id,cgroup,namespace,pod,container,stall_waits";
 
 pub struct CsvWriter {
     path: PathBuf,
@@ -24,8 +27,6 @@ pub struct CsvWriter {
     line: Vec<u8>,
     /// The first write error; later writes are skipped and `finish` reports it.
     failed: Option<std::io::Error>,
-    /// Names the owner column.
-    cgroups: CgroupPaths,
     /// Whether waits were counted (`--stalls`): the `stall_waits` column is empty otherwise,
     /// where 0 would claim that nobody waited.
     stalls: bool,
@@ -83,18 +84,22 @@ pub struct Context<'a> {
     pub process: &'a str,
     /// The owner cgroup's path, when known.
     pub cgroup: Option<&'a str>,
+    /// The owner's pod, when its cgroup is a pod's.
+    pub pod: Option<&'a PodLabels>,
     /// Whether `--stalls` counted the waits on the walk.
     pub stalls: bool,
 }
 
 /// Appends one CSV line and its newline to `out`: called per walk, so nothing is allocated
 /// (`out` is reused). `offcpu_ns` is empty where it was not measured; `cgroup_id` is empty when
-/// the folio's owner is unknown, `cgroup` when its path is; `stall_waits` without `--stalls`.
+/// the folio's owner is unknown, `cgroup` when its path is; `namespace`, `pod` and `container`
+/// unless the owner is a pod's (`PodLabels`); `stall_waits` (the last) without `--stalls`.
 pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, cx: Context<'_>) {
     let Context {
         purpose,
         process,
         cgroup,
+        pod,
         stalls,
     } = cx;
     dec(out, ev.start_ns);
@@ -137,6 +142,14 @@ pub fn write_line(out: &mut Vec<u8>, ev: &WalkEvent, cx: Context<'_>) {
     }
     out.push(b',');
     quoted(out, cgroup.unwrap_or(""));
+    if let Some(p) = pod {
+        for field in [&p.namespace, &p.pod, &p.container] {
+            out.push(b',');
+            quoted(out, field);
+        }
+    } else {
+        out.extend_from_slice(b",,,");
+    }
     out.push(b',');
     if stalls {
         dec(out, u64::from(ev.stall_waits));
@@ -163,20 +176,26 @@ impl CsvWriter {
             out,
             line: Vec::with_capacity(256),
             failed: None,
-            cgroups: CgroupPaths::default(),
             stalls,
         })
     }
 
-    pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str) {
+    /// One walk's line; `names` names its owner.
+    pub fn write(&mut self, ev: &WalkEvent, purpose: &str, process: &str, names: &mut OwnerNames) {
         // Formatted into a reused buffer (no allocation per walk), then one write per line:
         // the BufWriter then only ever holds, and flushes, whole lines.
-        let cgroup = self.cgroups.lookup(owners::owner_of(ev));
+        let owner = owners::owner_of(ev);
+        let (cgroup, pod) = if owner == owners::NOT_CHARGED {
+            (None, None)
+        } else {
+            names.describe(owner)
+        };
         self.line.clear();
         let cx = Context {
             purpose,
             process,
             cgroup,
+            pod,
             stalls: self.stalls,
         };
         write_line(&mut self.line, ev, cx);
@@ -230,16 +249,17 @@ mod tests {
             purpose,
             process,
             cgroup,
+            pod: None,
             stalls,
         };
         ev.stall_waits = 3;
         let l = line(&ev, cx("migrate", "java", None, false));
         assert_eq!(
             l,
-            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,,"
+            "5,1500,100,ksm,migrate,0,7,6,\"a,\"\"b\",java,0,0xffea,0x0,fentry,0,,,,,,"
         );
         let l = line(&ev, cx("migrate", "java", None, true));
-        assert!(l.ends_with(",fentry,0,,,3"), "{l}");
+        assert!(l.ends_with(",fentry,0,,,,,,3"), "{l}");
         ev.flags = FLAG_KTHREAD | rmap_common::FLAG_OWNER_VALID;
         ev.cgroup_id = 4242;
         let l = line(
@@ -247,7 +267,26 @@ mod tests {
             cx("migrate", "kswapd0", Some("/system.slice/java.service"), false),
         );
         assert!(l.starts_with("5,1500,,ksm,"), "{l}");
-        assert!(l.ends_with(",fentry,1,4242,/system.slice/java.service,"), "{l}");
+        assert!(
+            l.ends_with(",fentry,1,4242,/system.slice/java.service,,,,"),
+            "{l}"
+        );
+        let pod = PodLabels {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            container: "app".into(),
+            pod_uid: String::new(),
+            container_id: String::new(),
+            qos: "burstable",
+        };
+        let l = line(
+            &ev,
+            Context {
+                pod: Some(&pod),
+                ..cx("migrate", "java", Some("/kubepods.slice/x"), true)
+            },
+        );
+        assert!(l.ends_with(",/kubepods.slice/x,shop,web-0,app,3"), "{l}");
         // The hand-written numbers are those of `format!`, at their extremes too.
         for n in [0, 1, 9, 10, 15, 16, 255, 4096, 0xffff_ea00_0010_0000, u64::MAX] {
             ev.start_ns = n;
@@ -256,6 +295,8 @@ mod tests {
             assert!(l.starts_with(&format!("{n},")), "{l}");
             assert!(l.contains(&format!(",{n:#x},")), "{l}");
         }
-        assert_eq!(HEADER.split(',').count(), 18);
+        assert_eq!(HEADER.split(',').count(), 21);
+        let plain = WalkEvent::default();
+        assert_eq!(line(&plain, cx("p", "q", None, false)).split(',').count(), 21);
     }
 }

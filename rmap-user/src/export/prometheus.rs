@@ -2,16 +2,21 @@
 //! by prometheus-client (served by `endpoint`). Labels are `page_type` and purpose only: both
 //! come from small fixed sets, so the series count stays bounded however many processes and
 //! folios walk. Every value comes from the kernel's counters and latency histograms, so no
-//! ring-buffer drop changes it.
+//! ring-buffer drop changes it. Opt-in (`--prometheus-cgroups N`): walks per owner and, with
+//! `--stalls`, waits per victim cgroup, each labelled by cgroup path and, for a pod's cgroup,
+//! by namespace, pod and container, bounded to the top N and "other".
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{EncodeLabel as _, EncodeLabelSet, LabelSetEncoder, text::encode},
     metrics::{counter::Counter, family::Family, info::Info},
     registry::{Registry, Unit},
 };
 use rmap_common::{Counter as KernelCounter, HistKey, PageType};
 
 use super::prom_hist::{Buckets, KernelHistogram};
-use crate::counters::{KernelCounts, Latency, TypeWalks};
+use crate::{
+    counters::{KernelCounts, Latency, TypeWalks},
+    owners::names::PodLabels,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WalkLabels {
@@ -24,16 +29,70 @@ struct TypeLabel {
     page_type: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OwnerLabel {
+/// A cgroup: its path, and its pod's names where it is a pod's (left out otherwise).
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct OwnerLabel {
     cgroup: String,
+    namespace: String,
+    pod: String,
+    container: String,
 }
+
+impl OwnerLabel {
+    /// The labels of cgroup `path` with its pod's names.
+    pub fn new(path: &str, pod: Option<&PodLabels>) -> Self {
+        let (namespace, pod_name, container) = pod.map_or_else(Default::default, |p| {
+            (p.namespace.clone(), p.pod.clone(), p.container.clone())
+        });
+        Self {
+            cgroup: path.to_string(),
+            namespace,
+            pod: pod_name,
+            container,
+        }
+    }
+
+    /// The row of the cgroups beyond the top.
+    pub fn other() -> Self {
+        Self {
+            cgroup: crate::top::OTHER.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl EncodeLabelSet for OwnerLabel {
+    /// `cgroup`, then the pod's labels that have a value (an empty label is no label to
+    /// Prometheus: writing none keeps a non-pod's series short).
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("cgroup", self.cgroup.as_str()).encode(encoder.encode_label())?;
+        for (key, value) in [
+            ("namespace", &self.namespace),
+            ("pod", &self.pod),
+            ("container", &self.container),
+        ] {
+            if !value.is_empty() {
+                (key, value.as_str()).encode(encoder.encode_label())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type Seconds = Counter<f64, std::sync::atomic::AtomicU64>;
 
 /// `--prometheus-cgroups N`: walks per owner for the top N owners, the rest as "other".
 struct OwnerMetrics {
     top: usize,
     walks: Family<OwnerLabel, Counter>,
-    seconds: Family<OwnerLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
+    seconds: Family<OwnerLabel, Seconds>,
+}
+
+/// `--prometheus-cgroups N` with `--stalls`: waits per victim cgroup, the top N and "other".
+struct VictimMetrics {
+    top: usize,
+    waits: Family<OwnerLabel, Counter>,
+    seconds: Family<OwnerLabel, Seconds>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +112,7 @@ pub struct Metrics {
     unpaired: Counter,
     evicted: Counter,
     owners: Option<OwnerMetrics>,
+    victims: Option<VictimMetrics>,
     /// `--stalls`: the waits on locks held by walks.
     stalls: Option<KernelHistogram>,
     seen_evicted: u64,
@@ -113,6 +173,7 @@ impl Metrics {
             unpaired,
             evicted,
             owners: None,
+            victims: None,
             stalls: None,
             seen_evicted: 0,
             seen_walks: Vec::new(),
@@ -153,12 +214,12 @@ impl Metrics {
         let walks = Family::<OwnerLabel, Counter>::default();
         self.registry.register(
             "rmap_owner_walks",
-            "Walks by owner: the memory cgroup the walked folio is charged to, the top owners by walks \
-             and cgroup=\"other\" (from ring records: walks the ring buffer dropped are missing; a \
-             series restarts when its owner re-enters the top)",
+            "Walks by owner: the memory cgroup the walked folio is charged to (a pod's: with namespace, \
+             pod and container), the top owners by walks and cgroup=\"other\" (from ring records: walks \
+             the ring buffer dropped are missing; a series restarts when its owner re-enters the top)",
             walks.clone(),
         );
-        let seconds = Family::<OwnerLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        let seconds = Family::<OwnerLabel, Seconds>::default();
         self.registry.register_with_unit(
             "rmap_owner_walk",
             "Time spent walking each owner's folios (from ring records, 1% precision)",
@@ -172,6 +233,59 @@ impl Metrics {
     /// Whether per-owner series are exported.
     pub fn has_owners(&self) -> bool {
         self.owners.is_some()
+    }
+
+    /// Adds the waits per victim cgroup (`--stalls` with `--prometheus-cgroups`) for the `top`
+    /// cgroups that waited longest, the rest as cgroup="other".
+    #[must_use]
+    pub fn with_stall_victims(mut self, top: usize) -> Self {
+        let waits = Family::<OwnerLabel, Counter>::default();
+        self.registry.register(
+            "rmap_stall_victim_waits",
+            "Waits of threads on locks held by walks, by the waiting thread's cgroup (a pod's: with \
+             namespace, pod and container), the cgroups that waited longest and cgroup=\"other\" \
+             (from stall records: waits whose record was dropped are missing)",
+            waits.clone(),
+        );
+        let seconds = Family::<OwnerLabel, Seconds>::default();
+        self.registry.register_with_unit(
+            "rmap_stall_victim_wait",
+            "Time threads waited on locks held by walks, by the waiting thread's cgroup",
+            Unit::Seconds,
+            seconds.clone(),
+        );
+        self.victims = Some(VictimMetrics { top, waits, seconds });
+        self
+    }
+
+    /// Whether per-victim-cgroup series are exported.
+    pub fn has_victims(&self) -> bool {
+        self.victims.is_some()
+    }
+
+    /// Sets the per-victim-cgroup series: `rows` (labels, cumulative waits and ns waited), the
+    /// longest waiting first as `StallAgg::cgroup_rows` gives them, "other" among them.
+    pub fn set_victims(&self, rows: &[(OwnerLabel, u64, u64)]) {
+        let Some(v) = &self.victims else { return };
+        v.waits.clear();
+        v.seconds.clear();
+        let (mut other_waits, mut other_ns) = (0, 0);
+        let mut shown = 0;
+        for (label, waits, ns) in rows {
+            if shown < v.top && label.cgroup != crate::top::OTHER {
+                v.waits.get_or_create(label).inc_by(*waits);
+                v.seconds.get_or_create(label).inc_by(*ns as f64 / 1e9);
+                shown += 1;
+            } else {
+                other_waits += waits;
+                other_ns += ns;
+            }
+        }
+        if other_waits > 0 {
+            let label = OwnerLabel::other();
+            v.waits.get_or_create(&label).inc_by(other_waits);
+            v.seconds.get_or_create(&label).inc_by(other_ns as f64 / 1e9);
+        }
     }
 
     /// Sets the per-owner series from the owner rows (cumulative, most walks first is not
@@ -191,9 +305,7 @@ impl Metrics {
         o.seconds.clear();
         for (i, r) in by_walks.iter().enumerate() {
             if i < o.top {
-                let label = OwnerLabel {
-                    cgroup: r.key.clone(),
-                };
+                let label = OwnerLabel::new(&r.key, r.pod.as_ref());
                 o.walks.get_or_create(&label).inc_by(r.count);
                 o.seconds.get_or_create(&label).inc_by(seconds(r));
             } else {
@@ -202,9 +314,7 @@ impl Metrics {
             }
         }
         if other_walks > 0 {
-            let label = OwnerLabel {
-                cgroup: crate::top::OTHER.into(),
-            };
+            let label = OwnerLabel::other();
             o.walks.get_or_create(&label).inc_by(other_walks);
             o.seconds.get_or_create(&label).inc_by(other_s);
         }
@@ -400,5 +510,45 @@ mod tests {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
         assert!(!text.contains("cgroup=\"/c\""), "{text}");
+    }
+
+    /// A pod's owner row is labelled with its namespace, pod and container; victim cgroups
+    /// are bounded the same way, only with the opt-in.
+    #[test]
+    fn pod_labels_and_victim_cgroups() {
+        let pod = PodLabels {
+            namespace: "shop".into(),
+            pod: "web-0".into(),
+            container: "app".into(),
+            pod_uid: "u".into(),
+            container_id: "c".into(),
+            qos: "burstable",
+        };
+        let mut row = crate::agg::Stats::default().row("/kubepods.slice/x".into());
+        row.count = 4;
+        row.mean_ns = 1_000;
+        row.pod = Some(pod.clone());
+        let m = Metrics::new("fentry", "6.1.0")
+            .with_owners(1)
+            .with_stall_victims(1);
+        m.set_owners(&[row]);
+        m.set_victims(&[
+            (OwnerLabel::new("/kubepods.slice/x", Some(&pod)), 3, 2_000_000_000),
+            (OwnerLabel::new("/system.slice/a.service", None), 1, 5),
+            (OwnerLabel::other(), 2, 5),
+        ]);
+        let text = m.encode().unwrap();
+        for line in [
+            "rmap_owner_walks_total{cgroup=\"/kubepods.slice/x\",namespace=\"shop\",pod=\"web-0\",container=\"app\"} 4",
+            "rmap_stall_victim_waits_total{cgroup=\"/kubepods.slice/x\",namespace=\"shop\",pod=\"web-0\",container=\"app\"} 3",
+            "rmap_stall_victim_wait_seconds_total{cgroup=\"/kubepods.slice/x\",namespace=\"shop\",pod=\"web-0\",container=\"app\"} 2.0",
+            "rmap_stall_victim_waits_total{cgroup=\"other\"} 3",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert!(!text.contains("a.service"), "{text}");
+        let plain = Metrics::new("fentry", "6.1.0");
+        plain.set_victims(&[(OwnerLabel::other(), 1, 1)]);
+        assert!(!plain.encode().unwrap().contains("victim"));
     }
 }

@@ -1,9 +1,15 @@
 //! Whose memory a walk touched: the memory cgroup its folio is charged to, read in the kernel
 //! as a cgroup id (`WalkEvent::cgroup_id`) and named here by its path under the cgroup v2
-//! mount ([`paths`]); `--cgroup PATH` is resolved to the id the kernel filters on ([`filter`]).
-//! The walker (thread, process, kernel thread or not) stays a separate column.
+//! mount ([`paths`]) or, for a Kubernetes pod's, by namespace, pod and container ([`pods`],
+//! [`podlogs`], [`names`]); `--cgroup PATH` is resolved to the id the kernel filters on
+//! ([`filter`]), `--pod`/`--namespace` to the set of pod cgroups it filters on
+//! ([`pod_filter`]). The walker (thread, process, kernel thread or not) stays a separate column.
 pub mod filter;
+pub mod names;
 pub mod paths;
+pub mod pod_filter;
+pub mod podlogs;
+pub mod pods;
 
 use rmap_common::{FLAG_KTHREAD, FLAG_OWNER_VALID, WalkEvent};
 

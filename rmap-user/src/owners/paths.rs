@@ -61,6 +61,21 @@ impl CgroupPaths {
         self.by_id.get(&id).map(String::as_str)
     }
 
+    /// The path of cgroup `id` as the last scan found it, without scanning.
+    pub fn cached(&self, id: u64) -> Option<&str> {
+        self.by_id.get(&id).map(String::as_str)
+    }
+
+    /// Scans the tree now, however recent the last scan.
+    pub fn rescan(&mut self) {
+        self.scan();
+    }
+
+    /// Every cgroup of the last scan: (id, path).
+    pub fn entries(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.by_id.iter().map(|(id, p)| (*id, p.as_str()))
+    }
+
     fn scan(&mut self) {
         self.scanned = Some(Instant::now());
         self.by_id.clear();

@@ -3,7 +3,9 @@
 //! each and [`WALKS`] walks have their own entry; the rest is counted in "other" totals, so
 //! that the totals always cover every record read. Victim processes are ranked by the time
 //! they waited, as [`crate::top`] ranks walkers: a process without a row that has waited more
-//! than the least-waiting row takes its place.
+//! than the least-waiting row takes its place. Waits are also summed per victim cgroup (the
+//! victim thread's, read in the kernel): the first [`CGROUPS`] seen have a row, the rest are
+//! "other".
 use std::collections::HashMap;
 
 use rmap_common::{
@@ -27,6 +29,8 @@ pub const WALKS: usize = 4096;
 pub const VICTIMS_PER_WALK: usize = 64;
 /// Most victim process names listed per walk.
 pub const PROCESSES_PER_WALK: usize = 4;
+/// Most victim cgroups with a row.
+pub const CGROUPS: usize = 64;
 
 /// A count, sum and maximum of waits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,6 +63,8 @@ struct Thread {
 #[derive(Clone, Debug, Default)]
 struct Victim {
     process: String,
+    /// The cgroup of its first wait's thread (0: unknown).
+    cgroup_id: u64,
     waits: Waits,
     threads: HashMap<u32, Thread>,
     /// Waits of threads beyond [`THREADS`].
@@ -96,6 +102,10 @@ pub struct StallAgg {
     walks: HashMap<(u32, u64), Walk>,
     /// Waits of walks that lost their entry.
     other_walks: Waits,
+    /// Waits by the victim thread's cgroup id.
+    cgroups: HashMap<u64, Waits>,
+    /// Waits of cgroups without a row.
+    other_cgroups: Waits,
 }
 
 impl StallAgg {
@@ -106,6 +116,31 @@ impl StallAgg {
         }
         self.record_victim(ev);
         self.record_walk(ev);
+        self.record_cgroup(ev);
+    }
+
+    fn record_cgroup(&mut self, ev: &StallEvent) {
+        if let Some(w) = self.cgroups.get_mut(&ev.cgroup_id) {
+            w.add(ev.wait_ns);
+        } else if self.cgroups.len() < CGROUPS {
+            let mut w = Waits::default();
+            w.add(ev.wait_ns);
+            self.cgroups.insert(ev.cgroup_id, w);
+        } else {
+            self.other_cgroups.add(ev.wait_ns);
+        }
+    }
+
+    /// Waits per victim cgroup (`Some(id)`, 0: unknown), the most waiting first, then `None`
+    /// for the cgroups without a row, when some waited.
+    pub fn cgroup_rows(&self) -> Vec<(Option<u64>, Waits)> {
+        let mut rows: Vec<(Option<u64>, Waits)> =
+            self.cgroups.iter().map(|(id, w)| (Some(*id), *w)).collect();
+        rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(&b.0)));
+        if self.other_cgroups.count > 0 {
+            rows.push((None, self.other_cgroups));
+        }
+        rows
     }
 
     fn record_victim(&mut self, ev: &StallEvent) {
@@ -120,6 +155,7 @@ impl StallAgg {
         }
         let v = self.victims.entry(ev.tgid).or_insert_with(|| Victim {
             process: text(&ev.process).into_owned(),
+            cgroup_id: ev.cgroup_id,
             rank_ns: earlier_ns,
             ..Victim::default()
         });
@@ -231,6 +267,9 @@ impl StallAgg {
                 VictimRow {
                     tgid: Some(*tgid),
                     process: v.process.clone(),
+                    cgroup_id: v.cgroup_id,
+                    cgroup: None,
+                    pod: None,
                     waits: WaitFigures::from(&v.waits),
                     threads,
                 }
@@ -241,6 +280,9 @@ impl StallAgg {
             rows.push(VictimRow {
                 tgid: None,
                 process: crate::top::OTHER.to_string(),
+                cgroup_id: 0,
+                cgroup: None,
+                pod: None,
                 waits: WaitFigures::from(&self.other_processes),
                 threads: Vec::new(),
             });
@@ -313,6 +355,16 @@ pub struct ThreadRow {
     pub waits: WaitFigures,
 }
 
+impl VictimRow {
+    /// Fills `cgroup` and `pod` from the cgroup id.
+    pub fn name(&mut self, names: &mut crate::owners::names::OwnerNames) {
+        if self.cgroup_id != 0 {
+            self.cgroup = Some(names.name(self.cgroup_id));
+            self.pod = names.pod(self.cgroup_id).cloned();
+        }
+    }
+}
+
 impl ThreadRow {
     fn new(pid: Option<u32>, comm: &str, w: &Waits) -> Self {
         Self {
@@ -333,6 +385,14 @@ impl ThreadRow {
 pub struct VictimRow {
     pub tgid: Option<u32>,
     pub process: String,
+    /// The cgroup id of its first wait's thread (0: unknown), named by [`Self::name`].
+    #[serde(skip)]
+    pub cgroup_id: u64,
+    /// That cgroup's path (null: unknown, or "other").
+    pub cgroup: Option<String>,
+    /// Its pod, when the cgroup is a pod's (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<crate::owners::names::PodLabels>,
     #[serde(flatten)]
     pub waits: WaitFigures,
     pub threads: Vec<ThreadRow>,
@@ -459,6 +519,32 @@ mod tests {
         assert_eq!(other, Some((None, 2, 1_000 + 600)));
         let sum: u64 = rows.iter().map(|r| r.waits.total_ns).sum();
         assert_eq!(sum, a.total.total_ns);
+    }
+
+    #[test]
+    fn waits_per_victim_cgroup_are_bounded() {
+        let mut a = StallAgg::default();
+        for i in 0..(CGROUPS as u64 + 2) {
+            a.record(&StallEvent {
+                cgroup_id: 100 + i,
+                ..wait(1, 1, 7, 1, 1_000 + i)
+            });
+        }
+        a.record(&StallEvent {
+            cgroup_id: 100,
+            ..wait(1, 1, 7, 1, 10_000)
+        });
+        let rows = a.cgroup_rows();
+        assert_eq!(rows.len(), CGROUPS + 1);
+        assert_eq!(
+            (rows[0].0, rows[0].1.count, rows[0].1.total_ns),
+            (Some(100), 2, 11_000)
+        );
+        let other = rows.last().map(|r| (r.0, r.1.count));
+        assert_eq!(other, Some((None, 2)));
+        let total: u64 = rows.iter().map(|r| r.1.total_ns).sum();
+        assert_eq!(total, a.total.total_ns);
+        assert_eq!(a.victim_rows()[0].cgroup_id, 100, "the first wait's cgroup");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::{
     agg::{StallAgg, VictimRow, WalkRow},
     kernel::StallCounts,
 };
-use crate::{printable::printable, render::fmt_ns};
+use crate::{owners::names::OwnerNames, printable::printable, render::fmt_ns};
 
 /// Walks listed in the summary.
 const WALK_LINES: usize = 10;
@@ -33,7 +33,8 @@ pub struct StallsJson {
 }
 
 impl StallsJson {
-    pub fn new(agg: &StallAgg, counts: StallCounts, records: u64) -> Self {
+    /// The document; `names` names the victims' cgroups and pods.
+    pub fn new(agg: &StallAgg, counts: StallCounts, records: u64, names: &mut OwnerNames) -> Self {
         Self {
             waits: counts.waits(),
             p50_wait_s: counts.quantile_ns(0.5) as f64 / 1e9,
@@ -42,14 +43,23 @@ impl StallsJson {
             kernel_counts: counts,
             records,
             chained_records: agg.chained.count,
-            victims: agg.victim_rows(),
+            victims: named_victims(agg, names),
             walks: agg.walk_rows(usize::MAX),
         }
     }
 }
 
-/// The summary's stall section.
-pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
+/// The victim rows, their cgroups and pods named.
+fn named_victims(agg: &StallAgg, names: &mut OwnerNames) -> Vec<VictimRow> {
+    let mut rows = agg.victim_rows();
+    for r in &mut rows {
+        r.name(names);
+    }
+    rows
+}
+
+/// The summary's stall section; `names` names the victims' cgroups.
+pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64, names: &mut OwnerNames) -> String {
     let mut out = String::new();
     let waits = counts.waits();
     line(
@@ -74,14 +84,14 @@ pub fn summary(agg: &StallAgg, counts: &StallCounts, records: u64) -> String {
         );
     }
     if !agg.is_empty() {
-        victims(&mut out, agg);
+        victims(&mut out, &named_victims(agg, names));
         walks(&mut out, agg);
     }
     out
 }
 
-/// Per victim process, its threads under it.
-fn victims(out: &mut String, agg: &StallAgg) {
+/// Per victim process, its cgroup (a pod's: namespace/pod/container) and threads under it.
+fn victims(out: &mut String, rows: &[VictimRow]) {
     line(
         out,
         &format!(
@@ -89,7 +99,7 @@ fn victims(out: &mut String, agg: &StallAgg) {
             "victim process/thread", "pid", "waits", "total wait", "max wait"
         ),
     );
-    for v in agg.victim_rows() {
+    for v in rows {
         let pid = v.tgid.map_or_else(|| "-".to_string(), |p| p.to_string());
         line(
             out,
@@ -101,6 +111,11 @@ fn victims(out: &mut String, agg: &StallAgg) {
                 fmt_ns(v.waits.max_ns)
             ),
         );
+        match (&v.pod, &v.cgroup) {
+            (Some(p), _) => line(out, &format!("  pod: {} ({})", p.display(), p.qos)),
+            (None, Some(c)) => line(out, &format!("  cgroup: {c}")),
+            (None, None) => {}
+        }
         for t in &v.threads {
             let pid = t.pid.map_or_else(|| "-".to_string(), |p| p.to_string());
             line(

@@ -15,7 +15,7 @@ use crate::{
     cli::TraceArgs,
     counters::{KernelCounts, Latency},
     export::{csv::CsvWriter, hlog::HlogWriter, plot, prometheus::Metrics},
-    owners::paths::CgroupPaths,
+    owners::names::OwnerNames,
     procs::Process,
 };
 
@@ -29,8 +29,8 @@ pub struct Sink {
     hlog: Option<HlogWriter>,
     metrics: Option<Arc<Mutex<Metrics>>>,
     slow: Option<SlowWalks>,
-    /// Names owners for the per-owner Prometheus series.
-    cgroups: CgroupPaths,
+    /// Names owners (cgroup paths, pods) for the CSV and the per-owner Prometheus series.
+    owners: OwnerNames,
     /// The kernel's cumulative latency histograms at the last `set_latency`…
     latency: Latency,
     /// …and at the start of the current interval.
@@ -63,6 +63,13 @@ impl Sink {
         self
     }
 
+    /// Names pods from the kubelet's log directory `pod_logs` (default: `/var/log/pods`).
+    #[must_use]
+    pub fn with_pod_logs(mut self, pod_logs: &Path) -> Self {
+        self.owners = OwnerNames::new(pod_logs);
+        self
+    }
+
     /// Also prints the walks slower than `threshold_ms`.
     #[must_use]
     pub fn with_slow_walks(mut self, threshold_ms: Option<f64>) -> Self {
@@ -74,7 +81,7 @@ impl Sink {
         self.total.record(ev, purpose, process);
         self.interval.record(ev, purpose, process);
         if let Some(c) = self.csv.as_mut() {
-            c.write(ev, purpose, process.name);
+            c.write(ev, purpose, process.name, &mut self.owners);
         }
         if let Some(s) = &self.slow {
             s.record(ev, purpose);
@@ -123,7 +130,7 @@ impl Sink {
             let mut m = m.lock().map_err(|_| anyhow!("metrics lock poisoned"))?;
             m.update(counts);
             if m.has_owners() {
-                m.set_owners(&self.total.owner_rows(usize::MAX, &mut self.cgroups));
+                m.set_owners(&self.total.owner_rows(usize::MAX, &mut self.owners));
             }
         }
         Ok(())
@@ -136,6 +143,33 @@ impl Sink {
                 .map_err(|_| anyhow!("metrics lock poisoned"))?
                 .set_stalls(&counts.buckets);
         }
+        Ok(())
+    }
+
+    /// The waits per victim cgroup (`--stalls` with `--prometheus-cgroups`), named, to the
+    /// Prometheus metrics.
+    pub fn publish_victims(&mut self, agg: &crate::stalls::agg::StallAgg) -> anyhow::Result<()> {
+        use crate::export::prometheus::OwnerLabel;
+        let Some(m) = &self.metrics else {
+            return Ok(());
+        };
+        let m = m.lock().map_err(|_| anyhow!("metrics lock poisoned"))?;
+        if !m.has_victims() {
+            return Ok(());
+        }
+        let rows: Vec<_> = agg
+            .cgroup_rows()
+            .into_iter()
+            .map(|(id, w)| {
+                let label = match id {
+                    None => OwnerLabel::other(),
+                    Some(0) => OwnerLabel::new("(unknown)", None),
+                    Some(id) => OwnerLabel::new(&self.owners.name(id), self.owners.pod(id)),
+                };
+                (label, w.count, w.total_ns)
+            })
+            .collect();
+        m.set_victims(&rows);
         Ok(())
     }
 

@@ -17,9 +17,7 @@ use serde_json::Value;
 use super::{Checks, counter, json, kernel_walks, row};
 use crate::{
     build::workspace_root,
-    cache,
     cmd::status,
-    debian::download,
     guest::{self, GuestArgs, qemu::GuestRun},
 };
 
@@ -29,7 +27,7 @@ const QUERY: &str =
 /// `export::prom_hist`): 1.024 µs · 2^k.
 const FIRST_BOUND_S: f64 = 1.024e-6;
 
-fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -54,30 +52,8 @@ fn walk_bucket(seconds: f64) -> i32 {
 }
 
 /// Debian's prometheus binary and the libraries it links, as initramfs entries.
-fn prometheus_files() -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let dir = cache::dir()?;
-    let root = dir.join("prometheus-pkg");
-    let bin = root.join("usr/bin/prometheus");
-    if !bin.is_file() {
-        let deb = download(&dir, "prometheus")?;
-        if !status(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))? {
-            bail!("dpkg-deb -x {} failed", deb.display());
-        }
-    }
-    let mut files = vec![("bin/prometheus".to_string(), bin.clone())];
-    let out = Command::new("ldd").arg(&bin).output().context("running ldd")?;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = line
-            .split("=>")
-            .last()
-            .and_then(|r| r.split_whitespace().next())
-            .filter(|p| p.starts_with('/'));
-        if let Some(p) = path {
-            files.push((p.trim_start_matches('/').to_string(), fs::canonicalize(p)?));
-        }
-    }
-    Ok(files)
+pub(super) fn prometheus_files() -> anyhow::Result<Vec<(String, PathBuf)>> {
+    super::debbin::files("prometheus", "usr/bin/prometheus")
 }
 
 /// The Python reader, installed from `PyPI` when missing.

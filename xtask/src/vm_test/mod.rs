@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::guest::{GuestArgs, qemu::GuestRun};
 
 mod burst;
+mod debbin;
 mod debian;
 mod drops;
 mod export;
@@ -13,6 +14,7 @@ mod faults;
 mod icount;
 mod jvm;
 mod kernels;
+pub mod kubernetes;
 mod owners;
 mod patched;
 mod ring;
@@ -34,7 +36,9 @@ pub struct Args {
     /// --stalls against victims that time their own calls; in all with 2,000 VMAs, the
     /// `--pages` given when alone), jvm (Debian's kernel: `OpenJDK` 17 under reclaim and KSM,
     /// its walks' attribution; on demand, not in all), jvm-smoke (the same, shorter), icount
-    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), kernels
+    /// (the overhead bench's guest: `--accel icount`, one CPU, fentry counting), kubernetes
+    /// (Debian's kernel: the image run by runc as the DaemonSet would run it on a pod-shaped
+    /// node, a real Prometheus with the rules and the dashboard's queries), kernels
     /// (Debian's 5.10, 6.1, 6.12, 7.2 and ours: every attach mode's walk counts against tracefs
     /// kretprobes, purposes, owners, --stalls, off-CPU, Prometheus, restore; writes the
     /// README's tested-kernels table; on demand), kernels-smoke (each of them: probe, the mode
@@ -55,6 +59,7 @@ pub enum Suite {
     Jvm,
     JvmSmoke,
     Icount,
+    Kubernetes,
     Kernels,
     KernelsSmoke,
     All,
@@ -132,6 +137,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     if args.suite.has(Suite::Drops) {
         drops::run(&args.guest, 2000, &mut c)?;
+    }
+    if args.suite.has(Suite::Kubernetes) {
+        kubernetes::run(&args.guest, 2000, &mut c)?;
     }
     if args.suite.has(Suite::Owners) {
         owners::run(&args.guest, 300, &mut c)?;

@@ -95,6 +95,7 @@ pub fn run(args: &GuestArgs, depth: Depth, c: &mut Checks) -> anyhow::Result<()>
             "xtask: {label}: guest finished in {:.1} s",
             out.elapsed.as_secs_f64()
         );
+        keep_outputs(&label, &out)?;
         for name in ["probe.txt", "kprobes"] {
             println!(
                 "--- {label}: {name} ---\n{}",
