@@ -115,7 +115,7 @@ pub const LIVE_RECORD_MIN_US: u64 = 1000;
 
 /// Options of `--attach-only` alone.
 #[derive(Debug, clap::Args)]
-#[group(requires = "attach_only", multiple = true)]
+#[group(requires = "attach_only", conflicts_with = "BenchArgs", multiple = true)]
 #[command(next_help_heading = "Live (with --attach-only)")]
 pub struct LiveArgs {
     /// Seconds between live table refreshes (0.01 to 86,400).
@@ -493,6 +493,9 @@ mod tests {
             &["--prometheus", "9500"],
             &["--pod", "shop/web-0"],
             &["--namespace", "shop"],
+            // …also beside a benchmark option (which makes --attach-only itself conflict).
+            &["--stalls", "--pages", "100"],
+            &["--interval", "2", "--types", "anon", "--pages", "100"],
             // Benchmark options with --attach-only.
             &["--attach-only", "--pages", "100"],
             &["--attach-only", "--trigger", "compact"],

@@ -1,7 +1,7 @@
 //! The kernels suite's guest script: every attach mode the kernel offers traces one workload
-//! while tracefs kretprobes on the same walkers count the same walks; then (`Full`) the
-//! benchmark with `--stalls`, a Prometheus scrape of `--attach-only`, and a SIGKILL of a KSM run
-//! followed by `rmap-trace restore`.
+//! while tracefs kretprobes on the same walkers count the same walks; then (`Full`)
+//! `--attach-only --stalls` over a workload with a victim thread, a Prometheus scrape of
+//! `--attach-only`, and a SIGKILL of a KSM run followed by `rmap-trace restore`.
 use super::Depth;
 
 /// Pages (and VMAs) of the workloads: a KSM page of 256 mappings, and enough anon and file
@@ -60,10 +60,14 @@ cat $T/kprobe_events > /tmp/kprobes.txt; emit kprobes /tmp/kprobes.txt"#;
 /// The benchmark with `--stalls`, a scrape of `--attach-only --prometheus`, a SIGKILL of a KSM
 /// run and `restore`.
 const FULL: &str = r#"phase stalls
-rmap-trace --types anon --layouts split --pages $PAGES --stalls --json /tmp/stalls.json > /tmp/stalls.txt 2>&1
-echo "exit $?" >> /tmp/stalls.txt
-emit stalls /tmp/stalls.json; emit stalls.txt /tmp/stalls.txt
+rmap-trace --attach-only --stalls --json /tmp/stalls.json > /tmp/stalls.txt 2>&1 &
+P=$!
+attached /tmp/stalls.txt
+rmap-trace workload --types anon --layouts split --pages $PAGES --victims 1 > /tmp/stalls-w.txt 2>&1
+kill -TERM $P; wait $P; echo "exit $?" >> /tmp/stalls.txt
+emit stalls /tmp/stalls.json; emit stalls.txt /tmp/stalls.txt; emit stalls-w /tmp/stalls-w.txt
 phase prometheus
+ifconfig lo 127.0.0.1 up
 rmap-trace --attach-only --prometheus 9500 > /tmp/prom.txt 2>&1 &
 P=$!
 for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/prom.txt && break; sleep 0.2; done
@@ -80,5 +84,5 @@ kill -KILL $P; wait $P
 knobs > /tmp/k.killed
 rmap-trace restore > /tmp/restore.txt 2>&1; echo "exit $?" >> /tmp/restore.txt
 knobs > /tmp/k.after
-for f in k.before k.killed k.after restore.txt; do emit $f /tmp/$f; done
+for f in k.before k.killed k.after restore.txt kill.txt; do emit $f /tmp/$f; done
 "#;

@@ -234,7 +234,7 @@ fn offcpu(docs: &[Value], label: &str, c: &mut Checks) -> Cell {
     }
 }
 
-/// The benchmark with `--stalls` ran; waits attributed, or the reason said.
+/// `--attach-only --stalls` ran; waits attributed, or the reason said.
 fn stalls(run: &GuestRun, label: &str, c: &mut Checks) -> Cell {
     let out = text(run, "stalls.txt");
     let doc = json(run, "stalls");
