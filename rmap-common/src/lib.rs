@@ -413,8 +413,8 @@ pub const PURPOSE_SLOTS: u32 = 8;
 /// no function lives at address 1.
 pub const PURPOSE_UNREADABLE: u64 = 1;
 
-/// Histograms (purpose slot × page type) the kernel keeps, preallocated per CPU:
-/// 32 × 4.4 KiB = 140 KiB per CPU.
+/// Histograms (purpose slot × page type) the kernel keeps, preallocated: 32 × 4.4 KiB =
+/// 140 KiB.
 pub const HIST_KEYS: u32 = PURPOSE_SLOTS * PAGE_TYPES as u32;
 
 /// Index in `LATENCY` of the histogram of purpose slot `slot` and page type `page_type`.
@@ -427,9 +427,26 @@ pub const fn hist_index(slot: u32, page_type: u32) -> u32 {
     slot * PAGE_TYPES as u32 + page_type
 }
 
+/// Bits of `globals::FILTERS`: which filters a run uses.
+pub mod filters {
+    /// `FILTER_TGID`.
+    pub const TGID: u32 = 1;
+    /// `FILTER_COMM`.
+    pub const COMM: u32 = 1 << 1;
+    /// `FILTER_PROCESS`.
+    pub const PROCESS: u32 = 1 << 2;
+    /// `FILTER_CGROUP`.
+    pub const CGROUP: u32 = 1 << 3;
+    /// `TYPE_MASK` other than every type.
+    pub const TYPES: u32 = 1 << 4;
+}
+
 /// Names of the load-time globals the eBPF object reads (set with
 /// `EbpfLoader::override_global` before the programs are loaded).
 pub mod globals {
+    /// u32: the [`super::filters`] bits of the filters in use; 0 (none) lets a walk's start
+    /// and end skip every filter at one test.
+    pub const FILTERS: &str = "FILTERS";
     /// u32: only walks of this tgid (0: all).
     pub const FILTER_TGID: &str = "FILTER_TGID";
     /// [u8; 16]: only walks whose comm equals this (all zero: all).
@@ -488,8 +505,8 @@ pub mod maps {
     pub const RECORDS: &str = "RECORDS";
     /// Per-CPU counters, one per [`super::Counter`].
     pub const COUNTS: &str = "COUNTS";
-    /// Per-CPU array of [`super::HIST_KEYS`] [`super::LatencyHist`]s, at
-    /// [`super::hist_index`].
+    /// Array of [`super::HIST_KEYS`] [`super::LatencyHist`]s, at [`super::hist_index`] (one for
+    /// every CPU, added to atomically).
     pub const LATENCY: &str = "LATENCY";
     /// Array of [`super::PURPOSE_SLOTS`] u64: the purpose (`rmap_one`) of each slot, 0: free,
     /// [`super::PURPOSE_UNREADABLE`] for 0.

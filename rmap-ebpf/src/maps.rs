@@ -40,13 +40,16 @@ pub static RECORDS: Array<u64> = Array::with_max_entries(RECORDS_SLOTS, 0);
 #[map]
 pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as u32, 0);
 
-/// Log-linear latency histograms by (purpose slot, page type), per CPU, at
-/// `rmap_common::hist_index`: the source of the summary's counts and percentiles, so that ring
-/// buffer drops and `--min-duration-us` cannot change them. An array, not a hash keyed by
-/// (purpose, type): a walk's end finds its histogram without hashing a key
-/// (kernel/bpf/hashtab.c `__htab_map_lookup_elem`: jhash and a bucket walk per lookup).
+/// Log-linear latency histograms by (purpose slot, page type), at `rmap_common::hist_index`:
+/// the source of the summary's counts and percentiles, so that ring buffer drops and
+/// `--min-duration-us` cannot change them. An array, not a hash keyed by (purpose, type): a
+/// walk's end finds its histogram without hashing a key (kernel/bpf/hashtab.c
+/// `__htab_map_lookup_elem`: jhash and a bucket walk per lookup). Shared by every CPU, with
+/// atomic adds, not per CPU: a plain array's lookup is inlined by the verifier, a per-CPU
+/// array's is a helper call before 6.10; walks are thousands a second, not millions, so the
+/// adds rarely meet on a cache line.
 #[map]
-pub static LATENCY: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(HIST_KEYS, 0);
+pub static LATENCY: Array<LatencyHist> = Array::with_max_entries(HIST_KEYS, 0);
 
 /// The purpose (`rwc->rmap_one`) each slot of `LATENCY` counts, claimed by the first walk of
 /// that purpose (`purpose.rs`); shared by every CPU, so a plain array (inlined lookups).
