@@ -278,21 +278,52 @@ pub struct Inflight {
     pub switched_out_ns: u64,
     /// Time switched out so far, in ns.
     pub offcpu_ns: u64,
-    /// [`PageType`] known from the hook, or `Unknown` to classify from the folio.
-    pub page_type: u32,
-    /// 1 when the caller already held the rmap lock.
-    pub locked: u32,
-    /// `FLAG_*` bits known at the start: [`FLAG_OFFCPU_VALID`] when the `sched_switch` hook was
-    /// attached before the walk began (so that it saw every switch of the walk).
-    pub flags: u32,
+    /// The walk's purpose (`rwc->rmap_one`), read when it starts; 0 when unreadable.
+    pub rmap_one: u64,
+    /// [`PageType`] known from the hook (`Unknown`: classify from the folio) and whether the
+    /// caller already held the rmap lock, in one word ([`Inflight::kind`]).
+    pub kind: u32,
     /// Waits of other threads on a lock this walk holds, so far (`--stalls`; added to
     /// atomically by the contention hook on another CPU).
     pub stall_waits: u32,
-    /// The walk's purpose (`rwc->rmap_one`), read when it starts; 0 when unreadable.
-    pub rmap_one: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Inflight>() == 72);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
+
+impl Inflight {
+    /// The bit of [`Inflight::kind`] set when the caller held the rmap lock.
+    pub const LOCKED: u32 = 1 << 8;
+
+    /// [`Inflight::kind`] of a walk of `page_type` with `locked` (0 or 1).
+    #[expect(
+        clippy::inline_always,
+        reason = "runs in every eBPF walk start: inlined rather than a BPF-to-BPF call"
+    )]
+    #[inline(always)]
+    pub const fn kind(page_type: u32, locked: u32) -> u32 {
+        page_type | (locked << 8)
+    }
+
+    /// The page type of a [`Inflight::kind`].
+    #[expect(
+        clippy::inline_always,
+        reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call"
+    )]
+    #[inline(always)]
+    pub const fn page_type_of(kind: u32) -> u32 {
+        kind & 0xff
+    }
+
+    /// Whether a [`Inflight::kind`] says the caller held the rmap lock (0 or 1).
+    #[expect(
+        clippy::inline_always,
+        reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call"
+    )]
+    #[inline(always)]
+    pub const fn locked_of(kind: u32) -> u32 {
+        (kind >> 8) & 1
+    }
+}
 
 /// The owner word of an in-flight slot: the thread id in the low 32 bits, the start time in
 /// units of 2^20 ns (about a millisecond; `bpf_ktime_get_ns() >> 20`, wrapping every 52 days)
@@ -348,12 +379,33 @@ pub const fn hist_bucket(ns: u64) -> u64 {
     if ns < HIST_SUB {
         return ns;
     }
-    let e = ns.ilog2() as u64;
+    let e = ilog2(ns);
     if e > HIST_MAX_EXP as u64 {
         return HIST_BUCKETS as u64 - 1;
     }
     let sub = (ns >> (e - HIST_SUB_BITS as u64)) - HIST_SUB;
     (e - HIST_SUB_BITS as u64 + 1) * HIST_SUB + sub
+}
+
+/// `floor(log2(x))` for `x > 0`, by halving: BPF has no count-leading-zeros instruction, and
+/// LLVM's expansion of `ilog2` (smear the bits, count them with a multiply) takes twice the
+/// instructions of these six tests.
+#[expect(
+    clippy::inline_always,
+    reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call"
+)]
+#[inline(always)]
+const fn ilog2(mut x: u64) -> u64 {
+    let mut e = 0;
+    let mut step = 32;
+    while step > 0 {
+        if x >> step != 0 {
+            x >>= step;
+            e += step;
+        }
+        step /= 2;
+    }
+    e
 }
 
 /// Lowest duration (ns) of bucket `i` (the inverse of [`hist_bucket`] on bucket bounds).
@@ -511,7 +563,8 @@ pub mod maps {
     /// Array of [`super::PURPOSE_SLOTS`] u64: the purpose (`rmap_one`) of each slot, 0: free,
     /// [`super::PURPOSE_UNREADABLE`] for 0.
     pub const PURPOSES: &str = "PURPOSES";
-    /// One-entry array: 1 once userspace attached the `sched_switch` hook.
+    /// One-entry u64 array: when (`CLOCK_MONOTONIC` ns, the clock of `bpf_ktime_get_ns`)
+    /// userspace had attached the `sched_switch` hook; 0 before.
     pub const OFFCPU_ON: &str = "OFFCPU_ON";
     /// Ring buffer of [`super::stall::StallEvent`]s (`--stalls`); sized at load time.
     pub const STALLS: &str = "STALLS";
@@ -610,9 +663,22 @@ mod pod {
 #[cfg(test)]
 mod tests {
     use super::{
-        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, inflight_owner,
-        inflight_slots, log2_bucket,
+        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, ilog2,
+        inflight_owner, inflight_slots, log2_bucket,
     };
+
+    /// The halving `ilog2` agrees with the standard one at every power of two, either side of
+    /// it, and at the extremes.
+    #[test]
+    fn ilog2_by_halving() {
+        for e in 0..64 {
+            let p = 1u64 << e;
+            for v in [p, p | (p >> 1), p.saturating_add(p - 1), p + 1] {
+                assert_eq!(ilog2(v), u64::from(v.ilog2()), "{v}");
+            }
+        }
+        assert_eq!(ilog2(u64::MAX), 63);
+    }
 
     #[test]
     fn inflight_table_sizes_are_powers_of_two() {

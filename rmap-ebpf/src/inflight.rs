@@ -132,11 +132,13 @@ pub enum Stored {
     Full,
 }
 
+/// Slot `probe` of thread `tid`'s slots; `mask` is `INFLIGHT_MASK`, read once by the caller
+/// (a global's load is volatile: LLVM would read it again for every slot).
 #[inline(always)]
-fn slot(tid: u32, probe: u32) -> Option<*mut Inflight> {
+fn slot(tid: u32, probe: u32, mask: u32) -> Option<*mut Inflight> {
     // The table has a power of two of slots: a mask, where `%` was two divisions per slot
     // looked at (up to twelve per walk start).
-    INFLIGHT.get_ptr_mut(tid.wrapping_add(probe) & INFLIGHT_MASK.load())
+    INFLIGHT.get_ptr_mut(tid.wrapping_add(probe) & mask)
 }
 
 /// Compare-and-swap of a slot's owner word; true when it held `old` and now holds `new`.
@@ -161,8 +163,9 @@ fn owner_of(s: *mut Inflight) -> u64 {
 #[inline(always)]
 fn claim(me: u64) -> (Stored, Option<*mut Inflight>) {
     let tid = me as u32;
+    let mask = INFLIGHT_MASK.load();
     for probe in 0..PROBES {
-        let Some(s) = slot(tid, probe) else {
+        let Some(s) = slot(tid, probe, mask) else {
             return (Stored::Full, None);
         };
         let word = owner_of(s);
@@ -176,7 +179,7 @@ fn claim(me: u64) -> (Stored, Option<*mut Inflight>) {
     let stale = INFLIGHT_STALE_NS.load() >> INFLIGHT_TIME_SHIFT;
     let now = (me >> 32) as u32;
     for probe in 0..PROBES {
-        let Some(s) = slot(tid, probe) else {
+        let Some(s) = slot(tid, probe, mask) else {
             return (Stored::Full, None);
         };
         let word = owner_of(s);
@@ -193,8 +196,9 @@ fn claim(me: u64) -> (Stored, Option<*mut Inflight>) {
 /// The array slot of the walk in flight on thread `tid` and its owner word, if it has one.
 #[inline(always)]
 fn find_word(tid: u32) -> Option<(*mut Inflight, u64)> {
+    let mask = INFLIGHT_MASK.load();
     for probe in 0..PROBES {
-        let s = slot(tid, probe)?;
+        let s = slot(tid, probe, mask)?;
         let word = owner_of(s);
         if word != 0 && word as u32 == tid {
             return Some((s, word));

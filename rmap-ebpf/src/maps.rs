@@ -63,11 +63,12 @@ pub static PURPOSES: Array<u64> = Array::with_max_entries(PURPOSE_SLOTS, 0);
 #[map]
 pub static PURPOSE_CLAIMS: HashMap<u32, u64> = HashMap::with_max_entries(PURPOSE_SLOTS, 0);
 
-/// Index 0: 1 once userspace attached the `sched_switch` hook, so that off-CPU time is only
-/// claimed measured when it was (written by userspace after the programs are loaded, hence a
-/// map and not a frozen load-time global).
+/// Index 0: when (the `bpf_ktime_get_ns` clock) userspace had attached the `sched_switch` hook,
+/// 0 before, so that off-CPU time is only claimed measured for walks that began after: the
+/// hook saw their every switch (written by userspace after the programs are loaded, hence a
+/// map and not a frozen load-time global; read at a walk's end, for its record only).
 #[map]
-pub static OFFCPU_ON: Array<u32> = Array::with_max_entries(1, 0);
+pub static OFFCPU_ON: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Adds one to `*slot` with an atomic add (BPF_ATOMIC add). Per-CPU slots alone are not enough:
 /// kprobe and tracepoint programs run with preemption disabled, but fentry trampolines disable

@@ -105,12 +105,6 @@ pub fn begin<T: Table>(folio: u64, rwc: u64, purpose: Purpose, page_type: PageTy
         Purpose::Read(v) => v,
         Purpose::Probe => probe_purpose(rwc),
     };
-    // Off-CPU time is only claimed measured when the hook was attached before the walk began;
-    // userspace sets OFFCPU_ON after attaching it.
-    let flags = match OFFCPU_ON.get(0) {
-        Some(1) => FLAG_OFFCPU_VALID,
-        _ => 0,
-    };
     let owner = inflight_owner(pid_tgid as u32, start_ns);
     let fill = |st: *mut Inflight| {
         // SAFETY: `st` is the state this start stores (`Table::store`): writable, this thread's.
@@ -120,9 +114,7 @@ pub fn begin<T: Table>(folio: u64, rwc: u64, purpose: Purpose, page_type: PageTy
             (*st).rwc = rwc;
             (*st).switched_out_ns = 0;
             (*st).offcpu_ns = 0;
-            (*st).page_type = page_type as u32;
-            (*st).locked = locked;
-            (*st).flags = flags;
+            (*st).kind = Inflight::kind(page_type as u32, locked);
             (*st).stall_waits = 0;
             (*st).rmap_one = rmap_one;
         }
@@ -173,7 +165,7 @@ pub fn end<T: Table, C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool,
         // SAFETY: as above.
         rmap_one: unsafe { (*slot).rmap_one },
         // SAFETY: as above.
-        page_type: PageType::from_u32(unsafe { (*slot).page_type }),
+        page_type: PageType::from_u32(Inflight::page_type_of(unsafe { (*slot).kind })),
         locked: 0,
         offcpu_ns: 0,
         flags: 0,
@@ -186,13 +178,23 @@ pub fn end<T: Table, C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool,
     }
     // SAFETY: as above.
     unsafe {
-        walk.locked = (*slot).locked;
+        walk.locked = Inflight::locked_of((*slot).kind);
         walk.offcpu_ns = (*slot).offcpu_ns;
-        walk.flags = (*slot).flags;
         walk.stall_waits = (*slot).stall_waits;
     }
+    walk.flags = offcpu_flag(start_ns);
     T::release(slot, tid);
     send(pid_tgid, &walk);
+}
+
+/// `FLAG_OFFCPU_VALID` when the `sched_switch` hook was attached before the walk began at
+/// `start_ns` (then it saw its every switch).
+#[inline(always)]
+fn offcpu_flag(start_ns: u64) -> u32 {
+    match OFFCPU_ON.get(0) {
+        Some(&on) if on != 0 && start_ns >= on => FLAG_OFFCPU_VALID,
+        _ => 0,
+    }
 }
 
 /// A walk that ended, as its record needs it.

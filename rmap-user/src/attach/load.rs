@@ -247,7 +247,10 @@ fn filters_in_use(filters: &Filters) -> u32 {
     [
         (filters.tgid != 0, bit::TGID),
         (filters.comm.as_deref().is_some_and(|c| !c.is_empty()), bit::COMM),
-        (filters.process.as_deref().is_some_and(|p| !p.is_empty()), bit::PROCESS),
+        (
+            filters.process.as_deref().is_some_and(|p| !p.is_empty()),
+            bit::PROCESS,
+        ),
         (filters.cgroup_id != 0, bit::CGROUP),
         (filters.type_mask & every_type != every_type, bit::TYPES),
     ]
@@ -551,6 +554,17 @@ fn kprobe_targets(facts: &KernelFacts) -> Result<Vec<Target>, String> {
     targets::resolve(|f| kallsyms.clone_of(f).map(String::from))
 }
 
+/// `CLOCK_MONOTONIC` now, in ns: the clock `bpf_ktime_get_ns` reads.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// `sched:sched_switch` for off-CPU accounting; optional.
 fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     if let Err(why) = &facts.layouts.sched_next_pid {
@@ -565,8 +579,9 @@ fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     let map = ebpf
         .map_mut(maps::OFFCPU_ON)
         .ok_or("map OFFCPU_ON missing from the object")?;
-    let mut on = Array::<_, u32>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
-    on.set(0, 1, 0).map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
+    let mut on = Array::<_, u64>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
+    on.set(0, monotonic_ns(), 0)
+        .map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
     Ok(())
 }
 
@@ -583,8 +598,20 @@ mod tests {
             ..Filters::default()
         };
         assert_eq!(filters_in_use(&all), 0);
-        assert_eq!(filters_in_use(&Filters { type_mask: 0b1111, ..all.clone() }), 0);
-        assert_eq!(filters_in_use(&Filters { type_mask: 0b0010, ..all.clone() }), bit::TYPES);
+        assert_eq!(
+            filters_in_use(&Filters {
+                type_mask: 0b1111,
+                ..all.clone()
+            }),
+            0
+        );
+        assert_eq!(
+            filters_in_use(&Filters {
+                type_mask: 0b0010,
+                ..all.clone()
+            }),
+            bit::TYPES
+        );
         let every = Filters {
             tgid: 7,
             comm: Some("java".into()),
@@ -592,8 +619,17 @@ mod tests {
             cgroup_id: 9,
             ..all.clone()
         };
-        assert_eq!(filters_in_use(&every), bit::TGID | bit::COMM | bit::PROCESS | bit::CGROUP);
-        assert_eq!(filters_in_use(&Filters { comm: Some(String::new()), ..all }), 0);
+        assert_eq!(
+            filters_in_use(&every),
+            bit::TGID | bit::COMM | bit::PROCESS | bit::CGROUP
+        );
+        assert_eq!(
+            filters_in_use(&Filters {
+                comm: Some(String::new()),
+                ..all
+            }),
+            0
+        );
     }
 
     /// A record in 64 looks at a large ring's fill; a one-page ring (8 records to its wakeup
