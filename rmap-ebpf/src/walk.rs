@@ -6,7 +6,7 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel,
+        bpf_probe_read_kernel, generated,
     },
 };
 use aya_log_ebpf::warn;
@@ -50,11 +50,15 @@ fn task_filters_pass(pid_tgid: u64) -> bool {
     if (a, b) == (0, 0) {
         return true;
     }
-    match bpf_get_current_comm() {
-        // Compare as two words: a byte-array `==` may lower to a memcmp call BPF cannot make.
-        Ok(comm) => words(&comm) == (a, b),
-        Err(_) => false,
-    }
+    // Read into two words, not a zeroed byte array (LLVM zeroes one with a `memset` call), and
+    // compared as words: a byte-array `==` may lower to a memcmp call BPF cannot make.
+    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+    // SAFETY: 16 writable bytes; the helper fills them (with zeros when it fails).
+    let [x, y] = unsafe {
+        generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16);
+        comm.assume_init()
+    };
+    (x, y) == (a, b)
 }
 
 #[inline(always)]
@@ -108,14 +112,16 @@ pub fn begin<T: Table>(folio: u64, rwc: u64, purpose: Purpose, page_type: PageTy
     let owner = inflight_owner(pid_tgid as u32, start_ns);
     let fill = |st: *mut Inflight| {
         // SAFETY: `st` is the state this start stores (`Table::store`): writable, this thread's.
+        // The zeros are volatile stores: adjacent zero stores are merged by LLVM into a call to
+        // `memset`, a BPF-to-BPF call to a byte loop (about a hundred instructions per walk).
         unsafe {
             (*st).start_ns = start_ns;
             (*st).folio = folio;
             (*st).rwc = rwc;
-            (*st).switched_out_ns = 0;
-            (*st).offcpu_ns = 0;
+            core::ptr::write_volatile(&raw mut (*st).switched_out_ns, 0);
+            core::ptr::write_volatile(&raw mut (*st).offcpu_ns, 0);
             (*st).kind = Inflight::kind(page_type as u32, locked);
-            (*st).stall_waits = 0;
+            core::ptr::write_volatile(&raw mut (*st).stall_waits, 0);
             (*st).rmap_one = rmap_one;
         }
     };
@@ -284,26 +290,31 @@ fn send(pid_tgid: u64, walk: &Walk) {
         None => (0, 0),
     };
     let task = owner::task();
-    entry.write(WalkEvent {
-        start_ns: walk.start_ns,
-        duration_ns: walk.duration_ns,
-        offcpu_ns: walk.offcpu_ns,
-        folio: walk.folio,
-        rwc: walk.rwc,
-        rmap_one: walk.rmap_one,
-        pid: pid_tgid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        // SAFETY: a helper call without arguments.
-        cpu: unsafe { bpf_get_smp_processor_id() },
-        page_type: walk.page_type as u32,
-        locked: walk.locked,
-        source: walk.source as u32,
-        flags: walk.flags | owner_flag | owner::kthread_flag(task),
-        stall_waits: walk.stall_waits,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        process: owner::process_comm(task),
-        cgroup_id,
-    });
+    let e = entry.as_mut_ptr();
+    // Field by field, the names read by the helpers straight into the record: a record built
+    // on the stack and copied, or a zeroed name buffer, makes LLVM call `memset`/`memcpy`, BPF
+    // subprograms looping over bytes.
+    // SAFETY: `e` is the reserved record, writable until it is submitted.
+    unsafe {
+        (*e).start_ns = walk.start_ns;
+        (*e).duration_ns = walk.duration_ns;
+        (*e).offcpu_ns = walk.offcpu_ns;
+        (*e).folio = walk.folio;
+        (*e).rwc = walk.rwc;
+        (*e).rmap_one = walk.rmap_one;
+        (*e).pid = pid_tgid as u32;
+        (*e).tgid = (pid_tgid >> 32) as u32;
+        (*e).cpu = bpf_get_smp_processor_id();
+        (*e).page_type = walk.page_type as u32;
+        (*e).locked = walk.locked;
+        (*e).source = walk.source as u32;
+        (*e).flags = walk.flags | owner_flag | owner::kthread_flag(task);
+        (*e).stall_waits = walk.stall_waits;
+        (*e).cgroup_id = cgroup_id;
+        // The helper zeroes the name when it fails.
+        generated::bpf_get_current_comm((&raw mut (*e).comm).cast(), 16);
+        owner::process_comm_into(task, &raw mut (*e).process);
+    }
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
     // is woken once a quarter of the ring is waiting. One record in `WAKE_CHECK_MASK + 1` looks
