@@ -279,21 +279,52 @@ pub struct Inflight {
     pub switched_out_ns: u64,
     /// Time switched out so far, in ns.
     pub offcpu_ns: u64,
-    /// [`PageType`] known from the hook, or `Unknown` to classify from the folio.
-    pub page_type: u32,
-    /// 1 when the caller already held the rmap lock.
-    pub locked: u32,
-    /// `FLAG_*` bits known at the start: [`FLAG_OFFCPU_VALID`] when the `sched_switch` hook was
-    /// attached before the walk began (so that it saw every switch of the walk).
-    pub flags: u32,
+    /// The walk's purpose (`rwc->rmap_one`), read when it starts; 0 when unreadable.
+    pub rmap_one: u64,
+    /// [`PageType`] known from the hook (`Unknown`: classify from the folio) and whether the
+    /// caller already held the rmap lock, in one word ([`Inflight::kind`]).
+    pub kind: u32,
     /// Waits of other threads on a lock this walk holds, so far (`--stalls`; added to
     /// atomically by the contention hook on another CPU).
     pub stall_waits: u32,
-    /// The walk's purpose (`rwc->rmap_one`), read when it starts; 0 when unreadable.
-    pub rmap_one: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Inflight>() == 72);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
+
+impl Inflight {
+    /// The bit of [`Inflight::kind`] set when the caller held the rmap lock.
+    pub const LOCKED: u32 = 1 << 8;
+
+    /// [`Inflight::kind`] of a walk of `page_type` with `locked` (0 or 1).
+    #[expect(
+        clippy::inline_always,
+        reason = "runs in every eBPF walk start: inlined rather than a BPF-to-BPF call"
+    )]
+    #[inline(always)]
+    pub const fn kind(page_type: u32, locked: u32) -> u32 {
+        page_type | (locked << 8)
+    }
+
+    /// The page type of a [`Inflight::kind`].
+    #[expect(
+        clippy::inline_always,
+        reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call"
+    )]
+    #[inline(always)]
+    pub const fn page_type_of(kind: u32) -> u32 {
+        kind & 0xff
+    }
+
+    /// Whether a [`Inflight::kind`] says the caller held the rmap lock (0 or 1).
+    #[expect(
+        clippy::inline_always,
+        reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call"
+    )]
+    #[inline(always)]
+    pub const fn locked_of(kind: u32) -> u32 {
+        (kind >> 8) & 1
+    }
+}
 
 /// The owner word of an in-flight slot: the thread id in the low 32 bits, the start time in
 /// units of 2^20 ns (about a millisecond; `bpf_ktime_get_ns() >> 20`, wrapping every 52 days)
@@ -349,13 +380,48 @@ pub const fn hist_bucket(ns: u64) -> u64 {
     if ns < HIST_SUB {
         return ns;
     }
-    let e = ns.ilog2() as u64;
+    let e = ilog2(ns);
     if e > HIST_MAX_EXP as u64 {
         return HIST_BUCKETS as u64 - 1;
     }
     let sub = (ns >> (e - HIST_SUB_BITS as u64)) - HIST_SUB;
     (e - HIST_SUB_BITS as u64 + 1) * HIST_SUB + sub
 }
+
+/// `floor(log2(x))` for `x > 0`, without a branch: BPF has no count-leading-zeros
+/// instruction, and LLVM's expansion of `ilog2` (the bits smeared, then counted with three
+/// masks and a multiply) or a halving search both cost about sixty instructions per walk. Here
+/// the smeared value, `2^(e+1) - 1`, is multiplied by a de Bruijn sequence, whose top six bits
+/// are then distinct for every `e`: an index into [`LOG2_BY_DEBRUIJN`].
+#[expect(
+    clippy::inline_always,
+    reason = "runs in every eBPF walk end: inlined rather than a BPF-to-BPF call"
+)]
+#[inline(always)]
+const fn ilog2(mut x: u64) -> u64 {
+    x |= x >> 1;
+    x |= x >> 2;
+    x |= x >> 4;
+    x |= x >> 8;
+    x |= x >> 16;
+    x |= x >> 32;
+    LOG2_BY_DEBRUIJN[(x.wrapping_mul(DEBRUIJN) >> 58) as usize] as u64
+}
+
+/// A de Bruijn sequence B(2, 6): each of its 64 six-bit windows is distinct.
+const DEBRUIJN: u64 = 0x03f7_9d71_b4cb_0a89;
+
+/// `e` at the index `((2^(e+1) - 1) * DEBRUIJN) >> 58`, for `e` in 0..64.
+const LOG2_BY_DEBRUIJN: [u8; 64] = {
+    let mut table = [0u8; 64];
+    let mut e = 0;
+    while e < 64 {
+        let smeared = if e == 63 { u64::MAX } else { (1u64 << (e + 1)) - 1 };
+        table[(smeared.wrapping_mul(DEBRUIJN) >> 58) as usize] = e as u8;
+        e += 1;
+    }
+    table
+};
 
 /// Lowest duration (ns) of bucket `i` (the inverse of [`hist_bucket`] on bucket bounds).
 pub const fn hist_bucket_low(i: u32) -> u64 {
@@ -414,8 +480,8 @@ pub const PURPOSE_SLOTS: u32 = 8;
 /// no function lives at address 1.
 pub const PURPOSE_UNREADABLE: u64 = 1;
 
-/// Histograms (purpose slot × page type) the kernel keeps, preallocated per CPU:
-/// 32 × 4.4 KiB = 140 KiB per CPU.
+/// Histograms (purpose slot × page type) the kernel keeps, preallocated: 32 × 4.4 KiB =
+/// 140 KiB.
 pub const HIST_KEYS: u32 = PURPOSE_SLOTS * PAGE_TYPES as u32;
 
 /// Index in `LATENCY` of the histogram of purpose slot `slot` and page type `page_type`.
@@ -428,9 +494,26 @@ pub const fn hist_index(slot: u32, page_type: u32) -> u32 {
     slot * PAGE_TYPES as u32 + page_type
 }
 
+/// Bits of `globals::FILTERS`: which filters a run uses.
+pub mod filters {
+    /// `FILTER_TGID`.
+    pub const TGID: u32 = 1;
+    /// `FILTER_COMM`.
+    pub const COMM: u32 = 1 << 1;
+    /// `FILTER_PROCESS`.
+    pub const PROCESS: u32 = 1 << 2;
+    /// `FILTER_CGROUP`.
+    pub const CGROUP: u32 = 1 << 3;
+    /// `TYPE_MASK` other than every type.
+    pub const TYPES: u32 = 1 << 4;
+}
+
 /// Names of the load-time globals the eBPF object reads (set with
 /// `EbpfLoader::override_global` before the programs are loaded).
 pub mod globals {
+    /// u32: the [`super::filters`] bits of the filters in use; 0 (none) lets a walk's start
+    /// and end skip every filter at one test.
+    pub const FILTERS: &str = "FILTERS";
     /// u32: only walks of this tgid (0: all).
     pub const FILTER_TGID: &str = "FILTER_TGID";
     /// [u8; 16]: only walks whose comm equals this (all zero: all).
@@ -489,13 +572,14 @@ pub mod maps {
     pub const RECORDS: &str = "RECORDS";
     /// Per-CPU counters, one per [`super::Counter`].
     pub const COUNTS: &str = "COUNTS";
-    /// Per-CPU array of [`super::HIST_KEYS`] [`super::LatencyHist`]s, at
-    /// [`super::hist_index`].
+    /// Array of [`super::HIST_KEYS`] [`super::LatencyHist`]s, at [`super::hist_index`] (one for
+    /// every CPU, added to atomically).
     pub const LATENCY: &str = "LATENCY";
     /// Array of [`super::PURPOSE_SLOTS`] u64: the purpose (`rmap_one`) of each slot, 0: free,
     /// [`super::PURPOSE_UNREADABLE`] for 0.
     pub const PURPOSES: &str = "PURPOSES";
-    /// One-entry array: 1 once userspace attached the `sched_switch` hook.
+    /// One-entry u64 array: when (`CLOCK_MONOTONIC` ns, the clock of `bpf_ktime_get_ns`)
+    /// userspace had attached the `sched_switch` hook; 0 before.
     pub const OFFCPU_ON: &str = "OFFCPU_ON";
     /// Ring buffer of [`super::stall::StallEvent`]s (`--stalls`); sized at load time.
     pub const STALLS: &str = "STALLS";
@@ -597,9 +681,22 @@ mod pod {
 #[cfg(test)]
 mod tests {
     use super::{
-        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, inflight_owner,
-        inflight_slots, log2_bucket,
+        HIST_BUCKETS, HIST_RELATIVE_ERROR, hist_bucket, hist_bucket_low, hist_bucket_width, ilog2,
+        inflight_owner, inflight_slots, log2_bucket,
     };
+
+    /// The de Bruijn `ilog2` agrees with the standard one at every power of two, either side of
+    /// it, and at the extremes.
+    #[test]
+    fn ilog2_by_debruijn() {
+        for e in 0..64 {
+            let p = 1u64 << e;
+            for v in [p, p | (p >> 1), p.saturating_add(p - 1), p + 1] {
+                assert_eq!(ilog2(v), u64::from(v.ilog2()), "{v}");
+            }
+        }
+        assert_eq!(ilog2(u64::MAX), 63);
+    }
 
     #[test]
     fn inflight_table_sizes_are_powers_of_two() {

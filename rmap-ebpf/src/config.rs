@@ -3,6 +3,9 @@
 use aya_ebpf::Global;
 use rmap_common::{OwnerLayout, TpLayout, stall::StallLayout};
 
+/// `rmap_common::filters` bits of the filters in use.
+#[unsafe(no_mangle)]
+pub static FILTERS: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static FILTER_TGID: Global<u32> = Global::new(0);
 /// The comm filter's 16 bytes (userspace writes a `[u8; 16]`), read as two aligned words: a

@@ -32,9 +32,9 @@ use crate::{
 
 /// An in-flight table.
 pub trait Table {
-    /// Stores the state of a walk starting on this thread; `state.owner` is
-    /// `inflight_owner(tid, start)`, `tid` not 0.
-    fn store(state: &Inflight) -> Stored;
+    /// Stores the state of a walk starting on this thread: its owner word `owner`
+    /// (`inflight_owner(tid, start)`, `tid` not 0), the other fields written by `fill`.
+    fn store(owner: u64, fill: impl FnOnce(*mut Inflight)) -> Stored;
     /// The state of the walk in flight on thread `tid` (not 0), if it has one.
     fn find_nonzero(tid: u32) -> Option<*mut Inflight>;
     /// Frees the state `s` of a walk of thread `tid` that ended, after its fields were read.
@@ -55,13 +55,18 @@ pub struct Hashed;
 
 impl Table for Hashed {
     #[inline(always)]
-    fn store(state: &Inflight) -> Stored {
-        let tid = state.owner as u32;
-        if INFLIGHT_TIDS.insert(&tid, state, u64::from(BPF_NOEXIST)).is_ok() {
+    fn store(owner: u64, fill: impl FnOnce(*mut Inflight)) -> Stored {
+        let tid = owner as u32;
+        let mut state = core::mem::MaybeUninit::<Inflight>::zeroed();
+        fill(state.as_mut_ptr());
+        // SAFETY: zeroed, then filled: every field of this plain struct is initialized.
+        let mut state = unsafe { state.assume_init() };
+        state.owner = owner;
+        if INFLIGHT_TIDS.insert(&tid, &state, u64::from(BPF_NOEXIST)).is_ok() {
             return Stored::Free;
         }
         // The thread's earlier start is still there (its end was never seen): replaced.
-        match INFLIGHT_TIDS.insert(&tid, state, u64::from(BPF_ANY)) {
+        match INFLIGHT_TIDS.insert(&tid, &state, u64::from(BPF_ANY)) {
             Ok(()) => Stored::Own,
             Err(_) => Stored::Full,
         }
@@ -80,16 +85,16 @@ impl Table for Hashed {
 }
 
 impl Table for Slots {
+    /// The other fields are written in the slot itself once it is claimed (its owner word is
+    /// already `owner`, and no one takes a slot this young). The contention hook may have found
+    /// the slot's previous walk just before it ended and add to `stall_waits` now: such a late
+    /// add lands on this walk or is overwritten here (rare; a stall then counts in the
+    /// histograms, not per walk).
     #[inline(always)]
-    fn store(state: &Inflight) -> Stored {
-        let (stored, slot) = claim(state.owner);
+    fn store(owner: u64, fill: impl FnOnce(*mut Inflight)) -> Stored {
+        let (stored, slot) = claim(owner);
         if let Some(s) = slot {
-            // SAFETY: a slot of `INFLIGHT` this thread claimed (its owner word is already
-            // `state.owner`, and no one takes a slot this young). The contention hook may have
-            // found the slot's previous walk just before it ended and add to `stall_waits` now:
-            // such a late add lands on this walk or is overwritten here (rare; a stall then
-            // counts in the histograms, not per walk).
-            unsafe { *s = *state };
+            fill(s);
         }
         stored
     }
@@ -127,11 +132,13 @@ pub enum Stored {
     Full,
 }
 
+/// Slot `probe` of thread `tid`'s slots; `mask` is `INFLIGHT_MASK`, read once by the caller
+/// (a global's load is volatile: LLVM would read it again for every slot).
 #[inline(always)]
-fn slot(tid: u32, probe: u32) -> Option<*mut Inflight> {
+fn slot(tid: u32, probe: u32, mask: u32) -> Option<*mut Inflight> {
     // The table has a power of two of slots: a mask, where `%` was two divisions per slot
     // looked at (up to twelve per walk start).
-    INFLIGHT.get_ptr_mut(tid.wrapping_add(probe) & INFLIGHT_MASK.load())
+    INFLIGHT.get_ptr_mut(tid.wrapping_add(probe) & mask)
 }
 
 /// Compare-and-swap of a slot's owner word; true when it held `old` and now holds `new`.
@@ -148,30 +155,31 @@ fn owner_of(s: *mut Inflight) -> u64 {
     unsafe { core::ptr::read_volatile(&raw const (*s).owner) }
 }
 
-/// Claims a slot of the array for the walk whose owner word is `me` (its thread not 0). The
-/// slot's owner word is then `me`; the caller fills the other fields.
+/// Claims a slot of the array for the walk whose owner word is `me` (its thread not 0), in one
+/// pass over the thread's slots: the first that is free, or that its own thread holds (a start
+/// whose end was never seen: replaced). Failing that, one held past the stale age. The slot's
+/// owner word is then `me`; the caller fills the other fields. (A thread's stale slot after a
+/// free one stays until it is taken over as stale: its walk ends were missed anyway.)
 #[inline(always)]
 fn claim(me: u64) -> (Stored, Option<*mut Inflight>) {
     let tid = me as u32;
-    // A thread's own stale slot comes first: its end was missed, and this start replaces it
-    // (unless it was taken over meanwhile: then a free slot is looked for).
-    if let Some((s, word)) = find_word(tid)
-        && swap_owner(s, word, me)
-    {
-        return (Stored::Own, Some(s));
-    }
+    let mask = INFLIGHT_MASK.load();
     for probe in 0..PROBES {
-        let Some(s) = slot(tid, probe) else {
+        let Some(s) = slot(tid, probe, mask) else {
             return (Stored::Full, None);
         };
-        if swap_owner(s, 0, me) {
+        let word = owner_of(s);
+        if word == 0 && swap_owner(s, 0, me) {
             return (Stored::Free, Some(s));
+        }
+        if word != 0 && word as u32 == tid && swap_owner(s, word, me) {
+            return (Stored::Own, Some(s));
         }
     }
     let stale = INFLIGHT_STALE_NS.load() >> INFLIGHT_TIME_SHIFT;
     let now = (me >> 32) as u32;
     for probe in 0..PROBES {
-        let Some(s) = slot(tid, probe) else {
+        let Some(s) = slot(tid, probe, mask) else {
             return (Stored::Full, None);
         };
         let word = owner_of(s);
@@ -188,8 +196,9 @@ fn claim(me: u64) -> (Stored, Option<*mut Inflight>) {
 /// The array slot of the walk in flight on thread `tid` and its owner word, if it has one.
 #[inline(always)]
 fn find_word(tid: u32) -> Option<(*mut Inflight, u64)> {
+    let mask = INFLIGHT_MASK.load();
     for probe in 0..PROBES {
-        let s = slot(tid, probe)?;
+        let s = slot(tid, probe, mask)?;
         let word = owner_of(s);
         if word != 0 && word as u32 == tid {
             return Some((s, word));

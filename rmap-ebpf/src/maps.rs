@@ -40,13 +40,16 @@ pub static RECORDS: Array<u64> = Array::with_max_entries(RECORDS_SLOTS, 0);
 #[map]
 pub static COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS as u32, 0);
 
-/// Log-linear latency histograms by (purpose slot, page type), per CPU, at
-/// `rmap_common::hist_index`: the source of the summary's counts and percentiles, so that ring
-/// buffer drops and `--min-duration-us` cannot change them. An array, not a hash keyed by
-/// (purpose, type): a walk's end finds its histogram without hashing a key
-/// (kernel/bpf/hashtab.c `__htab_map_lookup_elem`: jhash and a bucket walk per lookup).
+/// Log-linear latency histograms by (purpose slot, page type), at `rmap_common::hist_index`:
+/// the source of the summary's counts and percentiles, so that ring buffer drops and
+/// `--min-duration-us` cannot change them. An array, not a hash keyed by (purpose, type): a
+/// walk's end finds its histogram without hashing a key (kernel/bpf/hashtab.c
+/// `__htab_map_lookup_elem`: jhash and a bucket walk per lookup). Shared by every CPU, with
+/// atomic adds, not per CPU: a plain array's lookup is inlined by the verifier, a per-CPU
+/// array's is a helper call before 6.10; walks are thousands a second, not millions, so the
+/// adds rarely meet on a cache line.
 #[map]
-pub static LATENCY: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(HIST_KEYS, 0);
+pub static LATENCY: Array<LatencyHist> = Array::with_max_entries(HIST_KEYS, 0);
 
 /// The purpose (`rwc->rmap_one`) each slot of `LATENCY` counts, claimed by the first walk of
 /// that purpose (`purpose.rs`); shared by every CPU, so a plain array (inlined lookups).
@@ -60,11 +63,12 @@ pub static PURPOSES: Array<u64> = Array::with_max_entries(PURPOSE_SLOTS, 0);
 #[map]
 pub static PURPOSE_CLAIMS: HashMap<u32, u64> = HashMap::with_max_entries(PURPOSE_SLOTS, 0);
 
-/// Index 0: 1 once userspace attached the `sched_switch` hook, so that off-CPU time is only
-/// claimed measured when it was (written by userspace after the programs are loaded, hence a
-/// map and not a frozen load-time global).
+/// Index 0: when (the `bpf_ktime_get_ns` clock) userspace had attached the `sched_switch` hook,
+/// 0 before, so that off-CPU time is only claimed measured for walks that began after: the
+/// hook saw their every switch (written by userspace after the programs are loaded, hence a
+/// map and not a frozen load-time global; read at a walk's end, for its record only).
 #[map]
-pub static OFFCPU_ON: Array<u32> = Array::with_max_entries(1, 0);
+pub static OFFCPU_ON: Array<u64> = Array::with_max_entries(1, 0);
 
 /// `--pod`/`--namespace`: the pod cgroups (ids) a walked folio's cgroup or an ancestor must be
 /// in, kept up to date by userspace; looked at only when `FILTER_CGROUP` is `OWNER_FILTER_SET`.

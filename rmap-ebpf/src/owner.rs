@@ -2,7 +2,7 @@
 //! following kernel pointers at offsets from BTF (`OWNER_LAYOUT`; Rust eBPF has no CO-RE).
 //! Every read goes through `bpf_probe_read_kernel`, so a stale or unexpected pointer costs a
 //! failed read (the owner is then unknown), never a fault.
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated};
 use rmap_common::{
     CGROUP_MAX_DEPTH, FLAG_KTHREAD, MEMCG_DATA_FLAGS, OWNER_FILTER_SET, OwnerLayout, PF_KTHREAD,
 };
@@ -95,6 +95,34 @@ pub fn process_comm(task: u64) -> [u8; 16] {
     };
     // SAFETY: bpf_probe_read_kernel checks the address.
     unsafe { bpf_probe_read_kernel((leader + l.task_comm as u64) as *const [u8; 16]) }.unwrap_or([0; 16])
+}
+
+/// Writes the process name of `task` (`task->group_leader->comm`) at `dst`; zeros when
+/// unreadable. Read straight into `dst` (a ring buffer record's field): a name returned by
+/// value is zeroed first with a call to `memset`.
+///
+/// # Safety
+/// `dst` must be writable for 16 bytes.
+#[inline(always)]
+pub unsafe fn process_comm_into(task: u64, dst: *mut [u8; 16]) {
+    let l = OWNER_LAYOUT.load();
+    let leader = if l.has_process() {
+        read_u64(task + l.task_group_leader as u64)
+    } else {
+        None
+    };
+    let Some(leader) = leader else {
+        // SAFETY: the caller's `dst`, two aligned words.
+        unsafe {
+            core::ptr::write_volatile(dst.cast::<u64>(), 0);
+            core::ptr::write_volatile(dst.cast::<u64>().add(1), 0);
+        }
+        return;
+    };
+    // SAFETY: the helper checks the source address and zeroes `dst` when the read fails.
+    unsafe {
+        generated::bpf_probe_read_kernel(dst.cast(), 16, (leader + l.task_comm as u64) as *const _);
+    }
 }
 
 /// `FLAG_KTHREAD` when `task` is a kernel thread.

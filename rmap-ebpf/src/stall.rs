@@ -23,7 +23,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use rmap_common::{
-    HIST_BUCKETS, hist_bucket,
+    HIST_BUCKETS, Inflight, hist_bucket,
     stall::{
         LCB_F_READ, LCB_F_WRITE, LCB_NOT_RWSEM, RWSEM_OWNER_FLAGS_MASK, RWSEM_READER_OWNED, STALL_CHAINED,
         StallCounter, StallEvent, Waiting,
@@ -78,7 +78,7 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
         // may be reading the entry at its end).
         let (walk_start_ns, page_type) = unsafe {
             add_one_u32(&raw mut (*walk).stall_waits);
-            ((*walk).start_ns, (*walk).page_type)
+            ((*walk).start_ns, Inflight::page_type_of((*walk).kind))
         };
         Waiting {
             start_ns: now,

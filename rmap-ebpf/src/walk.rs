@@ -5,30 +5,39 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated,
     },
 };
 use aya_log_ebpf::warn;
 use rmap_common::{
     Counter, FLAG_OFFCPU_VALID, FLAG_OWNER_VALID, HIST_BUCKETS, Inflight, PageType, RECORDS_SENT,
-    RECORDS_WAKE_SEQ, Source, WalkEvent, hist_bucket, hist_index, inflight_owner,
+    RECORDS_WAKE_SEQ, Source, WalkEvent, filters, hist_bucket, hist_index, inflight_owner,
 };
 
 use crate::{
     config::{
-        FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FOLIO_MAPPING_OFF, MIN_DURATION_NS, RWC_RMAP_ONE_OFF,
-        TYPE_MASK, WAKE_CHECK_MASK, WAKEUP_BYTES,
+        FILTER_COMM, FILTER_PROCESS, FILTER_TGID, FILTERS, FOLIO_MAPPING_OFF, MIN_DURATION_NS,
+        RWC_RMAP_ONE_OFF, TYPE_MASK, WAKE_CHECK_MASK, WAKEUP_BYTES,
     },
     inflight::{self, Table},
     maps::{EVENTS, LATENCY, OFFCPU_ON, RECORDS, add_one, bump, next},
     owner, purpose,
 };
 
+/// The task filters among `FILTERS`.
+const TASK_FILTERS: u32 = filters::TGID | filters::COMM | filters::PROCESS;
+
 /// Whether the current task passes the tgid, comm (the thread's) and process (the thread-group
-/// leader's comm: JVM threads rename themselves, their process stays `java`) filters.
+/// leader's comm: JVM threads rename themselves, their process stays `java`) filters: one test
+/// when none is set.
 #[inline(always)]
 fn task_passes(pid_tgid: u64) -> bool {
+    FILTERS.load() & TASK_FILTERS == 0 || task_filters_pass(pid_tgid)
+}
+
+#[inline(always)]
+fn task_filters_pass(pid_tgid: u64) -> bool {
     let want = FILTER_TGID.load();
     if want != 0 && (pid_tgid >> 32) as u32 != want {
         return false;
@@ -41,11 +50,15 @@ fn task_passes(pid_tgid: u64) -> bool {
     if (a, b) == (0, 0) {
         return true;
     }
-    match bpf_get_current_comm() {
-        // Compare as two words: a byte-array `==` may lower to a memcmp call BPF cannot make.
-        Ok(comm) => words(&comm) == (a, b),
-        Err(_) => false,
-    }
+    // Read into two words, not a zeroed byte array (LLVM zeroes one with a `memset` call), and
+    // compared as words: a byte-array `==` may lower to a memcmp call BPF cannot make.
+    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+    // SAFETY: 16 writable bytes; the helper fills them (with zeros when it fails).
+    let [x, y] = unsafe {
+        generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16);
+        comm.assume_init()
+    };
+    (x, y) == (a, b)
 }
 
 #[inline(always)]
@@ -96,25 +109,23 @@ pub fn begin<T: Table>(folio: u64, rwc: u64, purpose: Purpose, page_type: PageTy
         Purpose::Read(v) => v,
         Purpose::Probe => probe_purpose(rwc),
     };
-    let state = Inflight {
-        owner: inflight_owner(pid_tgid as u32, start_ns),
-        start_ns,
-        folio,
-        rwc,
-        switched_out_ns: 0,
-        offcpu_ns: 0,
-        page_type: page_type as u32,
-        locked,
-        // Off-CPU time is only claimed measured when the hook was attached before the walk
-        // began; userspace sets OFFCPU_ON after attaching it.
-        flags: match OFFCPU_ON.get(0) {
-            Some(1) => FLAG_OFFCPU_VALID,
-            _ => 0,
-        },
-        stall_waits: 0,
-        rmap_one,
+    let owner = inflight_owner(pid_tgid as u32, start_ns);
+    let fill = |st: *mut Inflight| {
+        // SAFETY: `st` is the state this start stores (`Table::store`): writable, this thread's.
+        // The zeros are volatile stores: adjacent zero stores are merged by LLVM into a call to
+        // `memset`, a BPF-to-BPF call to a byte loop (about a hundred instructions per walk).
+        unsafe {
+            (*st).start_ns = start_ns;
+            (*st).folio = folio;
+            (*st).rwc = rwc;
+            core::ptr::write_volatile(&raw mut (*st).switched_out_ns, 0);
+            core::ptr::write_volatile(&raw mut (*st).offcpu_ns, 0);
+            (*st).kind = Inflight::kind(page_type as u32, locked);
+            core::ptr::write_volatile(&raw mut (*st).stall_waits, 0);
+            (*st).rmap_one = rmap_one;
+        }
     };
-    match T::store(&state) {
+    match T::store(owner, fill) {
         inflight::Stored::Free => {}
         inflight::Stored::Own => bump(Counter::Overlapping as u32),
         inflight::Stored::Evicted => bump(Counter::InflightEvicted as u32),
@@ -136,34 +147,75 @@ pub fn end<T: Table, C: EbpfContext>(ctx: &C, folio: u64, rwc: u64, check: bool,
         }
         return;
     };
-    // SAFETY: this thread's slot; copied before it is freed.
-    let state = unsafe { *slot };
-    T::release(slot, tid);
-    if check && (state.folio != folio || state.rwc != rwc) {
+    // Fields are read as they are needed, before the state is freed: a walk that sends no
+    // record reads five of them.
+    // SAFETY: this thread's state, read before it is freed.
+    let (start_ns, started_folio, started_rwc) = unsafe { ((*slot).start_ns, (*slot).folio, (*slot).rwc) };
+    if check && (started_folio != folio || started_rwc != rwc) {
+        T::release(slot, tid);
         // Rare by construction (walks do not nest); say which walk so it can be chased. Only
         // the saved (scalar) addresses: fexit arguments are typed BTF pointers, and the log
         // encoder's shifts on them are rejected by the verifier.
         warn!(
             ctx,
-            "unpaired walk end: started folio {:x} rwc {:x}", state.folio, state.rwc
+            "unpaired walk end: started folio {:x} rwc {:x}", started_folio, started_rwc
         );
         bump(Counter::Unpaired as u32);
         return;
     }
-    record(
-        pid_tgid,
-        state.start_ns,
-        now.saturating_sub(state.start_ns),
-        state.offcpu_ns,
-        state.flags,
-        state.folio,
-        state.rwc,
-        state.rmap_one,
-        PageType::from_u32(state.page_type),
-        state.locked,
-        state.stall_waits,
+    let mut walk = Walk {
+        start_ns,
+        duration_ns: now.saturating_sub(start_ns),
+        folio: started_folio,
+        rwc: started_rwc,
+        // SAFETY: as above.
+        rmap_one: unsafe { (*slot).rmap_one },
+        // SAFETY: as above.
+        page_type: PageType::from_u32(Inflight::page_type_of(unsafe { (*slot).kind })),
+        locked: 0,
+        offcpu_ns: 0,
+        flags: 0,
+        stall_waits: 0,
         source,
-    );
+    };
+    if !account(&mut walk) {
+        T::release(slot, tid);
+        return;
+    }
+    // SAFETY: as above.
+    unsafe {
+        walk.locked = Inflight::locked_of((*slot).kind);
+        walk.offcpu_ns = (*slot).offcpu_ns;
+        walk.stall_waits = (*slot).stall_waits;
+    }
+    walk.flags = offcpu_flag(start_ns);
+    T::release(slot, tid);
+    send(pid_tgid, &walk);
+}
+
+/// `FLAG_OFFCPU_VALID` when the `sched_switch` hook was attached before the walk began at
+/// `start_ns` (then it saw its every switch).
+#[inline(always)]
+fn offcpu_flag(start_ns: u64) -> u32 {
+    match OFFCPU_ON.get(0) {
+        Some(&on) if on != 0 && start_ns >= on => FLAG_OFFCPU_VALID,
+        _ => 0,
+    }
+}
+
+/// A walk that ended, as its record needs it.
+struct Walk {
+    start_ns: u64,
+    duration_ns: u64,
+    folio: u64,
+    rwc: u64,
+    rmap_one: u64,
+    page_type: PageType,
+    locked: u32,
+    offcpu_ns: u64,
+    flags: u32,
+    stall_waits: u32,
+    source: Source,
 }
 
 /// A whole walk reported by the v4 tracepoint, which carries its own duration.
@@ -175,20 +227,22 @@ pub fn whole(folio: u64, rwc: u64, duration_ns: u64, page_type: PageType, locked
     }
     // SAFETY: a helper call without arguments; it only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
-    record(
-        pid_tgid,
-        now.saturating_sub(duration_ns),
+    let mut walk = Walk {
+        start_ns: now.saturating_sub(duration_ns),
         duration_ns,
-        0,
-        0,
         folio,
         rwc,
-        probe_purpose(rwc),
+        rmap_one: probe_purpose(rwc),
         page_type,
         locked,
-        0,
+        offcpu_ns: 0,
+        flags: 0,
+        stall_waits: 0,
         source,
-    );
+    };
+    if account(&mut walk) {
+        send(pid_tgid, &walk);
+    }
 }
 
 #[inline(always)]
@@ -201,69 +255,66 @@ fn classify(folio: u64) -> PageType {
     }
 }
 
+/// Counts a walk that ended: its page type classified if the hook did not know it, the
+/// filters, its latency histogram. Whether a record of it is wanted (`--min-duration-us`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn record(
-    pid_tgid: u64,
-    start_ns: u64,
-    duration_ns: u64,
-    offcpu_ns: u64,
-    flags: u32,
-    folio: u64,
-    rwc: u64,
-    rmap_one: u64,
-    page_type: PageType,
-    locked: u32,
-    stall_waits: u32,
-    source: Source,
-) {
-    let page_type = match page_type {
-        PageType::Unknown => classify(folio),
-        known => known,
-    };
-    if TYPE_MASK.load() & page_type.mask_bit() == 0 || !owner::passes(folio) {
+fn account(walk: &mut Walk) -> bool {
+    if walk.page_type == PageType::Unknown {
+        walk.page_type = classify(walk.folio);
+    }
+    if FILTERS.load() & (filters::TYPES | filters::CGROUP) != 0
+        && (TYPE_MASK.load() & walk.page_type.mask_bit() == 0 || !owner::passes(walk.folio))
+    {
         bump(Counter::Filtered as u32);
-        return;
+        return false;
     }
     // No `WalksSeen` bump nor log2 histogram here: userspace derives both from the latency
     // histograms (their buckets split each power of two evenly) plus `HistFull`
     // (rmap-user/src/counters.rs), one helper call and atomic add fewer per walk each.
     // Every walk that passed the filters is counted here, before `--min-duration-us` and the
-    // ring buffer: the summary's percentiles come from these histograms (issue #13 item 1).
-    count_latency(rmap_one, page_type, duration_ns);
-    if duration_ns < MIN_DURATION_NS.load() {
-        return;
-    }
+    // ring buffer: the summary's percentiles come from these histograms.
+    count_latency(walk.rmap_one, walk.page_type, walk.duration_ns);
+    walk.duration_ns >= MIN_DURATION_NS.load()
+}
+
+/// Sends the record of a walk through the ring buffer (or counts it dropped).
+#[inline(always)]
+fn send(pid_tgid: u64, walk: &Walk) {
     let Some(mut entry) = EVENTS.reserve::<WalkEvent>(0) else {
         bump(Counter::RingbufDrops as u32);
         return;
     };
     // Only for walks sent as records: counting a walk needs none of this.
-    let (cgroup_id, owner_flag) = match owner::owner(folio) {
+    let (cgroup_id, owner_flag) = match owner::owner(walk.folio) {
         Some(id) => (id, FLAG_OWNER_VALID),
         None => (0, 0),
     };
     let task = owner::task();
-    entry.write(WalkEvent {
-        start_ns,
-        duration_ns,
-        offcpu_ns,
-        folio,
-        rwc,
-        rmap_one,
-        pid: pid_tgid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        // SAFETY: a helper call without arguments.
-        cpu: unsafe { bpf_get_smp_processor_id() },
-        page_type: page_type as u32,
-        locked,
-        source: source as u32,
-        flags: flags | owner_flag | owner::kthread_flag(task),
-        stall_waits,
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        process: owner::process_comm(task),
-        cgroup_id,
-    });
+    let e = entry.as_mut_ptr();
+    // Field by field, the names read by the helpers straight into the record: a record built
+    // on the stack and copied, or a zeroed name buffer, makes LLVM call `memset`/`memcpy`, BPF
+    // subprograms looping over bytes.
+    // SAFETY: `e` is the reserved record, writable until it is submitted.
+    unsafe {
+        (*e).start_ns = walk.start_ns;
+        (*e).duration_ns = walk.duration_ns;
+        (*e).offcpu_ns = walk.offcpu_ns;
+        (*e).folio = walk.folio;
+        (*e).rwc = walk.rwc;
+        (*e).rmap_one = walk.rmap_one;
+        (*e).pid = pid_tgid as u32;
+        (*e).tgid = (pid_tgid >> 32) as u32;
+        (*e).cpu = bpf_get_smp_processor_id();
+        (*e).page_type = walk.page_type as u32;
+        (*e).locked = walk.locked;
+        (*e).source = walk.source as u32;
+        (*e).flags = walk.flags | owner_flag | owner::kthread_flag(task);
+        (*e).stall_waits = walk.stall_waits;
+        (*e).cgroup_id = cgroup_id;
+        // The helper zeroes the name when it fails.
+        generated::bpf_get_current_comm((&raw mut (*e).comm).cast(), 16);
+        owner::process_comm_into(task, &raw mut (*e).process);
+    }
     // A wakeup per record costs an irq_work and a switch to the reader per walk
     // (kernel/bpf/ringbuf.c: `bpf_ringbuf_commit`); the reader drains on a timer instead, and
     // is woken once a quarter of the ring is waiting. One record in `WAKE_CHECK_MASK + 1` looks
@@ -301,6 +352,6 @@ fn count_latency(rmap_one: u64, page_type: PageType, duration_ns: u64) {
     if b >= HIST_BUCKETS {
         return;
     }
-    // SAFETY: `hist` points to this CPU's LatencyHist value; `b` is in bounds (checked above).
+    // SAFETY: `hist` points to a LatencyHist value; `b` is in bounds (checked above).
     add_one(unsafe { (*hist).buckets.as_mut_ptr().add(b) });
 }

@@ -140,7 +140,7 @@ pub fn log2_from_latency(latency: &Latency) -> Vec<u64> {
     hist
 }
 
-/// The in-kernel latency histograms, each summed over CPUs: (key, walks per bucket).
+/// The in-kernel latency histograms: (key, walks per bucket).
 pub type Latency = Vec<(HistKey, Vec<u64>)>;
 
 /// Reads the `LATENCY` histograms of every purpose the kernel gave a slot in `PURPOSES`: one
@@ -149,12 +149,15 @@ pub fn read_latency(ebpf: &Ebpf) -> Result<Latency, CountersError> {
     let purposes = read_purposes(ebpf)?;
     let name = maps::LATENCY;
     let map = ebpf.map(name).ok_or(CountersError::Missing(name))?;
-    let hists = PerCpuArray::<_, LatencyHist>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
+    let hists = Array::<_, LatencyHist>::try_from(map).map_err(|e| CountersError::Map(name, e))?;
     let mut out = Vec::new();
     for (slot, rmap_one) in purposes {
         for page_type in PageType::ALL {
-            let sum = summed_hist(&hists, hist_index(slot, page_type as u32))
-                .map_err(|e| CountersError::Map(name, e))?;
+            let sum = hists
+                .get(&hist_index(slot, page_type as u32), 0)
+                .map_err(|e| CountersError::Map(name, e))?
+                .buckets
+                .to_vec();
             if sum.iter().any(|&n| n > 0) {
                 let key = HistKey {
                     rmap_one,

@@ -114,11 +114,9 @@ fn pretend_walk(ebpf: &mut aya::Ebpf, walker: u32) {
         rwc: 0,
         switched_out_ns: 0,
         offcpu_ns: 0,
-        page_type: PageType::Ksm as u32,
-        locked: 0,
-        flags: 0,
-        stall_waits: 0,
         rmap_one: 0,
+        kind: Inflight::kind(PageType::Ksm as u32, 0),
+        stall_waits: 0,
     };
     let slot = walker % inflight.len();
     inflight.set(slot, walk, 0).expect("a walk in flight");

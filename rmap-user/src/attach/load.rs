@@ -170,7 +170,9 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .as_ref()
         .and_then(|k| k.address_of("_stext"))
         .unwrap_or(0);
+    let in_use = filters_in_use(filters);
     Ok(loader
+        .override_global(globals::FILTERS, &in_use, true)
         .override_global(globals::FILTER_TGID, &tgid, true)
         .override_global(globals::FILTER_COMM, &comm, true)
         .override_global(globals::TYPE_MASK, &mask, true)
@@ -236,6 +238,25 @@ fn wake_check_mask(ringbuf_bytes: u32) -> u64 {
     let threshold_records = wakeup_bytes(ringbuf_bytes) / (WALK_EVENT_SIZE as u64 + 8);
     let every = (threshold_records / 4).clamp(1, 64);
     (1u64 << every.ilog2()) - 1
+}
+
+/// The `rmap_common::filters` bits of the filters `filters` sets.
+fn filters_in_use(filters: &Filters) -> u32 {
+    use rmap_common::{PageType, filters as bit};
+    let every_type = PageType::ALL.iter().fold(0, |m, t| m | t.mask_bit());
+    [
+        (filters.tgid != 0, bit::TGID),
+        (filters.comm.as_deref().is_some_and(|c| !c.is_empty()), bit::COMM),
+        (
+            filters.process.as_deref().is_some_and(|p| !p.is_empty()),
+            bit::PROCESS,
+        ),
+        (filters.cgroup_id != 0, bit::CGROUP),
+        (filters.type_mask & every_type != every_type, bit::TYPES),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |bits, (_, b)| bits | b)
 }
 
 /// A comm filter as the kernel compares it: NUL-padded, at most 15 bytes (`TASK_COMM_LEN` 16).
@@ -533,6 +554,17 @@ fn kprobe_targets(facts: &KernelFacts) -> Result<Vec<Target>, String> {
     targets::resolve(|f| kallsyms.clone_of(f).map(String::from))
 }
 
+/// `CLOCK_MONOTONIC` now, in ns: the clock `bpf_ktime_get_ns` reads.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// `sched:sched_switch` for off-CPU accounting; optional.
 fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     if let Err(why) = &facts.layouts.sched_next_pid {
@@ -547,14 +579,58 @@ fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     let map = ebpf
         .map_mut(maps::OFFCPU_ON)
         .ok_or("map OFFCPU_ON missing from the object")?;
-    let mut on = Array::<_, u32>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
-    on.set(0, 1, 0).map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
+    let mut on = Array::<_, u64>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
+    on.set(0, monotonic_ns(), 0)
+        .map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each filter set has its bit; none set, no bit (the kernel then skips every filter).
+    #[test]
+    fn filters_in_use_are_flagged() {
+        use rmap_common::filters as bit;
+        let all = Filters {
+            type_mask: u32::MAX,
+            ..Filters::default()
+        };
+        assert_eq!(filters_in_use(&all), 0);
+        assert_eq!(
+            filters_in_use(&Filters {
+                type_mask: 0b1111,
+                ..all.clone()
+            }),
+            0
+        );
+        assert_eq!(
+            filters_in_use(&Filters {
+                type_mask: 0b0010,
+                ..all.clone()
+            }),
+            bit::TYPES
+        );
+        let every = Filters {
+            tgid: 7,
+            comm: Some("java".into()),
+            process: Some("java".into()),
+            cgroup_id: 9,
+            ..all.clone()
+        };
+        assert_eq!(
+            filters_in_use(&every),
+            bit::TGID | bit::COMM | bit::PROCESS | bit::CGROUP
+        );
+        assert_eq!(
+            filters_in_use(&Filters {
+                comm: Some(String::new()),
+                ..all
+            }),
+            0
+        );
+    }
 
     /// A record in 64 looks at a large ring's fill; a one-page ring (8 records to its wakeup
     /// threshold) is looked at every other record, before it can fill.
