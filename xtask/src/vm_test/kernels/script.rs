@@ -68,10 +68,12 @@ kill -TERM $P; wait $P; echo "exit $?" >> /tmp/stalls.txt
 emit stalls /tmp/stalls.json; emit stalls.txt /tmp/stalls.txt; emit stalls-w /tmp/stalls-w.txt
 phase prometheus
 ifconfig lo 127.0.0.1 up
-rmap-trace --attach-only --prometheus 9500 > /tmp/prom.txt 2>&1 &
+rmap-trace --attach-only --prometheus 9500 --interval 0.5 > /tmp/prom.txt 2>&1 &
 P=$!
 for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/prom.txt && break; sleep 0.2; done
 rmap-trace workload --types anon --layouts split --pages $PAGES > /dev/null 2>&1
+# The walk series are set at each interval's end.
+sleep 2
 wget -qO /tmp/metrics http://127.0.0.1:9500/metrics; echo "wget exit $?" >> /tmp/prom.txt
 kill -TERM $P; wait $P
 emit metrics /tmp/metrics; emit prom.txt /tmp/prom.txt
