@@ -106,6 +106,11 @@ pub struct Ran {
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
+    // Not a terminal (a file, a pipe, a log): one plain line, no frames of escape sequences.
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("{msg}: {len}");
+        return ProgressBar::hidden();
+    }
     // Redrawn twice a second at most: serial consoles (the QEMU guest) get every frame.
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(2));
     pb.set_style(

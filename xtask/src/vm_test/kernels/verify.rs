@@ -75,7 +75,13 @@ fn mode_run(run: &GuestRun, label: &str, name: &str, mode: &str, c: &mut Checks)
         ),
     );
     let probes = kretprobe_counts(text(run, &format!("count-{name}")));
-    let expected = expected_walks(text(run, &format!("w-{name}")));
+    let workload = text(run, &format!("w-{name}"));
+    let expected = expected_walks(workload);
+    c.check(
+        &format!("kernels {label} {name}: the workload's progress to a file is plain lines"),
+        !workload.contains('\u{1b}'),
+        workload.lines().find(|l| l.contains('\u{1b}')).unwrap_or("no escape sequences"),
+    );
     let mut parts = Vec::new();
     let mut all_equal = attached;
     for ty in TYPES {
