@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use super::script::{EXIT, OUT_BEGIN, OUT_END, READY};
 
@@ -34,6 +34,31 @@ pub struct GuestRun {
     pub status: i32,
     pub elapsed: Duration,
 }
+
+/// How a guest run failed, where a caller acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// It never printed the ready marker within its boot timeout.
+    NoBoot,
+    Other,
+}
+
+/// A failed guest run: what went wrong and the last console lines, with the kernel's report.
+#[derive(Debug)]
+pub struct GuestFailed {
+    pub kind: Failure,
+    /// The replayed log shows QEMU's MTTCG text-patching hang (`tcg.rs`).
+    pub hang_signature: bool,
+    message: String,
+}
+
+impl std::fmt::Display for GuestFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GuestFailed {}
 
 pub struct Machine<'a> {
     pub kernel: &'a Path,
@@ -149,7 +174,7 @@ impl Machine<'_> {
     pub fn run(&self, accel: Accel) -> anyhow::Result<GuestRun> {
         match accel {
             Accel::Auto if kvm_usable() => match self.run_with(Accel::Kvm, Some(Duration::from_mins(1))) {
-                Err(e) if e.to_string().contains("did not boot") => {
+                Err(e) if e.downcast_ref::<GuestFailed>().is_some_and(|f| f.kind == Failure::NoBoot) => {
                     eprintln!("xtask: KVM guest did not boot within 60 s; falling back to TCG");
                     self.run_tcg()
                 }
@@ -164,7 +189,12 @@ impl Machine<'_> {
     /// (`tcg.rs`); any other failure, or the hang twice, is the run's error.
     fn run_tcg(&self) -> anyhow::Result<GuestRun> {
         match self.run_with(Accel::Tcg, None) {
-            Err(e) if super::tcg::known_hang(&format!("{e:#}")) => {
+            Err(e)
+                if super::tcg::known_hang(
+                    e.downcast_ref::<GuestFailed>()
+                        .is_some_and(|f| f.hang_signature),
+                ) =>
+            {
                 // The first run's report stays in the log, in case it was something else.
                 eprintln!(
                     "xtask: {e:#}\nxtask: {}; booting it again (once)",
@@ -177,7 +207,7 @@ impl Machine<'_> {
     }
 
     fn run_with(&self, accel: Accel, boot_timeout: Option<Duration>) -> anyhow::Result<GuestRun> {
-        let (mut child, rx) = self.spawn(accel)?;
+        let (child, rx) = self.spawn(accel)?;
         let started = Instant::now();
         let mut watch = Watch::default();
         let mut nmi_sent = false;
@@ -201,19 +231,25 @@ impl Machine<'_> {
             }
             if left.is_zero() {
                 break Err(if watch.ready {
-                    anyhow::anyhow!(
-                        "guest timed out after {} s without {EXIT}",
-                        self.timeout.as_secs()
+                    (
+                        Failure::Other,
+                        format!(
+                            "guest timed out after {} s without {EXIT}",
+                            self.timeout.as_secs()
+                        ),
                     )
                 } else {
-                    anyhow::anyhow!("guest did not boot within {} s (no {READY})", limit.as_secs())
+                    (
+                        Failure::NoBoot,
+                        format!("guest did not boot within {} s (no {READY})", limit.as_secs()),
+                    )
                 });
             }
             let line = match rx.recv_timeout(left.min(Duration::from_secs(1))) {
                 Ok(l) => l,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(anyhow::anyhow!("qemu exited without {EXIT}"));
+                    break Err((Failure::Other, format!("qemu exited without {EXIT}")));
                 }
             };
             if line.contains("Kernel panic") {
@@ -226,18 +262,32 @@ impl Machine<'_> {
                     watch.panic_text.push(l);
                 }
                 break Err(if nmi_sent {
-                    anyhow::anyhow!(
-                        "guest timed out after {} s without {EXIT}; the NMI sent then made it panic",
-                        self.timeout.as_secs()
+                    (
+                        Failure::Other,
+                        format!(
+                            "guest timed out after {} s without {EXIT}; the NMI sent then made it panic",
+                            self.timeout.as_secs()
+                        ),
                     )
                 } else {
-                    anyhow::anyhow!("guest kernel panicked")
+                    (Failure::Other, "guest kernel panicked".to_string())
                 });
             }
             if let Some(done) = watch.line(line, self.echo) {
-                break done;
+                break done.map_err(|e| (Failure::Other, format!("{e:#}")));
             }
         };
+        self.finish(child, watch, started.elapsed(), result)
+    }
+
+    /// Stops QEMU after a run; its outputs, or what failed with the last console lines.
+    fn finish(
+        &self,
+        mut child: Child,
+        watch: Watch,
+        elapsed: Duration,
+        result: Result<(), (Failure, String)>,
+    ) -> anyhow::Result<GuestRun> {
         if let Err(e) = child.kill() {
             // Already exited (poweroff): nothing to stop.
             log_debug(&format!("qemu kill: {e}"));
@@ -247,17 +297,22 @@ impl Machine<'_> {
             log_debug(&format!("removing the monitor socket: {e}"));
         }
         let mut run = watch.run;
-        run.elapsed = started.elapsed();
+        run.elapsed = elapsed;
         match result {
             Ok(()) => Ok(run),
-            Err(e) => {
+            Err((kind, e)) => {
                 let tail: Vec<String> = watch.last.into_iter().filter(|l| !l.trim().is_empty()).collect();
-                bail!(
-                    "{e}{}; last console lines:\n  {}{}",
-                    super::tcg::signature_note(&watch.panic_text),
-                    tail[tail.len().saturating_sub(15)..].join("\n  "),
-                    panic_report(&watch.panic_text)
-                )
+                Err(GuestFailed {
+                    kind,
+                    hang_signature: super::tcg::shows_hang(&watch.panic_text),
+                    message: format!(
+                        "{e}{}; last console lines:\n  {}{}",
+                        super::tcg::signature_note(&watch.panic_text),
+                        tail[tail.len().saturating_sub(15)..].join("\n  "),
+                        panic_report(&watch.panic_text)
+                    ),
+                }
+                .into())
             }
         }
     }

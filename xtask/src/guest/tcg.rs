@@ -38,10 +38,15 @@ pub fn signature_note(log: &[String]) -> &'static str {
     }
 }
 
-/// Whether a failed TCG run's error says its log shows the hang, on a QEMU that has (or may
-/// have: its version unknown) the race.
-pub fn known_hang(error: &str) -> bool {
-    racy(qemu_version()) && error.contains(SIGNATURE_NOTE)
+/// Whether a failed TCG run whose replayed log shows the hang (`hang_signature`) died of it:
+/// on a QEMU that has (or may have: its version unknown) the race.
+pub fn known_hang(hang_signature: bool) -> bool {
+    hang_signature && racy(qemu_version())
+}
+
+/// Whether a failed run's replayed log shows the hang.
+pub fn shows_hang(log: &[String]) -> bool {
+    has_signature(&log.join("\n"))
 }
 
 /// Both halves of the hang in the backtraces: the looping vCPU and the patching one.
