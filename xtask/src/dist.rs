@@ -281,32 +281,43 @@ pub fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
     Ok(ambient)
 }
 
-/// Runs `binary probe` as root and as nobody with exactly `caps` (ambient, inheritable and
-/// bounding), as the unit would. Both must succeed, find tracefs alike and pick the same attach
-/// mode, or the unit lacks a capability; other modes may differ (a kprobe needs `CAP_SYS_ADMIN`
-/// under Debian's `perf_event_paranoid=3`) and are shown.
+/// Runs `binary probe --json` as root and as nobody with exactly `caps` (ambient, inheritable
+/// and bounding), as the unit would. Both must succeed, find tracefs alike and pick the same
+/// attach mode, or the unit lacks a capability; other modes may differ (a kprobe needs
+/// `CAP_SYS_ADMIN` under Debian's `perf_event_paranoid=3`) and are shown.
 fn probe_with(binary: &Path, caps: &[String]) -> anyhow::Result<()> {
     if !setup::is_root() {
         bail!("the dist check compares `rmap-trace probe` as root and as nobody: run it as root");
     }
-    let as_root = cmd::stdout(Command::new(binary).arg("probe"))?;
+    let dir = Scratch::new(&std::env::temp_dir(), "probe")?;
+    // nobody writes its report here too.
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+    let (root_json, nobody_json) = (dir.path().join("root.json"), dir.path().join("nobody.json"));
+    cmd::stdout(Command::new(binary).arg("probe").arg("--json").arg(&root_json))?;
     let list: Vec<String> = caps
         .iter()
         .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
         .collect();
     let set = format!("-all,{}", list.join(","));
-    let as_nobody = cmd::stdout(
+    cmd::stdout(
         Command::new("setpriv")
             .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
             .args(["--inh-caps", &set, "--ambient-caps", &set, "--bounding-set", &set])
             .arg("--")
             .arg(binary)
-            .arg("probe"),
+            .args(["probe", "--json"])
+            .arg(&nobody_json),
     )
     .with_context(|| format!("rmap-trace probe as nobody with {}", caps.join(" ")))?;
-    let (root, nobody) = (View::of(&as_root), View::of(&as_nobody));
+    let read = |p: &Path| -> anyhow::Result<View> {
+        let text = fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(View::of(
+            &serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?,
+        ))
+    };
+    let (root, nobody) = (read(&root_json)?, read(&nobody_json)?);
     let shown = |v: &View| indent(&v.lines.join("\n"));
-    if root.tracefs != nobody.tracefs || root.chosen() != nobody.chosen() {
+    if root.tracefs != nobody.tracefs || root.chosen != nobody.chosen {
         bail!(
             "rmap-trace probe as nobody with {} sees{}\nbut as root{}",
             caps.join(" "),
@@ -327,29 +338,44 @@ fn probe_with(binary: &Path, caps: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `probe` says rmap-trace can attach to.
-struct View<'a> {
-    tracefs: Option<&'a str>,
-    /// `tracefs:` and `mode ` lines.
-    lines: Vec<&'a str>,
+/// What `probe --json` says rmap-trace can attach to.
+#[derive(Debug)]
+struct View {
+    /// `host.tracefs`: where tracefs is, if anywhere.
+    tracefs: Option<String>,
+    /// The mode an attach would use: the first available one.
+    chosen: Option<String>,
+    /// Each mode as a line, for messages.
+    lines: Vec<String>,
 }
 
-impl<'a> View<'a> {
-    fn of(probe: &'a str) -> Self {
-        let lines: Vec<&str> = probe
-            .lines()
-            .filter(|l| l.starts_with("tracefs:") || l.starts_with("mode "))
-            .collect();
-        let tracefs = lines.iter().find(|l| l.starts_with("tracefs:")).copied();
-        Self { tracefs, lines }
-    }
-
-    /// The mode an attach would use: the first available one.
-    fn chosen(&self) -> Option<&'a str> {
-        self.lines
+impl View {
+    fn of(probe: &serde_json::Value) -> Self {
+        let modes = probe["modes"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let lines = modes
             .iter()
-            .find(|l| l.starts_with("mode ") && l.contains(" available:"))
-            .and_then(|l| l.split_whitespace().nth(1))
+            .map(|m| {
+                let state = if m["available"] == true {
+                    "available"
+                } else {
+                    "unavailable"
+                };
+                format!(
+                    "mode {} {state}: {}",
+                    m["mode"].as_str().unwrap_or("?"),
+                    m["detail"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        Self {
+            tracefs: probe["host"]["tracefs"].as_str().map(String::from),
+            chosen: modes
+                .iter()
+                .find(|m| m["available"] == true)
+                .and_then(|m| m["mode"].as_str())
+                .map(String::from),
+            lines,
+        }
     }
 }
 
@@ -403,15 +429,23 @@ mod tests {
 
     #[test]
     fn the_chosen_mode_is_the_first_available() {
-        let probe = "kernel:   6.1.0-56-amd64\ntracefs:  /sys/kernel/tracing\n\
-                     mode tracepoint     unavailable: no rmap:rmap_walk_start\n\
-                     mode fentry         available: fentry+fexit:rmap_walk_ksm\n\
-                     mode kprobe         available: kprobe+kretprobe:rmap_walk_ksm\n";
-        let view = View::of(probe);
-        assert_eq!(view.chosen(), Some("fentry"));
-        assert_eq!(view.tracefs, Some("tracefs:  /sys/kernel/tracing"));
-        assert_eq!(view.lines.len(), 4);
-        assert_eq!(View::of("tracefs:  not mounted\n").chosen(), None);
+        let probe = serde_json::json!({
+            "host": { "tracefs": "/sys/kernel/tracing" },
+            "modes": [
+                { "mode": "tracepoint", "available": false, "detail": "no rmap:rmap_walk_start" },
+                { "mode": "fentry", "available": true, "detail": "fentry+fexit:rmap_walk_ksm" },
+                { "mode": "kprobe", "available": true, "detail": "kprobe+kretprobe:rmap_walk_ksm" },
+            ]
+        });
+        let view = View::of(&probe);
+        assert_eq!(view.chosen.as_deref(), Some("fentry"));
+        assert_eq!(view.tracefs.as_deref(), Some("/sys/kernel/tracing"));
+        assert_eq!(view.lines.len(), 3);
+        assert_eq!(
+            view.lines[0],
+            "mode tracepoint unavailable: no rmap:rmap_walk_start"
+        );
+        assert_eq!(View::of(&serde_json::json!({ "host": {} })).chosen, None);
     }
 
     #[test]

@@ -174,7 +174,10 @@ impl Machine<'_> {
     pub fn run(&self, accel: Accel) -> anyhow::Result<GuestRun> {
         match accel {
             Accel::Auto if kvm_usable() => match self.run_with(Accel::Kvm, Some(Duration::from_mins(1))) {
-                Err(e) if e.downcast_ref::<GuestFailed>().is_some_and(|f| f.kind == Failure::NoBoot) => {
+                Err(e)
+                    if e.downcast_ref::<GuestFailed>()
+                        .is_some_and(|f| f.kind == Failure::NoBoot) =>
+                {
                     eprintln!("xtask: KVM guest did not boot within 60 s; falling back to TCG");
                     self.run_tcg()
                 }
@@ -191,8 +194,7 @@ impl Machine<'_> {
         match self.run_with(Accel::Tcg, None) {
             Err(e)
                 if super::tcg::known_hang(
-                    e.downcast_ref::<GuestFailed>()
-                        .is_some_and(|f| f.hang_signature),
+                    e.downcast_ref::<GuestFailed>().is_some_and(|f| f.hang_signature),
                 ) =>
             {
                 // The first run's report stays in the log, in case it was something else.

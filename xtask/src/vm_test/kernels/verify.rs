@@ -80,7 +80,10 @@ fn mode_run(run: &GuestRun, label: &str, name: &str, mode: &str, c: &mut Checks)
     c.check(
         &format!("kernels {label} {name}: the workload's progress to a file is plain lines"),
         !workload.contains('\u{1b}'),
-        workload.lines().find(|l| l.contains('\u{1b}')).unwrap_or("no escape sequences"),
+        workload
+            .lines()
+            .find(|l| l.contains('\u{1b}'))
+            .unwrap_or("no escape sequences"),
     );
     let mut parts = Vec::new();
     let mut all_equal = attached;
