@@ -50,15 +50,18 @@ fn task_filters_pass(pid_tgid: u64) -> bool {
     if (a, b) == (0, 0) {
         return true;
     }
-    // Read into two words, not a zeroed byte array (LLVM zeroes one with a `memset` call), and
-    // compared as words: a byte-array `==` may lower to a memcmp call BPF cannot make.
-    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
-    // SAFETY: 16 writable bytes; the helper fills them (with zeros when it fails).
-    let [x, y] = unsafe {
+    // Read into two words zeroed by two stores, not a zeroed byte array (LLVM zeroes one with a
+    // `memset` call), and compared as words: a byte-array `==` may lower to a memcmp call BPF
+    // cannot make. Zeroed first: the helper pads the name with zeros on some kernels only (6.1
+    // copies up to the NUL and leaves the rest).
+    let mut comm = [0u64; 2];
+    // SAFETY: 16 writable bytes, which the helper fills up to the name's NUL.
+    unsafe {
+        core::ptr::write_volatile(&raw mut comm[0], 0);
+        core::ptr::write_volatile(&raw mut comm[1], 0);
         generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16);
-        comm.assume_init()
-    };
-    (x, y) == (a, b)
+    }
+    (comm[0], comm[1]) == (a, b)
 }
 
 #[inline(always)]

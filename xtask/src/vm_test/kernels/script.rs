@@ -81,7 +81,8 @@ phase restore
 knobs > /tmp/k.before
 rmap-trace --types ksm --pages $PAGES > /tmp/kill.txt 2>&1 &
 P=$!
-for i in $(seq 1200); do [ "$(cat /sys/kernel/mm/ksm/run)" = 1 ] && break; sleep 0.05; done
+# Killed once it changed KSM's settings (they stay changed until its scenario ends).
+for i in $(seq 3000); do [ "$(cat /sys/kernel/mm/ksm/pages_to_scan)" != 100 ] && break; sleep 0.02; done
 kill -KILL $P; wait $P
 knobs > /tmp/k.killed
 rmap-trace restore > /tmp/restore.txt 2>&1; echo "exit $?" >> /tmp/restore.txt
