@@ -183,7 +183,7 @@ pub fn run_echoed(args: &GuestArgs, cmd: &str) -> anyhow::Result<()> {
 /// `run_echoed`, `files` brought home after `cmd` (whose status is kept).
 pub fn run_echoed_home(args: &GuestArgs, cmd: &str, files: &[home::HomeFile]) -> anyhow::Result<()> {
     home::check(files)?;
-    let script = if files.is_empty() {
+    let mut script = if files.is_empty() {
         cmd.to_string()
     } else {
         format!(
@@ -191,6 +191,12 @@ pub fn run_echoed_home(args: &GuestArgs, cmd: &str, files: &[home::HomeFile]) ->
             home::send_lines(files)
         )
     };
+    // The guest's console is a terminal: progress bars draw their frames on it, which a host
+    // output that is no terminal (a file, a pipe) would keep line after line. Through a pipe
+    // there, rmap-trace prints plain lines instead.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        script = format!("set -o pipefail\n(\n{script}\n) 2>&1 | cat\n");
+    }
     let out = boot(args, &script, true)?;
     eprintln!("xtask: guest finished in {:.1} s", out.elapsed.as_secs_f64());
     home::write(&out, files)?;
