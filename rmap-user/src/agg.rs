@@ -75,6 +75,11 @@ impl Stats {
         if let Err(e) = self.hist.add(&other.hist) {
             log::warn!("merging histograms: {e:?}");
         }
+        self.merge_side(other);
+    }
+
+    /// Adds another group's off-CPU and locked counts, not its histogram.
+    pub fn merge_side(&mut self, other: &Stats) {
         self.offcpu_total_ns += other.offcpu_total_ns;
         self.offcpu_max_ns = self.offcpu_max_ns.max(other.offcpu_max_ns);
         self.offcpu_walks += other.offcpu_walks;
@@ -143,6 +148,25 @@ impl Aggregator {
     /// Called per event: allocates only for a purpose or process not seen before.
     pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: Process<'_>) {
         self.records += 1;
+        self.side(ev, purpose);
+        self.tables(ev, process);
+    }
+
+    /// Counts a record and what only records carry per page type and purpose (off-CPU time,
+    /// locked walks), without the per-process and per-owner tables: an interval's part, folded
+    /// into the run's by [`Self::add_side`].
+    pub fn record_side(&mut self, ev: &WalkEvent, purpose: &str) {
+        self.records += 1;
+        self.side(ev, purpose);
+    }
+
+    /// Counts a record in the per-process and per-owner tables only.
+    pub fn record_tables(&mut self, ev: &WalkEvent, process: Process<'_>) {
+        self.records += 1;
+        self.tables(ev, process);
+    }
+
+    fn side(&mut self, ev: &WalkEvent, purpose: &str) {
         let ty = PageType::from_u32(ev.page_type);
         self.types.entry(ty).or_default().record_side(ev);
         let purposes = self.purposes.entry(ty).or_default();
@@ -150,10 +174,30 @@ impl Aggregator {
             Some(s) => s.record_side(ev),
             None => purposes.entry(purpose.to_string()).or_default().record_side(ev),
         }
+    }
+
+    fn tables(&mut self, ev: &WalkEvent, process: Process<'_>) {
         self.processes.record(ev, process);
         let mut buf = [0u8; 18];
         self.owners
             .record(owners::owner_of(ev), "", owners::walker(ev, &mut buf), ev);
+    }
+
+    /// Adds the per-type and per-purpose record counts of `other` (see [`Self::record_side`]),
+    /// not its histograms, which come from the kernel's.
+    pub fn add_side(&mut self, other: &Aggregator) {
+        for (ty, s) in &other.types {
+            self.types.entry(*ty).or_default().merge_side(s);
+        }
+        for (ty, by) in &other.purposes {
+            let mine = self.purposes.entry(*ty).or_default();
+            for (purpose, s) in by {
+                match mine.get_mut(purpose) {
+                    Some(m) => m.merge_side(s),
+                    None => mine.entry(purpose.clone()).or_default().merge_side(s),
+                }
+            }
+        }
     }
 
     /// Sets the latency of each page type and purpose from the kernel's histograms (see
