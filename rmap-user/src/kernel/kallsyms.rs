@@ -1,5 +1,8 @@
 //! Symbolization of `rwc->rmap_one` through /proc/kallsyms, which names why a walk ran.
-use std::{collections::HashMap, fs, path::Path};
+use std::{fs, path::Path};
+
+// Looked up for every walk record: see `top`.
+use foldhash::HashMap;
 
 /// Errors reading kallsyms.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +124,7 @@ impl Purposes {
     pub fn new(kallsyms: Option<Kallsyms>) -> Self {
         Self {
             kallsyms,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
         }
     }
 
