@@ -245,7 +245,9 @@ mod tests {
         n.resolve(64);
         n.lookup(&ev);
         assert_eq!(n.pending(), 0);
-        let old = Instant::now().checked_sub(RECHECK).expect("the clock is past RECHECK");
+        let old = Instant::now()
+            .checked_sub(RECHECK)
+            .expect("the clock is past RECHECK");
         n.cache.get_mut(&10).expect("cached").read_at = old;
         n.resolve(0);
         assert_eq!(n.lookup(&ev).name, "p10");
