@@ -223,6 +223,23 @@ impl Aggregator {
         }
     }
 
+    /// Bytes the aggregate holds on the heap: histograms, most of it (one per page type and
+    /// purpose, one per process and owner row).
+    pub fn heap_bytes(&self) -> usize {
+        let types: usize = self
+            .types
+            .values()
+            .map(|s| crate::memory::hist_bytes(&s.hist))
+            .sum();
+        let purposes: usize = self
+            .purposes
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|s| crate::memory::hist_bytes(&s.hist))
+            .sum();
+        types + purposes + self.processes.heap_bytes() + self.owners.heap_bytes()
+    }
+
     /// Kernel-counted walks over all page types (0 before `set_latency`).
     pub fn walks(&self) -> u64 {
         self.types.values().map(|s| s.hist.len()).sum()

@@ -15,6 +15,7 @@ pub mod export;
 pub mod host_state;
 pub mod kernel;
 pub mod latency;
+pub mod memory;
 pub mod owners;
 pub mod procs;
 pub mod render;

@@ -93,15 +93,18 @@ pub struct Session {
 impl Session {
     /// Loads and attaches; prints the attach report (chosen mode, skipped modes).
     pub fn start(filters: &Filters, choice: AttachChoice, flavor: TpFlavor) -> anyhow::Result<Self> {
+        crate::memory::report("start", &[]);
         let mut facts = KernelFacts::read()?;
         if let (true, Err(why)) = (filters.cgroup_id != 0, &facts.owner_source) {
             anyhow::bail!("--cgroup needs the folio's memory cgroup, which this kernel's BTF lacks: {why}");
         }
         let mut ebpf = load::load_object(filters, &facts)?;
+        crate::memory::report("object loaded", &[]);
         let attached = match load::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
             Ok(a) => a,
             Err(outcome) => return Err(AttachFailed(outcome).into()),
         };
+        crate::memory::report("attached", &[]);
         for line in attached.outcome.report() {
             println!("{line}");
         }
@@ -134,16 +137,20 @@ impl Session {
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| e.into_parts().1)
             .context("polling the ring buffer")?;
+        let decoder = Decoder::new(Purposes::new(facts.kallsyms.take()));
+        let tracefs = facts.tracefs.take();
+        drop(facts);
+        crate::memory::report("kernel facts dropped", &[]);
         Ok(Self {
             ring,
             logger,
             ebpf,
             attached,
-            decoder: Decoder::new(Purposes::new(facts.kallsyms.take())),
+            decoder,
             backlog: false,
             stalls,
             stalls_unavailable,
-            _tracefs: facts.tracefs.take(),
+            _tracefs: tracefs,
         })
     }
 

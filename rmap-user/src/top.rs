@@ -177,6 +177,20 @@ impl<K: Copy + Eq + Hash> TopTable<K> {
         self.rows.insert(key, e);
     }
 
+    /// Bytes the rows hold on the heap: their histograms, most of it, and the candidates.
+    pub fn heap_bytes(&self) -> usize {
+        let rows: usize = self
+            .rows
+            .values()
+            .map(|e| crate::memory::hist_bytes(&e.stats.hist) + size_of::<(K, Entry)>())
+            .sum();
+        let other = self
+            .other
+            .as_ref()
+            .map_or(0, |s| crate::memory::hist_bytes(&s.hist));
+        rows + other + self.candidates.capacity() * size_of::<(K, u64)>()
+    }
+
     /// Keys with a row.
     pub fn len(&self) -> usize {
         self.rows.len()

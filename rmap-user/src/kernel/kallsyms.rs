@@ -70,6 +70,11 @@ impl Kallsyms {
         &self.names[start as usize..(start + len) as usize]
     }
 
+    /// Bytes the table holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity() + self.syms.capacity() * size_of::<(u64, u32, u32)>()
+    }
+
     /// The function containing `addr` (nearest symbol at or below it).
     pub fn symbolize(&self, addr: u64) -> Option<&str> {
         let i = self.syms.partition_point(|(a, _, _)| *a <= addr);
@@ -126,6 +131,14 @@ impl Purposes {
             kallsyms,
             cache: HashMap::default(),
         }
+    }
+
+    /// Bytes the symbols and the cached purposes hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        let cached: usize = self.cache.values().map(String::capacity).sum();
+        self.kallsyms.as_ref().map_or(0, Kallsyms::heap_bytes)
+            + self.cache.capacity() * size_of::<(u64, String)>()
+            + cached
     }
 
     pub fn of(&mut self, rmap_one: u64) -> &str {

@@ -133,6 +133,14 @@ impl ProcessNames {
         self.cache.retain(|_, e| e.used > cut);
     }
 
+    /// Bytes the cache and the queue hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        let names: usize = self.cache.values().map(|e| e.name.capacity()).sum();
+        self.cache.capacity() * size_of::<(u32, Entry)>()
+            + names
+            + self.pending.capacity() * size_of::<(u32, [u8; 16])>()
+    }
+
     /// Processes cached.
     pub fn len(&self) -> usize {
         self.cache.len()

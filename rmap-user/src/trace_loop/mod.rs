@@ -48,6 +48,21 @@ pub fn kernel_latency(session: &mut Session, sink: &mut Sink) -> anyhow::Result<
     sink.set_latency(now, |addr| session.decoder.purposes.of(addr).to_string())
 }
 
+/// Reports the tracer's memory when an interval ends (see [`crate::memory`]): the heap and
+/// the long-lived tables.
+pub fn report_memory(session: &Session, sink: &Sink) {
+    if crate::memory::enabled() {
+        crate::memory::report(
+            "interval",
+            &[
+                ("aggregate", sink.total.heap_bytes()),
+                ("purposes", session.decoder.purposes.heap_bytes()),
+                ("process_names", session.decoder.processes.heap_bytes()),
+            ],
+        );
+    }
+}
+
 /// What ended a wait of [`run_until`].
 pub enum Woke<T> {
     /// The work finished with this output.

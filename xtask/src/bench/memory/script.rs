@@ -1,13 +1,17 @@
-//! The guest side of the memory bench: `rmap-trace --attach-only --prometheus --hlog` under
+//! The guest side of the memory bench: `RUST_LOG=warn,rmap_user::memory=debug rmap-trace --attach-only --prometheus --hlog` under
 //! loops of walk-producing workloads, and every 10 s one sample of the tracer's memory.
 //!
 //! A sample is a block of lines: `sample <seconds> <VmRSS kB> <RssAnon kB> <RssFile kB>
 //! <scrape status> <rmap_walks_total lines>` then one
-//! `map <name> <Size kB> <Rss kB>` per `anon_inode:` mapping of the tracer (from
-//! /proc/PID/smaps), which is where a BPF map's mmap shows: the ring buffer's consumer page
-//! and its producer pages plus data, mapped twice (kernel/bpf/ringbuf.c,
+//! `map <name> <Size kB> <Rss kB>` per resident mapping of the tracer (from /proc/PID/smaps;
+//! `[anon]` for one without a name). A BPF map's mmap shows as `anon_inode:bpf-map`: the ring
+//! buffer's consumer page and its producer pages plus data, mapped twice (kernel/bpf/ringbuf.c,
 //! `bpf_ringbuf_area_alloc`, maps the data pages twice in a row so that a record that wraps is
 //! contiguous; aya maps the producer part whole).
+//!
+//! The tracer runs with its memory reports on (`RUST_LOG=…,rmap_user::memory=debug`): the heap
+//! at each step of the start and at each interval's end, with its long-lived tables' sizes;
+//! those lines are sent as `memory`.
 
 /// The tracer's port on the guest's loopback.
 pub const PORT: u16 = 9500;
@@ -35,7 +39,7 @@ s=0
 while [ $s -le {samples} ]; do
   wget -qO /tmp/metrics http://127.0.0.1:{PORT}/metrics; W=$?
   echo "sample $((s * {PERIOD_S})) $(awk '/^(VmRSS|RssAnon|RssFile):/ {{printf "%s ", $2}}' /proc/$T/status)$W $(grep -c '^rmap_walks_total' /tmp/metrics)" >> /tmp/series
-  awk '/^[0-9a-f]+-[0-9a-f]+ / {{ name = $6 }} /^Size:/ {{ size = $2 }} /^Rss:/ {{ if (name ~ /^anon_inode:/) print "map", name, size, $2 }}' /proc/$T/smaps >> /tmp/series
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {{ name = ($6 == "" ? "[anon]" : $6) }} /^Size:/ {{ size = $2 }} /^Rss:/ {{ if ($2 > 0) print "map", name, size, $2 }}' /proc/$T/smaps >> /tmp/series
   s=$((s + 1))
   [ $s -le {samples} ] && sleep {PERIOD_S}
 done
@@ -45,12 +49,14 @@ wait $A1 $A2 $K
 kill -TERM $T; wait $T; echo "tracer exit $?" >> /tmp/w.txt
 ls -l /tmp/m.hlog >> /tmp/w.txt
 echo "hlog histogram lines: $(grep -vc '^#' /tmp/m.hlog)" >> /tmp/w.txt
-tail -n 30 /tmp/t.txt > /tmp/t.tail
+grep 'rmap_user::memory' /tmp/t.txt > /tmp/mem.txt
+grep -v 'rmap_user::memory' /tmp/t.txt | tail -n 30 > /tmp/t.tail
 emit series /tmp/series
 emit w.txt /tmp/w.txt
 emit tracer.tail /tmp/t.tail
 emit metrics /tmp/metrics
 emit top /tmp/top
+emit memory /tmp/mem.txt
 "#
     )
 }

@@ -1,0 +1,143 @@
+//! The tracer's own memory: glibc's allocator statistics and the sizes of the long-lived
+//! tables, logged at debug level under this module's target for `cargo xtask bench memory`'s
+//! breakdown, and the heap freed after attaching (the parsed BTF) handed back to the system.
+use std::fmt;
+
+/// The log target of the reports: `RUST_LOG=rmap_user::memory=debug` shows them.
+pub const TARGET: &str = "rmap_user::memory";
+
+/// glibc's allocator statistics (`mallinfo2`), summed over its arenas, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heap {
+    /// Allocated: chunks in use in the arenas, and chunks mapped on their own.
+    pub in_use: usize,
+    /// Free chunks in the arenas: resident until trimmed or reused.
+    pub free: usize,
+    /// What the arenas hold from the system (`brk` heap and mapped heaps).
+    pub arena: usize,
+    /// Chunks mapped on their own (large allocations), part of `in_use`.
+    pub mapped: usize,
+}
+
+impl Heap {
+    /// The statistics now; `None` with an allocator other than glibc's.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pub fn now() -> Option<Self> {
+        // SAFETY: mallinfo2 takes no arguments and only reads the allocator's state.
+        let m = unsafe { libc::mallinfo2() };
+        Some(Self {
+            in_use: m.uordblks + m.hblkhd,
+            free: m.fordblks,
+            arena: m.arena,
+            mapped: m.hblkhd,
+        })
+    }
+
+    /// The statistics now; `None` with an allocator other than glibc's.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub fn now() -> Option<Self> {
+        None
+    }
+}
+
+impl fmt::Display for Heap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "heap_in_use={} heap_free={} heap_arena={} heap_mapped={}",
+            self.in_use, self.free, self.arena, self.mapped
+        )
+    }
+}
+
+/// Hands the arenas' free pages back to the system (`malloc_trim`): after attaching, the
+/// parsed BTF and the object's sections are freed, but glibc keeps freed chunks below the top
+/// of its heap resident. Returns whether any memory was released.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn trim() -> bool {
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Does nothing with an allocator other than glibc's.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn trim() -> bool {
+    false
+}
+
+/// Whether the reports are logged: sizes need only be counted then.
+pub fn enabled() -> bool {
+    log::log_enabled!(target: TARGET, log::Level::Debug)
+}
+
+/// Logs `what` with the heap statistics and `parts` (name, bytes) at debug level under
+/// [`TARGET`], one line: `<what>: heap_in_use=N … name=N …`.
+pub fn report(what: &str, parts: &[(&str, usize)]) {
+    if enabled() {
+        log::debug!(target: TARGET, "{}", line(what, Heap::now(), parts));
+    }
+}
+
+fn line(what: &str, heap: Option<Heap>, parts: &[(&str, usize)]) -> String {
+    let mut s = format!("{what}:");
+    if let Some(h) = heap {
+        s += &format!(" {h}");
+    }
+    for (name, bytes) in parts {
+        s += &format!(" {name}={bytes}");
+    }
+    s
+}
+
+/// Bytes of an HdrHistogram's counts (what it holds on the heap, its few fields aside).
+pub fn hist_bytes(h: &hdrhistogram::Histogram<u64>) -> usize {
+    h.distinct_values() * size_of::<u64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An allocation counts as in use until freed; the arenas hold what is in use and free.
+    #[test]
+    fn statistics_follow_allocations() {
+        // 128 MiB in chunks below the mmap threshold (they come from an arena); the margin
+        // (a quarter) is for the tests running meanwhile in other threads.
+        const CHUNK: usize = 32 * 1024;
+        const TOTAL: usize = 4096 * CHUNK;
+        let Some(before) = Heap::now() else {
+            return;
+        };
+        let v: Vec<Vec<u8>> = (0..4096).map(|i| vec![i as u8; CHUNK]).collect();
+        let held = Heap::now().expect("glibc");
+        assert!(
+            held.in_use + TOTAL / 4 >= before.in_use + TOTAL,
+            "{before} then {held}"
+        );
+        drop(v);
+        let freed = Heap::now().expect("glibc");
+        assert!(
+            freed.in_use + TOTAL <= held.in_use + TOTAL / 4,
+            "{held} then {freed}"
+        );
+        assert!(
+            freed.free + freed.in_use <= freed.arena + freed.mapped + TOTAL / 4,
+            "{freed}"
+        );
+    }
+
+    #[test]
+    fn report_lines() {
+        let h = Heap {
+            in_use: 1,
+            free: 2,
+            arena: 3,
+            mapped: 4,
+        };
+        assert_eq!(
+            line("attached", Some(h), &[("kallsyms", 5)]),
+            "attached: heap_in_use=1 heap_free=2 heap_arena=3 heap_mapped=4 kallsyms=5"
+        );
+        assert_eq!(line("interval", None, &[]), "interval:");
+    }
+}
