@@ -310,8 +310,14 @@ mod tests {
     fn goals_on_medians() {
         let g = goals(&runs(), 3, &ROWS, &[Workload::Anon]);
         // fentry 10, bpftrace 40 → 0.25 met; tracefs 100 → 0.10 met.
-        assert!(g.contains("fentry/bpftrace               <= 0.5: 0.25 -> met"), "{g}");
-        assert!(g.contains("fentry/tracefs                <= 0.25: 0.10 -> met"), "{g}");
+        assert!(
+            g.contains("fentry/bpftrace               <= 0.5: 0.25 -> met"),
+            "{g}"
+        );
+        assert!(
+            g.contains("fentry/tracefs                <= 0.25: 0.10 -> met"),
+            "{g}"
+        );
         // Goals of rows that did not run in this boot are left out.
         assert_eq!(g.lines().count(), 2, "{g}");
     }
