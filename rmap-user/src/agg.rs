@@ -200,9 +200,10 @@ impl Aggregator {
         }
     }
 
-    /// Sets the latency of each page type and purpose from the kernel's histograms (see
-    /// `latency::named`), replacing what was there: a type's is the sum of its purposes'.
-    pub fn set_latency(&mut self, hists: Vec<(PageType, String, Histogram<u64>)>) {
+    /// Sets the latency of each page type and purpose from the kernel's histograms' buckets
+    /// (see `latency::named`), replacing what was there: a type's is the sum of its purposes'.
+    /// The buckets are recorded in place: no histogram is built per kernel histogram.
+    pub fn set_latency(&mut self, hists: Vec<(PageType, String, &[u64])>) {
         for s in self.types.values_mut() {
             s.hist.reset();
         }
@@ -211,15 +212,10 @@ impl Aggregator {
                 s.hist.reset();
             }
         }
-        for (ty, purpose, h) in hists {
-            let t = self.types.entry(ty).or_default();
-            if let Err(e) = t.hist.add(&h) {
-                log::warn!("adding a kernel histogram: {e:?}");
-            }
+        for (ty, purpose, buckets) in hists {
+            crate::latency::record(&mut self.types.entry(ty).or_default().hist, buckets);
             let p = self.purposes.entry(ty).or_default().entry(purpose).or_default();
-            if let Err(e) = p.hist.add(&h) {
-                log::warn!("adding a kernel histogram: {e:?}");
-            }
+            crate::latency::record(&mut p.hist, buckets);
         }
     }
 
@@ -300,8 +296,8 @@ mod tests {
         }
         a.set_latency(
             hists
-                .into_iter()
-                .map(|((t, p), b)| (t, p, crate::latency::to_hdr(&b)))
+                .iter()
+                .map(|((t, p), b)| (*t, p.clone(), b.as_slice()))
                 .collect(),
         );
     }
@@ -355,8 +351,7 @@ mod tests {
         for (ev, p, c) in &evs[..10] {
             dropped.record(ev, p, Process::named(c));
         }
-        let kernel = crate::latency::to_hdr(&buckets);
-        dropped.set_latency(vec![(PageType::Anon, "migrate".to_string(), kernel)]);
+        dropped.set_latency(vec![(PageType::Anon, "migrate".to_string(), buckets.as_slice())]);
         let key = |r: &Row| (r.key.clone(), r.count, r.min_ns, r.p50_ns, r.p99_ns, r.max_ns);
         let rows = |a: &Aggregator| {
             a.type_rows()
