@@ -52,10 +52,7 @@ pub fn minus(now: &Latency, before: &Latency) -> Latency {
 
 /// Each histogram's buckets with its page type and purpose name (`purpose` names an `rmap_one`
 /// address).
-pub fn named(
-    latency: &Latency,
-    mut purpose: impl FnMut(u64) -> String,
-) -> Vec<(PageType, String, &[u64])> {
+pub fn named(latency: &Latency, mut purpose: impl FnMut(u64) -> String) -> Vec<(PageType, String, &[u64])> {
     latency
         .iter()
         .filter(|(_, b)| b.iter().any(|&n| n > 0))
