@@ -1,4 +1,4 @@
-//! The guest side of the memory bench: `RUST_LOG=warn,rmap_user::memory=debug rmap-trace --attach-only --prometheus --hlog` under
+//! The guest side of the memory bench: `rmap-trace --attach-only --prometheus --hlog` under
 //! loops of walk-producing workloads, and every 10 s one sample of the tracer's memory.
 //!
 //! A sample is a block of lines: `sample <seconds> <VmRSS kB> <RssAnon kB> <RssFile kB>
@@ -23,7 +23,7 @@ pub fn script(minutes: u32, ringbuf_kib: u32) -> String {
     let samples = minutes * 60 / PERIOD_S;
     format!(
         r#"ifconfig lo 127.0.0.1 up
-rmap-trace --attach-only --prometheus 127.0.0.1:{PORT} --hlog /tmp/m.hlog --interval {PERIOD_S} --min-duration-us 0 --ringbuf-kib {ringbuf_kib} > /tmp/t.txt 2>&1 &
+RUST_LOG=warn,rmap_user::memory=debug rmap-trace --attach-only --prometheus 127.0.0.1:{PORT} --hlog /tmp/m.hlog --interval {PERIOD_S} --min-duration-us 0 --ringbuf-kib {ringbuf_kib} > /tmp/t.txt 2>&1 &
 T=$!
 for i in $(seq 300); do grep -q '^prometheus: serving' /tmp/t.txt && break; sleep 0.2; done
 grep -q '^prometheus: serving' /tmp/t.txt || {{ cat /tmp/t.txt; echo "tracer did not start"; exit 1; }}
@@ -59,4 +59,23 @@ emit top /tmp/top
 emit memory /tmp/mem.txt
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// The tracer runs with its memory reports on, and they are sent.
+    #[test]
+    fn the_tracer_reports_its_memory() {
+        let s = super::script(10, 16_384);
+        let tracer = s
+            .lines()
+            .find(|l| l.contains("rmap-trace --attach-only"))
+            .expect("the tracer's line");
+        assert!(
+            tracer.starts_with("RUST_LOG=warn,rmap_user::memory=debug rmap-trace "),
+            "{tracer}"
+        );
+        assert!(s.contains("grep 'rmap_user::memory' /tmp/t.txt > /tmp/mem.txt"));
+        assert!(s.contains("emit memory /tmp/mem.txt"));
+    }
 }
