@@ -139,8 +139,11 @@ impl Session {
             .context("polling the ring buffer")?;
         let decoder = Decoder::new(Purposes::new(facts.kallsyms.take()));
         let tracefs = facts.tracefs.take();
+        // The parsed BTF (twice: ours and aya's) is the start's peak: freed, it would stay
+        // resident in the heap, below what the run allocates later, unless handed back.
         drop(facts);
-        crate::memory::report("kernel facts dropped", &[]);
+        crate::memory::trim();
+        crate::memory::report("kernel facts dropped, heap trimmed", &[]);
         Ok(Self {
             ring,
             logger,
