@@ -126,6 +126,36 @@ mod tests {
         );
     }
 
+    fn resident_bytes() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+        let pages: usize = statm
+            .split_whitespace()
+            .nth(1)
+            .expect("resident")
+            .parse()
+            .expect("a number");
+        // SAFETY: sysconf has no preconditions.
+        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+    }
+
+    /// Freed chunks below a live one stay resident until trimmed; trimming hands them back.
+    #[test]
+    fn trim_hands_freed_heap_back() {
+        const CHUNK: usize = 32 * 1024;
+        const TOTAL: usize = 2048 * CHUNK;
+        if Heap::now().is_none() {
+            return;
+        }
+        let v: Vec<Vec<u8>> = (0..2048).map(|i| vec![i as u8 | 1; CHUNK]).collect();
+        let keep = vec![1u8; CHUNK];
+        drop(v);
+        let before = resident_bytes();
+        trim();
+        let after = resident_bytes();
+        assert!(after + TOTAL / 2 <= before, "resident {before} then {after}");
+        drop(keep);
+    }
+
     #[test]
     fn report_lines() {
         let h = Heap {

@@ -143,7 +143,7 @@ async fn watch(
                 }
                 trace_loop::kernel_latency(session, sink)?;
                 print_interval(&sink.end_interval(), started.elapsed());
-                trace_loop::report_memory(session, sink);
+                trace_loop::interval_memory(session, sink);
             }
             Woke::Done(()) | Woke::Signal => return Ok(()),
         }

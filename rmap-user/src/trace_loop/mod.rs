@@ -48,9 +48,12 @@ pub fn kernel_latency(session: &mut Session, sink: &mut Sink) -> anyhow::Result<
     sink.set_latency(now, |addr| session.decoder.purposes.of(addr).to_string())
 }
 
-/// Reports the tracer's memory when an interval ends (see [`crate::memory`]): the heap and
-/// the long-lived tables.
-pub fn report_memory(session: &Session, sink: &Sink) {
+/// When an interval ends: the heap freed during it handed back to the system (the interval's
+/// aggregate, process rows replaced, the interval log's copies come and go; glibc would keep
+/// every page they touched resident), then the tracer's memory reported (see
+/// [`crate::memory`]): the heap and the long-lived tables.
+pub fn interval_memory(session: &Session, sink: &Sink) {
+    crate::memory::trim();
     if crate::memory::enabled() {
         crate::memory::report(
             "interval",
