@@ -66,7 +66,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for (kind, kib) in series::breakdown(last) {
             println!("  {kind:<60} {kib:>8} kB");
         }
-        for m in last.maps.iter().filter(|m| m.name.contains("bpf-map")) {
+        println!("  each mapping of 64 kB or more resident:");
+        for m in last.maps.iter().filter(|m| m.rss_kib >= 64) {
             println!(
                 "  {:<24} Size {:>8} kB  Rss {:>8} kB",
                 m.name, m.size_kib, m.rss_kib
