@@ -30,6 +30,36 @@ pub struct Args {
 /// Boot and workload teardown beyond the sampled minutes (TCG boots in about a minute).
 const SLACK: Duration = Duration::from_mins(10);
 
+/// A sample's resident memory by kind of mapping, and its larger mappings.
+fn print_mappings(what: &str, s: &series::Sample) {
+    println!(
+        "resident memory of the tracer at {} s ({what}; rest {} kB), by kind of mapping:",
+        s.seconds,
+        s.rest_kib()
+    );
+    for (kind, kib) in series::breakdown(s) {
+        println!("  {kind:<60} {kib:>8} kB");
+    }
+    println!("  each mapping of 64 kB or more resident:");
+    for m in s.maps.iter().filter(|m| m.rss_kib >= 64) {
+        println!(
+            "  {:<24} Size {:>8} kB  Rss {:>8} kB",
+            m.name, m.size_kib, m.rss_kib
+        );
+    }
+}
+
+/// The guest's outputs (samples, the tracer's memory reports, …) under target/xtask.
+fn keep_outputs(run: &guest::qemu::GuestRun) -> anyhow::Result<()> {
+    let dir = crate::build::workspace_root().join("target/xtask/bench-memory.outputs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in &run.outputs {
+        std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;
+    }
+    eprintln!("xtask: the guest's outputs are in {}", dir.display());
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let debian = GuestArgs {
         patches: None,
@@ -55,24 +85,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if run.status != 0 {
         bail!("the guest script exited with status {}", run.status);
     }
+    keep_outputs(&run)?;
     let text = run.outputs.get("series").context("the guest sent no samples")?;
     let samples = series::parse(text)?;
     let v = series::verdict(&samples).context("no samples")?;
-    if let Some(last) = samples.last() {
-        println!(
-            "resident memory of the tracer at {} s, by kind of mapping:",
-            last.seconds
-        );
-        for (kind, kib) in series::breakdown(last) {
-            println!("  {kind:<60} {kib:>8} kB");
-        }
-        println!("  each mapping of 64 kB or more resident:");
-        for m in last.maps.iter().filter(|m| m.rss_kib >= 64) {
-            println!(
-                "  {:<24} Size {:>8} kB  Rss {:>8} kB",
-                m.name, m.size_kib, m.rss_kib
-            );
-        }
+    let largest = samples.iter().max_by_key(|s| (s.rest_kib(), s.seconds));
+    for (what, s) in [("the largest rest", largest), ("the end", samples.last())] {
+        let Some(s) = s else { continue };
+        print_mappings(what, s);
     }
     match run.outputs.get("memory") {
         Some(log) => print!("{}", report::render(&report::parse(log))),

@@ -51,22 +51,26 @@ pub fn render(reports: &[Report]) -> String {
         "step", "in use kB", "change", "free kB", "arena kB"
     );
     let intervals: Vec<&Report> = reports.iter().filter(|r| r.what == "interval").collect();
-    let steps = reports.iter().filter(|r| r.what != "interval");
-    let shown = steps
-        .chain(intervals.first().copied())
-        .chain(intervals.last().copied());
+    let largest = intervals
+        .iter()
+        .copied()
+        .max_by_key(|r| r.get("heap_in_use").unwrap_or(0));
+    let steps = reports
+        .iter()
+        .filter(|r| r.what != "interval")
+        .map(|r| (r.what.as_str(), r));
+    let ends = [
+        ("first interval", intervals.first().copied()),
+        ("largest interval", largest),
+        ("last interval", intervals.last().copied()),
+    ];
+    let shown = steps.chain(ends.into_iter().filter_map(|(w, r)| Some((w, r?))));
     let mut last = None;
-    for (i, r) in shown.enumerate() {
+    for (what, r) in shown {
         let in_use = r.get("heap_in_use").unwrap_or(0);
         let change = last.map_or(String::new(), |l: u64| {
             format!("{:+}", kib(in_use) as i64 - kib(l) as i64)
         });
-        // The last interval is shown after the first (the same report when there is one).
-        let what = match r.what.as_str() {
-            "interval" if i == reports.len() - intervals.len() => "first interval",
-            "interval" => "last interval",
-            w => w,
-        };
         s += &format!(
             "  {what:<36} {:>10} {change:>9} {:>10} {:>10}\n",
             kib(in_use),
@@ -118,7 +122,8 @@ prometheus: serving http://127.0.0.1:9500/metrics
             "  kernel BTF read (btf-rs)                  10100    +10000          1      10240\n",
             "  kernel facts dropped, heap trimmed         4096     -6004          2      10240\n",
             "  first interval                             5120     +1024          0      10240\n",
-            "  last interval                              6144     +1024          0      10240\n",
+            "  largest interval                           6144     +1024          0      10240\n",
+            "  last interval                              6144        +0          0      10240\n",
         ] {
             assert!(t.contains(want), "{want:?} not in\n{t}");
         }
