@@ -54,6 +54,29 @@ impl Stats {
         }
     }
 
+    /// Off-CPU and locked counts only, its histogram a placeholder of a few hundred bytes: a
+    /// page type's or purpose's of an interval, whose latency comes from the kernel when the
+    /// interval ends ([`Aggregator::set_latency`] gives it a histogram then).
+    ///
+    /// # Panics
+    /// Never: a one-digit histogram is always valid.
+    pub fn side_only() -> Self {
+        Self {
+            hist: Histogram::new(1).expect("a one-digit histogram is valid"),
+            ..Self::default()
+        }
+    }
+
+    /// Empties the histogram for the kernel's latency, first giving a placeholder
+    /// ([`Self::side_only`]) the aggregator's bounds.
+    fn reset_latency(&mut self) {
+        if self.hist.high() == MAX_NS && self.hist.sigfig() == 3 {
+            self.hist.reset();
+        } else {
+            self.hist = Self::default().hist;
+        }
+    }
+
     pub fn record(&mut self, ev: &WalkEvent) {
         self.hist.saturating_record(ev.duration_ns.clamp(1, MAX_NS));
         self.record_side(ev);
@@ -168,11 +191,17 @@ impl Aggregator {
 
     fn side(&mut self, ev: &WalkEvent, purpose: &str) {
         let ty = PageType::from_u32(ev.page_type);
-        self.types.entry(ty).or_default().record_side(ev);
+        self.types
+            .entry(ty)
+            .or_insert_with(Stats::side_only)
+            .record_side(ev);
         let purposes = self.purposes.entry(ty).or_default();
         match purposes.get_mut(purpose) {
             Some(s) => s.record_side(ev),
-            None => purposes.entry(purpose.to_string()).or_default().record_side(ev),
+            None => purposes
+                .entry(purpose.to_string())
+                .or_insert_with(Stats::side_only)
+                .record_side(ev),
         }
     }
 
@@ -205,11 +234,11 @@ impl Aggregator {
     /// The buckets are recorded in place: no histogram is built per kernel histogram.
     pub fn set_latency(&mut self, hists: Vec<(PageType, String, &[u64])>) {
         for s in self.types.values_mut() {
-            s.hist.reset();
+            s.reset_latency();
         }
         for by in self.purposes.values_mut() {
             for s in by.values_mut() {
-                s.hist.reset();
+                s.reset_latency();
             }
         }
         for (ty, purpose, buckets) in hists {
@@ -363,6 +392,28 @@ mod tests {
         assert_eq!(rows(&all), rows(&dropped));
         assert_eq!(rows(&dropped)[0].1, 100);
         assert_eq!(dropped.records, 10);
+    }
+
+    /// Counting records needs no latency histogram: a page type's and a purpose's get one
+    /// when the kernel's latency is set.
+    #[test]
+    fn side_counts_hold_no_histogram_until_latency_is_set() {
+        let full = crate::memory::hist_bytes(&Stats::default().hist);
+        let mut a = Aggregator::default();
+        let ev = event(PageType::Anon, 1_000, 1);
+        a.record_side(&ev, "migrate");
+        assert!(a.heap_bytes() < full / 16, "{} bytes", a.heap_bytes());
+        let mut buckets = vec![0; HIST_BUCKETS];
+        buckets[hist_bucket(ev.duration_ns) as usize] = 1;
+        a.set_latency(vec![(PageType::Anon, "migrate".to_string(), buckets.as_slice())]);
+        assert!(a.heap_bytes() >= 2 * full, "{} bytes", a.heap_bytes());
+        let rows = a.type_rows().into_iter().chain(a.purpose_rows());
+        let got: Vec<_> = rows.map(|r| (r.key, r.count, r.offcpu_measured)).collect();
+        assert_eq!(
+            got,
+            [("anon".to_string(), 1, 1), ("anon/migrate".to_string(), 1, 1)]
+        );
+        assert!(near(a.type_rows()[0].p50_ns, 1_000.0));
     }
 
     #[test]
