@@ -65,6 +65,49 @@ pub fn trim() -> bool {
     false
 }
 
+/// Trims the heap at most once a [`Trimmer::period`]: called between ring-buffer slices, it
+/// keeps what a run allocates and frees meanwhile (scrapes, process rows, the interval log's
+/// encoding) from staying resident for long. A trim costs tens of µs.
+#[derive(Debug)]
+pub struct Trimmer {
+    last: std::time::Instant,
+    period: std::time::Duration,
+}
+
+impl Trimmer {
+    /// Once a second.
+    pub fn new() -> Self {
+        Self::every(std::time::Duration::from_secs(1))
+    }
+
+    pub fn every(period: std::time::Duration) -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            period,
+        }
+    }
+
+    pub fn period(&self) -> std::time::Duration {
+        self.period
+    }
+
+    /// Trims when the period has passed since the last trim; returns whether it did.
+    pub fn tick(&mut self) -> bool {
+        if self.last.elapsed() < self.period {
+            return false;
+        }
+        self.last = std::time::Instant::now();
+        trim();
+        true
+    }
+}
+
+impl Default for Trimmer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Makes every thread allocate from glibc's main arena (`M_ARENA_MAX` 1); call before other
 /// threads start. A thread otherwise gets an arena of its own, a mapping whose touched pages
 /// stay resident and which [`trim`] shrinks only from its top; the tracer's few threads (the
@@ -171,6 +214,15 @@ mod tests {
         let after = resident_bytes();
         assert!(after + TOTAL / 2 <= before, "resident {before} then {after}");
         drop(keep);
+    }
+
+    #[test]
+    fn trims_at_most_once_a_period() {
+        let mut t = Trimmer::every(std::time::Duration::from_millis(50));
+        assert!(!t.tick(), "trimmed before its period");
+        std::thread::sleep(t.period());
+        assert!(t.tick());
+        assert!(!t.tick(), "trimmed twice in one period");
     }
 
     #[test]

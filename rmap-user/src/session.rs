@@ -85,6 +85,8 @@ pub struct Session {
     /// `--stalls` asked for but not attached: why (a kernel without the lock contention
     /// tracepoints).
     pub stalls_unavailable: Option<String>,
+    /// Hands freed heap back to the system between slices, once a second.
+    trimmer: crate::memory::Trimmer,
     /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
     /// unmounted when it is dropped.
     _tracefs: Option<Tracefs>,
@@ -153,6 +155,7 @@ impl Session {
             backlog: false,
             stalls,
             stalls_unavailable,
+            trimmer: crate::memory::Trimmer::new(),
             _tracefs: tracefs,
         })
     }
@@ -197,6 +200,7 @@ impl Walks for Session {
     async fn readable(&mut self) -> anyhow::Result<()> {
         self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
         self.drain_stalls();
+        self.trimmer.tick();
         if self.backlog {
             return Ok(());
         }
