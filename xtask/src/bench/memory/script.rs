@@ -35,10 +35,12 @@ anon & A1=$!
 anon & A2=$!
 ksm & K=$!
 : > /tmp/series
+echo "transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)" >> /tmp/w.txt
 s=0
 while [ $s -le {samples} ]; do
   wget -qO /tmp/metrics http://127.0.0.1:{PORT}/metrics; W=$?
   echo "sample $((s * {PERIOD_S})) $(awk '/^(VmRSS|RssAnon|RssFile):/ {{printf "%s ", $2}}' /proc/$T/status)$W $(grep -c '^rmap_walks_total' /tmp/metrics)" >> /tmp/series
+  echo "$((s * {PERIOD_S})) $(awk '/^AnonHugePages:/ {{ n += $2 }} END {{ print n + 0 }}' /proc/$T/smaps) kB" >> /tmp/thp
   awk '/^[0-9a-f]+-[0-9a-f]+ / {{ name = ($6 == "" ? "[anon]" : $6) }} /^Size:/ {{ size = $2 }} /^Rss:/ {{ if ($2 > 0) print "map", name, size, $2 }}' /proc/$T/smaps >> /tmp/series
   s=$((s + 1))
   [ $s -le {samples} ] && sleep {PERIOD_S}
@@ -57,6 +59,7 @@ emit tracer.tail /tmp/t.tail
 emit metrics /tmp/metrics
 emit top /tmp/top
 emit memory /tmp/mem.txt
+emit thp /tmp/thp
 "#
     )
 }
