@@ -47,6 +47,8 @@ pub struct LiveJson<'a> {
 }
 
 pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
+    // A watcher that runs no workload: its heap need not be in huge pages.
+    crate::memory::small_pages();
     let mut stop = Stop::new()?;
     if let Some(pid) = live.pid {
         crate::kernel::pidns::check(pid)?;
