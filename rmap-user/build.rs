@@ -29,7 +29,40 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         }],
         aya_build::Toolchain::Custom(&channel),
-    )
+    )?;
+    strip_debug(&object)
+}
+
+/// Rewrites the object without its DWARF (`.debug_*` and their relocations): the linker needs
+/// it to write the BTF, which stays, but nothing reads it at run time, and aya parses every
+/// section's relocations when it loads the object: two thirds of the object, kept resident in
+/// the tracer and parsed into its heap at each start.
+fn strip_debug(path: &std::path::Path) -> anyhow::Result<()> {
+    let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut elf = object::build::elf::Builder::read(data.as_slice())
+        .with_context(|| format!("parsing {}", path.display()))?;
+    for section in &mut elf.sections {
+        let name = section.name.as_slice();
+        section.delete = name.starts_with(b".debug_") || name.starts_with(b".rel.debug_");
+    }
+    elf.delete_orphans();
+    // The linker names the sections from the symbols' string table; the writer wants a table
+    // of its own for them.
+    if !elf
+        .sections
+        .iter()
+        .any(|s| matches!(s.data, object::build::elf::SectionData::SectionString))
+    {
+        let names = elf.sections.add();
+        names.name = b".shstrtab".to_vec().into();
+        names.sh_type = object::elf::SHT_STRTAB;
+        names.sh_addralign = 1;
+        names.data = object::build::elf::SectionData::SectionString;
+    }
+    let mut out = Vec::new();
+    elf.write(&mut out)
+        .with_context(|| format!("rewriting {}", path.display()))?;
+    fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// `[toolchain] channel` of ebpf-toolchain.toml.

@@ -1,4 +1,4 @@
-//! The event pipeline's capacity on this host, not emulated (issue #13 item 3): the real
+//! The event pipeline's capacity on this host, not emulated: the real
 //! `raw_tp` start and end programs, run with `BPF_PROG_TEST_RUN` while nothing reads, fill the
 //! real `EVENTS` ring buffer with real records (and, once it is full, drop exactly what does
 //! not fit, counted by the kernel); then rmap-user's own drain path
@@ -149,7 +149,8 @@ impl Rig {
 pub enum Stage {
     /// Ring buffer read, decode, purpose and process lookups.
     Decode,
-    /// … into the run's and the interval's aggregators (`Sink` with no output).
+    /// … into the aggregators (`Sink` with no output): the run's process and owner tables,
+    /// the interval's off-CPU and locked counts.
     Aggregate,
     /// … and the interval log (written at the interval's end).
     Hlog,

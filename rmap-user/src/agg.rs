@@ -54,6 +54,29 @@ impl Stats {
         }
     }
 
+    /// Off-CPU and locked counts only, its histogram a placeholder of a few hundred bytes: a
+    /// page type's or purpose's of an interval, whose latency comes from the kernel when the
+    /// interval ends ([`Aggregator::set_latency`] gives it a histogram then).
+    ///
+    /// # Panics
+    /// Never: a one-digit histogram is always valid.
+    pub fn side_only() -> Self {
+        Self {
+            hist: Histogram::new(1).expect("a one-digit histogram is valid"),
+            ..Self::default()
+        }
+    }
+
+    /// Empties the histogram for the kernel's latency, first giving a placeholder
+    /// ([`Self::side_only`]) the aggregator's bounds.
+    fn reset_latency(&mut self) {
+        if self.hist.high() == MAX_NS && self.hist.sigfig() == 3 {
+            self.hist.reset();
+        } else {
+            self.hist = Self::default().hist;
+        }
+    }
+
     pub fn record(&mut self, ev: &WalkEvent) {
         self.hist.saturating_record(ev.duration_ns.clamp(1, MAX_NS));
         self.record_side(ev);
@@ -75,6 +98,11 @@ impl Stats {
         if let Err(e) = self.hist.add(&other.hist) {
             log::warn!("merging histograms: {e:?}");
         }
+        self.merge_side(other);
+    }
+
+    /// Adds another group's off-CPU and locked counts, not its histogram.
+    pub fn merge_side(&mut self, other: &Stats) {
         self.offcpu_total_ns += other.offcpu_total_ns;
         self.offcpu_max_ns = self.offcpu_max_ns.max(other.offcpu_max_ns);
         self.offcpu_walks += other.offcpu_walks;
@@ -147,40 +175,98 @@ impl Aggregator {
     /// Called per event: allocates only for a purpose or process not seen before.
     pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: Process<'_>) {
         self.records += 1;
+        self.side(ev, purpose);
+        self.tables(ev, process);
+    }
+
+    /// Counts a record and what only records carry per page type and purpose (off-CPU time,
+    /// locked walks), without the per-process and per-owner tables: an interval's part, folded
+    /// into the run's by [`Self::add_side`].
+    pub fn record_side(&mut self, ev: &WalkEvent, purpose: &str) {
+        self.records += 1;
+        self.side(ev, purpose);
+    }
+
+    /// Counts a record in the per-process and per-owner tables only.
+    pub fn record_tables(&mut self, ev: &WalkEvent, process: Process<'_>) {
+        self.records += 1;
+        self.tables(ev, process);
+    }
+
+    fn side(&mut self, ev: &WalkEvent, purpose: &str) {
         let ty = PageType::from_u32(ev.page_type);
-        self.types.entry(ty).or_default().record_side(ev);
+        self.types
+            .entry(ty)
+            .or_insert_with(Stats::side_only)
+            .record_side(ev);
         let purposes = self.purposes.entry(ty).or_default();
         match purposes.get_mut(purpose) {
             Some(s) => s.record_side(ev),
-            None => purposes.entry(purpose.to_string()).or_default().record_side(ev),
+            None => purposes
+                .entry(purpose.to_string())
+                .or_insert_with(Stats::side_only)
+                .record_side(ev),
         }
+    }
+
+    fn tables(&mut self, ev: &WalkEvent, process: Process<'_>) {
         self.processes.record(ev, process);
         let mut buf = [0u8; 18];
         self.owners
             .record(owners::owner_of(ev), "", owners::walker(ev, &mut buf), ev);
     }
 
-    /// Sets the latency of each page type and purpose from the kernel's histograms (see
-    /// `latency::named`), replacing what was there: a type's is the sum of its purposes'.
-    pub fn set_latency(&mut self, hists: Vec<(PageType, String, Histogram<u64>)>) {
+    /// Adds the per-type and per-purpose record counts of `other` (see [`Self::record_side`]),
+    /// not its histograms, which come from the kernel's.
+    pub fn add_side(&mut self, other: &Aggregator) {
+        for (ty, s) in &other.types {
+            self.types.entry(*ty).or_default().merge_side(s);
+        }
+        for (ty, by) in &other.purposes {
+            let mine = self.purposes.entry(*ty).or_default();
+            for (purpose, s) in by {
+                match mine.get_mut(purpose) {
+                    Some(m) => m.merge_side(s),
+                    None => mine.entry(purpose.clone()).or_default().merge_side(s),
+                }
+            }
+        }
+    }
+
+    /// Sets the latency of each page type and purpose from the kernel's histograms' buckets
+    /// (see `latency::named`), replacing what was there: a type's is the sum of its purposes'.
+    /// The buckets are recorded in place: no histogram is built per kernel histogram.
+    pub fn set_latency(&mut self, hists: Vec<(PageType, String, &[u64])>) {
         for s in self.types.values_mut() {
-            s.hist.reset();
+            s.reset_latency();
         }
         for by in self.purposes.values_mut() {
             for s in by.values_mut() {
-                s.hist.reset();
+                s.reset_latency();
             }
         }
-        for (ty, purpose, h) in hists {
-            let t = self.types.entry(ty).or_default();
-            if let Err(e) = t.hist.add(&h) {
-                log::warn!("adding a kernel histogram: {e:?}");
-            }
+        for (ty, purpose, buckets) in hists {
+            crate::latency::record(&mut self.types.entry(ty).or_default().hist, buckets);
             let p = self.purposes.entry(ty).or_default().entry(purpose).or_default();
-            if let Err(e) = p.hist.add(&h) {
-                log::warn!("adding a kernel histogram: {e:?}");
-            }
+            crate::latency::record(&mut p.hist, buckets);
         }
+    }
+
+    /// Bytes the aggregate holds on the heap: histograms, most of it (one per page type and
+    /// purpose, one per process and owner row).
+    pub fn heap_bytes(&self) -> usize {
+        let types: usize = self
+            .types
+            .values()
+            .map(|s| crate::memory::hist_bytes(&s.hist))
+            .sum();
+        let purposes: usize = self
+            .purposes
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|s| crate::memory::hist_bytes(&s.hist))
+            .sum();
+        types + purposes + self.processes.heap_bytes() + self.owners.heap_bytes()
     }
 
     /// Kernel-counted walks over all page types (0 before `set_latency`).
@@ -253,8 +339,8 @@ mod tests {
         }
         a.set_latency(
             hists
-                .into_iter()
-                .map(|((t, p), b)| (t, p, crate::latency::to_hdr(&b)))
+                .iter()
+                .map(|((t, p), b)| (*t, p.clone(), b.as_slice()))
                 .collect(),
         );
     }
@@ -308,8 +394,7 @@ mod tests {
         for (ev, p, c) in &evs[..10] {
             dropped.record(ev, p, Process::named(c));
         }
-        let kernel = crate::latency::to_hdr(&buckets);
-        dropped.set_latency(vec![(PageType::Anon, "migrate".to_string(), kernel)]);
+        dropped.set_latency(vec![(PageType::Anon, "migrate".to_string(), buckets.as_slice())]);
         let key = |r: &Row| (r.key.clone(), r.count, r.min_ns, r.p50_ns, r.p99_ns, r.max_ns);
         let rows = |a: &Aggregator| {
             a.type_rows()
@@ -321,6 +406,28 @@ mod tests {
         assert_eq!(rows(&all), rows(&dropped));
         assert_eq!(rows(&dropped)[0].1, 100);
         assert_eq!(dropped.records, 10);
+    }
+
+    /// Counting records needs no latency histogram: a page type's and a purpose's get one
+    /// when the kernel's latency is set.
+    #[test]
+    fn side_counts_hold_no_histogram_until_latency_is_set() {
+        let full = crate::memory::hist_bytes(&Stats::default().hist);
+        let mut a = Aggregator::default();
+        let ev = event(PageType::Anon, 1_000, 1);
+        a.record_side(&ev, "migrate");
+        assert!(a.heap_bytes() < full / 16, "{} bytes", a.heap_bytes());
+        let mut buckets = vec![0; HIST_BUCKETS];
+        buckets[hist_bucket(ev.duration_ns) as usize] = 1;
+        a.set_latency(vec![(PageType::Anon, "migrate".to_string(), buckets.as_slice())]);
+        assert!(a.heap_bytes() >= 2 * full, "{} bytes", a.heap_bytes());
+        let rows = a.type_rows().into_iter().chain(a.purpose_rows());
+        let got: Vec<_> = rows.map(|r| (r.key, r.count, r.offcpu_measured)).collect();
+        assert_eq!(
+            got,
+            [("anon".to_string(), 1, 1), ("anon/migrate".to_string(), 1, 1)]
+        );
+        assert!(near(a.type_rows()[0].p50_ns, 1_000.0));
     }
 
     #[test]

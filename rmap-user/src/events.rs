@@ -45,8 +45,14 @@ pub fn process_comm(ev: &WalkEvent) -> &[u8; 16] {
 }
 
 /// A kernel `comm` (NUL-terminated, at most 16 bytes) as text, borrowed when it is UTF-8.
+/// Called for every walk record: `from_utf8` first, several times faster than the lossy
+/// conversion's chunking on the valid names that nearly all are.
 pub fn text(b: &[u8; 16]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(until_nul(b))
+    let b = until_nul(b);
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 fn until_nul(b: &[u8; 16]) -> &[u8] {

@@ -15,6 +15,13 @@ use crate::{
 pub fn to_hdr(buckets: &[u64]) -> Histogram<u64> {
     // The aggregator's bounds, so that its `add`s of these cannot fail.
     let mut h = Stats::default().hist;
+    record(&mut h, buckets);
+    h
+}
+
+/// Adds the walks of the kernel's `buckets` to `h`, each at its bucket's midpoint (see
+/// [`to_hdr`]): no histogram is built on the way.
+pub fn record(h: &mut Histogram<u64>, buckets: &[u64]) {
     for (i, &n) in buckets.iter().enumerate() {
         if n == 0 {
             continue;
@@ -23,7 +30,6 @@ pub fn to_hdr(buckets: &[u64]) -> Histogram<u64> {
         let mid = low + (width - 1) / 2;
         h.saturating_record_n(mid.clamp(1, MAX_NS), n);
     }
-    h
 }
 
 /// The walks of `now` not already in `before` (both cumulative reads of the same map).
@@ -44,11 +50,9 @@ pub fn minus(now: &Latency, before: &Latency) -> Latency {
         .collect()
 }
 
-/// Each histogram with its page type and purpose name (`purpose` names an `rmap_one` address).
-pub fn named(
-    latency: &Latency,
-    mut purpose: impl FnMut(u64) -> String,
-) -> Vec<(PageType, String, Histogram<u64>)> {
+/// Each histogram's buckets with its page type and purpose name (`purpose` names an `rmap_one`
+/// address).
+pub fn named(latency: &Latency, mut purpose: impl FnMut(u64) -> String) -> Vec<(PageType, String, &[u64])> {
     latency
         .iter()
         .filter(|(_, b)| b.iter().any(|&n| n > 0))
@@ -58,7 +62,7 @@ pub fn named(
                     rmap_one, page_type, ..
                 },
                 b,
-            )| { (PageType::from_u32(*page_type), purpose(*rmap_one), to_hdr(b)) },
+            )| { (PageType::from_u32(*page_type), purpose(*rmap_one), b.as_slice()) },
         )
         .collect()
 }

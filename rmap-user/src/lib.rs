@@ -16,6 +16,7 @@ pub mod files;
 pub mod host_state;
 pub mod kernel;
 pub mod latency;
+pub mod memory;
 pub mod owners;
 pub mod printable;
 pub mod privs;

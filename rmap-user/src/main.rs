@@ -4,6 +4,7 @@ use clap::Parser as _;
 use rmap_user::{cli::Cli, cmd, session::AttachFailed};
 
 fn main() -> ExitCode {
+    rmap_user::memory::one_arena();
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     // Before any thread starts: threads inherit the effective set.

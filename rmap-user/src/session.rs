@@ -85,6 +85,8 @@ pub struct Session {
     /// `--stalls` asked for but not attached: why (a kernel without the lock contention
     /// tracepoints).
     pub stalls_unavailable: Option<String>,
+    /// Hands freed heap back to the system between slices, once a second.
+    trimmer: crate::memory::Trimmer,
     /// Kept until the programs are detached (after `ebpf`): a tracefs this run mounted is
     /// unmounted when it is dropped.
     _tracefs: Option<Tracefs>,
@@ -93,15 +95,18 @@ pub struct Session {
 impl Session {
     /// Loads and attaches; prints the attach report (chosen mode, skipped modes).
     pub fn start(filters: &Filters, choice: AttachChoice, flavor: TpFlavor) -> anyhow::Result<Self> {
+        crate::memory::report("start", &[]);
         let mut facts = KernelFacts::read()?;
         if let (true, Err(why)) = (filters.cgroup_id != 0, &facts.owner_source) {
             anyhow::bail!("--cgroup needs the folio's memory cgroup, which this kernel's BTF lacks: {why}");
         }
         let mut ebpf = load::load_object(filters, &facts)?;
+        crate::memory::report("object loaded", &[]);
         let attached = match load::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
             Ok(a) => a,
             Err(outcome) => return Err(AttachFailed(outcome).into()),
         };
+        crate::memory::report("attached", &[]);
         for line in attached.outcome.report() {
             println!("{line}");
         }
@@ -134,16 +139,24 @@ impl Session {
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|e| e.into_parts().1)
             .context("polling the ring buffer")?;
+        let decoder = Decoder::new(Purposes::new(facts.kallsyms.take()));
+        let tracefs = facts.tracefs.take();
+        // The parsed BTF (twice: ours and aya's) is the start's peak: freed, it would stay
+        // resident in the heap, below what the run allocates later, unless handed back.
+        drop(facts);
+        crate::memory::trim();
+        crate::memory::report("kernel facts dropped, heap trimmed", &[]);
         Ok(Self {
             ring,
             logger,
             ebpf,
             attached,
-            decoder: Decoder::new(Purposes::new(facts.kallsyms.take())),
+            decoder,
             backlog: false,
             stalls,
             stalls_unavailable,
-            _tracefs: facts.tracefs.take(),
+            trimmer: crate::memory::Trimmer::new(),
+            _tracefs: tracefs,
         })
     }
 
@@ -187,6 +200,7 @@ impl Walks for Session {
     async fn readable(&mut self) -> anyhow::Result<()> {
         self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
         self.drain_stalls();
+        self.trimmer.tick();
         if self.backlog {
             return Ok(());
         }

@@ -6,7 +6,11 @@
 //! row therefore holds the walks since it was given, its earlier ones are in "other". Each
 //! row's histogram has 2 significant digits (1%), about a seventh of the size of the per-type
 //! ones.
-use std::{collections::HashMap, hash::Hash};
+use std::hash::Hash;
+
+// Looked up for every walk record: foldhash (seeded per process) is several times faster than
+// std's SipHash on these integer keys, which the kernel hands out.
+use foldhash::HashMap;
 
 use rmap_common::WalkEvent;
 
@@ -90,8 +94,8 @@ pub struct TopTable<K> {
 impl<K> Default for TopTable<K> {
     fn default() -> Self {
         Self {
-            rows: HashMap::new(),
-            candidates: HashMap::new(),
+            rows: HashMap::default(),
+            candidates: HashMap::default(),
             other: None,
             smallest: None,
         }
@@ -171,6 +175,20 @@ impl<K: Copy + Eq + Hash> TopTable<K> {
         };
         e.add_part(part);
         self.rows.insert(key, e);
+    }
+
+    /// Bytes the rows hold on the heap: their histograms, most of it, and the candidates.
+    pub fn heap_bytes(&self) -> usize {
+        let rows: usize = self
+            .rows
+            .values()
+            .map(|e| crate::memory::hist_bytes(&e.stats.hist) + size_of::<(K, Entry)>())
+            .sum();
+        let other = self
+            .other
+            .as_ref()
+            .map_or(0, |s| crate::memory::hist_bytes(&s.hist));
+        rows + other + self.candidates.capacity() * size_of::<(K, u64)>()
     }
 
     /// Keys with a row.

@@ -58,6 +58,9 @@ fn pin() -> anyhow::Result<usize> {
     Ok(cpu as usize)
 }
 
+/// The whole drain's goal on one core, events per second.
+const GOAL_EVENTS_PER_S: f64 = 2e6;
+
 /// The fastest round: what the pipeline costs, with the least of the other load on this
 /// shared machine (which only ever adds time).
 fn best(v: Vec<Duration>) -> Duration {
@@ -154,7 +157,7 @@ fn print_table(o: &Opts, cpu: usize, runs: u64, m: &Measured) {
     let stage_ns = [
         ("decode (ring read, decode, names)", ns(Stage::Decode)),
         (
-            "aggregate (run + interval)",
+            "aggregate (run, interval)",
             ns(Stage::Aggregate) - ns(Stage::Decode),
         ),
         (
@@ -175,10 +178,10 @@ fn print_table(o: &Opts, cpu: usize, runs: u64, m: &Measured) {
         "  {:<34} {:>10.1}   {rate:.0} events/s ({})",
         "whole drain (all outputs)",
         ns(Stage::All),
-        if rate >= 1e6 {
-            ">= 1,000,000: pass"
+        if rate >= GOAL_EVENTS_PER_S {
+            ">= 2,000,000: pass"
         } else {
-            "< 1,000,000: FAIL"
+            "< 2,000,000: FAIL"
         }
     );
 }

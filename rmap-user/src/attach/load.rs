@@ -96,6 +96,7 @@ impl KernelFacts {
         use anyhow::Context as _;
         let kernel_btf = crate::kernel::btf::KernelBtf::open(crate::kernel::btf::VMLINUX_BTF)
             .context("kernel BTF is required for struct offsets")?;
+        crate::memory::report("kernel BTF read (btf-rs)", &[]);
         let offsets = kernel_btf.offsets()?;
         let (owner, owner_source) = kernel_btf.owner_layout();
         let stall = kernel_btf.stall_layout().map_err(|e| e.to_string());
@@ -103,6 +104,11 @@ impl KernelFacts {
         let layouts = tracefs
             .as_ref()
             .map_or_else(EventLayouts::none, EventLayouts::read);
+        let kallsyms = Kallsyms::load("/proc/kallsyms").ok();
+        let kallsyms_bytes = kallsyms.as_ref().map_or(0, Kallsyms::heap_bytes);
+        crate::memory::report("kallsyms read", &[("kallsyms", kallsyms_bytes)]);
+        let btf = Btf::from_sys_fs().ok();
+        crate::memory::report("kernel BTF read (aya)", &[]);
         Ok(Self {
             offsets,
             owner,
@@ -111,8 +117,8 @@ impl KernelFacts {
             stall,
             tracefs,
             layouts,
-            kallsyms: Kallsyms::load("/proc/kallsyms").ok(),
-            btf: Btf::from_sys_fs().ok(),
+            kallsyms,
+            btf,
             kernel_btf,
         })
     }

@@ -50,6 +50,8 @@ pub struct LiveJson<'a> {
 }
 
 pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::Result<()> {
+    // A watcher that runs no workload: its heap need not be in huge pages.
+    crate::memory::small_pages();
     let mut stop = Stop::new()?;
     if let Some(pid) = live.pid {
         crate::kernel::pidns::check(pid)?;
@@ -180,6 +182,7 @@ async fn watch(
                 }
                 trace_loop::kernel_latency(session, sink)?;
                 print_interval(&sink.end_interval(), started.elapsed());
+                trace_loop::interval_memory(session, sink);
             }
             Woke::Done(()) | Woke::Signal => return Ok(()),
         }

@@ -1,5 +1,8 @@
 //! Symbolization of `rwc->rmap_one` through /proc/kallsyms, which names why a walk ran.
-use std::{collections::HashMap, fs, path::Path};
+use std::{fs, path::Path};
+
+// Looked up for every walk record: see `top`.
+use foldhash::HashMap;
 
 /// Errors reading kallsyms.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,11 @@ impl Kallsyms {
         &self.names[start as usize..(start + len) as usize]
     }
 
+    /// Bytes the table holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity() + self.syms.capacity() * size_of::<(u64, u32, u32)>()
+    }
+
     /// The function containing `addr` (nearest symbol at or below it).
     pub fn symbolize(&self, addr: u64) -> Option<&str> {
         let i = self.syms.partition_point(|(a, _, _)| *a <= addr);
@@ -121,8 +129,16 @@ impl Purposes {
     pub fn new(kallsyms: Option<Kallsyms>) -> Self {
         Self {
             kallsyms,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
         }
+    }
+
+    /// Bytes the symbols and the cached purposes hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        let cached: usize = self.cache.values().map(String::capacity).sum();
+        self.kallsyms.as_ref().map_or(0, Kallsyms::heap_bytes)
+            + self.cache.capacity() * size_of::<(u64, String)>()
+            + cached
     }
 
     pub fn of(&mut self, rmap_one: u64) -> &str {

@@ -6,14 +6,14 @@
 //! thread's comm where that was unreadable: a JVM's threads each have their own) with start
 //! time 0 (the tables merge that provisional
 //! row into the process's own once the start time is known, see `table`). A cached entry is
-//! read again after [`RECHECK`], so a pid reused by a new process is told apart within that time
-//! plus one batch. Limit: the event carries no start time (the eBPF record has tgid only), so
+//! read again once it is [`RECHECK`] old at a batch (the clock is read per batch, not per walk),
+//! so a pid reused by a new process is told apart within that time plus two batches. Limit: the event carries no start time (the eBPF record has tgid only), so
 //! walks of a process that exited and whose pid was reused before the next check are counted
 //! under the new one; and a process that exits before its first lookup keeps start time 0.
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+
+// Looked up for every walk record: see `top`.
+use foldhash::HashMap;
 
 use rmap_common::WalkEvent;
 
@@ -47,6 +47,9 @@ pub struct ProcessNames {
     reader: Reader,
     /// The name handed out for a tgid not cached yet.
     provisional: String,
+    /// The clock at the last [`Self::resolve`]: entries are aged against it, so that a lookup
+    /// reads no clock (a walk record's whole handling costs a few clock reads).
+    now: Instant,
 }
 
 impl Default for ProcessNames {
@@ -59,11 +62,12 @@ impl ProcessNames {
     /// A cache that reads processes with `reader` instead of /proc (tests).
     pub fn with_reader(reader: Reader) -> Self {
         Self {
-            cache: HashMap::new(),
-            pending: HashMap::new(),
+            cache: HashMap::default(),
+            pending: HashMap::default(),
             clock: 0,
             reader,
             provisional: String::new(),
+            now: Instant::now(),
         }
     }
 
@@ -74,7 +78,7 @@ impl ProcessNames {
         let clock = self.clock;
         if let Some(e) = self.cache.get_mut(&ev.tgid) {
             e.used = clock;
-            if e.read_at.elapsed() >= RECHECK && self.pending.len() < PENDING_CAP {
+            if self.now.saturating_duration_since(e.read_at) >= RECHECK && self.pending.len() < PENDING_CAP {
                 self.pending.entry(ev.tgid).or_insert(*events::process_comm(ev));
             }
             return Process {
@@ -94,6 +98,7 @@ impl ProcessNames {
 
     /// Reads up to `max` queued processes; returns how many were read.
     pub fn resolve(&mut self, max: usize) -> usize {
+        self.now = Instant::now();
         let batch: Vec<(u32, [u8; 16])> = self.pending.iter().take(max).map(|(t, c)| (*t, *c)).collect();
         for (tgid, comm) in &batch {
             self.pending.remove(tgid);
@@ -113,7 +118,7 @@ impl ProcessNames {
                 start,
                 name,
                 used: self.clock,
-                read_at: Instant::now(),
+                read_at: self.now,
             },
         );
     }
@@ -126,6 +131,14 @@ impl ProcessNames {
         let (_, cut, _) = used.select_nth_unstable(nth);
         let cut = *cut;
         self.cache.retain(|_, e| e.used > cut);
+    }
+
+    /// Bytes the cache and the queue hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        let names: usize = self.cache.values().map(|e| e.name.capacity()).sum();
+        self.cache.capacity() * size_of::<(u32, Entry)>()
+            + names
+            + self.pending.capacity() * size_of::<(u32, [u8; 16])>()
     }
 
     /// Processes cached.
@@ -228,6 +241,28 @@ mod tests {
         ev.tgid = 15;
         ev.process = [0; 16];
         assert_eq!(n.lookup(&ev), Process::named("C1 CompilerThre"));
+    }
+
+    /// An entry read [`RECHECK`] or more before the last batch is read again (a reused pid).
+    #[test]
+    fn old_entries_are_read_again() {
+        let mut n = ProcessNames::with_reader(fake);
+        let mut ev = event(PageType::Anon, 1, 1);
+        ev.tgid = 10;
+        n.lookup(&ev);
+        n.resolve(64);
+        n.lookup(&ev);
+        assert_eq!(n.pending(), 0);
+        let old = Instant::now()
+            .checked_sub(RECHECK)
+            .expect("the clock is past RECHECK");
+        n.cache.get_mut(&10).expect("cached").read_at = old;
+        n.resolve(0);
+        assert_eq!(n.lookup(&ev).name, "p10");
+        assert_eq!(n.pending(), 1);
+        n.resolve(64);
+        n.lookup(&ev);
+        assert_eq!(n.pending(), 0);
     }
 
     #[test]

@@ -32,6 +32,11 @@ impl ProcessTable {
             .record(key, process.name, &crate::events::text(&ev.comm), ev);
     }
 
+    /// Bytes the rows hold on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.table.heap_bytes()
+    }
+
     /// Processes with a row.
     pub fn len(&self) -> usize {
         self.table.len()

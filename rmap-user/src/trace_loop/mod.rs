@@ -48,6 +48,24 @@ pub fn kernel_latency(session: &mut Session, sink: &mut Sink) -> anyhow::Result<
     sink.set_latency(now, |addr| session.decoder.purposes.of(addr).to_string())
 }
 
+/// When an interval ends: the heap freed during it handed back to the system (the interval's
+/// aggregate, process rows replaced, the interval log's copies come and go; glibc would keep
+/// every page they touched resident), then the tracer's memory reported (see
+/// [`crate::memory`]): the heap and the long-lived tables.
+pub fn interval_memory(session: &Session, sink: &Sink) {
+    crate::memory::trim();
+    if crate::memory::enabled() {
+        crate::memory::report(
+            "interval",
+            &[
+                ("aggregate", sink.total.heap_bytes()),
+                ("purposes", session.decoder.purposes.heap_bytes()),
+                ("process_names", session.decoder.processes.heap_bytes()),
+            ],
+        );
+    }
+}
+
 /// What ended a wait of [`run_until`].
 pub enum Woke<T> {
     /// The work finished with this output.

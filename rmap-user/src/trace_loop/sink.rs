@@ -77,9 +77,12 @@ impl Sink {
         self
     }
 
+    /// One walk record: its off-CPU and locked counts into the interval's aggregate (the run's
+    /// gets them when the interval ends), its process and owner into the run's tables (no
+    /// interval shows those), its line into the CSV.
     pub fn record(&mut self, ev: &WalkEvent, purpose: &str, process: Process<'_>) {
-        self.total.record(ev, purpose, process);
-        self.interval.record(ev, purpose, process);
+        self.interval.record_side(ev, purpose);
+        self.total.record_tables(ev, process);
         if let Some(c) = self.csv.as_mut() {
             c.write(ev, purpose, process.name, &mut self.owners);
         }
@@ -115,6 +118,7 @@ impl Sink {
         let from = self.interval_from.replace(now).unwrap_or(now);
         self.latency_from = self.latency.clone();
         let interval = std::mem::take(&mut self.interval);
+        self.total.add_side(&interval);
         if let Some(c) = self.csv.as_mut() {
             c.flush();
         }
@@ -187,5 +191,49 @@ impl Sink {
             plot::plot_types(&self.total.types, svg)?;
         }
         Ok(self.total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmap_common::PageType;
+
+    use super::*;
+    use crate::events::tests::event;
+
+    fn side(a: &Aggregator, key: &str) -> (u64, u64, u64) {
+        let rows = a.type_rows().into_iter().chain(a.purpose_rows());
+        rows.filter(|r| r.key == key)
+            .map(|r| (r.offcpu_measured, r.offcpu_total_ns, r.locked))
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// Each record is counted once: an interval has its off-CPU and locked counts, the run's
+    /// are the sum of its intervals', and the per-process table is the run's alone.
+    #[test]
+    fn intervals_add_up_to_the_run() {
+        let mut sink = Sink::default();
+        let mut ev = event(PageType::Anon, 1_000, 1);
+        for _ in 0..3 {
+            sink.record(&ev, "migrate", Process::named("java"));
+        }
+        let first = sink.end_interval();
+        ev.locked = 1;
+        for _ in 0..2 {
+            sink.record(&ev, "unmap", Process::named("java"));
+        }
+        let second = sink.end_interval();
+        assert_eq!((first.records, second.records), (3, 2));
+        assert_eq!(side(&first, "anon"), (3, 750, 0));
+        assert_eq!(side(&second, "anon/unmap"), (2, 500, 2));
+        assert!(first.processes.is_empty() && second.processes.is_empty());
+        let total = sink.finish(None).expect("no files to close");
+        assert_eq!(total.records, 5);
+        assert_eq!(side(&total, "anon"), (5, 1250, 2));
+        assert_eq!(side(&total, "anon/migrate"), (3, 750, 0));
+        assert_eq!(side(&total, "anon/unmap"), (2, 500, 2));
+        let procs = total.process_rows(10);
+        assert_eq!((procs[0].key.as_str(), procs[0].count), ("java/4240", 5));
     }
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench capacity`: the host's event pipeline, not emulated (issue #13 item 3).
+//! `cargo xtask bench capacity`: the host's event pipeline, not emulated.
 //! The real programs fill a real ring buffer past its capacity while nothing reads; it is then
 //! drained through rmap-user's decoder, aggregator and writers, stage by stage, timed. The
 //! work is in `integration-test/src/capacity.rs` (shared with its short test in `cargo xtask

@@ -79,14 +79,14 @@ pub fn render(runs: &Runs, reps: u32, rows: &[Row], workloads: &[Workload]) -> S
     let mut s = "BPF program time per walk (kernel.bpf_stats_enabled; program bodies only, median over repetitions)\n"
         .to_string();
     s += &format!(
-        "{:<8} {:<13} {:<16} {:>9} {:>9} {:>9}\n",
+        "{:<8} {:<14} {:<16} {:>9} {:>9} {:>9}\n",
         "workload", "tracer", "program", "runs/walk", "ns/run", "ns/walk"
     );
     for &w in workloads {
         for &r in rows {
             for (name, c) in costs(runs, reps, r, w) {
                 s += &format!(
-                    "{:<8} {:<13} {:<16} {:>9.2} {:>9.0} {:>9.0}\n",
+                    "{:<8} {:<14} {:<16} {:>9.2} {:>9.0} {:>9.0}\n",
                     w.name(),
                     r.name(),
                     name,
@@ -151,7 +151,7 @@ mod tests {
         assert!(costs(&r, 3, Row::Kprobe, Workload::Anon).is_empty());
         let t = render(&r, 3, &[Row::Fentry], &[Workload::Anon]);
         assert!(
-            t.contains("anon     fentry        fentry_anon           1.00       200       200"),
+            t.contains("anon     fentry         fentry_anon           1.00       200       200"),
             "{t}"
         );
     }

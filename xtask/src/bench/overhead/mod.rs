@@ -2,7 +2,8 @@
 //! tracefs text method's, in the QEMU guest. Walk-heavy workloads (anon pages all moved in
 //! batches, KSM pages of thousands of VMAs moved, anon reclaim) run interleaved, each
 //! repetition under every tracer, all in one boot per kernel: Debian's (6.1 by default; no
-//! tracer, rmap-trace fentry and kprobe, tracefs `kprobe_events` text, bpftrace) and ours (no
+//! tracer, rmap-trace fentry and kprobe, tracefs `kprobe_events` text, bpftrace on kprobes and
+//! on kfuncs, empty kfunc programs) and ours (no
 //! tracer, tracepoint, fentry). Ratios are only compared within a boot. Under TCG the costs are
 //! emulated, and the tables say so.
 mod components;
@@ -31,7 +32,11 @@ pub enum Row {
     FentryStalls,
     Kprobe,
     Tracefs,
+    /// bpftrace's histogram one-liner on kprobes/kretprobes.
     Bpftrace,
+    /// The same one-liner on `kfunc`/`kretfunc` (fentry/fexit): bpftrace's cheapest mechanism
+    /// on a kernel with BTF, the peer of rmap-trace's fentry mode.
+    BpftraceKfunc,
     /// bpftrace with empty `kfunc`/`kretfunc` programs on the walkers: what the fentry/fexit
     /// attach mechanism alone adds (BPF trampolines, program entry and exit), the floor of any
     /// fentry tool, rmap-trace's included.
@@ -50,6 +55,7 @@ impl Row {
             Row::Kprobe => "kprobe",
             Row::Tracefs => "tracefs",
             Row::Bpftrace => "bpftrace",
+            Row::BpftraceKfunc => "bpftrace_kfunc",
             Row::FentryEmpty => "fentry_empty",
         }
     }
@@ -151,7 +157,7 @@ pub struct Args {
     pub accel: guest::qemu::Accel,
 }
 
-const DEBIAN_ROWS: [Row; 9] = [
+const DEBIAN_ROWS: [Row; 10] = [
     Row::None,
     Row::Fentry,
     Row::FentryAll,
@@ -159,6 +165,7 @@ const DEBIAN_ROWS: [Row; 9] = [
     Row::FentryStalls,
     Row::Kprobe,
     Row::Bpftrace,
+    Row::BpftraceKfunc,
     Row::Tracefs,
     Row::FentryEmpty,
 ];
@@ -200,7 +207,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 let title = format!("{kernel} kernel, one boot ({emulated})");
                 out += &table::render(&title, &runs, args.reps, rows, &args.workloads);
                 if rows.contains(&Row::Bpftrace) {
-                    out += &table::goals(&runs, args.reps, &args.workloads);
+                    out += &table::goals(&runs, args.reps, rows, &args.workloads);
                 }
                 out += "\n";
                 out += &components::render(&runs, args.reps, rows, &args.workloads);
@@ -308,7 +315,7 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     | Row::FentryNoOffcpu
                     | Row::FentryStalls
                     | Row::Kprobe => parse::rmap_trace_count(t),
-                    Row::Bpftrace => parse::bpftrace_hist_total(t),
+                    Row::Bpftrace | Row::BpftraceKfunc => parse::bpftrace_hist_total(t),
                     // Empty programs count nothing: the walks are their runs (an entry and an
                     // exit each), from the kernel's run counts.
                     Row::FentryEmpty => Some(stats.iter().map(|p| p.runs).sum::<u64>() / 2),

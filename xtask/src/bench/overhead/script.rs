@@ -63,16 +63,21 @@ stop_tracefs() {
 BTPROG=""
 for s in $SYMS; do BTE="${BTE:+$BTE,}kprobe:$s"; BTR="${BTR:+$BTR,}kretprobe:$s"; done
 BTPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTE { @start[tid] = nsecs; } $BTR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
-# The fentry floor: empty fentry/fexit programs (bpftrace's kfunc/kretfunc) on the same functions.
 for s in $SYMS; do BTK="${BTK:+$BTK,}kfunc:$s"; BTKR="${BTKR:+$BTKR,}kretfunc:$s"; done
+# The same one-liner on fentry/fexit (bpftrace's kfunc/kretfunc): its best mechanism here.
+BTKPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTK { @start[tid] = nsecs; } $BTKR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
+# The fentry floor: empty fentry/fexit programs on the same functions.
 BTEMPTY="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTK { } $BTKR { } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
 if [ -d $BT ]; then
   mount -t debugfs none /sys/kernel/debug 2>/dev/null
   mkdir -p $BT/proc $BT/sys $BT/dev $BT/tmp
   mount -o bind /proc $BT/proc; mount -o rbind /sys $BT/sys; mount -o bind /dev $BT/dev
   echo "bench: bpftrace program: $BTPROG"
+  echo "bench: bpftrace kfunc program: $BTKPROG"
 fi
 start_bpftrace() { start_bt "$BTPROG"; }
+start_bpftrace_kfunc() { start_bt "$BTKPROG"; }
+stop_bpftrace_kfunc() { stop_bpftrace; }
 start_fentry_empty() { start_bt "$BTEMPTY"; }
 stop_fentry_empty() { stop_bpftrace; }
 start_bt() {
@@ -176,5 +181,40 @@ mod tests {
         );
         assert!(s.contains("--move-batch 512"));
         assert!(s.contains("seq 3"));
+    }
+
+    /// Every row of Debian's boots has its start and stop functions; bpftrace's kfunc row runs
+    /// the kprobe row's one-liner, on kfunc/kretfunc probes.
+    #[test]
+    fn every_row_starts_and_stops() {
+        let sizes = Sizes {
+            anon_pages: 100,
+            move_batch: 512,
+            ksm_vmas: 2000,
+            reclaim_pages: 50,
+        };
+        let s = script(&super::super::DEBIAN_ROWS, &[Workload::Anon], &sizes, 1);
+        for r in super::super::DEBIAN_ROWS {
+            for f in ["start", "stop"] {
+                assert!(
+                    s.contains(&format!("\n{f}_{}() {{", r.name())),
+                    "no {f}_{}",
+                    r.name()
+                );
+            }
+        }
+        let prog = |var: &str| {
+            let l = s
+                .lines()
+                .find(|l| l.starts_with(&format!("{var}=\"BEGIN")))
+                .expect("program line");
+            l.replace("$BTE", "ENTRY")
+                .replace("$BTR", "RETURN")
+                .replace("$BTKR", "RETURN")
+                .replace("$BTK", "ENTRY")
+                .replacen(var, "P", 1)
+        };
+        assert_eq!(prog("BTKPROG"), prog("BTPROG"));
+        assert!(s.contains("BTK=\"${BTK:+$BTK,}kfunc:$s\""), "{s}");
     }
 }

@@ -124,14 +124,14 @@ fn fmt_added(l: &Line) -> String {
 pub fn render(title: &str, runs: &Runs, reps: u32, rows: &[Row], workloads: &[Workload]) -> String {
     let mut s = format!("{title}\n");
     s += &format!(
-        "{:<8} {:<10} {:>10}  {:<32} {}\n",
+        "{:<8} {:<14} {:>10}  {:<32} {}\n",
         "workload", "tracer", "walks/s", "added ns/walk median [min .. max]", "saw every walk"
     );
     for &w in workloads {
         for &r in rows {
             let l = line(runs, reps, r, w);
             s += &format!(
-                "{:<8} {:<10} {:>10}  {:<32} {}\n",
+                "{:<8} {:<14} {:>10}  {:<32} {}\n",
                 w.name(),
                 r.name(),
                 l.walks_per_s.map_or("-".into(), |v| format!("{v:.0}")),
@@ -143,29 +143,49 @@ pub fn render(title: &str, runs: &Runs, reps: u32, rows: &[Row], workloads: &[Wo
     s
 }
 
-/// The goals (fentry ≤ ½ bpftrace, ≤ ¼ tracefs, on medians), one line per workload.
-pub fn goals(runs: &Runs, reps: u32, workloads: &[Workload]) -> String {
+/// The goals: `row`'s median added time per walk at most `limit` times `of`'s, each compared
+/// within one boot. Against bpftrace's same one-liner on the same mechanism (kfunc for fentry,
+/// kprobe for kprobe), against the empty-program floor, and against tracefs's text.
+pub const GOALS: [(Row, Row, f64); 6] = [
+    (Row::Fentry, Row::BpftraceKfunc, 0.5),
+    (Row::Kprobe, Row::Bpftrace, 0.5),
+    (Row::Fentry, Row::FentryEmpty, 2.0),
+    (Row::FentryAll, Row::BpftraceKfunc, 2.0),
+    (Row::Fentry, Row::Bpftrace, 0.5),
+    (Row::Fentry, Row::Tracefs, 0.25),
+];
+
+/// Whether `row` ≤ `limit` × `other` on the medians `r` and `o` (None: missing runs).
+fn verdict(row: Row, other: Row, limit: f64, r: Option<f64>, o: Option<f64>) -> String {
+    match (r, o) {
+        (Some(r), Some(o)) if o > 0.0 && r <= 0.0 => format!(
+            "n/a: {}'s median added time is {r:.0} ns (within the noise), {}'s {o:.0} ns",
+            row.name(),
+            other.name()
+        ),
+        (Some(r), Some(o)) if o > 0.0 => {
+            let ratio = r / o;
+            format!("{ratio:.2} -> {}", if ratio <= limit { "met" } else { "NOT met" })
+        }
+        (Some(_), Some(_)) => format!("n/a ({} added no time)", other.name()),
+        _ => "n/a (missing runs)".into(),
+    }
+}
+
+/// The [`GOALS`] whose two rows ran in this boot, then the floor line, per workload.
+pub fn goals(runs: &Runs, reps: u32, rows: &[Row], workloads: &[Workload]) -> String {
     let mut s = String::new();
     for &w in workloads {
         let m = |r| line(runs, reps, r, w).added_median();
-        let f = m(Row::Fentry);
-        for (other, limit) in [(Row::Bpftrace, 0.5), (Row::Tracefs, 0.25)] {
-            let verdict = match (f, m(other)) {
-                (Some(f), Some(o)) if o > 0.0 && f <= 0.0 => format!(
-                    "n/a: fentry's median added time is {f:.0} ns (within the noise), {}'s {o:.0} ns",
-                    other.name()
-                ),
-                (Some(f), Some(o)) if o > 0.0 => {
-                    let ratio = f / o;
-                    format!("{ratio:.2} -> {}", if ratio <= limit { "met" } else { "NOT met" })
-                }
-                (Some(_), Some(_)) => format!("n/a ({} added no time)", other.name()),
-                _ => "n/a (missing runs)".into(),
-            };
+        for (row, other, limit) in GOALS {
+            if !rows.contains(&row) || !rows.contains(&other) {
+                continue;
+            }
+            let ratio = format!("{}/{}", row.name(), other.name());
             s += &format!(
-                "goal {:<8} fentry/{:<8} <= {limit}: {verdict}\n",
+                "goal {:<8} {ratio:<29} <= {limit}: {}\n",
                 w.name(),
-                other.name()
+                verdict(row, other, limit, m(row), m(other))
             );
         }
         // What the attach mechanism alone adds, against the same references: no fentry tool
@@ -176,8 +196,9 @@ pub fn goals(runs: &Runs, reps: u32, workloads: &[Workload]) -> String {
                 _ => "n/a".into(),
             };
             s += &format!(
-                "floor {:<7} empty fentry/fexit programs add {floor:.0} ns/walk: {} of bpftrace's, {} of tracefs's\n",
+                "floor {:<7} empty fentry/fexit programs add {floor:.0} ns/walk: {} of bpftrace_kfunc's, {} of bpftrace's, {} of tracefs's\n",
                 w.name(),
+                of(Row::BpftraceKfunc),
                 of(Row::Bpftrace),
                 of(Row::Tracefs)
             );
@@ -270,24 +291,80 @@ mod tests {
         assert_eq!(reference(&r, Workload::Ksm), None);
     }
 
+    const ROWS: [Row; 4] = [Row::None, Row::Fentry, Row::Bpftrace, Row::Tracefs];
+
     #[test]
     fn a_negative_fentry_median_meets_no_goal() {
         let mut r = runs();
         for rep in 1..=3 {
             r.get_mut(&(rep, Row::Fentry, Workload::Anon)).unwrap().trigger_ns = 900;
         }
-        let g = goals(&r, 3, &[Workload::Anon]);
+        let g = goals(&r, 3, &ROWS, &[Workload::Anon]);
         assert!(
-            g.contains("fentry/bpftrace <= 0.5: n/a: fentry's median added time is -10 ns"),
+            g.contains("fentry/bpftrace               <= 0.5: n/a: fentry's median added time is -10 ns"),
             "{g}"
         );
     }
 
     #[test]
     fn goals_on_medians() {
-        let g = goals(&runs(), 3, &[Workload::Anon]);
+        let g = goals(&runs(), 3, &ROWS, &[Workload::Anon]);
         // fentry 10, bpftrace 40 → 0.25 met; tracefs 100 → 0.10 met.
-        assert!(g.contains("fentry/bpftrace <= 0.5: 0.25 -> met"), "{g}");
-        assert!(g.contains("fentry/tracefs  <= 0.25: 0.10 -> met"), "{g}");
+        assert!(
+            g.contains("fentry/bpftrace               <= 0.5: 0.25 -> met"),
+            "{g}"
+        );
+        assert!(
+            g.contains("fentry/tracefs                <= 0.25: 0.10 -> met"),
+            "{g}"
+        );
+        // Goals of rows that did not run in this boot are left out.
+        assert_eq!(g.lines().count(), 2, "{g}");
+    }
+
+    /// The goals against bpftrace's kfunc one-liner, its kprobe one and the empty-program floor.
+    #[test]
+    fn goals_against_the_peers_and_the_floor() {
+        let mut r = runs();
+        // Added ns per walk (10 walks): kfunc 30, kprobe 24, empty 4, fentry_all 70.
+        for rep in 1..=3 {
+            let none = r[&(rep, Row::None, Workload::Anon)].trigger_ns;
+            for (row, added) in [
+                (Row::BpftraceKfunc, 30),
+                (Row::Kprobe, 24),
+                (Row::FentryEmpty, 4),
+                (Row::FentryAll, 70),
+            ] {
+                r.insert(
+                    (rep, row, Workload::Anon),
+                    Run {
+                        trigger_ns: none + added * 10,
+                        seen: Some(10),
+                        ..Run::default()
+                    },
+                );
+            }
+        }
+        let rows = [
+            Row::None,
+            Row::Fentry,
+            Row::FentryAll,
+            Row::Kprobe,
+            Row::Bpftrace,
+            Row::BpftraceKfunc,
+            Row::Tracefs,
+            Row::FentryEmpty,
+        ];
+        let g = goals(&r, 3, &rows, &[Workload::Anon]);
+        // fentry 10 / kfunc 30; kprobe 24 / bpftrace 40; fentry 10 / empty 4; all 70 / kfunc 30.
+        for want in [
+            "goal anon     fentry/bpftrace_kfunc         <= 0.5: 0.33 -> met",
+            "goal anon     kprobe/bpftrace               <= 0.5: 0.60 -> NOT met",
+            "goal anon     fentry/fentry_empty           <= 2: 2.50 -> NOT met",
+            "goal anon     fentry_all/bpftrace_kfunc     <= 2: 2.33 -> NOT met",
+            "floor anon    empty fentry/fexit programs add 4 ns/walk: 0.13 of bpftrace_kfunc's",
+        ] {
+            assert!(g.contains(want), "{want:?} not in\n{g}");
+        }
     }
 }
