@@ -105,7 +105,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     print!("{}", series::table(&samples));
     println!(
-        "rest (VmRSS - bpf-map Rss): min {} kB, max {} kB; growth over the second half {} kB ({}); \
+        "rest (VmRSS - bpf-map Rss): min {} kB, max {} kB; growth from the second quarter to the last (medians) {} kB ({}); \
          under {} kB: {}; failed scrapes {}",
         v.rest_min_kib,
         v.rest_max_kib,
