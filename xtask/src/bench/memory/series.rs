@@ -238,9 +238,10 @@ map [vdso] 8 4
 
     /// Ten minutes of samples every 10 s, the rest at `rest(i)` kB for sample `i`.
     fn run(rest: impl Fn(u64) -> u64) -> Verdict {
-        let text: String = (0..61)
-            .map(|i| format!("sample {} {} 1 2 0 1\n", i * 10, rest(i)))
-            .collect();
+        let mut text = String::new();
+        for i in 0..61 {
+            text += &format!("sample {} {} 1 2 0 1\n", i * 10, rest(i));
+        }
         verdict(&parse(&text).expect("parses")).expect("samples")
     }
 
