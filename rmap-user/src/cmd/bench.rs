@@ -34,7 +34,7 @@ pub struct ScenarioResult {
     pub purposes: Vec<Row>,
 }
 
-/// The benchmark's `--json` document (README, "JSON output").
+/// The benchmark's `--json` document (docs/json.md).
 #[derive(Serialize)]
 pub struct BenchJson<'a> {
     #[serde(flatten)]

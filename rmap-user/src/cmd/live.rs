@@ -27,7 +27,7 @@ use crate::{
     },
 };
 
-/// The `--json` document of `--attach-only` (README, "JSON output").
+/// The `--json` document of `--attach-only` (docs/json.md).
 #[derive(Serialize)]
 pub struct LiveJson<'a> {
     #[serde(flatten)]
