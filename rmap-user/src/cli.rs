@@ -78,7 +78,7 @@ pub struct TraceArgs {
     /// (or of --threshold-ms, when lower): a record costs more than counting a walk.
     #[arg(long, value_parser = clap::value_parser!(u64).range(bounds::MIN_DURATION_US))]
     pub min_duration_us: Option<u64>,
-    /// Write the final summary as JSON to this file (schema: README, "JSON output"). Output
+    /// Write the final summary as JSON to this file (schema: docs/json.md). Output
     /// files are opened once tracing is attached, never through a symbolic link, and must be
     /// regular files; JSON and SVG replace the old file whole.
     #[arg(long, value_parser = output::parse)]
@@ -110,7 +110,7 @@ pub struct TraceArgs {
 /// `--attach-only`'s default `--min-duration-us`: a host's walks are counted and timed in the
 /// kernel whatever their length, but only the slow ones (here: a millisecond, against the
 /// microseconds of a walk of a lightly mapped page) are worth a record each, which costs
-/// more than counting the walk (README, "Overhead").
+/// more than counting the walk (docs/benchmarks.md, "Overhead").
 pub const LIVE_RECORD_MIN_US: u64 = 1000;
 
 /// Options of `--attach-only` alone.
@@ -170,7 +170,7 @@ pub struct LiveArgs {
     pub threads: bool,
     /// Also show who waited for walks: threads blocked on an rwsem (`anon_vma`, `i_mmap`) held by
     /// a walk in flight, from `lock:contention_begin`/`end`, which fire on every contended
-    /// lock of the host (their cost: README, "Overhead"). A table per victim process and per
+    /// lock of the host (their cost: docs/benchmarks.md). A table per victim process and per
     /// walk, `stalls` in --json, `rmap_walk_stall_seconds` in Prometheus.
     #[arg(long)]
     pub stalls: bool,

@@ -1,4 +1,4 @@
-//! The `--json` documents against the README's table (section "JSON output"), both ways: every
+//! The `--json` documents against the table of docs/json.md, both ways: every
 //! field the writers produce is documented with its type, and every documented field is
 //! produced. The documents are made by the commands' own types from a real aggregator, real
 //! kernel counter sums and a real attach outcome, then serialized as `--json` writes them.
@@ -33,14 +33,10 @@ struct Field {
     runs: String,
 }
 
-/// The README's table: path → field, and the row arrays of "Every row (...)".
+/// The table of docs/json.md: path → field, and the row arrays of "Every row (...)".
 fn documented() -> (BTreeMap<String, Field>, Vec<String>) {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let section = readme
-        .split("### JSON output")
-        .nth(1)
-        .expect("README has a JSON output section");
-    let section = section.split("\n### ").next().unwrap_or(section);
+    let section = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/json.md"))
+        .expect("docs/json.md documents the JSON output");
     let mut fields = BTreeMap::new();
     let mut rows = Vec::new();
     for line in section.lines() {
@@ -136,19 +132,19 @@ fn check(run: &str, doc: &Value) {
     for (path, kinds) in &have {
         let ty = want
             .get(path)
-            .unwrap_or_else(|| panic!("{run}: `{path}` is not in the README's JSON table"));
+            .unwrap_or_else(|| panic!("{run}: `{path}` is not in the JSON table of docs/json.md"));
         for k in kinds {
             let ok = ty == k
                 || ty
                     .strip_suffix(" or null")
                     .is_some_and(|t| t == *k || *k == "null");
-            assert!(ok, "{run}: `{path}` is {k}, the README says {ty}");
+            assert!(ok, "{run}: `{path}` is {k}, docs/json.md says {ty}");
         }
     }
     for path in want.keys() {
         assert!(
             have.contains_key(path),
-            "{run}: the README's `{path}` is not written"
+            "{run}: `{path}` of docs/json.md is not written"
         );
     }
 }
@@ -280,7 +276,7 @@ fn run_json<'a>(outcome: &'a Outcome, counts: &'a KernelCounts) -> RunJson<'a> {
 }
 
 #[test]
-fn live_document_matches_the_readme() {
+fn live_document_matches_docs_json() {
     let (root, pod_cgroup) = node("live");
     let mut names = names(&root);
     let (outcome, counts, agg) = (outcome(), counts(), aggregator(pod_cgroup));
@@ -300,7 +296,7 @@ fn live_document_matches_the_readme() {
 }
 
 #[test]
-fn bench_document_matches_the_readme() {
+fn bench_document_matches_docs_json() {
     let (outcome, counts, agg) = (outcome(), counts(), aggregator(0));
     let scenarios = [ScenarioResult {
         scenario: Ran {

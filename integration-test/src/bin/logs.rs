@@ -1,9 +1,10 @@
 //! The interval-log reading bench's host part (`cargo xtask bench logs` runs it in release
-//! mode, next to a release `rmap-trace`): writes the logs of the README's capacity figures (a
-//! day-long one of `--mib` MiB: 1-s intervals of ksm/anon/file histograms of rmap-trace's
-//! shape, each with some 1,500 distinct latencies; one histogram claiming a 4 GiB payload; 40
-//! tags of the widest histograms the format allows), then runs `rmap-trace report` on each and
-//! prints its exit status, wall and CPU time and peak RSS. `logs [--mib N] [--dir DIR]`.
+//! mode, next to a release `rmap-trace`): writes the logs of docs/benchmarks.md's capacity
+//! figures (a day-long one of `--mib` MiB: 1-s intervals of ksm/anon/file histograms of
+//! rmap-trace's shape, each with some 1,500 distinct latencies; one histogram claiming a 4 GiB
+//! payload; 40 tags of the widest histograms the format allows), then runs `rmap-trace report`
+//! on each and prints its exit status, wall and CPU time and peak RSS. `logs [--mib N] [--dir
+//! DIR]`.
 //!
 //! A child's peak RSS counts the memory of the process it was forked from (the kernel keeps the
 //! larger of its RSS before and after exec): each `report` is therefore started by a fresh,

@@ -34,7 +34,7 @@ pub struct ScenarioResult {
     pub purposes: Vec<Row>,
 }
 
-/// The benchmark's `--json` document (README, "JSON output").
+/// The benchmark's `--json` document (docs/json.md).
 #[derive(Serialize)]
 pub struct BenchJson<'a> {
     #[serde(flatten)]
@@ -119,7 +119,11 @@ fn print_results(results: &[ScenarioResult], session: &Session, counts: &KernelC
     print!("{}", table(results));
     print!(
         "{}",
-        render::table("scenario type/purpose", &purpose_rows(results), true)
+        render::table(
+            "scenario type/purpose",
+            &purpose_rows(results),
+            render::Offcpu::of(session.attached.offcpu_unavailable.as_deref())
+        )
     );
     summary::footer(session, counts);
     println!(

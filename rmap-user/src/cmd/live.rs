@@ -27,7 +27,7 @@ use crate::{
     },
 };
 
-/// The `--json` document of `--attach-only` (README, "JSON output").
+/// The `--json` document of `--attach-only` (docs/json.md).
 #[derive(Serialize)]
 pub struct LiveJson<'a> {
     #[serde(flatten)]
@@ -75,6 +75,10 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     if let Some(p) = pods.as_mut() {
         p.refresh(&mut session.ebpf)?;
         println!("  pods: {} ({} pod cgroups)", p.filter.describe(), p.ids.len());
+    }
+    let offcpu = render::Offcpu::of(session.attached.offcpu_unavailable.as_deref());
+    if let Some(legend) = render::offcpu_legend(offcpu, record_min_us) {
+        println!("  {legend}");
     }
     let metrics = serve_metrics(live, &session).await?;
     // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
@@ -181,7 +185,8 @@ async fn watch(
                     }
                 }
                 trace_loop::kernel_latency(session, sink)?;
-                print_interval(&sink.end_interval(), started.elapsed());
+                let offcpu = render::Offcpu::of(session.attached.offcpu_unavailable.as_deref());
+                print_interval(&sink.end_interval(), started.elapsed(), offcpu);
                 trace_loop::interval_memory(session, sink);
             }
             Woke::Done(()) | Woke::Signal => return Ok(()),
@@ -196,14 +201,14 @@ async fn sleep_for(secs: Option<f64>) {
     }
 }
 
-fn print_interval(agg: &Aggregator, elapsed: Duration) {
+fn print_interval(agg: &Aggregator, elapsed: Duration, offcpu: render::Offcpu) {
     if agg.is_empty() {
         println!("[{:>7.1}s] no walks", elapsed.as_secs_f64());
     } else {
         print!(
             "[{:>7.1}s]\n{}",
             elapsed.as_secs_f64(),
-            render::table("type", &agg.type_rows(), true)
+            render::table("type", &agg.type_rows(), offcpu)
         );
     }
 }
@@ -232,29 +237,33 @@ fn print_summary(
         elapsed.as_secs_f64(),
         crate::kernel::host::kernel_release()
     );
+    let offcpu = render::Offcpu::of(session.attached.offcpu_unavailable.as_deref());
     if total.is_empty() {
         println!("no walk events received");
     } else {
-        print!("{}", render::table("type", &total.type_rows(), true));
-        print!("{}", render::table("type/purpose", &total.purpose_rows(), true));
+        print!("{}", render::table("type", &total.type_rows(), offcpu));
+        print!("{}", render::table("type/purpose", &total.purpose_rows(), offcpu));
         let processes = total.process_rows(10);
         if threads {
             print!(
                 "{}",
-                render::table_with_parts("process", &processes, true, "threads")
+                render::table_with_parts("process", &processes, offcpu, "threads")
             );
         } else {
-            print!("{}", render::table("process", &processes, true));
+            print!("{}", render::table("process", &processes, offcpu));
         }
         print!(
             "{}",
             render::table_with_parts(
                 "owner (memory cgroup, or pod: namespace/pod/container)",
                 &owners_shown(total.owner_rows(10, paths)),
-                true,
+                offcpu,
                 "walkers"
             )
         );
+    }
+    if let Some(legend) = render::offcpu_legend(offcpu, record_min_us).filter(|_| !total.is_empty()) {
+        println!("{legend}");
     }
     if let Some(note) = render::coverage_note(total.records, counts, record_min_us) {
         println!("process and owner tables, off-CPU and locked columns, CSV and slow-walk lines: {note}");

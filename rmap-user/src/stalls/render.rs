@@ -11,7 +11,7 @@ use crate::{owners::names::OwnerNames, printable::printable, render::fmt_ns};
 /// Walks listed in the summary.
 const WALK_LINES: usize = 10;
 
-/// The `stalls` object of `--json` (README, "JSON output").
+/// The `stalls` object of `--json` (docs/json.md).
 #[derive(Serialize)]
 pub struct StallsJson {
     /// The kernel's exact counters: waits attributed, other rwsem waits, drops, unpaired.

@@ -1,5 +1,5 @@
 //! The end of a tracing run: the lines every run ends with, and the fields every run's JSON
-//! document starts with (README, "JSON output").
+//! document starts with (docs/json.md).
 use std::time::Duration;
 
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! `cargo xtask bench logs`: reading interval logs back. Builds the release `rmap-trace` and
 //! `integration-test`'s `logs` binary beside it, which writes a day-long log of `--mib` MiB and
 //! two crafted ones into `target/bench-logs` and times `rmap-trace report` on each (no root
-//! needed). The figures are the README's, in *Capacity and memory*.
+//! needed). The figures are those of docs/benchmarks.md, *Capacity and memory*.
 use std::process::Command;
 
 use anyhow::Context as _;

@@ -205,7 +205,7 @@ fn csv_column(ty: &str, walks: &[Value], csvsum: &str, c: &mut Checks) {
 
 /// Anon walks make few and short waits: fewer waits, and less waiting, per walk waited for
 /// than KSM walks over the same VMAs (per walk, not per wait: one anon wait may outlast its
-/// walk behind the next ones of the same `move_pages` call, README "--stalls").
+/// walk behind the next ones of the same `move_pages` call: docs/usage.md, "--stalls").
 fn shorter(ksm: &Value, anon: &Value, c: &mut Checks) {
     let per_walk = |d: &Value| {
         let walks = d["stalls"]["walks"].as_array().cloned().unwrap_or_default();
