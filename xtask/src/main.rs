@@ -18,6 +18,7 @@ mod test;
 mod toolchain;
 mod vm;
 mod vm_test;
+mod walks;
 
 use std::process::ExitCode;
 

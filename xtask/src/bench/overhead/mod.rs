@@ -352,6 +352,7 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                         trigger_ns,
                         baseline_ns,
                         seen,
+                        expected: Some(crate::walks::expected(wtext).values().sum()).filter(|&n| n > 0),
                         stats,
                     },
                 );

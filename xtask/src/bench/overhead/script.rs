@@ -11,9 +11,12 @@ finish_soft() { kill -$2 $1 2>/dev/null; end=$(( $(date +%s) + $3 )); while kill
 # Ends process $1: signal $2, then KILL after $3 s.
 finish() { kill -$2 $1 2>/dev/null; end=$(( $(date +%s) + $3 )); while kill -0 $1 2>/dev/null && [ $(date +%s) -lt $end ]; do sleep 0.5; done; kill -KILL $1 2>/dev/null; wait $1; }
 SYMS=""
-for f in rmap_walk_ksm rmap_walk_anon rmap_walk_file; do
-  s=$(awk -v f=$f '$3 == f || (index($3, f ".") == 1 && $3 !~ /\.cold$/) { print $3; exit }' /proc/kallsyms)
-  [ -n "$s" ] && SYMS="$SYMS $s"
+# The file walker is __rmap_walk_file where rmap_walk_file became its inline wrapper.
+for f in rmap_walk_ksm rmap_walk_anon rmap_walk_file:__rmap_walk_file; do
+  for g in $(echo $f | tr : ' '); do
+    s=$(awk -v f=$g '$3 == f || (index($3, f ".") == 1 && $3 !~ /\.cold$/) { print $3; exit }' /proc/kallsyms)
+    [ -n "$s" ] && { SYMS="$SYMS $s"; break; }
+  done
 done
 echo "bench: walker symbols:$SYMS"
 # Per-program run counts and run time (kernel/bpf/syscall.c: bpf_stats_enabled_key), read by

@@ -76,7 +76,7 @@ fn mode_run(run: &GuestRun, label: &str, name: &str, mode: &str, c: &mut Checks)
     );
     let probes = kretprobe_counts(text(run, &format!("count-{name}")));
     let workload = text(run, &format!("w-{name}"));
-    let expected = expected_walks(workload);
+    let expected = crate::walks::expected(workload);
     c.check(
         &format!("kernels {label} {name}: the workload's progress to a file is plain lines"),
         !workload.contains('\u{1b}'),
@@ -141,33 +141,6 @@ fn kretprobe_misses(text: &str) -> Option<u64> {
         })
         .collect();
     (!rows.is_empty()).then(|| rows.iter().sum())
-}
-
-/// Walks the workload makes per page type: two per page it migrated (the migration's unmap
-/// and the removal of its migration entries), from its `workload: TYPE LAYOUT vmas V
-/// mappings/page M triggered N by move-pages` lines. N addresses of KSM pages mapped M times
-/// each are N / M pages (the other addresses find their page moved already).
-fn expected_walks(text: &str) -> BTreeMap<&str, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let words: Vec<&str> = l.strip_prefix("workload: ")?.split_whitespace().collect();
-            let after = |key: &str| {
-                words
-                    .iter()
-                    .position(|w| *w == key)
-                    .and_then(|at| words.get(at + 1))
-            };
-            let n: u64 = after("triggered")?.parse().ok()?;
-            let mappings: u64 = after("mappings/page")?.parse().ok()?;
-            let ty = *words.first()?;
-            let pages = if ty == "ksm" {
-                n.div_ceil(mappings.max(1))
-            } else {
-                n
-            };
-            (after("by") == Some(&"move-pages")).then_some((ty, 2 * pages))
-        })
-        .collect()
 }
 
 /// Every purpose named by its callback (no raw address, none unknown) in every mode that reads
@@ -316,15 +289,6 @@ mod tests {
 
     #[test]
     fn the_references_are_read() {
-        let w = "workload: ksm split vmas 300 mappings/page 150 triggered 300 by move-pages in 1 ns\n\
-                 workload: anon split vmas 300 mappings/page 1 triggered 64 by move-pages in 1 ns\n\
-                 workload: file split vmas 300 mappings/page 1 triggered 64 by reclaim in 1 ns\n";
-        let e = expected_walks(w);
-        assert_eq!((e["ksm"], e["anon"]), (4, 128));
-        assert!(
-            !e.contains_key("file"),
-            "only move-pages triggers make two walks a page"
-        );
         let k = "count ksm 4\ncount anon 128\ncount file 128\nprofile ksm 4 0\nprofile anon 130 0\n";
         assert_eq!(kretprobe_counts(k)["anon"], 128);
         assert_eq!(kretprobe_misses(k), Some(0));
