@@ -248,12 +248,7 @@ impl Counter {
 /// holds `d == 0`).
 pub const LOG2_BUCKETS: usize = 64;
 
-/// Index of a duration in the log2 histogram.
-#[expect(
-    clippy::inline_always,
-    reason = "runs in every eBPF hook: inlined rather than a BPF-to-BPF call for a few instructions"
-)]
-#[inline(always)]
+/// Index of a duration in the log2 histogram (userspace folds the latency buckets into these).
 pub const fn log2_bucket(ns: u64) -> u32 {
     // checked_ilog2 is None only for 0, which shares bucket 0 with 1.
     match ns.checked_ilog2() {
@@ -371,7 +366,7 @@ pub const HIST_RELATIVE_ERROR: f64 = 0.5 / HIST_SUB as f64;
 /// sub-buckets per power of two; monotonic, and at most `HIST_BUCKETS - 1`.
 #[expect(
     clippy::inline_always,
-    reason = "runs in every eBPF hook: inlined rather than a BPF-to-BPF call for a few instructions"
+    reason = "runs in the walk and stall hooks: inlined rather than a BPF-to-BPF call for a few instructions"
 )]
 #[inline(always)]
 pub const fn hist_bucket(ns: u64) -> u64 {
@@ -439,6 +434,12 @@ pub const fn hist_bucket_width(i: u32) -> u64 {
         return 1;
     }
     1 << (i / HIST_SUB as u32 - 1)
+}
+
+/// Midpoint (ns) of bucket `i`: where a walk known only by its bucket is counted, within
+/// [`HIST_RELATIVE_ERROR`] of its duration (the exact buckets: their one duration).
+pub const fn hist_bucket_mid(i: u32) -> u64 {
+    hist_bucket_low(i) + (hist_bucket_width(i) - 1) / 2
 }
 
 /// Which latency histogram: a page type and a purpose (`rwc->rmap_one`; 0 when unreadable).

@@ -18,11 +18,8 @@ use crate::{
     counters::{self, KernelCounts},
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
     procs::Process,
+    ring::{Decoder, LOOKUPS_PER_SLICE, Walks},
     stalls::StallReader,
-    trace_loop::{
-        drain::Walks,
-        ring::{Decoder, LOOKUPS_PER_SLICE},
-    },
 };
 
 /// How often the ring buffer is read when no record woke the reader: records are submitted

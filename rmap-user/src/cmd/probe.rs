@@ -13,7 +13,6 @@ use crate::{
         features::Features,
         host::{self, HostInfo},
     },
-    render,
 };
 
 #[derive(Serialize)]
@@ -57,7 +56,7 @@ pub fn run(json: Option<&Path>) -> anyhow::Result<()> {
         println!("mode {:<14} {state}: {}", m.mode, m.detail);
     }
     if let Some(path) = json {
-        render::write_json(
+        crate::export::output::write_json(
             path,
             &ProbeReport {
                 host,
