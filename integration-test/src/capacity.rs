@@ -70,7 +70,7 @@ impl Rig {
         let facts = KernelFacts::read()?;
         let filters = Filters {
             type_mask: u32::MAX,
-            ringbuf_bytes: ring_bytes,
+            ringbuf_bytes: Some(ring_bytes),
             ..Filters::default()
         };
         let mut ebpf = load::load_object(&filters, &facts)?;

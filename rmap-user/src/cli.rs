@@ -245,8 +245,8 @@ impl TraceArgs {
             comm: self.comm.clone(),
             type_mask: types.mask(),
             min_duration_ns: record_min_us * 1000,
-            ringbuf_bytes: self.ringbuf_kib * 1024,
-            inflight_entries: self.inflight_entries,
+            ringbuf_bytes: Some(self.ringbuf_kib * 1024),
+            inflight_entries: Some(self.inflight_entries),
             no_offcpu: self.no_offcpu,
             ..crate::attach::load::Filters::default()
         }

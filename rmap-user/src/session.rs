@@ -12,7 +12,8 @@ use tokio::io::unix::AsyncFd;
 
 use crate::{
     attach::{
-        load::{self, Attached, Filters, KernelFacts},
+        load::{self, Filters, KernelFacts},
+        modes::{self, Attached},
         plan::{AttachChoice, Outcome, TpFlavor},
     },
     counters::{self, KernelCounts},
@@ -99,7 +100,7 @@ impl Session {
         }
         let mut ebpf = load::load_object(filters, &facts)?;
         crate::memory::report("object loaded", &[]);
-        let attached = match load::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
+        let attached = match modes::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
             Ok(a) => a,
             Err(outcome) => return Err(AttachFailed(outcome).into()),
         };

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::{
     attach::{
-        load::{self, Filters, KernelFacts},
+        load::{Filters, KernelFacts},
+        modes,
         plan::PLAN,
     },
     kernel::{
@@ -116,7 +117,7 @@ fn try_modes(facts: &KernelFacts) -> anyhow::Result<Vec<ModeReport>> {
         type_mask: u32::MAX,
         ..Default::default()
     };
-    Ok(load::probe_all(facts, &filters)?
+    Ok(modes::probe_all(facts, &filters)?
         .into_iter()
         .map(|(mode, result)| {
             let (available, detail) = match result {
