@@ -2,7 +2,7 @@
 //! `raw_tp` start and end programs, run with `BPF_PROG_TEST_RUN` while nothing reads, fill the
 //! real `EVENTS` ring buffer with real records (and, once it is full, drop exactly what does
 //! not fit, counted by the kernel); then rmap-user's own drain path
-//! (`rmap_user::trace_loop::ring`, the session's) reads them into a sink with the real
+//! (`rmap_user::ring`, the session's) reads them into a sink with the real
 //! aggregator and writers. The short test checks that every record is counted once; the bench
 //! (`cargo xtask bench capacity`, the `capacity` binary) times each stage.
 //!
@@ -27,10 +27,8 @@ use rmap_user::{
     counters::{self, KernelCounts},
     export::prometheus::Metrics,
     kernel::kallsyms::Purposes,
-    trace_loop::{
-        ring::{Decoder, RingWalks},
-        sink::Sink,
-    },
+    ring::{Decoder, RingWalks},
+    trace_loop::{drain::ring as drain_ring, sink::Sink},
 };
 
 /// A ring buffer record: the event and the kernel's 8-byte header
@@ -72,7 +70,7 @@ impl Rig {
         let facts = KernelFacts::read()?;
         let filters = Filters {
             type_mask: u32::MAX,
-            ringbuf_bytes: ring_bytes,
+            ringbuf_bytes: Some(ring_bytes),
             ..Filters::default()
         };
         let mut ebpf = load::load_object(&filters, &facts)?;
@@ -213,7 +211,7 @@ pub fn drain(rig: &mut Rig, stage: Stage, dir: &Path, counts: &KernelCounts) -> 
         .then(|| Arc::new(Mutex::new(Metrics::new("raw_tp", "host"))));
     let mut sink = Sink::with_files(hlog.as_deref(), csv.as_deref(), false)?.with_metrics(metrics.clone());
     let t = Instant::now();
-    let records = rig.walks.drain(&mut sink);
+    let records = drain_ring(&mut rig.walks, &mut sink);
     rig.set_latency(&mut sink)?;
     sink.publish(counts)?;
     let total = sink.finish(None)?;

@@ -8,7 +8,13 @@
 // `core::intrinsics::atomic_xadd` for counters (maps.rs `add_one`): the pinned toolchain is a
 // nightly (ebpf-toolchain.toml), and the BPF target's `core` lacks `AtomicU64::fetch_add`.
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
-#![cfg_attr(target_arch = "bpf", allow(internal_features))]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        internal_features,
+        reason = "core_intrinsics is internal to the compiler; atomic_xadd is the only fetch-add the BPF target's core has"
+    )
+)]
 
 #[cfg(target_arch = "bpf")]
 mod config;

@@ -271,9 +271,9 @@ fn account(walk: &mut Walk) -> bool {
         bump(Counter::Filtered as u32);
         return false;
     }
-    // No `WalksSeen` bump nor log2 histogram here: userspace derives both from the latency
+    // The walks seen and the log2 histograms are userspace's, derived from the latency
     // histograms (their buckets split each power of two evenly) plus `HistFull`
-    // (rmap-user/src/counters.rs), one helper call and atomic add fewer per walk each.
+    // (rmap-user/src/counters.rs): nothing else is counted per walk for them.
     // Every walk that passed the filters is counted here, before `--min-duration-us` and the
     // ring buffer: the summary's percentiles come from these histograms.
     count_latency(walk.rmap_one, walk.page_type, walk.duration_ns);

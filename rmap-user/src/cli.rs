@@ -235,6 +235,45 @@ pub struct BenchArgs {
     pub victim_op: crate::workload::victims::VictimOp,
 }
 
+impl TraceArgs {
+    /// The in-kernel filters of a run: only `tgid` (0: every process), walks sent as records
+    /// from `record_min_us` on (`--min-duration-us` as the command resolves it) and these
+    /// options.
+    pub fn filters(&self, types: &Types, tgid: u32, record_min_us: u64) -> crate::attach::load::Filters {
+        crate::attach::load::Filters {
+            tgid,
+            comm: self.comm.clone(),
+            type_mask: types.mask(),
+            min_duration_ns: record_min_us * 1000,
+            ringbuf_bytes: Some(self.ringbuf_kib * 1024),
+            inflight_entries: Some(self.inflight_entries),
+            no_offcpu: self.no_offcpu,
+            ..crate::attach::load::Filters::default()
+        }
+    }
+}
+
+impl BenchArgs {
+    /// The workload's options, as the scenarios take them.
+    pub fn plan_options(&self) -> crate::workload::plan::Options {
+        crate::workload::plan::Options {
+            pages: self.pages as usize,
+            layouts: self.layouts.clone(),
+            sharers: self.sharers as usize,
+            max_page_sharing: self.max_page_sharing,
+            force_ksm: self.force_ksm,
+            trigger: self.trigger,
+            setup_swap: self.setup_swap,
+            merge_timeout: std::time::Duration::from_secs_f64(self.merge_timeout),
+            mremap: self.mremap,
+            thread_name: self.thread_name.clone(),
+            move_batch: self.move_batch.map(|n| n as usize),
+            victims: self.victims as usize,
+            victim_op: self.victim_op,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Report what this host can do: kernel, BTF, tracefs, each attach mode, KSM, NUMA, swap.

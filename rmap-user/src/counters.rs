@@ -47,12 +47,14 @@ pub fn as_object<S: serde::Serializer>(pairs: &[(&'static str, u64)], s: S) -> R
     s.collect_map(pairs.iter().map(|(name, v)| (name, v)))
 }
 
+/// The value of the counter named `name` among `pairs` (0 when absent).
+pub fn named(pairs: &[(&'static str, u64)], name: &str) -> u64 {
+    pairs.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
+}
+
 impl KernelCounts {
     pub fn get(&self, c: Counter) -> u64 {
-        self.counters
-            .iter()
-            .find(|(n, _)| *n == c.name())
-            .map_or(0, |(_, v)| *v)
+        named(&self.counters, c.name())
     }
 
     pub fn walks_of(&self, t: PageType) -> u64 {
@@ -109,7 +111,7 @@ fn records_sent(ebpf: &Ebpf) -> Result<u64, CountersError> {
 }
 
 /// Reads and sums the counters and histograms over CPUs; `WalksSeen` and the log2 histograms
-/// are derived from the latency histograms (the programs no longer count them per walk).
+/// are derived from the latency histograms (the programs do not count them per walk).
 pub fn read(ebpf: &Ebpf) -> Result<KernelCounts, CountersError> {
     let mut counts = sum_map(ebpf, maps::COUNTS, COUNTERS)?;
     counts[Counter::EventsSent as usize] = records_sent(ebpf)?;
@@ -210,7 +212,7 @@ mod tests {
     use super::{log2_from_latency, walks_seen};
 
     /// Durations counted both ways: the log2 histogram derived from the latency buckets equals
-    /// the one the kernel used to count directly (`log2_bucket` per walk).
+    /// the one counted per walk with `log2_bucket`.
     #[test]
     fn log2_derived_from_latency_is_exact() {
         // Every value up to 64 ns (the exact buckets and the first powers), then spread to 50 s.

@@ -2,11 +2,11 @@
 //! the source of every count and percentile per page type and purpose, whatever the ring
 //! buffer dropped. Plain data, no I/O.
 use hdrhistogram::Histogram;
-use rmap_common::{HistKey, PageType, hist_bucket_low, hist_bucket_width};
+use rmap_common::{HistKey, PageType, hist_bucket_mid};
 
 use crate::{
-    agg::{MAX_NS, Stats},
     counters::Latency,
+    stats::{MAX_NS, Stats},
 };
 
 /// A histogram with the aggregator's bounds, holding each bucket's walks at the bucket's
@@ -26,9 +26,7 @@ pub fn record(h: &mut Histogram<u64>, buckets: &[u64]) {
         if n == 0 {
             continue;
         }
-        let (low, width) = (hist_bucket_low(i as u32), hist_bucket_width(i as u32));
-        let mid = low + (width - 1) / 2;
-        h.saturating_record_n(mid.clamp(1, MAX_NS), n);
+        h.saturating_record_n(hist_bucket_mid(i as u32).clamp(1, MAX_NS), n);
     }
 }
 

@@ -1,11 +1,7 @@
-//! Rendering results: durations, the text tables, the kernel counters line, JSON files.
-use std::path::Path;
-
-use anyhow::Context as _;
+//! Rendering results: durations, the text tables, the kernel counters line.
 use rmap_common::Counter;
-use serde::Serialize;
 
-use crate::{agg::Row, counters::KernelCounts, printable::printable};
+use crate::{counters::KernelCounts, printable::printable, stats::Row};
 
 /// Human duration: ns, µs, ms or s with 3 significant-ish digits.
 pub fn fmt_ns(ns: u64) -> String {
@@ -168,13 +164,6 @@ pub fn coverage_note(records: u64, k: &KernelCounts, min_us: u64) -> Option<Stri
     Some(s)
 }
 
-/// Writes `doc` as pretty JSON to `path`, replacing it whole (temporary file, then rename).
-pub fn write_json(path: &Path, doc: &impl Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(doc).context("encoding the JSON document")?;
-    crate::export::output::write_atomic(path, text.as_bytes())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +231,7 @@ mod tests {
         // shown escaped, never sent to the terminal.
         let evil = Row {
             key: "x\x1b]0;owned\x07/42".into(),
-            parts: vec![crate::top::Part {
+            parts: vec![crate::stats::Part {
                 name: "t\x1b[2J".into(),
                 walks: 1,
             }],

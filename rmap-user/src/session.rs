@@ -12,17 +12,15 @@ use tokio::io::unix::AsyncFd;
 
 use crate::{
     attach::{
-        load::{self, Attached, Filters, KernelFacts},
+        load::{self, Filters, KernelFacts},
+        modes::{self, Attached},
         plan::{AttachChoice, Outcome, TpFlavor},
     },
     counters::{self, KernelCounts},
     kernel::{kallsyms::Purposes, tracefs::Tracefs},
     procs::Process,
+    ring::{Decoder, LOOKUPS_PER_SLICE, Walks},
     stalls::StallReader,
-    trace_loop::{
-        drain::Walks,
-        ring::{Decoder, LOOKUPS_PER_SLICE},
-    },
 };
 
 /// How often the ring buffer is read when no record woke the reader: records are submitted
@@ -102,7 +100,7 @@ impl Session {
         }
         let mut ebpf = load::load_object(filters, &facts)?;
         crate::memory::report("object loaded", &[]);
-        let attached = match load::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
+        let attached = match modes::attach(&mut ebpf, &facts, choice, flavor, !filters.no_offcpu) {
             Ok(a) => a,
             Err(outcome) => return Err(AttachFailed(outcome).into()),
         };

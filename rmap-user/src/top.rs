@@ -1,11 +1,10 @@
 //! A bounded table of walks by key (a process, a cgroup): at most [`TOP`] keys have a row; the
 //! walks of the others go to an "other" row, so that the rows always add up to every walk read.
 //!
-//! A key without a row is counted in a bounded candidate set; when its count there passes the
-//! smallest row's rank, it takes that row's place (the evicted row is folded into "other"). A
-//! row therefore holds the walks since it was given, its earlier ones are in "other". Each
-//! row's histogram has 2 significant digits (1%), about a seventh of the size of the per-type
-//! ones.
+//! Rows are given by walk count as [`crate::rank`] says (the evicted row is folded into
+//! "other"). A row therefore holds the walks since it was given, its earlier ones are in
+//! "other". Each row's histogram has 2 significant digits (1%), about a seventh of the size of
+//! the per-type ones.
 use std::hash::Hash;
 
 // Looked up for every walk record: foldhash (seeded per process) is several times faster than
@@ -14,7 +13,10 @@ use foldhash::HashMap;
 
 use rmap_common::WalkEvent;
 
-use crate::agg::{Row, Stats};
+use crate::{
+    rank::{self, Candidates},
+    stats::{Part, Row, Stats},
+};
 
 /// Most keys with a row of their own.
 pub const TOP: usize = 64;
@@ -35,8 +37,7 @@ pub struct Entry {
     /// Walks by part, the first [`PARTS`] seen, then [`OTHER`].
     parts: Vec<(String, u64)>,
     /// Walks counted for ranking: those of the row plus those counted as a candidate before
-    /// (as in the Space-Saving algorithm), so that a row just given is not at once taken by a
-    /// key with fewer walks in all.
+    /// ([`crate::rank`]).
     rank: u64,
 }
 
@@ -72,18 +73,11 @@ impl Entry {
     }
 }
 
-/// Walks of one part of a row: a thread name of a process, a walker of an owner.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Part {
-    pub name: String,
-    pub walks: u64,
-}
-
 /// See the module's doc.
 #[derive(Clone, Debug)]
 pub struct TopTable<K> {
     rows: HashMap<K, Entry>,
-    candidates: HashMap<K, u64>,
+    candidates: Candidates<K>,
     /// Walks of keys without a row.
     other: Option<Stats>,
     /// The row of least rank, when known (cleared when that row changes): spares a scan of
@@ -95,14 +89,14 @@ impl<K> Default for TopTable<K> {
     fn default() -> Self {
         Self {
             rows: HashMap::default(),
-            candidates: HashMap::default(),
+            candidates: Candidates::new(CANDIDATES),
             other: None,
             smallest: None,
         }
     }
 }
 
-impl<K: Copy + Eq + Hash> TopTable<K> {
+impl<K: Copy + Eq + Hash + Ord> TopTable<K> {
     /// Counts `ev` under `key` and its `part`; `name` labels the row if one is made for it.
     pub fn record(&mut self, key: K, name: &str, part: &str, ev: &WalkEvent) {
         if let Some(e) = self.rows.get_mut(&key) {
@@ -118,25 +112,15 @@ impl<K: Copy + Eq + Hash> TopTable<K> {
             self.insert(key, name, part, ev, 1);
             return;
         }
-        if self.candidates.len() >= CANDIDATES && !self.candidates.contains_key(&key) {
-            self.candidates.clear();
-        }
-        let seen = self.candidates.entry(key).or_insert(0);
-        *seen += 1;
-        let seen = *seen;
-        let smallest = self.smallest.or_else(|| {
-            self.rows
-                .iter()
-                .map(|(k, e)| (*k, e.rank))
-                .min_by_key(|(_, n)| *n)
-        });
+        let smallest = self
+            .smallest
+            .or_else(|| rank::least(self.rows.iter().map(|(k, e)| (*k, e.rank))));
         self.smallest = smallest;
-        if let Some((smallest, count)) = smallest
-            && seen > count
+        if let Some(seen) = self.candidates.admit(key, 1, smallest)
+            && let Some((smallest, _)) = smallest
             && let Some(out) = self.rows.remove(&smallest)
         {
             self.other.get_or_insert_with(Stats::coarse).merge(&out.stats);
-            self.candidates.remove(&key);
             self.smallest = None;
             self.insert(key, name, part, ev, seen);
         } else {
@@ -188,7 +172,7 @@ impl<K: Copy + Eq + Hash> TopTable<K> {
             .other
             .as_ref()
             .map_or(0, |s| crate::memory::hist_bytes(&s.hist));
-        rows + other + self.candidates.capacity() * size_of::<(K, u64)>()
+        rows + other + self.candidates.heap_bytes()
     }
 
     /// Keys with a row.

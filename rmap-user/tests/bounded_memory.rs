@@ -1,6 +1,6 @@
 //! 100,000 processes through the per-process table and the name cache, as the walks of a busy
-//! host would come: the memory they hold stays bounded (issue 13's bound for everything but the
-//! ring buffer: 32 MiB). Alone in its test binary, so that the resident size measured is this
+//! host would come: the memory they hold stays bounded (the tracer's bound for everything but
+//! the ring buffer: 32 MiB). Alone in its test binary, so that the resident size measured is this
 //! test's.
 use rmap_common::{FLAG_OFFCPU_VALID, PageType, Source, WalkEvent};
 use rmap_user::{

@@ -10,7 +10,8 @@ use std::{
 use rmap_common::WalkEvent;
 use rmap_user::{
     procs::Process,
-    trace_loop::{drain::Walks, signals::Stop, sink::Sink, supervise},
+    ring::Walks,
+    trace_loop::{signals::Stop, sink::Sink, supervise},
     workload::cancel,
 };
 

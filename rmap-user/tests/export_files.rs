@@ -8,7 +8,7 @@ use std::{
 };
 
 use rmap_common::{PageType, WalkEvent};
-use rmap_user::{agg::Stats, export::hlog::HlogWriter};
+use rmap_user::{export::hlog::HlogWriter, stats::Stats};
 
 struct Dir(PathBuf);
 

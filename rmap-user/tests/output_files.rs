@@ -156,7 +156,7 @@ fn csv_and_hlog_reach_the_file_every_interval() {
         s(&hlog),
     ])
     .unwrap();
-    let mut sink = Sink::create(&cli.trace, false).unwrap();
+    let mut sink = Sink::with_files(cli.trace.hlog.as_deref(), cli.trace.csv.as_deref(), false).unwrap();
     for interval in 1..=2 {
         sink.record(
             &WalkEvent {

@@ -14,6 +14,52 @@ use anyhow::{Context as _, bail};
 
 use crate::{cache, cmd};
 
+/// Installs the Debian packages of `packages` that are missing, or says what to run. apt
+/// waits for a dpkg lock another apt holds (a fresh machine's unattended upgrade often does)
+/// instead of failing.
+pub fn install(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !cmd::is_root() || !cmd::have("apt-get") {
+        bail!(
+            "missing packages; run: sudo apt-get install -y {}",
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let install = || {
+        let mut c = Command::new("apt-get");
+        c.args(["-o", APT_LOCK_TIMEOUT, "install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    let fresh_lists = Path::new("/var/lib/apt/lists")
+        .read_dir()
+        .map_or(0, std::iter::Iterator::count)
+        > 2;
+    if !fresh_lists || !cmd::status(&mut install())? {
+        // `apt-get update` takes the lists' lock, which `DPkg::Lock::Timeout` does not cover.
+        wait_for_lock(Path::new("/var/lib/apt/lists/lock"))?;
+        cmd::run_ok(Command::new("apt-get").args(["update", "-q"]))?;
+        cmd::run_ok(&mut install())
+            .with_context(|| format!("run: apt-get install -y {}", missing.join(" ")))?;
+    }
+    Ok(())
+}
+
+/// How long apt waits for the dpkg lock another apt holds.
+const APT_LOCK_TIMEOUT: &str = "DPkg::Lock::Timeout=900";
+
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
 /// A Debian suite as a private apt configuration.
 #[derive(Debug)]
 pub struct Suite {

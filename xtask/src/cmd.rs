@@ -1,4 +1,5 @@
-//! Running processes: the few ways xtask waits on a command, each with the command in its error.
+//! Running processes: the few ways xtask waits on a command, each with the command in its error;
+//! whether xtask runs as root.
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
@@ -36,4 +37,10 @@ pub fn stdout(cmd: &mut Command) -> anyhow::Result<String> {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether xtask runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -11,13 +11,11 @@ use serde_json::Value;
 
 use crate::{
     build::workspace_root,
-    cmd, setup,
+    cmd,
+    validator::{self, VALIDATOR, VALIDATOR_VERSION},
     vm_test::kubernetes::{prom, runtime},
 };
 
-/// The schema validator, pinned.
-const VALIDATOR: &str = "kubernetes-validate";
-const VALIDATOR_VERSION: &str = "1.37.0";
 /// Kubernetes versions the manifests are validated against: the oldest still common and the
 /// validator's newest.
 const KUBERNETES: [&str; 2] = ["1.29.0", "1.37.0"];
@@ -25,8 +23,8 @@ const SERVICE_MONITOR: &str = "deploy/kubernetes/servicemonitor.yaml";
 const RULES_TEST: &str = "deploy/prometheus/rmap-trace.rules.test.yml";
 
 pub fn run() -> anyhow::Result<()> {
-    ensure_validator()?;
-    setup::apt_install(&["prometheus"])?;
+    validator::ensure()?;
+    crate::apt::install(&["prometheus"])?;
     manifests()?;
     consistency()?;
     rules()?;
@@ -35,55 +33,12 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs the pinned validator (and with it `PyYAML`) with pip when it is missing.
-pub fn ensure_validator() -> anyhow::Result<()> {
-    let version = || {
-        Command::new(VALIDATOR)
-            .arg("--version")
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    if version().is_some_and(|v| v.ends_with(VALIDATOR_VERSION)) {
-        return Ok(());
-    }
-    let pin = format!("{VALIDATOR}=={VALIDATOR_VERSION}");
-    eprintln!("xtask: pip install {pin} (the Kubernetes schema validator)");
-    let ok = cmd::status(Command::new("python3").args(["-m", "pip", "install", "-q", &pin]))?;
-    if !ok || !version().is_some_and(|v| v.ends_with(VALIDATOR_VERSION)) {
-        bail!("{VALIDATOR} {VALIDATOR_VERSION} is missing; run: python3 -m pip install {pin}");
-    }
-    Ok(())
-}
-
-/// `kubernetes-validate --strict` on a file; its report, or an error with it.
-fn validate(path: &std::path::Path, kubernetes: &str) -> anyhow::Result<String> {
-    let out = Command::new(VALIDATOR)
-        .args(["--strict", "-k", kubernetes])
-        .arg(path)
-        .output()
-        .with_context(|| format!("running {VALIDATOR}"))?;
-    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let passed = report
-        .lines()
-        .filter(|l| l.starts_with("INFO") && l.contains(" passed "))
-        .count();
-    // A resource whose kind it has no schema for is a WARN and exit 0: not a pass here.
-    if !out.status.success() || report.contains("WARN") || report.contains("ERROR") || passed == 0 {
-        bail!(
-            "{VALIDATOR} --strict -k {kubernetes} {}:\n{report}",
-            path.display()
-        );
-    }
-    Ok(report)
-}
-
 /// The DaemonSet's file against each Kubernetes version; a copy with an unknown field must fail.
 fn manifests() -> anyhow::Result<()> {
     let path = workspace_root().join(runtime::MANIFEST);
     let documents = runtime::manifest_documents()?.len();
     for k in KUBERNETES {
-        let report = validate(&path, k)?;
+        let report = validator::validate(&path, k)?;
         let passed = report.lines().filter(|l| l.contains(" passed ")).count();
         if passed != documents {
             bail!("{VALIDATOR}: {passed} of {documents} resources passed:\n{report}");
@@ -104,7 +59,7 @@ fn manifests() -> anyhow::Result<()> {
     let copy = workspace_root().join(format!("target/xtask/broken-{}.yaml", std::process::id()));
     fs::create_dir_all(copy.parent().context("target dir")?)?;
     fs::write(&copy, broken)?;
-    let caught = validate(&copy, KUBERNETES[1]);
+    let caught = validator::validate(&copy, KUBERNETES[1]);
     fs::remove_file(&copy)?;
     match caught {
         Ok(report) => bail!("{VALIDATOR} accepted a misspelt field (readinessProbes):\n{report}"),

@@ -163,7 +163,7 @@ pub fn commit_time() -> anyhow::Result<u64> {
 pub fn check(tarball: &Path) -> anyhow::Result<()> {
     // Absolute, as the unit's ExecStart will be.
     let tarball = &fs::canonicalize(tarball).with_context(|| format!("{}", tarball.display()))?;
-    setup::apt_install(&CHECK_PACKAGES)?;
+    crate::apt::install(&CHECK_PACKAGES)?;
     let dir = Scratch::new(tarball.parent().unwrap_or(Path::new(".")), "check")?;
     let root = dir.path();
     let listing = cmd::stdout(Command::new("tar").arg("-tzf").arg(tarball))?;
@@ -286,7 +286,7 @@ pub fn unit_capabilities(unit: &str) -> anyhow::Result<Vec<String>> {
 /// attach mode, or the unit lacks a capability; other modes may differ (a kprobe needs
 /// `CAP_SYS_ADMIN` under Debian's `perf_event_paranoid=3`) and are shown.
 fn probe_with(binary: &Path, caps: &[String]) -> anyhow::Result<()> {
-    if !setup::is_root() {
+    if !crate::cmd::is_root() {
         bail!("the dist check compares `rmap-trace probe` as root and as nobody: run it as root");
     }
     let dir = Scratch::new(&std::env::temp_dir(), "probe")?;

@@ -16,6 +16,7 @@ mod run;
 mod setup;
 mod test;
 mod toolchain;
+mod validator;
 mod vm;
 mod vm_test;
 mod walks;

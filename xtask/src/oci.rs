@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::{build::workspace_root, cmd, setup};
+use crate::{build::workspace_root, cmd};
 
 /// Where the binary is in the image.
 pub const BINARY: &str = "usr/local/bin/rmap-trace";
@@ -33,10 +33,10 @@ pub fn archive_name(version: &str) -> String {
 /// Writes the OCI archive of `binary` (version `version`, made at `created`, a Unix time) into
 /// `out`; returns its path. Needs root: the file capabilities are set with `setcap`.
 pub fn build(binary: &Path, version: &str, created: u64, out: &Path) -> anyhow::Result<std::path::PathBuf> {
-    if !setup::is_root() {
+    if !crate::cmd::is_root() {
         bail!("the OCI image gives its binary file capabilities (setcap): run `cargo xtask dist` as root");
     }
-    setup::apt_install(&["libcap2-bin"])?;
+    crate::apt::install(&["libcap2-bin"])?;
     let work = out.join(format!(".oci-{}", std::process::id()));
     let _cleanup = Removed(work.clone());
     let blobs = work.join("layout/blobs/sha256");
@@ -222,7 +222,7 @@ impl Unpacked {
 /// layout (which checks every digest), unpacks it with umoci as a runtime would and checks the
 /// unpacked binary: its file capabilities and `--version`. Prints what it saw.
 pub fn check(archive: &Path, version: &str) -> anyhow::Result<Unpacked> {
-    setup::apt_install(&["skopeo", "umoci", "libcap2-bin"])?;
+    crate::apt::install(&["skopeo", "umoci", "libcap2-bin"])?;
     let reference = format!("oci-archive:{}", archive.display());
     let inspect = cmd::stdout(Command::new("skopeo").args(["inspect", "--config", &reference]))?;
     eprintln!(

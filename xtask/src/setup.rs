@@ -2,26 +2,14 @@
 //! installed when missing, or one line saying what to run: the eBPF toolchain and bpf-linker
 //! of `ebpf-toolchain.toml` (their LLVM majors checked to agree), and QEMU (Debian 12's
 //! backported one, unpacked into the cache: `guest/emulator.rs`).
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
 use crate::{
-    cmd::{have, run_ok, status},
+    cmd::run_ok,
     toolchain::{self, Pin},
 };
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn dpkg_installed(pkg: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", pkg])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-}
 
 /// Ensures everything the build and the guest need, then prints the versions in use.
 pub fn ensure() -> anyhow::Result<()> {
@@ -117,41 +105,3 @@ fn ensure_linker(pin: &Pin) -> anyhow::Result<toolchain::Linker> {
     }
     Ok(linker)
 }
-
-/// Installs the Debian packages of `packages` that are missing, or says what to run. apt
-/// waits for a dpkg lock another apt holds (a fresh machine's unattended upgrade often does)
-/// instead of failing.
-pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !is_root() || !have("apt-get") {
-        bail!(
-            "missing packages; run: sudo apt-get install -y {}",
-            missing.join(" ")
-        );
-    }
-    eprintln!("xtask: installing {}", missing.join(" "));
-    let install = || {
-        let mut c = Command::new("apt-get");
-        c.args(["-o", APT_LOCK_TIMEOUT, "install", "-y", "-q"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        c
-    };
-    let fresh_lists = Path::new("/var/lib/apt/lists")
-        .read_dir()
-        .map_or(0, std::iter::Iterator::count)
-        > 2;
-    if !fresh_lists || !status(&mut install())? {
-        // `apt-get update` takes the lists' lock, which `DPkg::Lock::Timeout` does not cover.
-        crate::apt::wait_for_lock(Path::new("/var/lib/apt/lists/lock"))?;
-        run_ok(Command::new("apt-get").args(["update", "-q"]))?;
-        run_ok(&mut install()).with_context(|| format!("run: apt-get install -y {}", missing.join(" ")))?;
-    }
-    Ok(())
-}
-
-/// How long apt waits for the dpkg lock another apt holds.
-const APT_LOCK_TIMEOUT: &str = "DPkg::Lock::Timeout=900";

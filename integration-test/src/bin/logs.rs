@@ -24,7 +24,7 @@ use hdrhistogram::{
     Histogram,
     serialization::{V2DeflateSerializer, interval_log::IntervalLogWriterBuilder},
 };
-use rmap_user::agg::MAX_NS;
+use rmap_user::stats::MAX_NS;
 
 const HEADER: &str = "#[Histogram log format version 1.3]\n#[StartTime: 1764547200.000 (seconds since epoch)]\n\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
 /// Distinct histograms the day-long log cycles through.

@@ -8,6 +8,7 @@ use std::{
 use aya::programs::{FEntry, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint};
 use rmap_user::attach::{
     load::{self, Filters, KernelFacts},
+    modes,
     plan::{AttachChoice, Mode, TpFlavor},
     targets::Walker,
 };
@@ -31,9 +32,9 @@ fn every_filter() -> Filters {
         // ksm and anon only (`PageType::mask_bit`: 1 << type), so the type filter is live.
         type_mask: 0b011,
         min_duration_ns: 1_000,
-        ringbuf_bytes: 4096,
-        inflight_entries: 1,
-        inflight_stale_ns: 1_000_000,
+        ringbuf_bytes: Some(4096),
+        inflight_entries: Some(1),
+        inflight_stale_ns: Some(1_000_000),
         no_offcpu: false,
         // Any id: the filter's ancestor climb is then live code the verifier must accept.
         cgroup_id: 1,
@@ -169,7 +170,7 @@ fn attach_plan_reports_every_mode() {
         .tracefs
         .as_ref()
         .is_some_and(|t| t.has_event("rmap", "rmap_walk_start"));
-    let outcome = match load::attach(&mut ebpf, &facts, AttachChoice::Auto, TpFlavor::Auto, true) {
+    let outcome = match modes::attach(&mut ebpf, &facts, AttachChoice::Auto, TpFlavor::Auto, true) {
         Ok(a) => a.outcome,
         Err(o) => o,
     };

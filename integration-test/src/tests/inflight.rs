@@ -20,8 +20,8 @@ fn test_run(prog_fd: i32, args: &[u64; 3]) {
 }
 
 /// The object with an in-flight table of `inflight_entries` slots and a stale age of
-/// `stale_ns` (0: the defaults), and the fds of its `raw_tp` walk start and end programs.
-fn walk_programs(inflight_entries: u32, stale_ns: u64) -> (aya::Ebpf, i32, i32) {
+/// `stale_ns` (`None`: the defaults), and the fds of its `raw_tp` walk start and end programs.
+fn walk_programs(inflight_entries: Option<u32>, stale_ns: Option<u64>) -> (aya::Ebpf, i32, i32) {
     let facts = KernelFacts::read().expect("kernel facts");
     let filters = Filters {
         type_mask: u32::MAX,
@@ -66,7 +66,7 @@ fn detail(k: &counters::KernelCounts) -> String {
 fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
     require_root();
     let stale = std::time::Duration::from_secs(2);
-    let (ebpf, start, end) = walk_programs(1, stale.as_nanos() as u64);
+    let (ebpf, start, end) = walk_programs(Some(1), Some(stale.as_nanos() as u64));
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     let (first_start, first_end) = std::sync::mpsc::channel::<()>();
     let first = std::thread::spawn(move || {
@@ -100,7 +100,7 @@ fn a_full_table_refuses_and_a_stale_slot_is_taken_over() {
 #[test]
 fn a_start_probes_past_a_held_slot() {
     require_root();
-    let (ebpf, start, end) = walk_programs(2, 0);
+    let (ebpf, start, end) = walk_programs(Some(2), None);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     let first = Holder::start(start, end, walk);
     let same_home = |others: &mut u64| loop {
@@ -175,7 +175,7 @@ fn start_and_end(start: i32, end: i32, walk: [u64; 3]) {
 #[test]
 fn a_second_start_on_a_thread_overlaps_and_replaces() {
     require_root();
-    let (ebpf, start, end) = walk_programs(0, 0);
+    let (ebpf, start, end) = walk_programs(None, None);
     let walk = [0xffff_8880_0000_1000_u64, 0xffff_8880_0000_2000, 0];
     std::thread::spawn(move || {
         test_run(start, &walk);

@@ -1,24 +1,10 @@
-//! Loading the eBPF object with its load-time options and attaching the first mode of the
-//! plan that works. Programs of a mode that failed half-way are unloaded again, which
-//! detaches whatever they had attached.
-use aya::{
-    Btf, Ebpf, EbpfLoader,
-    maps::Array,
-    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
-};
-use rmap_common::{OwnerLayout, TpLayout, WALK_EVENT_SIZE, globals, maps, stall::StallLayout};
+//! Loading the eBPF object: the kernel facts it needs and its load-time options (`Filters`),
+//! set as globals and map sizes before the programs are loaded. Attaching them: `modes`.
+use aya::{Btf, Ebpf, EbpfLoader};
+use rmap_common::{OwnerLayout, WALK_EVENT_SIZE, globals, maps, stall::StallLayout};
 
-use super::{
-    errors::describe,
-    plan::{self, AttachChoice, Chosen, Mode, ModeSpec, Outcome, Skipped, TpFlavor},
-    targets::{self, Target},
-};
 use crate::kernel::{
-    btf::Offsets,
-    features::Features,
-    kallsyms::Kallsyms,
-    layouts::EventLayouts,
-    tracefs::{self, Tracefs},
+    btf::Offsets, features::Features, kallsyms::Kallsyms, layouts::EventLayouts, tracefs::Tracefs,
 };
 
 /// The eBPF object built by aya-build from rmap-ebpf.
@@ -49,13 +35,14 @@ pub struct Filters {
     /// Walks shorter than this are counted but not sent to userspace.
     pub min_duration_ns: u64,
     /// Size of the ring buffer in bytes, a power of two and a multiple of the page size
-    /// (0: the object's 1 MiB).
-    pub ringbuf_bytes: u32,
-    /// Slots of the in-flight table (0: 8,192); small only to test a full table.
-    pub inflight_entries: u32,
-    /// Age past which a start may take over another thread's in-flight slot (0: 10 s); short
-    /// only to test eviction.
-    pub inflight_stale_ns: u64,
+    /// (`None`: the object's 1 MiB, [`Filters::ring_bytes`]).
+    pub ringbuf_bytes: Option<u32>,
+    /// Slots wanted in the in-flight table, rounded up to a power of two (`None`: 8,192,
+    /// [`Filters::inflight_slots`]); small only to test a full table.
+    pub inflight_entries: Option<u32>,
+    /// Age past which a start may take over another thread's in-flight slot (`None`: 10 s,
+    /// [`Filters::stale_ns`]); short only to test eviction.
+    pub inflight_stale_ns: Option<u64>,
     /// Do not attach the `sched_switch` hook (off-CPU time then shows "n/a"; to test that the
     /// off-CPU flag does not lie).
     pub no_offcpu: bool,
@@ -66,6 +53,26 @@ pub struct Filters {
     /// Attribute lock waits to walks (`--stalls`): the stall ring buffer gets its size and the
     /// session attaches the `lock:contention_*` hooks.
     pub stalls: bool,
+}
+
+impl Filters {
+    /// The ring buffer's size in bytes: `ringbuf_bytes`, else the object's own.
+    pub fn ring_bytes(&self) -> u32 {
+        self.ringbuf_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES)
+    }
+
+    /// Slots of the in-flight table: `inflight_entries` (else 8,192) rounded up to a power of two.
+    pub fn inflight_slots(&self) -> u32 {
+        rmap_common::inflight_slots(self.inflight_entries.unwrap_or(DEFAULT_INFLIGHT_SLOTS))
+    }
+
+    /// The stale age in ns: `inflight_stale_ns` (else 10 s) rounded up to the owner word's time
+    /// unit (2^20 ns), which the kernel side counts in.
+    pub fn stale_ns(&self) -> u64 {
+        self.inflight_stale_ns
+            .unwrap_or(INFLIGHT_STALE_NS)
+            .next_multiple_of(1 << rmap_common::INFLIGHT_TIME_SHIFT)
+    }
 }
 
 /// Kernel facts the object needs.
@@ -137,14 +144,10 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     let (mapping, rmap_one) = (facts.offsets.folio_mapping, facts.offsets.rwc_rmap_one);
     let sched = facts.layouts.sched_next_pid.clone().unwrap_or(0);
     let mut loader = EbpfLoader::new();
-    if filters.ringbuf_bytes != 0 {
-        loader.map_max_entries(maps::EVENTS, filters.ringbuf_bytes);
+    if let Some(bytes) = filters.ringbuf_bytes {
+        loader.map_max_entries(maps::EVENTS, bytes);
     }
-    let slots = rmap_common::inflight_slots(if filters.inflight_entries == 0 {
-        DEFAULT_INFLIGHT_SLOTS
-    } else {
-        filters.inflight_entries
-    });
+    let slots = filters.inflight_slots();
     // One in-flight table is used (`Features::program_suffix`), the other shrunk to one entry.
     let (array, hash) = if facts.features.cmpxchg {
         (slots, 1)
@@ -153,13 +156,7 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
     };
     loader.map_max_entries(maps::INFLIGHT, array);
     loader.map_max_entries(maps::INFLIGHT_TIDS, hash);
-    // Rounded up to the owner word's time unit (2^20 ns), which the kernel side counts in.
-    let stale_ns = if filters.inflight_stale_ns == 0 {
-        INFLIGHT_STALE_NS
-    } else {
-        filters.inflight_stale_ns
-    }
-    .next_multiple_of(1 << rmap_common::INFLIGHT_TIME_SHIFT);
+    let stale_ns = filters.stale_ns();
     if filters.stalls {
         loader.map_max_entries(maps::STALLS, STALL_RINGBUF_BYTES);
     } else {
@@ -188,10 +185,10 @@ pub fn load_object(filters: &Filters, facts: &KernelFacts) -> Result<Ebpf, LoadE
         .override_global(globals::TP_LAYOUT, &facts.layouts.layout, true)
         .override_global(globals::SCHED_NEXT_PID_OFF, &sched, true)
         .override_global(globals::OWNER_LAYOUT, &facts.owner, true)
-        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ringbuf_bytes), true)
+        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes(filters.ring_bytes()), true)
         .override_global(
             globals::WAKE_CHECK_MASK,
-            &wake_check_mask(filters.ringbuf_bytes),
+            &wake_check_mask(filters.ring_bytes()),
             true,
         )
         .override_global(globals::INFLIGHT_MASK, &(array - 1), true)
@@ -216,7 +213,7 @@ const UNUSED_WAITING_ENTRIES: u32 = 16;
 /// The object's ring buffer when `--ringbuf-kib` does not say (rmap-ebpf maps.rs `EVENTS`).
 const DEFAULT_RINGBUF_BYTES: u32 = 1 << 20;
 
-/// Slots of the in-flight table when `Filters::inflight_entries` does not say: 8,192 of 64
+/// Slots of the in-flight table when [`Filters::inflight_entries`] does not say: 8,192 of 64
 /// bytes (512 KiB). With k walks in flight, a start finds its 4 slots taken with a probability
 /// of about (k/8192)^4 (rmap-ebpf inflight.rs).
 const DEFAULT_INFLIGHT_SLOTS: u32 = 8192;
@@ -228,20 +225,15 @@ const INFLIGHT_STALE_NS: u64 = 10_000_000_000;
 /// Waiting bytes at which a record wakes the reader: a quarter of the ring, so that a burst
 /// is read long before the ring is full while the reader otherwise drains on its timer
 /// (`session::DRAIN_PERIOD`).
-fn wakeup_bytes(ringbuf_bytes: u32) -> u64 {
-    let size = if ringbuf_bytes == 0 {
-        DEFAULT_RINGBUF_BYTES
-    } else {
-        ringbuf_bytes
-    };
-    u64::from(size / 4)
+fn wakeup_bytes(ring_bytes: u32) -> u64 {
+    u64::from(ring_bytes / 4)
 }
 
 /// Records between two looks at the ring's fill, less one (a mask): a quarter of the records
 /// that fill the wakeup threshold, a power of two, at most 64 (8 KiB of 128-byte records) and at
 /// least 1, so that even a one-page ring is looked at before it fills.
-fn wake_check_mask(ringbuf_bytes: u32) -> u64 {
-    let threshold_records = wakeup_bytes(ringbuf_bytes) / (WALK_EVENT_SIZE as u64 + 8);
+fn wake_check_mask(ring_bytes: u32) -> u64 {
+    let threshold_records = wakeup_bytes(ring_bytes) / (WALK_EVENT_SIZE as u64 + 8);
     let every = (threshold_records / 4).clamp(1, 64);
     (1u64 << every.ilog2()) - 1
 }
@@ -273,322 +265,6 @@ fn comm_bytes(name: Option<&str>) -> [u8; 16] {
         b[..n].copy_from_slice(&c.as_bytes()[..n]);
     }
     b
-}
-
-/// An attached mode.
-pub struct Attached {
-    pub outcome: Outcome,
-    /// Why off-CPU time is not measured, if it is not.
-    pub offcpu_unavailable: Option<String>,
-}
-
-/// Tries the plan's modes for `choice`; on success the programs stay attached in `ebpf` (and
-/// detach when it is dropped). On failure every mode's reason is in the outcome.
-pub fn attach(
-    ebpf: &mut Ebpf,
-    facts: &KernelFacts,
-    choice: AttachChoice,
-    flavor: TpFlavor,
-    offcpu: bool,
-) -> Result<Attached, Outcome> {
-    let mut outcome = Outcome::default();
-    for spec in plan::modes(choice) {
-        if outcome.chosen.is_some() {
-            outcome.not_tried.push(spec.name);
-            continue;
-        }
-        match try_mode(ebpf, facts, spec, flavor) {
-            Ok(points) => {
-                outcome.chosen = Some(Chosen {
-                    mode: spec.mode,
-                    points,
-                });
-            }
-            Err(reason) => outcome.skipped.push(Skipped {
-                mode: spec.name,
-                reason,
-            }),
-        }
-    }
-    let selected: Vec<Mode> = plan::modes(choice).map(|s| s.mode).collect();
-    for spec in plan::PLAN.iter().filter(|s| !selected.contains(&s.mode)) {
-        outcome.not_tried.push(spec.name);
-    }
-    let Some(mode) = outcome.chosen.as_ref().map(|c| c.mode) else {
-        return Err(outcome);
-    };
-    if mode == Mode::Kprobe {
-        outcome.notes = kprobe_targets(facts).map_or_else(|_| Vec::new(), |t| targets::clone_notes(&t));
-    }
-    let offcpu_unavailable = if !offcpu {
-        Some("disabled (--no-offcpu)".into())
-    } else if plan::spec(mode).has_start {
-        attach_sched(ebpf, facts).err()
-    } else {
-        Some("the v4 tracepoint reports whole walks only".into())
-    };
-    Ok(Attached {
-        outcome,
-        offcpu_unavailable,
-    })
-}
-
-/// A mode's name and its attach points, or why it is unavailable.
-pub type ModeProbe = (&'static str, Result<Vec<String>, String>);
-
-/// Every mode's availability, each tried and detached again (for `rmap-trace probe`).
-pub fn probe_all(facts: &KernelFacts, filters: &Filters) -> Result<Vec<ModeProbe>, LoadError> {
-    let mut results = Vec::new();
-    for spec in &plan::PLAN {
-        // A fresh object per mode, so that each is tried from scratch; dropped = detached.
-        let mut ebpf = load_object(filters, facts)?;
-        results.push((spec.name, try_mode(&mut ebpf, facts, spec, TpFlavor::Auto)));
-    }
-    Ok(results)
-}
-
-fn try_mode(
-    ebpf: &mut Ebpf,
-    facts: &KernelFacts,
-    spec: &ModeSpec,
-    flavor: TpFlavor,
-) -> Result<Vec<String>, String> {
-    match spec.mode {
-        Mode::TracepointPair => tracepoints(
-            ebpf,
-            facts,
-            &[
-                ("raw_rmap_walk_start", "tp_rmap_walk_start", "rmap_walk_start"),
-                ("raw_rmap_walk_end", "tp_rmap_walk_end", "rmap_walk_end"),
-            ],
-            (
-                facts.layouts.layout.pair_folio,
-                facts.layouts.pair_error.as_deref(),
-            ),
-            flavor,
-        ),
-        Mode::TracepointV4 => tracepoints(
-            ebpf,
-            facts,
-            &[("raw_rmap_walk_v4", "tp_rmap_walk_v4", "rmap_walk")],
-            (facts.layouts.layout.v4_folio, facts.layouts.v4_error.as_deref()),
-            flavor,
-        ),
-        Mode::Fentry => fentry(ebpf, facts),
-        Mode::Kprobe => kprobe(ebpf, facts),
-    }
-}
-
-/// Unloads programs (detaching their links) after a mode failed half-way.
-fn unload_all(ebpf: &mut Ebpf, names: &[String]) {
-    for name in names {
-        if let Some(prog) = ebpf.program_mut(name)
-            && let Err(e) = unload(prog)
-        {
-            log::debug!("unloading {name}: {e}");
-        }
-    }
-}
-
-fn unload(prog: &mut aya::programs::Program) -> Result<(), ProgramError> {
-    use aya::programs::Program as P;
-    match prog {
-        P::RawTracePoint(p) => p.unload(),
-        P::TracePoint(p) => p.unload(),
-        P::FEntry(p) => p.unload(),
-        P::FExit(p) => p.unload(),
-        P::KProbe(p) => p.unload(),
-        _ => Ok(()),
-    }
-}
-
-pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
-where
-    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
-{
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?;
-    prog.try_into().map_err(|e: ProgramError| format!("{name}: {e}"))
-}
-
-/// Runs the steps of one attempt, which record every program they touch; when a step fails
-/// those programs are unloaded again (detaching what they attached), so that a failed attempt
-/// leaves nothing attached.
-fn all_or_nothing(
-    ebpf: &mut Ebpf,
-    steps: impl FnOnce(&mut Ebpf, &mut Vec<String>) -> Result<Vec<String>, String>,
-) -> Result<Vec<String>, String> {
-    let mut touched = Vec::new();
-    steps(ebpf, &mut touched).inspect_err(|_| unload_all(ebpf, &touched))
-}
-
-/// The rmap tracepoints: `raw_tp` first (arguments directly), else the classic tracepoint, or
-/// only one of them (`--tracepoint-flavor`).
-fn tracepoints(
-    ebpf: &mut Ebpf,
-    facts: &KernelFacts,
-    events: &[(&str, &str, &str)],
-    (layout_first, layout_error): (u32, Option<&str>),
-    flavor: TpFlavor,
-) -> Result<Vec<String>, String> {
-    let exists = |ev: &str| {
-        facts.tracefs.as_ref().is_some_and(|t| t.has_event("rmap", ev))
-            || facts.kernel_btf.has_typedef(&format!("btf_trace_{ev}"))
-    };
-    let missing: Vec<_> = events
-        .iter()
-        .filter(|(_, _, ev)| !exists(ev))
-        .map(|(_, _, ev)| format!("rmap:{ev}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "no {} tracepoint in this kernel (it lacks the rmap tracepoint patch)",
-            missing.join("/")
-        ));
-    }
-    let raw_err = if flavor == TpFlavor::Classic {
-        "not tried (--tracepoint-flavor classic)".to_string()
-    } else {
-        match all_or_nothing(ebpf, |ebpf, touched| {
-            let mut points = Vec::new();
-            for (raw, _, ev) in events {
-                touched.push(raw.to_string());
-                let p: &mut RawTracePoint = program(ebpf, raw)?;
-                p.load().map_err(|e| describe(&e))?;
-                p.attach(ev).map_err(|e| describe(&e))?;
-                points.push(format!("raw_tp:{ev}"));
-            }
-            Ok(points)
-        }) {
-            Ok(points) => return Ok(points),
-            Err(e) => e,
-        }
-    };
-    if flavor == TpFlavor::Raw {
-        return Err(format!(
-            "raw_tp: {raw_err}; tp: not tried (--tracepoint-flavor raw)"
-        ));
-    }
-    if layout_first == TpLayout::ABSENT {
-        let why = layout_error.unwrap_or("no format file in tracefs");
-        return Err(format!("raw_tp: {raw_err}; tp: {why}"));
-    }
-    all_or_nothing(ebpf, |ebpf, touched| {
-        let mut points = Vec::new();
-        for (_, tp, ev) in events {
-            touched.push(tp.to_string());
-            let p: &mut TracePoint = program(ebpf, tp)?;
-            p.load().map_err(|e| describe(&e))?;
-            p.attach("rmap", ev).map_err(|e| describe(&e))?;
-            points.push(format!("tp:rmap/{ev}"));
-        }
-        Ok(points)
-    })
-    .map_err(|e| format!("raw_tp: {raw_err}; tp: {e}"))
-}
-
-fn fentry(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
-    let btf = facts
-        .btf
-        .as_ref()
-        .ok_or("no kernel BTF (/sys/kernel/btf/vmlinux)")?;
-    let kbtf = &facts.kernel_btf;
-    let targets = targets::resolve(|f| kbtf.has_function(f).then(|| f.to_string()))?;
-    all_or_nothing(ebpf, |ebpf, touched| {
-        let mut points = Vec::new();
-        let table = facts.features.program_suffix();
-        for Target { walker, symbol, .. } in &targets {
-            let entry = format!("fentry_{}{table}", walker.suffix());
-            touched.push(entry.clone());
-            let p: &mut FEntry = program(ebpf, &entry)?;
-            p.load(symbol, btf)
-                .map_err(|e| format!("{entry}: {}", describe(&e)))?;
-            p.attach().map_err(|e| format!("{entry}: {}", describe(&e)))?;
-            let exit = format!("fexit_{}{table}", walker.suffix());
-            touched.push(exit.clone());
-            let p: &mut FExit = program(ebpf, &exit)?;
-            p.load(symbol, btf)
-                .map_err(|e| format!("{exit}: {}", describe(&e)))?;
-            p.attach().map_err(|e| format!("{exit}: {}", describe(&e)))?;
-            points.push(format!("fentry+fexit:{symbol}"));
-        }
-        Ok(points)
-    })
-}
-
-fn kprobe(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<Vec<String>, String> {
-    if !tracefs::has_kprobes(facts.tracefs.as_ref()) {
-        return Err(
-            "this kernel has no kprobes (no kprobe PMU, no kprobe_events: CONFIG_KPROBES unset?)".into(),
-        );
-    }
-    let targets = kprobe_targets(facts)?;
-    let table = facts.features.program_suffix();
-    let ret_name = format!("kretprobe_walk{table}");
-    all_or_nothing(ebpf, |ebpf, touched| {
-        touched.push(ret_name.clone());
-        let ret: &mut KProbe = program(ebpf, &ret_name)?;
-        ret.load().map_err(|e| format!("{ret_name}: {}", describe(&e)))?;
-        let mut points = Vec::new();
-        for Target {
-            walker,
-            symbol,
-            reads_args,
-        } in &targets
-        {
-            // A clone gets the entry program that reads no argument (`targets::clone_notes`).
-            let kind = if *reads_args { "kprobe" } else { "kprobe_clone" };
-            let entry = format!("{kind}_{}{table}", walker.suffix());
-            touched.push(entry.clone());
-            let p: &mut KProbe = program(ebpf, &entry)?;
-            p.load().map_err(|e| format!("{entry}: {}", describe(&e)))?;
-            p.attach(symbol, 0)
-                .map_err(|e| format!("kprobe {symbol}: {}", describe(&e)))?;
-            let ret: &mut KProbe = program(ebpf, &ret_name)?;
-            ret.attach(symbol, 0)
-                .map_err(|e| format!("kretprobe {symbol}: {}", describe(&e)))?;
-            points.push(format!("kprobe+kretprobe:{symbol}"));
-        }
-        Ok(points)
-    })
-}
-
-/// The kprobe targets: the walkers, or their compiler clones, as kallsyms names them.
-fn kprobe_targets(facts: &KernelFacts) -> Result<Vec<Target>, String> {
-    let kallsyms = facts.kallsyms.as_ref().ok_or("/proc/kallsyms unreadable")?;
-    targets::resolve(|f| kallsyms.clone_of(f).map(String::from))
-}
-
-/// `CLOCK_MONOTONIC` now, in ns: the clock `bpf_ktime_get_ns` reads.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// `sched:sched_switch` for off-CPU accounting; optional.
-fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
-    if let Err(why) = &facts.layouts.sched_next_pid {
-        return Err(format!("sched/sched_switch format unusable: {why}"));
-    }
-    let name = format!("sched_switch{}", facts.features.program_suffix());
-    let p: &mut TracePoint = program(ebpf, &name)?;
-    p.load().map_err(|e| describe(&e))?;
-    p.attach("sched", "sched_switch").map_err(|e| describe(&e))?;
-    // Only now may walks claim a measured off-CPU time (FLAG_OFFCPU_VALID, rmap-ebpf walk.rs):
-    // a walk that begins from here on has every switch seen by the hook.
-    let map = ebpf
-        .map_mut(maps::OFFCPU_ON)
-        .ok_or("map OFFCPU_ON missing from the object")?;
-    let mut on = Array::<_, u64>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
-    on.set(0, monotonic_ns(), 0)
-        .map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -642,9 +318,29 @@ mod tests {
     /// threshold) is looked at every other record, before it can fill.
     #[test]
     fn small_rings_are_looked_at_more_often() {
-        assert_eq!(wake_check_mask(0), 63);
+        assert_eq!(wake_check_mask(Filters::default().ring_bytes()), 63);
         assert_eq!(wake_check_mask(16 << 20), 63);
         assert_eq!(wake_check_mask(64 << 10), 31);
         assert_eq!(wake_check_mask(4096), 1);
+    }
+
+    /// Unset sizes are the defaults (the object's 1 MiB ring, 8,192 slots, 10 s); set ones are
+    /// taken as given, the slots rounded up to a power of two and the age to 2^20 ns.
+    #[test]
+    fn unset_sizes_are_the_defaults() {
+        let unset = Filters::default();
+        assert_eq!(unset.ring_bytes(), 1 << 20);
+        assert_eq!(unset.inflight_slots(), 8192);
+        assert_eq!(unset.stale_ns(), 10_000_000_000u64.next_multiple_of(1 << 20));
+        let set = Filters {
+            ringbuf_bytes: Some(4096),
+            inflight_entries: Some(3),
+            inflight_stale_ns: Some(1_000_000),
+            ..Filters::default()
+        };
+        assert_eq!(set.ring_bytes(), 4096);
+        assert_eq!(set.inflight_slots(), 4);
+        assert_eq!(set.stale_ns(), 1 << 20);
+        assert_eq!(wakeup_bytes(set.ring_bytes()), 1024);
     }
 }

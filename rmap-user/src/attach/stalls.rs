@@ -3,10 +3,7 @@
 //! record copy where the program leaves at once.
 use aya::{Ebpf, programs::RawTracePoint};
 
-use super::{
-    errors::describe,
-    load::{KernelFacts, program},
-};
+use super::{errors::describe, load::KernelFacts, modes::program};
 
 /// The tracepoints, in attach order: the end first, so that no wait is begun that could not
 /// be ended.

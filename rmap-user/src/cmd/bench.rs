@@ -7,11 +7,11 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::{
-    agg::Row,
     cli::{BenchArgs, TraceArgs, Types},
     counters::KernelCounts,
     render::{self, fmt_ns},
     session::Session,
+    stats::Row,
     trace_loop::{
         self,
         signals::Stop,
@@ -46,17 +46,18 @@ pub struct BenchJson<'a> {
 pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Result<()> {
     crate::kernel::pidns::check_own()?;
     let mut stop = Stop::new()?;
-    let (trigger, caps) = plan::preflight(&types.types, b)?;
-    let specs = plan::specs(&types.types, b, trigger);
+    let options = b.plan_options();
+    let (trigger, caps) = plan::preflight(&types.types, &options)?;
+    let specs = plan::specs(&types.types, &options, trigger);
     let started = Instant::now();
     // The benchmark's own workload: every walk is a record unless --min-duration-us says
     // otherwise.
     let record_min_us = trace.min_duration_us.unwrap_or(0);
-    let filters = trace_loop::filters(trace, types, std::process::id(), record_min_us);
+    let filters = trace.filters(types, std::process::id(), record_min_us);
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
-    let mut sink = Sink::create(trace, false)?;
+    let mut sink = Sink::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), false)?;
     print_setup(trigger, &caps, b);
-    let _swap = plan::swap_for(trigger, &caps, b, &specs)?;
+    let _swap = plan::swap_for(trigger, &caps, &options, &specs)?;
     let results = scenarios(specs, &mut session, &mut sink, &mut stop).await?;
     let counts = session.counts()?;
     print_results(&results, &session, &counts, trigger);
@@ -69,7 +70,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, b: &BenchArgs) -> anyhow::Res
             trigger: trigger.name(),
             scenarios: &results,
         };
-        render::write_json(path, &doc)?;
+        crate::export::output::write_json(path, &doc)?;
     }
     sink.finish(trace.plot.as_deref())?;
     Ok(())

@@ -8,7 +8,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    agg::{Aggregator, Row},
+    agg::Aggregator,
     attach::load::Filters,
     cli::{LiveArgs, TraceArgs, Types},
     export::{endpoint, prometheus::Metrics},
@@ -19,6 +19,7 @@ use crate::{
     render,
     session::Session,
     stalls::{self, render::StallsJson},
+    stats::Row,
     trace_loop::{
         self, Woke,
         signals::Stop,
@@ -69,7 +70,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
         cgroup_id,
         process: live.process.clone(),
         stalls: live.stalls,
-        ..trace_loop::filters(trace, types, live.pid.unwrap_or(0), record_min_us)
+        ..trace.filters(types, live.pid.unwrap_or(0), record_min_us)
     };
     let mut session = Session::start(&filters, trace.attach_mode, trace.tracepoint_flavor)?;
     if let Some(p) = pods.as_mut() {
@@ -82,7 +83,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
     }
     let metrics = serve_metrics(live, &session).await?;
     // Last of the steps that can fail to start: a taken port leaves old outputs as they were.
-    let mut sink = Sink::create(trace, live.stalls)?
+    let mut sink = Sink::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), live.stalls)?
         .with_pod_logs(&live.pod_logs)
         .with_metrics(metrics)
         .with_slow_walks(live.threshold_ms);
@@ -123,7 +124,7 @@ pub async fn run(types: &Types, trace: &TraceArgs, live: &LiveArgs) -> anyhow::R
                 .zip(stall_counts)
                 .map(|(r, c)| StallsJson::new(&r.agg, c, r.records, &mut paths)),
         };
-        render::write_json(path, &doc)?;
+        crate::export::output::write_json(path, &doc)?;
     }
     Ok(())
 }

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::{
     attach::{
-        load::{self, Filters, KernelFacts},
+        load::{Filters, KernelFacts},
+        modes,
         plan::PLAN,
     },
     kernel::{
@@ -13,7 +14,6 @@ use crate::{
         features::Features,
         host::{self, HostInfo},
     },
-    render,
 };
 
 #[derive(Serialize)]
@@ -57,7 +57,7 @@ pub fn run(json: Option<&Path>) -> anyhow::Result<()> {
         println!("mode {:<14} {state}: {}", m.mode, m.detail);
     }
     if let Some(path) = json {
-        render::write_json(
+        crate::export::output::write_json(
             path,
             &ProbeReport {
                 host,
@@ -117,7 +117,7 @@ fn try_modes(facts: &KernelFacts) -> anyhow::Result<Vec<ModeReport>> {
         type_mask: u32::MAX,
         ..Default::default()
     };
-    Ok(load::probe_all(facts, &filters)?
+    Ok(modes::probe_all(facts, &filters)?
         .into_iter()
         .map(|(mode, result)| {
             let (available, detail) = match result {

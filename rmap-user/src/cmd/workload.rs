@@ -8,9 +8,10 @@ use crate::{
 
 pub async fn run(types: &Types, b: &BenchArgs) -> anyhow::Result<()> {
     let mut stop = Stop::new()?;
-    let (trigger, caps) = plan::preflight(&types.types, b)?;
-    let specs = plan::specs(&types.types, b, trigger);
-    let _swap = plan::swap_for(trigger, &caps, b, &specs)?;
+    let options = b.plan_options();
+    let (trigger, caps) = plan::preflight(&types.types, &options)?;
+    let specs = plan::specs(&types.types, &options, trigger);
+    let _swap = plan::swap_for(trigger, &caps, &options, &specs)?;
     for spec in specs {
         let ran = trace_loop::scenario(spec, None, &mut Sink::default(), &mut stop).await?;
         println!("{}", line(&ran));

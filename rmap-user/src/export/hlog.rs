@@ -23,7 +23,7 @@ use hdrhistogram::{
 };
 use rmap_common::PageType;
 
-use crate::{agg::Stats, export::output};
+use crate::{export::output, stats::Stats};
 
 /// The log writer's lines, kept until a whole interval is there and then written in one
 /// `write_all`, so that a crash never leaves half a histogram line in the file.

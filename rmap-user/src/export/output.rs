@@ -15,6 +15,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use anyhow::Context as _;
+use serde::Serialize;
+
 use crate::files;
 
 /// Why an output path cannot be written.
@@ -188,6 +191,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
         }
         io_err(path)(e)
     })
+}
+
+/// Writes `doc` as pretty JSON to `path`, replacing it whole (temporary file, then rename).
+pub fn write_json(path: &Path, doc: &impl Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(doc).context("encoding the JSON document")?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

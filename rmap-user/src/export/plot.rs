@@ -100,7 +100,7 @@ pub fn write(path: &Path, title: &str, series: &[Series<'_>]) -> anyhow::Result<
 
 /// `--plot`: one line per page type of a run, titled with this kernel's release.
 pub fn plot_types(
-    types: &std::collections::BTreeMap<rmap_common::PageType, crate::agg::Stats>,
+    types: &std::collections::BTreeMap<rmap_common::PageType, crate::stats::Stats>,
     out: &Path,
 ) -> anyhow::Result<()> {
     let title = format!(

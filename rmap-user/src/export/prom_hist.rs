@@ -13,7 +13,7 @@ use prometheus_client::{
     encoding::{EncodeMetric, MetricEncoder, NoLabelSet},
     metrics::{MetricType, TypedMetric},
 };
-use rmap_common::{hist_bucket_low, hist_bucket_width};
+use rmap_common::{hist_bucket_low, hist_bucket_mid, hist_bucket_width};
 
 /// First bound: 2^10 ns = 1.024 µs.
 const FIRST_EXP: u32 = 10;
@@ -49,7 +49,7 @@ impl Buckets {
             let (low, width) = (hist_bucket_low(i as u32), hist_bucket_width(i as u32));
             self.counts[bound_index(low + width - 1)] += n;
             self.count += n;
-            self.sum_seconds += n as f64 * (low as f64 + (width - 1) as f64 / 2.0) / 1e9;
+            self.sum_seconds += n as f64 * hist_bucket_mid(i as u32) as f64 / 1e9;
         }
     }
 

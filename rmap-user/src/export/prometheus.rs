@@ -1,7 +1,7 @@
 //! `--prometheus ADDR` (with --attach-only): `/metrics` in the OpenMetrics text format, encoded
-//! by prometheus-client (served by `endpoint`). Labels are `page_type` and purpose only: both
-//! come from small fixed sets, so the series count stays bounded however many processes and
-//! folios walk. Every value comes from the kernel's counters and latency histograms, so no
+//! by prometheus-client (served by `endpoint`). The walk series are labelled by `page_type`
+//! and purpose, both from small fixed sets, so their count stays bounded however many
+//! processes and folios walk. Every value comes from the kernel's counters and latency histograms, so no
 //! ring-buffer drop changes it. Opt-in (`--prometheus-cgroups N`): walks per owner and, with
 //! `--stalls`, waits per victim cgroup, each labelled by cgroup path and, for a pod's cgroup,
 //! by namespace, pod and container, bounded to the top N and "other".
@@ -108,17 +108,29 @@ pub struct Metrics {
     registry: Registry,
     durations: Family<WalkLabels, KernelHistogram>,
     walks: Family<TypeLabel, Counter>,
-    drops: Counter,
-    unpaired: Counter,
-    evicted: Counter,
+    drops: KernelCount,
+    unpaired: KernelCount,
+    evicted: KernelCount,
     owners: Option<OwnerMetrics>,
     victims: Option<VictimMetrics>,
     /// `--stalls`: the waits on locks held by walks.
     stalls: Option<KernelHistogram>,
-    seen_evicted: u64,
     seen_walks: Vec<(&'static str, u64)>,
-    seen_drops: u64,
-    seen_unpaired: u64,
+}
+
+/// A counter fed from one of the kernel's cumulative counters: each update adds what is new
+/// since the largest value seen.
+#[derive(Default)]
+struct KernelCount {
+    counter: Counter,
+    seen: u64,
+}
+
+impl KernelCount {
+    fn update(&mut self, now: u64) {
+        self.counter.inc_by(now.saturating_sub(self.seen));
+        self.seen = self.seen.max(now);
+    }
 }
 
 impl Metrics {
@@ -138,23 +150,23 @@ impl Metrics {
             "Reverse-mapping walks counted in the kernel, by folio type",
             walks.clone(),
         );
-        let drops = Counter::default();
+        let drops = KernelCount::default();
         registry.register(
             "rmap_ringbuf_drops",
             "Walk events lost because the BPF ring buffer was full",
-            drops.clone(),
+            drops.counter.clone(),
         );
-        let unpaired = Counter::default();
+        let unpaired = KernelCount::default();
         registry.register(
             "rmap_unpaired",
             "Walk ends without a recorded start (attached mid-walk, or start lost)",
-            unpaired.clone(),
+            unpaired.counter.clone(),
         );
-        let evicted = Counter::default();
+        let evicted = KernelCount::default();
         registry.register(
             "rmap_inflight_evicted",
             "Walk starts that took over an in-flight slot held for over 10 s by a walk whose end was never seen",
-            evicted.clone(),
+            evicted.counter.clone(),
         );
         registry.register(
             "rmap_trace_build",
@@ -175,10 +187,7 @@ impl Metrics {
             owners: None,
             victims: None,
             stalls: None,
-            seen_evicted: 0,
             seen_walks: Vec::new(),
-            seen_drops: 0,
-            seen_unpaired: 0,
         }
     }
 
@@ -290,13 +299,13 @@ impl Metrics {
 
     /// Sets the per-owner series from the owner rows (cumulative, most walks first is not
     /// required; "other" last as `TopTable::rows` gives it).
-    pub fn set_owners(&self, rows: &[crate::agg::Row]) {
+    pub fn set_owners(&self, rows: &[crate::stats::Row]) {
         let Some(o) = &self.owners else { return };
-        let mut by_walks: Vec<&crate::agg::Row> =
+        let mut by_walks: Vec<&crate::stats::Row> =
             rows.iter().filter(|r| r.key != crate::top::OTHER).collect();
         by_walks.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
         let (mut other_walks, mut other_s) = (0u64, 0f64);
-        let seconds = |r: &crate::agg::Row| r.mean_ns as f64 * r.count as f64 / 1e9;
+        let seconds = |r: &crate::stats::Row| r.mean_ns as f64 * r.count as f64 / 1e9;
         for r in rows.iter().filter(|r| r.key == crate::top::OTHER) {
             other_walks += r.count;
             other_s += seconds(r);
@@ -367,15 +376,9 @@ impl Metrics {
             }
         }
         self.seen_walks = counts.per_type.iter().map(|w| (w.page_type, w.walks)).collect();
-        let drops = counts.get(KernelCounter::RingbufDrops);
-        self.drops.inc_by(drops.saturating_sub(self.seen_drops));
-        self.seen_drops = self.seen_drops.max(drops);
-        let unpaired = counts.get(KernelCounter::Unpaired);
-        self.unpaired.inc_by(unpaired.saturating_sub(self.seen_unpaired));
-        self.seen_unpaired = self.seen_unpaired.max(unpaired);
-        let evicted = counts.get(KernelCounter::InflightEvicted);
-        self.evicted.inc_by(evicted.saturating_sub(self.seen_evicted));
-        self.seen_evicted = self.seen_evicted.max(evicted);
+        self.drops.update(counts.get(KernelCounter::RingbufDrops));
+        self.unpaired.update(counts.get(KernelCounter::Unpaired));
+        self.evicted.update(counts.get(KernelCounter::InflightEvicted));
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -488,11 +491,11 @@ mod tests {
     /// "other" row summed under cgroup="other"; nothing of it without the opt-in.
     #[test]
     fn owner_series_are_bounded() {
-        let row = |key: &str, count: u64| crate::agg::Row {
+        let row = |key: &str, count: u64| crate::stats::Row {
             key: key.into(),
             count,
             mean_ns: 1_000_000,
-            ..crate::agg::Stats::default().row(String::new())
+            ..crate::stats::Stats::default().row(String::new())
         };
         let rows = [row("/a", 5), row("/b", 9), row("/c", 1), row("other", 2)];
         let plain = Metrics::new("fentry", "6.1.0");
@@ -524,7 +527,7 @@ mod tests {
             container_id: "c".into(),
             qos: "burstable",
         };
-        let mut row = crate::agg::Stats::default().row("/kubepods.slice/x".into());
+        let mut row = crate::stats::Stats::default().row("/kubepods.slice/x".into());
         row.count = 4;
         row.mean_ns = 1_000;
         row.pod = Some(pod.clone());

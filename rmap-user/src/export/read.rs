@@ -251,7 +251,7 @@ mod tests {
     /// is allocated.
     #[test]
     fn a_claimed_huge_payload_is_refused_from_its_header() {
-        let text = format!("{HEADER}{}", line("ksm", &v2(3, crate::agg::MAX_NS, u32::MAX)));
+        let text = format!("{HEADER}{}", line("ksm", &v2(3, crate::stats::MAX_NS, u32::MAX)));
         let before = peak_kb();
         let e = parse("huge.hlog", text.as_bytes()).unwrap_err().to_string();
         assert!(
@@ -279,7 +279,7 @@ mod tests {
         );
         let mut text = HEADER.to_string();
         for i in 0..=MAX_TAGS {
-            text += &line(&format!("t{i}"), &v2(3, crate::agg::MAX_NS, 0));
+            text += &line(&format!("t{i}"), &v2(3, crate::stats::MAX_NS, 0));
         }
         let e = parse("tags.hlog", text.as_bytes()).unwrap_err().to_string();
         assert!(
@@ -327,7 +327,7 @@ mod tests {
     /// lines.
     #[test]
     fn reads_a_long_log_in_one_pass() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, crate::agg::MAX_NS, 3).unwrap();
+        let mut h = Histogram::<u64>::new_with_bounds(1, crate::stats::MAX_NS, 3).unwrap();
         h.record_n(5_000, 3).unwrap();
         let mut raw = Vec::new();
         hdrhistogram::serialization::Serializer::serialize(

@@ -8,7 +8,7 @@
 use flate2::{Decompress, FlushDecompress, Status};
 use hdrhistogram::Histogram;
 
-use crate::agg::MAX_NS;
+use crate::stats::MAX_NS;
 
 /// Significant digits of the finest histogram read (rmap-trace writes 3).
 pub const MAX_SIGFIG: u8 = 3;

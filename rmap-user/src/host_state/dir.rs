@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::journal::JournalError;
+use super::error::JournalError;
 
 /// Root's journals: a tmpfs, emptied at boot, when the changes are gone anyway.
 pub const ROOT_DIR: &str = "/run/rmap-trace";

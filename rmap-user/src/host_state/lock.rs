@@ -15,7 +15,7 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
-use super::{dir::JournalDir, journal::JournalError};
+use super::{dir::JournalDir, error::JournalError};
 use crate::printable::printable;
 
 /// The lock file's name in the journal directory.

@@ -10,6 +10,7 @@
 pub mod allowed;
 pub mod change;
 pub mod dir;
+pub mod error;
 pub mod journal;
 pub mod lock;
 #[cfg(test)]
@@ -23,11 +24,14 @@ use std::{
     },
 };
 
-use self::journal::{Entry, Journal, JournalError};
 pub use self::{
     allowed::Host,
     change::{Change, UndoError},
     dir::JournalDir,
+};
+use self::{
+    error::JournalError,
+    journal::{Entry, Journal},
 };
 
 /// This process's journal and its directory, made on the first change.

@@ -17,8 +17,8 @@ pub enum KallsymsError {
 
 /// Text symbols, sorted by address. Kept for the whole run (purposes of new callbacks), so
 /// compact: the names in one string and 16 bytes per symbol, a few MiB for a distribution
-/// kernel's 100,000 symbols, where a `String` per name and a by-name map took over 20 MiB
-/// (issue #13 item 4, the memory bound).
+/// kernel's 100,000 symbols, where a `String` per name and a by-name map would take over
+/// 20 MiB of the tracer's memory bound.
 pub struct Kallsyms {
     names: String,
     /// Address, and the name's start and length in `names`.

@@ -19,7 +19,7 @@ pub enum TracefsError {
     Mount(std::io::Error),
     /// The host-state journal could not be written before mounting tracefs.
     #[error("writing the host-state journal before mounting tracefs: {0}")]
-    Journal(crate::host_state::journal::JournalError),
+    Journal(crate::host_state::error::JournalError),
     /// The event's format file could not be read.
     #[error("reading {path}: {source}")]
     Read { path: String, source: std::io::Error },

@@ -5,7 +5,7 @@ use rmap_common::WalkEvent;
 
 use super::{ProcKey, Process};
 pub use crate::top::{OTHER, TOP};
-use crate::{agg::Row, top::TopTable};
+use crate::{stats::Row, top::TopTable};
 
 /// See the module's doc.
 #[derive(Clone, Debug, Default)]

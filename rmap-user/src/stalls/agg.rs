@@ -1,9 +1,9 @@
 //! Waits on locks held by walks, aggregated per victim process (with its threads) and per
 //! walk. Plain data, bounded: at most [`PROCESSES`] victim processes, [`THREADS`] threads
 //! each and [`WALKS`] walks have their own entry; the rest is counted in "other" totals, so
-//! that the totals always cover every record read. Victim processes are ranked by the time
-//! they waited, as [`crate::top`] ranks walkers: a process without a row that has waited more
-//! than the least-waiting row takes its place. Waits are also summed per victim cgroup (the
+//! that the totals always cover every record read. Victim processes are given rows by the time
+//! they waited, as [`crate::rank`] says: a process without a row that has waited more than the
+//! least-waiting row takes its place. Waits are also summed per victim cgroup (the
 //! victim thread's, read in the kernel): the first [`CGROUPS`] seen have a row, the rest are
 //! "other".
 use std::collections::HashMap;
@@ -14,7 +14,10 @@ use rmap_common::{
 };
 use serde::Serialize;
 
-use crate::events::text;
+use crate::{
+    events::text,
+    rank::{self, Candidates},
+};
 
 /// Most victim processes with a row.
 pub const PROCESSES: usize = 64;
@@ -69,8 +72,8 @@ struct Victim {
     threads: HashMap<u32, Thread>,
     /// Waits of threads beyond [`THREADS`].
     other_threads: Waits,
-    /// Nanoseconds waited for ranking: the row's, plus those counted while a candidate (as in
-    /// the Space-Saving algorithm), so that a row just given is not at once taken back.
+    /// Nanoseconds waited for ranking: the row's, plus those counted while a candidate
+    /// ([`crate::rank`]).
     rank_ns: u64,
 }
 
@@ -88,7 +91,7 @@ struct Walk {
 }
 
 /// See the module's doc.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StallAgg {
     /// Every wait read.
     pub total: Waits,
@@ -98,7 +101,7 @@ pub struct StallAgg {
     /// Waits of victim processes without a row.
     other_processes: Waits,
     /// Nanoseconds waited by victim processes without a row, by tgid (bounded: [`CANDIDATES`]).
-    candidates: HashMap<u32, u64>,
+    candidates: Candidates<u32>,
     walks: HashMap<(u32, u64), Walk>,
     /// Waits of walks that lost their entry.
     other_walks: Waits,
@@ -106,6 +109,22 @@ pub struct StallAgg {
     cgroups: HashMap<u64, Waits>,
     /// Waits of cgroups without a row.
     other_cgroups: Waits,
+}
+
+impl Default for StallAgg {
+    fn default() -> Self {
+        Self {
+            total: Waits::default(),
+            chained: Waits::default(),
+            victims: HashMap::new(),
+            other_processes: Waits::default(),
+            candidates: Candidates::new(CANDIDATES),
+            walks: HashMap::new(),
+            other_walks: Waits::default(),
+            cgroups: HashMap::new(),
+            other_cgroups: Waits::default(),
+        }
+    }
 }
 
 impl StallAgg {
@@ -182,22 +201,9 @@ impl StallAgg {
     /// has now waited more than the least-waiting row, that row goes to "other" and the time
     /// `tgid` waited before this wait is returned: it gets the row.
     fn take_least_row(&mut self, tgid: u32, wait_ns: u64) -> Option<u64> {
-        if self.candidates.len() >= CANDIDATES && !self.candidates.contains_key(&tgid) {
-            self.candidates.clear();
-        }
-        let seen = self.candidates.entry(tgid).or_default();
-        *seen += wait_ns;
-        let seen = *seen;
-        let (least, rank) = self
-            .victims
-            .iter()
-            .map(|(t, v)| (*t, v.rank_ns))
-            .min_by_key(|&(t, rank)| (rank, t))?;
-        if seen <= rank {
-            return None;
-        }
-        self.candidates.remove(&tgid);
-        if let Some(v) = self.victims.remove(&least) {
+        let least = rank::least(self.victims.iter().map(|(t, v)| (*t, v.rank_ns)));
+        let seen = self.candidates.admit(tgid, wait_ns, least)?;
+        if let Some(v) = least.and_then(|(least, _)| self.victims.remove(&least)) {
             self.other_processes.merge(&v.waits);
         }
         Some(seen - wait_ns)

@@ -2,7 +2,7 @@
 //! over CPUs (records may be dropped; these are not).
 use aya::{Ebpf, maps::PerCpuArray};
 use rmap_common::{
-    LatencyHist, hist_bucket_low, hist_bucket_width, maps,
+    LatencyHist, hist_bucket_mid, maps,
     stall::{STALL_COUNTERS, StallCounter},
 };
 use serde::Serialize;
@@ -22,10 +22,7 @@ pub struct StallCounts {
 
 impl StallCounts {
     pub fn get(&self, c: StallCounter) -> u64 {
-        self.counters
-            .iter()
-            .find(|(n, _)| *n == c.name())
-            .map_or(0, |(_, v)| *v)
+        crate::counters::named(&self.counters, c.name())
     }
 
     /// The waits in the histogram.
@@ -45,8 +42,7 @@ impl StallCounts {
         for (i, &c) in self.buckets.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                let (low, width) = (hist_bucket_low(i as u32), hist_bucket_width(i as u32));
-                return low + (width - 1) / 2;
+                return hist_bucket_mid(i as u32);
             }
         }
         0

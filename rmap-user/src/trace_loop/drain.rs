@@ -4,18 +4,8 @@
 //! yields to the runtime after a slice that did not empty the source.
 use std::time::{Duration, Instant};
 
-use rmap_common::WalkEvent;
-
 use super::sink::Sink;
-use crate::procs::Process;
-
-/// Where walks come from: the session's ring buffer, or a test's synthetic stream.
-pub trait Walks {
-    /// Returns when walks may be waiting (at once when the last slice left some behind).
-    fn readable(&mut self) -> impl Future<Output = anyhow::Result<()>>;
-    /// Hands the next walk, with its purpose and process name, to `f`; false when none waits.
-    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool;
-}
+use crate::ring::{LOOKUPS_PER_SLICE, RingWalks, Walks};
 
 /// How much one slice may read.
 #[derive(Clone, Copy, Debug)]
@@ -93,6 +83,18 @@ pub async fn batch(src: &mut impl Walks, sink: &mut Sink) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Everything in `walks`'s ring buffer into `sink`, in the live loop's slices, with its /proc
+/// lookups between them; returns the records read.
+pub fn ring(walks: &mut RingWalks, sink: &mut Sink) -> u64 {
+    let before = sink.total.records;
+    loop {
+        walks.decoder.processes.resolve(LOOKUPS_PER_SLICE);
+        if slice(walks, sink, Budget::default()) == Drained::Empty {
+            return sink.total.records - before;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -100,11 +102,12 @@ mod tests {
         time::{Duration, Instant},
     };
 
-    use rmap_common::PageType;
+    use rmap_common::{PageType, WalkEvent};
 
     use super::*;
     use crate::{
         events::tests::event,
+        procs::Process,
         trace_loop::{Woke, run_until, signals::Stop},
     };
 

@@ -3,7 +3,6 @@
 //! that drains the ring buffer into it until the command's work ends, a tick or a signal, and
 //! the end-of-run summary.
 pub mod drain;
-pub mod ring;
 pub mod signals;
 pub mod sink;
 pub mod slow;
@@ -13,33 +12,12 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
 
-use self::{
-    drain::{Drained, Walks},
-    signals::Stop,
-    sink::Sink,
-};
+use self::{drain::Drained, signals::Stop, sink::Sink};
 use crate::{
-    attach::load::Filters,
-    cli::{TraceArgs, Types},
+    ring::Walks,
     session::Session,
     workload::{self, Ran, Spec, cancel},
 };
-
-/// The in-kernel filters of a run: only `tgid` (0: every process), walks sent as records from
-/// `record_min_us` on (`--min-duration-us` as the command resolves it) and the options of
-/// `trace`.
-pub fn filters(trace: &TraceArgs, types: &Types, tgid: u32, record_min_us: u64) -> Filters {
-    Filters {
-        tgid,
-        comm: trace.comm.clone(),
-        type_mask: types.mask(),
-        min_duration_ns: record_min_us * 1000,
-        ringbuf_bytes: trace.ringbuf_kib * 1024,
-        inflight_entries: trace.inflight_entries,
-        no_offcpu: trace.no_offcpu,
-        ..Filters::default()
-    }
-}
 
 /// Reads the kernel's latency histograms into the sink: call before `Sink::end_interval` and
 /// `Sink::finish`, so that counts and percentiles cover every walk.

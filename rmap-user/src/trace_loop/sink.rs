@@ -12,7 +12,6 @@ use rmap_common::WalkEvent;
 use super::slow::SlowWalks;
 use crate::{
     agg::Aggregator,
-    cli::TraceArgs,
     counters::{KernelCounts, Latency},
     export::{csv::CsvWriter, hlog::HlogWriter, plot, prometheus::Metrics},
     owners::names::OwnerNames,
@@ -38,15 +37,10 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Creates the output files of `trace`: call it once attached, so that a run that could not
-    /// attach leaves old files as they were (clap has checked the paths already). `stalls`: the
-    /// run counts waits (`--stalls`), which fill the CSV's `stall_waits` column.
-    pub fn create(trace: &TraceArgs, stalls: bool) -> anyhow::Result<Self> {
-        Self::with_files(trace.hlog.as_deref(), trace.csv.as_deref(), stalls)
-    }
-
-    /// A sink writing the interval log `hlog` and the CSV `csv`, when given; `stalls`: see
-    /// [`CsvWriter::create`].
+    /// A sink writing the interval log `hlog` and the CSV `csv`, when given: call it once
+    /// attached, so that a run that could not attach leaves old files as they were (clap has
+    /// checked the paths already). `stalls`: the run counts waits (`--stalls`), which fill the
+    /// CSV's `stall_waits` column (see [`CsvWriter::create`]).
     pub fn with_files(hlog: Option<&Path>, csv: Option<&Path>, stalls: bool) -> anyhow::Result<Self> {
         Ok(Self {
             hlog: hlog.map(HlogWriter::create).transpose()?,

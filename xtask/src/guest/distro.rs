@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::kernel::Kernel;
+use super::Kernel;
 use crate::{
     apt::{self, Archive, Suite},
     cache, debian, debroot,

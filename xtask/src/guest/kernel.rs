@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::distro::{self, Packages};
+use super::{Kernel, distro};
 use crate::kbuild;
 
 /// The series of Debian's kernel booted when no kernel is chosen.
@@ -83,19 +83,6 @@ impl KernelChoice {
                 .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned()),
         }
     }
-}
-
-/// A kernel to boot and, where it has them, its modules.
-#[derive(Debug, Clone)]
-pub struct Kernel {
-    pub image: PathBuf,
-    /// `lib/modules/<release>`.
-    pub modules: Option<PathBuf>,
-    pub label: String,
-    /// Kernel command-line words this kernel needs.
-    pub cmdline: Vec<String>,
-    /// Debian's packages it came from, with their versions.
-    pub packages: Option<Packages>,
 }
 
 /// The kernel `args` ask for: Debian's, our patched build, or a bzImage.

@@ -12,6 +12,19 @@ pub mod tsc;
 
 use std::{path::PathBuf, time::Duration};
 
+/// A kernel to boot and, where it has them, its modules.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub image: PathBuf,
+    /// `lib/modules/<release>`.
+    pub modules: Option<PathBuf>,
+    pub label: String,
+    /// Kernel command-line words this kernel needs.
+    pub cmdline: Vec<String>,
+    /// Debian's packages it came from, with their versions.
+    pub packages: Option<distro::Packages>,
+}
+
 /// Options shared by `vm`, `vm-test` and `run --vm`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GuestArgs {

@@ -43,6 +43,43 @@ pub enum Failure {
     Other,
 }
 
+/// The guest kernel's own command-line words, each with what it is for: a guest that panics
+/// or hangs ends the run with every CPU's backtrace in the error report (`run_with`,
+/// `dump_hung`) rather than at the timeout in silence.
+const KERNEL_WORDS: [(&str, &str); 10] = [
+    ("console=ttyS0", "the console on the serial port QEMU captures"),
+    (
+        "loglevel=1",
+        "only emergencies on the console: backtraces come in the panic's replay",
+    ),
+    (
+        "panic=-1",
+        "reboot at once on panic, which -no-reboot turns into an exit",
+    ),
+    ("oops=panic", "an oops ends the run too"),
+    (
+        "softlockup_panic=1",
+        "a soft lockup panics instead of hanging until the timeout",
+    ),
+    ("softlockup_all_cpu_backtrace=1", "…after every CPU's backtrace"),
+    (
+        "panic_print=0x60",
+        "the panic replays the log (0x20) and asks every CPU for its backtrace (0x40)",
+    ),
+    (
+        "watchdog_thresh=30",
+        "a soft lockup is 60 s without scheduling, not 20: a TCG vCPU may be starved",
+    ),
+    (
+        "unknown_nmi_panic",
+        "the NMI sent to a hung guest at the timeout panics it",
+    ),
+    (
+        "sysrq_always_enabled",
+        "SysRq-l from the monitor prints every CPU's backtrace at the timeout",
+    ),
+];
+
 /// A failed guest run: what went wrong and the last console lines, with the kernel's report.
 #[derive(Debug)]
 pub struct GuestFailed {
@@ -117,26 +154,7 @@ impl Machine<'_> {
             c.args(["-numa", &format!("node,nodeid={n},{cpu_list},memdev=m{n}")]);
         }
         c.arg("-kernel").arg(self.kernel).arg("-initrd").arg(self.initrd);
-        // panic=-1: reboot at once on panic, which -no-reboot turns into an exit. A soft lockup
-        // panics too (instead of hanging until the timeout), after every CPU's backtrace;
-        // replays the log on panic, so that the backtraces (printed below
-        // loglevel=1) reach the console and the error report (kernel/watchdog.c,
-        // watchdog_timer_fn; kernel/panic.c, panic_print_sys_info).
-        // watchdog_thresh=30: a soft lockup is 60 s without scheduling (2 × the threshold,
-        // kernel/watchdog.c `get_softlockup_thresh`), not 20, as a vCPU under TCG on a busy host
-        // may be starved for a while.
-        // A guest that hangs without the watchdog noticing (both CPUs spinning, or interrupts
-        // off) is asked at the timeout (`run_with`, `dump_hung`) for every CPU's backtrace
-        // (SysRq-l on the keyboard: sysrq_always_enabled; drivers/tty/sysrq.c
-        // `sysrq_handle_showallcpus`), then gets an NMI and panics (unknown_nmi_panic:
-        // arch/x86/kernel/nmi.c `unknown_nmi_error`), which replays the log with those
-        // backtraces; panic_print 0x40 asks the other CPUs for theirs once more
-        // (kernel/panic.c `PANIC_PRINT_ALL_CPU_BT`).
-        let mut append = String::from(
-            "console=ttyS0 loglevel=1 panic=-1 oops=panic softlockup_panic=1 \
-             softlockup_all_cpu_backtrace=1 panic_print=0x60 watchdog_thresh=30 unknown_nmi_panic \
-             sysrq_always_enabled",
-        );
+        let mut append = KERNEL_WORDS.map(|(word, _)| word).join(" ");
         for word in self.cmdline {
             append.push(' ');
             append.push_str(word);

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
-use crate::{build::workspace_root, cache, cmd, setup};
+use crate::{build::workspace_root, cache, cmd};
 
 /// The config fragment, relative to the repository.
 pub const FRAGMENT: &str = "kernel/rmap-guest.config";
@@ -116,7 +116,7 @@ fn prune_builds(dir: &Path, keep: &Path) -> anyhow::Result<()> {
 /// Builds (or finds in the cache) the kernel with the patches in `list` (default: tracepoints).
 pub fn build(list: Option<&str>) -> anyhow::Result<Built> {
     let set = patches::select(list.unwrap_or(&patches::DEFAULT.join(",")))?;
-    setup::apt_install(&PACKAGES)?;
+    crate::apt::install(&PACKAGES)?;
     let root = workspace_root();
     let dir = cache::dir()?.join("kernel");
     fs::create_dir_all(&dir)?;

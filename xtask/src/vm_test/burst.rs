@@ -1,4 +1,4 @@
-//! Part of the drops suite: the burst of the performance issue — every page of a 20,000-page
+//! Part of the drops suite: a burst of walks faster than the reader — every page of a 20,000-page
 //! anon region moved to the other node, 512 per `move_pages` call (two walks a page: the
 //! migration's and the removal of its migration entries) — watched through a 4 KiB ring
 //! buffer that drops records. The summary must count every walk anyway: as many as a second

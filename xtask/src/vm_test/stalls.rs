@@ -15,7 +15,7 @@ use crate::guest::{self, GuestArgs, qemu::GuestRun};
 /// the other victim's and no walk's, yet in the second's own measure.
 const VICTIMS: u32 = 1;
 /// Largest relative difference between attributed and measured waiting (KSM rows), from
-/// 5,000 VMAs (the acceptance: `--suite stalls --pages 5000`)…
+/// 5,000 VMAs (`--suite stalls --pages 5000`, the size attribution is held to)…
 const AGREEMENT: f64 = 0.10;
 /// …and in the short run of `all` (2,000 VMAs), whose waits are shorter, so that what each
 /// slow change costs beyond its wait (the change itself under contention, wakeups) weighs more.

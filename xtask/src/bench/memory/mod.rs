@@ -17,10 +17,10 @@ use crate::guest::{self, GuestArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// How long the tracer runs under walks, in minutes (the issue asks for at least 10).
+    /// How long the tracer runs under walks, in minutes.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
     pub minutes: u32,
-    /// The tracer's `--ringbuf-kib` (16 MiB: the size whose 32 MiB mapping the issue saw).
+    /// The tracer's `--ringbuf-kib` (16 MiB, mapped twice: 32 MiB of the tracer's memory).
     #[arg(long, default_value_t = 16_384)]
     pub ringbuf_kib: u32,
     #[command(flatten)]

@@ -16,7 +16,7 @@
 /// The tracer's port on the guest's loopback.
 pub const PORT: u16 = 9500;
 
-/// Seconds between two samples (the period).
+/// Seconds between two samples.
 pub const PERIOD_S: u32 = 10;
 
 pub fn script(minutes: u32, ringbuf_kib: u32) -> String {

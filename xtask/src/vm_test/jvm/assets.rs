@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
 
-use crate::{build::workspace_root, cache, cmd, debroot, setup};
+use crate::{build::workspace_root, cache, cmd, debroot};
 
 /// Debian packages of the guest's root: the JVM and `migratepages`.
 const ROOT_PACKAGES: [&str; 2] = ["openjdk-17-jre-headless", "numactl"];
@@ -34,7 +34,7 @@ pub struct Assets {
 }
 
 pub fn build() -> anyhow::Result<Assets> {
-    setup::apt_install(&HOST_PACKAGES)?;
+    crate::apt::install(&HOST_PACKAGES)?;
     let root = debroot::root(&ROOT_PACKAGES)?;
     let app = app()?;
     let extra = ["RmapLoad.class", "ksm_shim.so"]

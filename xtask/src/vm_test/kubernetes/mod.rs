@@ -36,7 +36,7 @@ const CONTAINER: &str = "app";
 const WORKLOADS: u32 = 6;
 
 pub fn run(args: &GuestArgs, pages: u32, c: &mut Checks) -> anyhow::Result<()> {
-    crate::deploy_check::ensure_validator()?;
+    crate::validator::ensure()?;
     let dir = workspace_root().join("target/xtask/kubernetes");
     fs::create_dir_all(&dir)?;
     let binary = crate::build::static_binary()?;

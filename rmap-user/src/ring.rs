@@ -1,18 +1,23 @@
 //! Reading walk records out of the `EVENTS` ring buffer: the one per-record path of every run
-//! (decode, purpose, process), shared by the session and by the capacity bench and test, which
-//! drain a ring buffer they filled themselves while nothing was reading it.
+//! (decode, purpose, process), below the session, which reads its ring buffer with it, and the
+//! loop, which reads any source of walks ([`Walks`]); the capacity bench and test read a ring
+//! buffer they filled themselves while nothing was reading it ([`RingWalks`]).
 use aya::maps::{MapData, RingBuf};
 use rmap_common::WalkEvent;
 
-use super::{
-    drain::{self, Budget, Drained, Walks},
-    sink::Sink,
-};
 use crate::{
     events,
     kernel::kallsyms::Purposes,
     procs::{Process, names::ProcessNames},
 };
+
+/// Where walks come from: the session's ring buffer, or a test's synthetic stream.
+pub trait Walks {
+    /// Returns when walks may be waiting (at once when the last slice left some behind).
+    fn readable(&mut self) -> impl Future<Output = anyhow::Result<()>>;
+    /// Hands the next walk, with its purpose and process name, to `f`; false when none waits.
+    fn next(&mut self, f: impl FnOnce(&WalkEvent, &str, Process<'_>)) -> bool;
+}
 
 /// Most /proc lookups between two ring-buffer slices (each a few µs).
 pub const LOOKUPS_PER_SLICE: usize = 64;
@@ -67,20 +72,6 @@ impl Decoder {
 pub struct RingWalks {
     pub ring: RingBuf<MapData>,
     pub decoder: Decoder,
-}
-
-impl RingWalks {
-    /// Everything in the ring buffer into `sink`, in the live loop's slices, with its /proc
-    /// lookups between them; returns the records read.
-    pub fn drain(&mut self, sink: &mut Sink) -> u64 {
-        let before = sink.total.records;
-        loop {
-            self.decoder.processes.resolve(LOOKUPS_PER_SLICE);
-            if drain::slice(self, sink, Budget::default()) == Drained::Empty {
-                return sink.total.records - before;
-            }
-        }
-    }
 }
 
 impl Walks for RingWalks {
