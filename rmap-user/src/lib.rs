@@ -4,10 +4,10 @@
 //! the tracing commands share (`trace_loop`); a tracing session (`session`) and the workload
 //! (`workload`); the ring reader (`ring`), the lock waits (`stalls`), the outputs (`export`,
 //! then `render`) and the aggregate (`agg`, then `latency`, `procs` and `top`, all holding the
-//! statistics of `stats`; `top` and `stalls` give rows as `rank` says); the eBPF object and the kernel (`attach`, `counters`, `events`,
-//! `kernel`, `owners`, `host_state`) and the helpers (`memory`, `files`, `printable`,
-//! `bounds`). No module imports one that imports it back: xtask's `import_circles` test fails
-//! on a circle.
+//! statistics of `stats`; `top` and `stalls` give rows as `rank` says); the eBPF object and the
+//! kernel (`attach`, `counters`, `events`, `kernel`, `owners`, `host_state`) and the helpers
+//! (`memory`, `files`, `printable`, `bounds`). No module imports one that imports it back:
+//! xtask's `import_circles` test fails on a circle.
 pub mod agg;
 pub mod attach;
 pub mod bounds;
