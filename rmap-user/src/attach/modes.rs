@@ -301,17 +301,6 @@ fn kprobe_targets(facts: &KernelFacts) -> Result<Vec<Target>, String> {
     targets::resolve(|f| kallsyms.clone_of(f).map(String::from))
 }
 
-/// `CLOCK_MONOTONIC` now, in ns: the clock `bpf_ktime_get_ns` reads.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// `sched:sched_switch` for off-CPU accounting; optional.
 fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
     if let Err(why) = &facts.layouts.sched_next_pid {
@@ -327,7 +316,7 @@ fn attach_sched(ebpf: &mut Ebpf, facts: &KernelFacts) -> Result<(), String> {
         .map_mut(maps::OFFCPU_ON)
         .ok_or("map OFFCPU_ON missing from the object")?;
     let mut on = Array::<_, u64>::try_from(map).map_err(|e| format!("OFFCPU_ON: {e}"))?;
-    on.set(0, monotonic_ns(), 0)
+    on.set(0, crate::kernel::clock::monotonic_ns(), 0)
         .map_err(|e| format!("setting OFFCPU_ON: {e}"))?;
     Ok(())
 }

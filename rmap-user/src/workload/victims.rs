@@ -182,16 +182,6 @@ impl Drop for Victims {
     }
 }
 
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// One change of the page.
 fn change(addr: Page, op: VictimOp) -> Result<(), io::Error> {
     let addr = addr.0 as *mut libc::c_void;
@@ -245,9 +235,9 @@ fn victim(addr: Page, slot: &Slot, op: VictimOp) -> Result<(), io::Error> {
         if phase == STOP {
             return Ok(());
         }
-        let t0 = now_ns();
+        let t0 = crate::kernel::clock::monotonic_ns();
         change(addr, op)?;
-        let d = now_ns().saturating_sub(t0);
+        let d = crate::kernel::clock::monotonic_ns().saturating_sub(t0);
         if phase == WARMUP {
             recent[n % BASELINE_CALLS] = d;
             n += 1;

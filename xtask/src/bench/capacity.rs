@@ -3,11 +3,9 @@
 //! drained through rmap-user's decoder, aggregator and writers, stage by stage, timed. The
 //! work is in `integration-test/src/capacity.rs` (shared with its short test in `cargo xtask
 //! test`); this builds its `capacity` binary in release mode and runs it as root.
-use std::process::Command;
-
 use anyhow::Context as _;
 
-use crate::{build::workspace_root, cmd::run_ok};
+use crate::cmd::run_ok;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,16 +24,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.ringbuf_kib
         );
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "run",
-        "--release",
-        "--package",
-        "integration-test",
-        "--bin",
-        "capacity",
-    ]);
+    let mut cmd = super::integration_bin("capacity");
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         cmd.args(["--config", "target.'cfg(all())'.runner = ['sudo', '-E']"]);

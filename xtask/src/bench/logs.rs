@@ -26,19 +26,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "rmap-trace",
     ]))
     .context("building rmap-trace")?;
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "run",
-        "--release",
-        "--package",
-        "integration-test",
-        "--bin",
-        "logs",
-        "--",
-        "--mib",
-        &args.mib.to_string(),
-        "--dir",
-        "target/bench-logs",
-    ]);
+    let mut cmd = super::integration_bin("logs");
+    cmd.args(["--", "--mib", &args.mib.to_string(), "--dir", "target/bench-logs"]);
     run_ok(&mut cmd).context("the logs bench")
 }

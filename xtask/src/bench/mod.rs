@@ -36,3 +36,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Bench::Logs(a) => logs::run(a),
     }
 }
+
+/// `cargo run --release` of the `integration-test` binary `bin`, in the workspace, its own
+/// arguments still to come after a `--`.
+fn integration_bin(bin: &str) -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(crate::build::workspace_root()).args([
+        "run",
+        "--release",
+        "--package",
+        "integration-test",
+        "--bin",
+        bin,
+    ]);
+    cmd
+}
