@@ -19,7 +19,7 @@ mod toolchain;
 mod validator;
 mod vm;
 mod vm_test;
-mod walks;
+mod workload_out;
 
 use std::process::ExitCode;
 

@@ -85,13 +85,7 @@ fn measured(workload: &str) -> Vec<Measured> {
         .filter(|l| l.starts_with("victim:"))
         .filter_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            let field = |name: &str| {
-                words
-                    .iter()
-                    .position(|w| *w == name)
-                    .and_then(|i| words.get(i + 1))
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
+            let field = |name: &str| crate::workload_out::after::<u64>(&words, name);
             Some(Measured {
                 pid: field("pid")?,
                 calls: field("calls")?,

@@ -352,7 +352,8 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                         trigger_ns,
                         baseline_ns,
                         seen,
-                        expected: Some(crate::walks::expected(wtext).values().sum()).filter(|&n| n > 0),
+                        expected: Some(crate::workload_out::expected(wtext).values().sum())
+                            .filter(|&n| n > 0),
                         stats,
                     },
                 );

@@ -2,21 +2,11 @@
 //! JSON, the tracefs text, bpftrace's histogram). Pure functions, unit-tested.
 use std::collections::HashMap;
 
-/// `workload: ... triggered N by T in X ns` → (pages triggered, trigger ns).
+/// `workload: ... triggered N by T in X ns` → (pages triggered, trigger ns), of the first line.
 pub fn workload_line(text: &str) -> Option<(u64, u64)> {
-    let line = text.lines().find(|l| l.starts_with("workload: "))?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |key: &str| {
-        words
-            .iter()
-            .position(|w| *w == key)
-            .and_then(|i| words.get(i + 1)?.parse::<u64>().ok())
-    };
-    let ns = words
-        .iter()
-        .position(|w| *w == "ns")
-        .and_then(|i| words.get(i.checked_sub(1)?)?.parse().ok())?;
-    Some((after("triggered")?, ns))
+    crate::workload_out::lines(text)
+        .next()
+        .map(|l| (l.triggered, l.ns))
 }
 
 /// Walks rmap-trace saw: the sum of `types[].count` in its JSON.

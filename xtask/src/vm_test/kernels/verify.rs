@@ -76,7 +76,7 @@ fn mode_run(run: &GuestRun, label: &str, name: &str, mode: &str, c: &mut Checks)
     );
     let probes = kretprobe_counts(text(run, &format!("count-{name}")));
     let workload = text(run, &format!("w-{name}"));
-    let expected = crate::walks::expected(workload);
+    let expected = crate::workload_out::expected(workload);
     c.check(
         &format!("kernels {label} {name}: the workload's progress to a file is plain lines"),
         !workload.contains('\u{1b}'),
