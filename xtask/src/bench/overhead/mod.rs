@@ -41,6 +41,11 @@ pub enum Row {
     /// attach mechanism alone adds (BPF trampolines, program entry and exit), the floor of any
     /// fentry tool, rmap-trace's included.
     FentryEmpty,
+    /// bpftrace with empty `kprobe`/`kretprobe` programs on the walkers: what the kprobe
+    /// mechanism alone adds (the ftrace call, the kprobe and rethook handlers, program entry
+    /// and exit), the floor of any kprobe tool, rmap-trace's kprobe mode and bpftrace's
+    /// one-liner included.
+    KprobeEmpty,
 }
 
 impl Row {
@@ -57,6 +62,7 @@ impl Row {
             Row::Bpftrace => "bpftrace",
             Row::BpftraceKfunc => "bpftrace_kfunc",
             Row::FentryEmpty => "fentry_empty",
+            Row::KprobeEmpty => "kprobe_empty",
         }
     }
 }
@@ -157,7 +163,7 @@ pub struct Args {
     pub accel: guest::qemu::Accel,
 }
 
-const DEBIAN_ROWS: [Row; 10] = [
+const DEBIAN_ROWS: [Row; 11] = [
     Row::None,
     Row::Fentry,
     Row::FentryAll,
@@ -168,6 +174,7 @@ const DEBIAN_ROWS: [Row; 10] = [
     Row::BpftraceKfunc,
     Row::Tracefs,
     Row::FentryEmpty,
+    Row::KprobeEmpty,
 ];
 const OUR_ROWS: [Row; 3] = [Row::None, Row::Tracepoint, Row::Fentry];
 
@@ -318,7 +325,9 @@ fn collect(out: &GuestRun, rows: &[Row], workloads: &[Workload], reps: u32) -> t
                     Row::Bpftrace | Row::BpftraceKfunc => parse::bpftrace_hist_total(t),
                     // Empty programs count nothing: the walks are their runs (an entry and an
                     // exit each), from the kernel's run counts.
-                    Row::FentryEmpty => Some(stats.iter().map(|p| p.runs).sum::<u64>() / 2),
+                    Row::FentryEmpty | Row::KprobeEmpty => {
+                        Some(stats.iter().map(|p| p.runs).sum::<u64>() / 2)
+                    }
                     Row::Tracefs => match parse::gunzip_base64(t) {
                         Ok(text) => {
                             let (pairs, lost) = parse::tracefs_pairs(&text);

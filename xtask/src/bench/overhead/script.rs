@@ -71,6 +71,8 @@ for s in $SYMS; do BTK="${BTK:+$BTK,}kfunc:$s"; BTKR="${BTKR:+$BTKR,}kretfunc:$s
 BTKPROG="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTK { @start[tid] = nsecs; } $BTKR /@start[tid]/ { @ns = hist(nsecs - @start[tid]); delete(@start[tid]); } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
 # The fentry floor: empty fentry/fexit programs on the same functions.
 BTEMPTY="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTK { } $BTKR { } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
+# The kprobe floor: empty kprobe/kretprobe programs on the same functions.
+BTEMPTYK="BEGIN { printf(\"bpftrace-ready\\n\"); } $BTE { } $BTR { } tracepoint:syscalls:sys_enter_sync /comm == \"sync\"/ { exit(); }"
 if [ -d $BT ]; then
   mount -t debugfs none /sys/kernel/debug 2>/dev/null
   mkdir -p $BT/proc $BT/sys $BT/dev $BT/tmp
@@ -83,6 +85,8 @@ start_bpftrace_kfunc() { start_bt "$BTKPROG"; }
 stop_bpftrace_kfunc() { stop_bpftrace; }
 start_fentry_empty() { start_bt "$BTEMPTY"; }
 stop_fentry_empty() { stop_bpftrace; }
+start_kprobe_empty() { start_bt "$BTEMPTYK"; }
+stop_kprobe_empty() { stop_bpftrace; }
 start_bt() {
   chroot $BT /usr/bin/bpftrace -B line -e "$1" > /tmp/bt.txt 2>&1 &
   T=$!
