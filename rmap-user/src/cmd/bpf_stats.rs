@@ -2,7 +2,7 @@
 //! every BPF program loaded on the host, whoever loaded it (rmap-trace's, bpftrace's), one line
 //! each. The kernel only counts while `kernel.bpf_stats_enabled` is 1 (kernel/bpf/syscall.c,
 //! `bpf_stats_enabled_key`; the trampoline and `bpf_prog_run` time each run then): what the
-//! program bodies cost, without the attach mechanism (int3, trampoline) around them.
+//! program bodies cost, without the attach mechanism (kprobe handlers, trampolines) around them.
 use anyhow::Context as _;
 
 pub fn run() -> anyhow::Result<()> {

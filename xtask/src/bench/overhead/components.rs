@@ -1,7 +1,7 @@
 //! Where a tracer's time goes, from the kernel's own accounting rather than wall-clock
 //! differences: each BPF program's run count and run time (`kernel.bpf_stats_enabled`), per
 //! walk of the workload, median over the repetitions. It covers the program bodies only: the
-//! attach mechanism around them (a kprobe's int3, the fentry trampoline) and the reader in user
+//! attach mechanism around them (the kprobe handlers, the fentry trampoline) and the reader in user
 //! space are not in it; the wall-clock rows are. Pure, unit-tested.
 use std::collections::BTreeMap;
 
